@@ -1,0 +1,625 @@
+//! Telegram Mini App authentication: verifying `initData`.
+//!
+//! The Mini App sends `Authorization: tma <initData>`, where initData is the raw
+//! `Telegram.WebApp.initData` query string. Telegram signs it with a key derived from the
+//! bot token, so a valid hash proves that Telegram issued it to this bot:
+//!
+//! - `secret = HMAC_SHA256(key = "WebAppData", msg = bot_token)`, derived once;
+//! - `hash = hex(HMAC_SHA256(key = secret, msg = data_check_string))`, where the
+//!   data_check_string is every field but `hash`, as `key=value` with the value URL-decoded,
+//!   sorted by key and joined by `\n`.
+//!
+//! Nothing here logs or echoes the initData, the hash or the token.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use ring::hmac;
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::values::TelegramId;
+
+/// How far in the future an `auth_date` may lie, for clocks that disagree a little.
+pub const MAX_CLOCK_SKEW: Duration = Duration::seconds(60);
+
+/// The default for how old initData may be: one day.
+pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(86_400);
+
+/// Why initData was refused. Each reason has a stable `code` for API clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("the Authorization header is missing")]
+    MissingAuthorization,
+    #[error("the Authorization header must use the tma scheme: `tma <initData>`")]
+    InvalidScheme,
+    #[error("initData has no hash")]
+    MissingHash,
+    #[error("initData repeats a key")]
+    DuplicateKey,
+    #[error("initData hash is not 64 hexadecimal characters")]
+    InvalidHashFormat,
+    #[error("initData signature does not match")]
+    HashMismatch,
+    #[error("initData has no auth_date")]
+    MissingAuthDate,
+    #[error("initData auth_date is not a unix timestamp")]
+    InvalidAuthDate,
+    #[error("initData has expired")]
+    Expired,
+    #[error("initData auth_date is in the future")]
+    AuthDateInFuture,
+    #[error("initData has no user")]
+    MissingUser,
+    #[error("initData user is not valid JSON with a positive id")]
+    InvalidUser,
+}
+
+impl AuthError {
+    /// The stable, machine-readable reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::MissingAuthorization => "missing_authorization",
+            AuthError::InvalidScheme => "invalid_auth_scheme",
+            AuthError::MissingHash => "missing_hash",
+            AuthError::DuplicateKey => "duplicate_key",
+            AuthError::InvalidHashFormat => "invalid_hash_format",
+            AuthError::HashMismatch => "hash_mismatch",
+            AuthError::MissingAuthDate => "missing_auth_date",
+            AuthError::InvalidAuthDate => "invalid_auth_date",
+            AuthError::Expired => "init_data_expired",
+            AuthError::AuthDateInFuture => "auth_date_in_future",
+            AuthError::MissingUser => "missing_user",
+            AuthError::InvalidUser => "invalid_user",
+        }
+    }
+}
+
+/// The Telegram profile carried by verified initData.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramUser {
+    pub id: TelegramId,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// initData whose signature and freshness have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedInitData {
+    pub user: TelegramUser,
+    pub auth_date: OffsetDateTime,
+}
+
+/// Extracts the initData from an `Authorization` header value (`tma <initData>`).
+///
+/// The scheme is matched case-insensitively, as HTTP auth schemes are.
+pub fn init_data_from_authorization(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::MissingAuthorization)?;
+    let (scheme, data) = header
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthError::InvalidScheme)?;
+    if !scheme.eq_ignore_ascii_case("tma") {
+        return Err(AuthError::InvalidScheme);
+    }
+    let data = data.trim();
+    if data.is_empty() {
+        return Err(AuthError::InvalidScheme);
+    }
+    Ok(data)
+}
+
+/// Verifies (and, for tools and tests, signs) initData for one bot.
+///
+/// The secret key is derived from the bot token once, here; the token itself is not kept.
+pub struct InitDataVerifier {
+    key: hmac::Key,
+    max_age: Duration,
+}
+
+/// Never prints key material.
+impl fmt::Debug for InitDataVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitDataVerifier")
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct UserJson {
+    id: i64,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+impl InitDataVerifier {
+    pub fn new(bot_token: &str, max_age: Duration) -> Self {
+        let web_app_data = hmac::Key::new(hmac::HMAC_SHA256, b"WebAppData");
+        let secret = hmac::sign(&web_app_data, bot_token.as_bytes());
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_ref()),
+            max_age,
+        }
+    }
+
+    /// Checks the signature, then freshness against `now`, then the user.
+    ///
+    /// The string is split on `&` before any decoding, so an encoded `&` or `=` inside a
+    /// value cannot shift fields. A repeated key is refused rather than guessed at.
+    pub fn verify(
+        &self,
+        init_data: &str,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedInitData, AuthError> {
+        let mut fields: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(8);
+        let mut hash: Option<Cow<'_, str>> = None;
+        for part in init_data.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = decode_pair(part);
+            if key == "hash" {
+                if hash.replace(value).is_some() {
+                    return Err(AuthError::DuplicateKey);
+                }
+            } else {
+                fields.push((key, value));
+            }
+        }
+        fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if fields.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(AuthError::DuplicateKey);
+        }
+
+        let hash = hash.ok_or(AuthError::MissingHash)?;
+        let expected = decode_hex_32(&hash).ok_or(AuthError::InvalidHashFormat)?;
+        let check_string = data_check_string(&fields);
+        // ring's verify compares in constant time.
+        hmac::verify(&self.key, check_string.as_bytes(), &expected)
+            .map_err(|_| AuthError::HashMismatch)?;
+
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_ref())
+        };
+
+        let auth_date = field("auth_date").ok_or(AuthError::MissingAuthDate)?;
+        let auth_date: i64 = auth_date.parse().map_err(|_| AuthError::InvalidAuthDate)?;
+        let auth_date = OffsetDateTime::from_unix_timestamp(auth_date)
+            .map_err(|_| AuthError::InvalidAuthDate)?;
+        if auth_date - now > MAX_CLOCK_SKEW {
+            return Err(AuthError::AuthDateInFuture);
+        }
+        if now - auth_date > self.max_age {
+            return Err(AuthError::Expired);
+        }
+
+        let user = field("user").ok_or(AuthError::MissingUser)?;
+        let user: UserJson = serde_json::from_str(user).map_err(|_| AuthError::InvalidUser)?;
+        let id = TelegramId::parse(user.id).map_err(|_| AuthError::InvalidUser)?;
+        Ok(VerifiedInitData {
+            user: TelegramUser {
+                id,
+                username: user.username,
+                first_name: user.first_name,
+                last_name: user.last_name,
+            },
+            auth_date,
+        })
+    }
+
+    /// Signs `fields` as Telegram would and returns the initData query string, `hash` last.
+    ///
+    /// For the `sign-init-data` command and for tests: a client of a real shop gets its
+    /// initData from Telegram, never from this.
+    pub fn sign(&self, fields: &[(&str, &str)]) -> String {
+        let mut sorted: Vec<(Cow<'_, str>, Cow<'_, str>)> = fields
+            .iter()
+            .map(|&(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let tag = hmac::sign(&self.key, data_check_string(&sorted).as_bytes());
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in fields {
+            out.append_pair(k, v);
+        }
+        out.append_pair("hash", &encode_hex(tag.as_ref()));
+        out.finish()
+    }
+}
+
+fn decode_pair(part: &str) -> (Cow<'_, str>, Cow<'_, str>) {
+    // `part` holds no raw `&`, so the parser yields at most one pair: it splits at the first
+    // `=` and percent-decodes both sides (`+` is a space), as URLSearchParams does.
+    form_urlencoded::parse(part.as_bytes())
+        .next()
+        .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")))
+}
+
+fn data_check_string(sorted: &[(Cow<'_, str>, Cow<'_, str>)]) -> String {
+    let len = sorted.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(len);
+    for (i, (k, v)) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+fn decode_hex_32(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+    }
+    Some(out)
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKEN: &str = "123456:TEST-TOKEN";
+    const NOW: i64 = 1_766_400_000;
+
+    fn verifier() -> InitDataVerifier {
+        InitDataVerifier::new(TOKEN, DEFAULT_MAX_AGE)
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(NOW).unwrap()
+    }
+
+    fn user_json() -> String {
+        r#"{"id":987654321,"first_name":"Иван","last_name":"Петров","username":"ivan","language_code":"ru"}"#.to_owned()
+    }
+
+    fn signed(fields: &[(&str, &str)]) -> String {
+        verifier().sign(fields)
+    }
+
+    fn standard() -> String {
+        let auth_date = NOW.to_string();
+        signed(&[
+            ("query_id", "AAH"),
+            ("user", &user_json()),
+            ("auth_date", &auth_date),
+        ])
+    }
+
+    /// A hash computed independently of `sign`, straight from Telegram's description.
+    fn telegram_hash(check_string: &str) -> String {
+        let secret = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, b"WebAppData"),
+            TOKEN.as_bytes(),
+        );
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, secret.as_ref()),
+            check_string.as_bytes(),
+        );
+        encode_hex(tag.as_ref())
+    }
+
+    #[test]
+    fn valid_init_data_yields_the_user() {
+        let verified = verifier().verify(&standard(), now()).unwrap();
+        assert_eq!(verified.user.id.get(), 987_654_321);
+        assert_eq!(verified.user.first_name.as_deref(), Some("Иван"));
+        assert_eq!(verified.user.last_name.as_deref(), Some("Петров"));
+        assert_eq!(verified.user.username.as_deref(), Some("ivan"));
+        assert_eq!(verified.auth_date.unix_timestamp(), NOW);
+    }
+
+    #[test]
+    fn hash_follows_telegrams_algorithm_not_just_our_signer() {
+        // Built by hand: percent-encoded user JSON, fields in a non-sorted order.
+        let user = r#"{"id":42,"first_name":"Ann"}"#;
+        let check = format!("auth_date={NOW}\nquery_id=Q1\nuser={user}");
+        let hash = telegram_hash(&check);
+        let encoded_user: String = form_urlencoded::byte_serialize(user.as_bytes()).collect();
+        let raw = format!("user={encoded_user}&query_id=Q1&auth_date={NOW}&hash={hash}");
+        let verified = verifier().verify(&raw, now()).unwrap();
+        assert_eq!(verified.user.id.get(), 42);
+    }
+
+    #[test]
+    fn encoded_ampersand_and_equals_inside_a_value_cannot_shift_fields() {
+        let auth_date = NOW.to_string();
+        let raw = signed(&[
+            ("auth_date", &auth_date),
+            ("start_param", "a=b&hash=00&user=evil"),
+            ("user", &user_json()),
+        ]);
+        assert!(
+            raw.contains("a%3Db%26hash%3D00"),
+            "the value must travel encoded: {raw}"
+        );
+        let verified = verifier().verify(&raw, now()).unwrap();
+        assert_eq!(verified.user.id.get(), 987_654_321);
+    }
+
+    #[test]
+    fn cyrillic_names_survive_encoding() {
+        let auth_date = NOW.to_string();
+        let user = r#"{"id":5,"first_name":"Ёжик","last_name":"В тумане","username":"ёж"}"#;
+        let raw = signed(&[("auth_date", &auth_date), ("user", user)]);
+        let verified = verifier().verify(&raw, now()).unwrap();
+        assert_eq!(verified.user.first_name.as_deref(), Some("Ёжик"));
+        assert_eq!(verified.user.last_name.as_deref(), Some("В тумане"));
+    }
+
+    #[test]
+    fn escaped_slashes_in_photo_url_are_signed_as_sent() {
+        // Telegram escapes `/` as `\/` in the user JSON; the check string keeps the escapes.
+        let user =
+            r#"{"id":7,"first_name":"A","photo_url":"https:\/\/t.me\/i\/userpic\/320\/x.svg"}"#;
+        let check = format!("auth_date={NOW}\nuser={user}");
+        let hash = telegram_hash(&check);
+        let encoded: String = form_urlencoded::byte_serialize(user.as_bytes()).collect();
+        let raw = format!("auth_date={NOW}&user={encoded}&hash={hash}");
+        assert_eq!(verifier().verify(&raw, now()).unwrap().user.id.get(), 7);
+    }
+
+    #[test]
+    fn signature_field_stays_in_the_check_string() {
+        let auth_date = NOW.to_string();
+        let raw = signed(&[
+            ("auth_date", &auth_date),
+            ("signature", "c2lnbmF0dXJl"),
+            ("user", &user_json()),
+        ]);
+        assert!(verifier().verify(&raw, now()).is_ok());
+        // Dropping the signature field changes the check string, so the hash no longer fits.
+        let without: Vec<&str> = raw
+            .split('&')
+            .filter(|p| !p.starts_with("signature="))
+            .collect();
+        assert_eq!(
+            verifier().verify(&without.join("&"), now()),
+            Err(AuthError::HashMismatch)
+        );
+    }
+
+    #[test]
+    fn authorization_header_needs_the_tma_scheme() {
+        assert_eq!(
+            init_data_from_authorization(None),
+            Err(AuthError::MissingAuthorization)
+        );
+        assert_eq!(
+            init_data_from_authorization(Some("Bearer abc")),
+            Err(AuthError::InvalidScheme)
+        );
+        assert_eq!(
+            init_data_from_authorization(Some("tma")),
+            Err(AuthError::InvalidScheme)
+        );
+        assert_eq!(
+            init_data_from_authorization(Some("tma   ")),
+            Err(AuthError::InvalidScheme)
+        );
+        assert_eq!(init_data_from_authorization(Some("TMA a=1")), Ok("a=1"));
+    }
+
+    #[test]
+    fn missing_hash_is_rejected() {
+        let raw = standard();
+        let without: Vec<&str> = raw.split('&').filter(|p| !p.starts_with("hash=")).collect();
+        assert_eq!(
+            verifier().verify(&without.join("&"), now()),
+            Err(AuthError::MissingHash)
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let raw = standard();
+        assert_eq!(
+            verifier().verify(&format!("{raw}&query_id=BBB"), now()),
+            Err(AuthError::DuplicateKey)
+        );
+        assert_eq!(
+            verifier().verify(&format!("{raw}&hash=00"), now()),
+            Err(AuthError::DuplicateKey)
+        );
+    }
+
+    #[test]
+    fn malformed_hash_is_rejected() {
+        let raw = standard();
+        let (body, _) = raw.rsplit_once("&hash=").unwrap();
+        for bad in ["abc", &"z".repeat(64), &"a".repeat(63), &"a".repeat(66)] {
+            let candidate = format!("{body}&hash={bad}");
+            assert_eq!(
+                verifier().verify(&candidate, now()),
+                Err(AuthError::InvalidHashFormat),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_user_is_rejected() {
+        let raw = standard().replace("987654321", "987654322");
+        assert_eq!(verifier().verify(&raw, now()), Err(AuthError::HashMismatch));
+    }
+
+    #[test]
+    fn a_different_bot_token_does_not_verify() {
+        let other = InitDataVerifier::new("654321:OTHER", DEFAULT_MAX_AGE);
+        assert_eq!(
+            other.verify(&standard(), now()),
+            Err(AuthError::HashMismatch)
+        );
+    }
+
+    #[test]
+    fn auth_date_must_be_present_and_numeric() {
+        let raw = signed(&[("user", &user_json())]);
+        assert_eq!(
+            verifier().verify(&raw, now()),
+            Err(AuthError::MissingAuthDate)
+        );
+        let raw = signed(&[("auth_date", "yesterday"), ("user", &user_json())]);
+        assert_eq!(
+            verifier().verify(&raw, now()),
+            Err(AuthError::InvalidAuthDate)
+        );
+    }
+
+    #[test]
+    fn stale_init_data_is_rejected() {
+        let at = |t: i64| signed(&[("auth_date", &t.to_string()), ("user", &user_json())]);
+        assert!(
+            verifier().verify(&at(NOW - 86_400), now()).is_ok(),
+            "exactly max age is fine"
+        );
+        assert_eq!(
+            verifier().verify(&at(NOW - 86_401), now()),
+            Err(AuthError::Expired)
+        );
+        let strict = InitDataVerifier::new(TOKEN, Duration::seconds(60));
+        assert_eq!(strict.verify(&at(NOW - 61), now()), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn auth_date_more_than_a_minute_ahead_is_rejected() {
+        let at = |t: i64| signed(&[("auth_date", &t.to_string()), ("user", &user_json())]);
+        assert!(verifier().verify(&at(NOW + 60), now()).is_ok());
+        assert_eq!(
+            verifier().verify(&at(NOW + 61), now()),
+            Err(AuthError::AuthDateInFuture)
+        );
+    }
+
+    #[test]
+    fn user_must_be_present_and_valid() {
+        let auth_date = NOW.to_string();
+        let raw = signed(&[("auth_date", &auth_date)]);
+        assert_eq!(verifier().verify(&raw, now()), Err(AuthError::MissingUser));
+        for bad in [
+            "not json",
+            r#"{"first_name":"A"}"#,
+            r#"{"id":-4}"#,
+            r#"{"id":"12"}"#,
+        ] {
+            let raw = signed(&[("auth_date", &auth_date), ("user", bad)]);
+            assert_eq!(
+                verifier().verify(&raw, now()),
+                Err(AuthError::InvalidUser),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_has_a_distinct_code() {
+        let all = [
+            AuthError::MissingAuthorization,
+            AuthError::InvalidScheme,
+            AuthError::MissingHash,
+            AuthError::DuplicateKey,
+            AuthError::InvalidHashFormat,
+            AuthError::HashMismatch,
+            AuthError::MissingAuthDate,
+            AuthError::InvalidAuthDate,
+            AuthError::Expired,
+            AuthError::AuthDateInFuture,
+            AuthError::MissingUser,
+            AuthError::InvalidUser,
+        ];
+        let mut codes: Vec<_> = all.iter().map(AuthError::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn debug_output_holds_no_key_material() {
+        let printed = format!("{:?}", verifier());
+        assert!(!printed.contains("TEST-TOKEN"));
+    }
+
+    /// What a raw initData string means once decoded: its fields, with the hash lowercased.
+    fn meaning(raw: &str) -> Vec<(String, String)> {
+        let mut fields: Vec<(String, String)> = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = decode_pair(p);
+                let v = if k == "hash" {
+                    v.to_ascii_lowercase()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    proptest! {
+        #[test]
+        fn sign_then_verify_round_trips(
+            id in 1i64..i64::MAX,
+            first in "\\PC{0,24}",
+            extra in "\\PC{0,40}",
+            age in 0i64..86_400,
+        ) {
+            let user = serde_json::json!({"id": id, "first_name": first}).to_string();
+            let auth_date = (NOW - age).to_string();
+            let raw = signed(&[("auth_date", &auth_date), ("query_id", &extra), ("user", &user)]);
+            let verified = verifier().verify(&raw, now()).unwrap();
+            prop_assert_eq!(verified.user.id.get(), id);
+            prop_assert_eq!(verified.user.first_name.as_deref(), Some(first.as_str()));
+        }
+
+        #[test]
+        fn any_changed_byte_fails(index in any::<prop::sample::Index>(), replacement in 0x20u8..0x7f) {
+            let raw = standard();
+            let mut bytes = raw.clone().into_bytes();
+            let at = index.index(bytes.len());
+            prop_assume!(bytes[at] != replacement);
+            bytes[at] = replacement;
+            let mutated = String::from_utf8(bytes).unwrap();
+            // Some edits do not change what the string means (`%2C` and `%2c`, a hash digit's
+            // case): the signature rightly still holds for those. Every other edit must fail.
+            prop_assume!(meaning(&mutated) != meaning(&raw));
+            prop_assert!(verifier().verify(&mutated, now()).is_err());
+        }
+    }
+}

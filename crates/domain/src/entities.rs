@@ -1,0 +1,145 @@
+//! The shop's entities as the rest of the system sees them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use crate::money::Money;
+use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
+
+/// A customer, created on their first authenticated request (lazy onboarding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub telegram_id: TelegramId,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A section of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub id: CategoryId,
+    pub name: String,
+    pub slug: String,
+    pub sort_order: i32,
+}
+
+/// Something the shop sells. Only active products are shown or can be ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: ProductId,
+    pub category_id: CategoryId,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Money,
+    pub image_url: Option<String>,
+    pub is_active: bool,
+    pub sort_order: i32,
+}
+
+/// Where an order is in its life. A new order is [`OrderStatus::Pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Processing,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Processing,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The stable spelling used in JSON and in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Processing => "PROCESSING",
+            OrderStatus::Shipped => "SHIPPED",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownOrderStatus(pub String);
+
+impl FromStr for OrderStatus {
+    type Err = UnknownOrderStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownOrderStatus(s.to_owned()))
+    }
+}
+
+/// A placed order with its lines. Line names and prices are snapshots taken when the
+/// order was placed, so later catalog changes do not alter it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub total_amount: Money,
+    pub delivery_address: String,
+    pub phone: String,
+    pub comment: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub items: Vec<OrderItem>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItem {
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub quantity: u32,
+    /// The unit price when the order was placed.
+    pub price: Money,
+}
+
+impl OrderItem {
+    /// `price × quantity`. Cannot overflow: the order's total was computed from the same
+    /// values when it was placed.
+    pub fn line_total(&self) -> Money {
+        self.price.checked_mul(self.quantity).unwrap_or(self.price)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_status_round_trips_through_its_spelling() {
+        for status in OrderStatus::ALL {
+            assert_eq!(status.as_str().parse::<OrderStatus>().unwrap(), status);
+        }
+        assert!("pending".parse::<OrderStatus>().is_err());
+    }
+}

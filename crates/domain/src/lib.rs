@@ -1,0 +1,24 @@
+//! BotShop's pure core.
+//!
+//! It holds the shop's rules: entities and value types with their invariants, order
+//! validation and pricing, Telegram `initData` verification, the use-case services, and
+//! the ports (repository and notifier traits) that adapters implement.
+//!
+//! Architecture invariant: this crate performs no I/O and depends on no I/O crate — no
+//! sea-orm, actix, reqwest or tokio networking. Time comes in as a parameter.
+
+pub mod auth;
+pub mod entities;
+pub mod error;
+pub mod money;
+pub mod order;
+pub mod pagination;
+pub mod ports;
+pub mod services;
+pub mod values;
+
+pub use entities::{Category, Order, OrderItem, OrderStatus, Product, User};
+pub use error::{FieldError, RepositoryError};
+pub use money::Money;
+pub use pagination::{Page, Paginated};
+pub use values::{CategoryId, OrderId, ProductId, Quantity, TelegramId, UserId};

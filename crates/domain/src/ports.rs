@@ -1,0 +1,122 @@
+//! The ports: what the domain needs from the outside world.
+//!
+//! Adapters implement these traits; the domain and its tests see only the traits. Share
+//! them as `Arc<dyn Port>`. With the `mocks` feature, mockall generates `Mock*` doubles.
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use crate::auth::TelegramUser;
+use crate::entities::{Category, Order, Product, User};
+use crate::error::RepositoryError;
+use crate::order::{NewOrder, PlaceOrderError};
+use crate::pagination::{Page, Paginated};
+use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
+
+/// Stores customers.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates the user with this Telegram id, or updates its username and names when they
+    /// differ from what is stored, and returns the stored user.
+    ///
+    /// MUST be a single atomic upsert: two first requests of one user racing each other
+    /// both succeed and see the same [`User::id`]. `now` becomes `created_at` for a new
+    /// user and `updated_at` whenever something changed.
+    async fn upsert(
+        &self,
+        profile: &TelegramUser,
+        now: OffsetDateTime,
+    ) -> Result<User, RepositoryError>;
+}
+
+/// Which products a listing shows. Only active products are ever listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    pub category_id: Option<CategoryId>,
+}
+
+/// Reads the catalog.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CatalogRepository: Send + Sync {
+    /// Categories ordered by `sort_order`, then `id`.
+    async fn list_categories(&self, page: Page) -> Result<Paginated<Category>, RepositoryError>;
+
+    /// Active products matching `filter`, ordered by `sort_order`, then `id`. `total`
+    /// counts every match, not just this page.
+    async fn list_products(
+        &self,
+        filter: ProductFilter,
+        page: Page,
+    ) -> Result<Paginated<Product>, RepositoryError>;
+
+    /// The product if it exists and is active; `None` otherwise, so that an inactive
+    /// product is indistinguishable from a missing one.
+    async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
+}
+
+/// Stores orders.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrderRepository: Send + Sync {
+    /// Prices and stores a new order in one transaction.
+    ///
+    /// MUST read the current products inside the transaction and price the draft with
+    /// [`crate::order::price_order`], so the snapshot is the price at commit time; MUST write
+    /// the order and all its lines atomically, with status `PENDING`.
+    ///
+    /// # Errors
+    /// - [`PlaceOrderError::ProductNotFound`] / [`PlaceOrderError::ProductUnavailable`] as
+    ///   [`crate::order::price_order`] decides, with nothing written;
+    /// - [`PlaceOrderError::Repository`] for storage failures, with nothing written.
+    async fn place(&self, order: NewOrder) -> Result<Order, PlaceOrderError>;
+
+    /// The user's orders, newest first (ties broken by id, descending), with their lines.
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: Page,
+    ) -> Result<Paginated<Order>, RepositoryError>;
+
+    /// The order if it exists and belongs to `user`; `None` otherwise, so that another
+    /// customer's order is indistinguishable from a missing one.
+    async fn find_for_user(
+        &self,
+        user: UserId,
+        id: OrderId,
+    ) -> Result<Option<Order>, RepositoryError>;
+}
+
+/// What the manager is told about a new order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPlaced {
+    pub order: Order,
+    /// The customer's Telegram id, shown to the manager as "ID 987654321".
+    pub customer: TelegramId,
+}
+
+/// Why a notification was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// Worth retrying: network trouble, a 5xx, or a 429 (with the wait Telegram asked for).
+    #[error("transient notification failure: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: a bad token, an unknown chat, a bot blocked by the manager.
+    #[error("permanent notification failure: {reason}")]
+    Permanent { reason: String },
+}
+
+/// Tells the shop's manager about orders.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers the new-order message to the manager.
+    ///
+    /// Error reasons MUST NOT contain secrets (the bot token) or the customer's personal
+    /// data, because callers log them.
+    async fn order_placed(&self, notification: &OrderPlaced) -> Result<(), NotifyError>;
+}

@@ -1,0 +1,250 @@
+//! Use cases with logic of their own. Plain reads go straight to the repository ports.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::auth::{AuthError, InitDataVerifier, init_data_from_authorization};
+use crate::entities::{Order, User};
+use crate::error::RepositoryError;
+use crate::order::{NewOrder, OrderDraft, PlaceOrderError};
+use crate::ports::{Notifier, OrderPlaced, OrderRepository, UserRepository};
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    #[error(transparent)]
+    Rejected(#[from] AuthError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Turns an `Authorization` header into a known customer, onboarding them on first sight.
+#[derive(Clone)]
+pub struct Authenticator {
+    verifier: Arc<InitDataVerifier>,
+    users: Arc<dyn UserRepository>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(verifier: Arc<InitDataVerifier>, users: Arc<dyn UserRepository>) -> Self {
+        Self { verifier, users }
+    }
+
+    /// Verifies the header's initData and upserts the user it names.
+    ///
+    /// The user's identity comes only from the verified `user` field.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<User, AuthenticateError> {
+        let init_data = init_data_from_authorization(authorization)?;
+        let verified = self.verifier.verify(init_data, now)?;
+        Ok(self.users.upsert(&verified.user, now).await?)
+    }
+}
+
+/// Places orders and tells the manager.
+#[derive(Clone)]
+pub struct OrderService {
+    orders: Arc<dyn OrderRepository>,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl std::fmt::Debug for OrderService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderService").finish_non_exhaustive()
+    }
+}
+
+impl OrderService {
+    pub fn new(orders: Arc<dyn OrderRepository>, notifier: Arc<dyn Notifier>) -> Self {
+        Self { orders, notifier }
+    }
+
+    /// Prices and stores the order, then notifies the manager.
+    ///
+    /// The notification happens after the commit, and its failure never fails the order:
+    /// the customer's order stands, and the failure is logged. (Wire a notifier that
+    /// delivers in the background so the customer does not wait on Telegram.)
+    pub async fn place(
+        &self,
+        customer: &User,
+        draft: OrderDraft,
+        now: OffsetDateTime,
+    ) -> Result<Order, PlaceOrderError> {
+        let order = self
+            .orders
+            .place(NewOrder {
+                user_id: customer.id,
+                draft,
+                placed_at: now,
+            })
+            .await?;
+        let notification = OrderPlaced {
+            order: order.clone(),
+            customer: customer.telegram_id,
+        };
+        if let Err(error) = self.notifier.order_placed(&notification).await {
+            tracing::warn!(order_id = order.id.0, %error, "could not notify the manager of a new order");
+        }
+        Ok(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::always;
+
+    use super::*;
+    use crate::auth::DEFAULT_MAX_AGE;
+    use crate::entities::{OrderItem, OrderStatus};
+    use crate::money::Money;
+    use crate::order::{OrderInput, OrderLineInput};
+    use crate::ports::{MockNotifier, MockOrderRepository, MockUserRepository, NotifyError};
+    use crate::values::{OrderId, ProductId, TelegramId, UserId};
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_766_400_000).unwrap()
+    }
+
+    fn customer() -> User {
+        User {
+            id: UserId(1),
+            telegram_id: TelegramId::parse(987_654_321).unwrap(),
+            username: None,
+            first_name: Some("Иван".into()),
+            last_name: None,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn draft() -> OrderDraft {
+        OrderDraft::parse(OrderInput {
+            items: vec![OrderLineInput {
+                product_id: 1,
+                quantity: 2,
+            }],
+            delivery_address: "ул. Пушкина, д. 10".into(),
+            phone: "+79001234567".into(),
+            comment: None,
+        })
+        .unwrap()
+    }
+
+    fn stored(new: &NewOrder) -> Order {
+        Order {
+            id: OrderId(123),
+            user_id: new.user_id,
+            status: OrderStatus::Pending,
+            total_amount: Money::from_minor(50_000).unwrap(),
+            delivery_address: new.draft.delivery_address().as_str().into(),
+            phone: new.draft.phone().as_str().into(),
+            comment: None,
+            created_at: new.placed_at,
+            updated_at: new.placed_at,
+            items: vec![OrderItem {
+                product_id: ProductId(1),
+                product_name: "Товар 1".into(),
+                quantity: 2,
+                price: Money::from_minor(25_000).unwrap(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notifier_failure_does_not_fail_placement() {
+        let mut orders = MockOrderRepository::new();
+        orders
+            .expect_place()
+            .times(1)
+            .returning(|new| Ok(stored(&new)));
+        let mut notifier = MockNotifier::new();
+        notifier.expect_order_placed().times(1).returning(|_| {
+            Err(NotifyError::Transient {
+                reason: "telegram is down".into(),
+                retry_after: None,
+            })
+        });
+        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
+
+        let order = service.place(&customer(), draft(), now()).await.unwrap();
+        assert_eq!(order.id, OrderId(123));
+    }
+
+    #[tokio::test]
+    async fn the_manager_is_told_who_ordered_what() {
+        let mut orders = MockOrderRepository::new();
+        orders.expect_place().returning(|new| Ok(stored(&new)));
+        let mut notifier = MockNotifier::new();
+        notifier
+            .expect_order_placed()
+            .withf(|n| n.order.id == OrderId(123) && n.customer.get() == 987_654_321)
+            .times(1)
+            .returning(|_| Ok(()));
+        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
+        service.place(&customer(), draft(), now()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_placement_notifies_nobody() {
+        let mut orders = MockOrderRepository::new();
+        orders
+            .expect_place()
+            .returning(|_| Err(PlaceOrderError::ProductNotFound(vec![ProductId(1)])));
+        let mut notifier = MockNotifier::new();
+        notifier.expect_order_placed().times(0);
+        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
+        assert!(matches!(
+            service.place(&customer(), draft(), now()).await,
+            Err(PlaceOrderError::ProductNotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn authentication_upserts_the_verified_user_only() {
+        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
+        let auth_date = now().unix_timestamp().to_string();
+        let header = format!(
+            "tma {}",
+            verifier.sign(&[
+                ("auth_date", &auth_date),
+                ("user", r#"{"id":987654321,"first_name":"Иван"}"#)
+            ])
+        );
+        let mut users = MockUserRepository::new();
+        users
+            .expect_upsert()
+            .withf(|profile, _| profile.id.get() == 987_654_321)
+            .times(1)
+            .returning(|_, _| Ok(customer()));
+        let auth = Authenticator::new(verifier, Arc::new(users));
+        let user = auth.authenticate(Some(&header), now()).await.unwrap();
+        assert_eq!(user.id, UserId(1));
+    }
+
+    #[tokio::test]
+    async fn rejected_init_data_never_reaches_the_repository() {
+        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
+        let mut users = MockUserRepository::new();
+        users.expect_upsert().with(always(), always()).times(0);
+        let auth = Authenticator::new(verifier, Arc::new(users));
+        let result = auth
+            .authenticate(Some("tma user=%7B%7D&hash=00"), now())
+            .await;
+        assert!(matches!(
+            result,
+            Err(AuthenticateError::Rejected(AuthError::InvalidHashFormat))
+        ));
+    }
+}

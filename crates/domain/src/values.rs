@@ -1,0 +1,282 @@
+//! Value types with invariants: parse, don't validate.
+
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The shop's own id of a user (not the Telegram id).
+    UserId
+);
+id_type!(
+    /// A category's id.
+    CategoryId
+);
+id_type!(
+    /// A product's id.
+    ProductId
+);
+id_type!(
+    /// An order's id; the manager sees it as "#123".
+    OrderId
+);
+
+/// A Telegram user id: a positive integer that may exceed 32 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TelegramId(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("telegram id must be a positive integer")]
+pub struct InvalidTelegramId;
+
+impl TelegramId {
+    pub fn parse(value: i64) -> Result<Self, InvalidTelegramId> {
+        if value <= 0 {
+            return Err(InvalidTelegramId);
+        }
+        Ok(Self(value))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TelegramId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How many units of one product an order line holds: 1 to [`Quantity::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quantity(u32);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("quantity must be between 1 and {max}", max = Quantity::MAX)]
+pub struct InvalidQuantity;
+
+impl Quantity {
+    pub const MAX: u32 = 100;
+
+    pub fn parse(value: i64) -> Result<Self, InvalidQuantity> {
+        match u32::try_from(value) {
+            Ok(v) if (1..=Self::MAX).contains(&v) => Ok(Self(v)),
+            _ => Err(InvalidQuantity),
+        }
+    }
+
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+/// A plausible phone number: an optional leading `+`, 7 to 15 digits, and spaces, dashes
+/// and parentheses as the customer likes to type them. Kept as typed (trimmed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "phone must be 7 to 15 digits, optionally starting with + and grouped by spaces, dashes or parentheses"
+)]
+pub struct InvalidPhone;
+
+impl Phone {
+    pub fn parse(value: &str) -> Result<Self, InvalidPhone> {
+        let trimmed = value.trim();
+        let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
+        let mut digits = 0usize;
+        for c in body.chars() {
+            match c {
+                '0'..='9' => digits += 1,
+                ' ' | '-' | '(' | ')' => {}
+                _ => return Err(InvalidPhone),
+            }
+        }
+        if !(7..=15).contains(&digits) {
+            return Err(InvalidPhone);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Personal data: never printed in full, even by `{:?}`.
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Phone(<redacted>)")
+    }
+}
+
+/// Where the order goes: 1 to 500 characters once trimmed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeliveryAddress(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDeliveryAddress {
+    #[error("delivery address must not be empty")]
+    Empty,
+    #[error("delivery address must be at most {max} characters", max = DeliveryAddress::MAX_CHARS)]
+    TooLong,
+}
+
+impl DeliveryAddress {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(value: &str) -> Result<Self, InvalidDeliveryAddress> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidDeliveryAddress::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidDeliveryAddress::TooLong);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Personal data: never printed in full, even by `{:?}`.
+impl fmt::Debug for DeliveryAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeliveryAddress(<redacted>)")
+    }
+}
+
+/// The customer's free-text note: at most 1000 characters. Blank means no comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("comment must be at most {max} characters", max = Comment::MAX_CHARS)]
+pub struct InvalidComment;
+
+impl Comment {
+    pub const MAX_CHARS: usize = 1000;
+
+    /// `Ok(None)` for a blank comment.
+    pub fn parse(value: &str) -> Result<Option<Self>, InvalidComment> {
+        let trimmed = value.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidComment);
+        }
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self(trimmed.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantity_accepts_one_to_one_hundred() {
+        assert!(Quantity::parse(0).is_err());
+        assert_eq!(Quantity::parse(1).unwrap().get(), 1);
+        assert_eq!(Quantity::parse(100).unwrap().get(), 100);
+        assert!(Quantity::parse(101).is_err());
+        assert!(Quantity::parse(-5).is_err());
+        assert!(Quantity::parse(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn phone_accepts_common_spellings() {
+        for ok in [
+            "+79001234567",
+            "8 (900) 123-45-67",
+            "1234567",
+            " +7 900 123 45 67 ",
+        ] {
+            assert!(Phone::parse(ok).is_ok(), "{ok} should be accepted");
+        }
+    }
+
+    #[test]
+    fn phone_rejects_implausible_numbers() {
+        for bad in [
+            "",
+            "123456",
+            "1234567890123456",
+            "+7900abc4567",
+            "7+9001234567",
+            "++79001234567",
+        ] {
+            assert!(Phone::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn phone_and_address_are_redacted_in_debug_output() {
+        let phone = Phone::parse("+79001234567").unwrap();
+        let address = DeliveryAddress::parse("ул. Пушкина, д. 10").unwrap();
+        assert!(!format!("{phone:?}").contains("900"));
+        assert!(!format!("{address:?}").contains("Пушкина"));
+    }
+
+    #[test]
+    fn address_is_trimmed_and_bounded_in_characters_not_bytes() {
+        assert_eq!(
+            DeliveryAddress::parse("  ул. Ленина 1 ").unwrap().as_str(),
+            "ул. Ленина 1"
+        );
+        assert_eq!(
+            DeliveryAddress::parse("   "),
+            Err(InvalidDeliveryAddress::Empty)
+        );
+        // 500 Cyrillic letters are 1000 bytes but only 500 characters.
+        assert!(DeliveryAddress::parse(&"ж".repeat(500)).is_ok());
+        assert_eq!(
+            DeliveryAddress::parse(&"ж".repeat(501)),
+            Err(InvalidDeliveryAddress::TooLong)
+        );
+    }
+
+    #[test]
+    fn blank_comment_is_no_comment() {
+        assert_eq!(Comment::parse("  ").unwrap(), None);
+        assert_eq!(
+            Comment::parse("Домофон не работает")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "Домофон не работает"
+        );
+        assert!(Comment::parse(&"x".repeat(1001)).is_err());
+        assert!(Comment::parse(&"x".repeat(1000)).is_ok());
+    }
+
+    #[test]
+    fn telegram_id_must_be_positive() {
+        assert!(TelegramId::parse(0).is_err());
+        assert!(TelegramId::parse(-1).is_err());
+        assert_eq!(
+            TelegramId::parse(7_000_000_000).unwrap().get(),
+            7_000_000_000
+        );
+    }
+}
