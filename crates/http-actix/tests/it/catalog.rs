@@ -1,0 +1,179 @@
+use actix_web::test::TestRequest;
+use domain::ports::ProductFilter;
+use domain::{CategoryId, Page, Paginated, ProductId, RepositoryError};
+use mockall::predicate::eq;
+
+use crate::support::*;
+
+#[actix_web::test]
+async fn categories_are_paginated_with_total() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_categories()
+        .with(eq(Page::parse(Some(2), Some(1)).unwrap()))
+        .returning(|page| {
+            Ok(Paginated {
+                items: vec![category(2), category(3)],
+                total: 4,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let (status, content_type, body) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/categories?limit=2&offset=1"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "application/json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "items": [
+                {"id": 2, "name": "Категория 2", "slug": "cat-2", "sort_order": 2},
+                {"id": 3, "name": "Категория 3", "slug": "cat-3", "sort_order": 3}
+            ],
+            "total": 4, "limit": 2, "offset": 1
+        })
+    );
+}
+
+#[actix_web::test]
+async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_products()
+        .with(
+            eq(ProductFilter {
+                category_id: Some(CategoryId(7)),
+            }),
+            eq(Page::default()),
+        )
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![product(1, 25_050)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let (status, _, body) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/products?category_id=7"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["limit"].as_u64(), body["offset"].as_u64()),
+        (Some(50), Some(0))
+    );
+    assert_eq!(
+        body["items"][0],
+        serde_json::json!({
+            "id": 1, "category_id": 1, "name": "Товар 1", "description": "Описание",
+            "price": "250.50", "image_url": null, "sort_order": 0
+        })
+    );
+}
+
+#[actix_web::test]
+async fn product_card_shows_price_as_a_two_place_string() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_find_active_product()
+        .with(eq(ProductId(5)))
+        .returning(|id| Ok(Some(product(id.0, 50_000))));
+    let app = mocks.app().await;
+    let (status, _, body) = call(&app, TestRequest::get().uri("/api/v1/products/5")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["price"], "500.00");
+}
+
+#[actix_web::test]
+async fn inactive_or_missing_product_is_404() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_find_active_product()
+        .returning(|_| Ok(None));
+    let app = mocks.app().await;
+    problem(
+        &app,
+        TestRequest::get().uri("/api/v1/products/9"),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn bad_pagination_is_422_naming_the_parameter() {
+    let app = Mocks::new().app().await;
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/products?limit=101"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "limit");
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/categories?offset=-1"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "offset");
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/products?limit=ten"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "limit");
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/products?category_id=x"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "category_id");
+}
+
+#[actix_web::test]
+async fn a_non_numeric_product_id_is_422_naming_id() {
+    let app = Mocks::new().app().await;
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/products/abc"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "id");
+}
+
+#[actix_web::test]
+async fn a_database_outage_is_503_without_details() {
+    let mut mocks = Mocks::new();
+    mocks.catalog.expect_list_categories().returning(|_| {
+        Err(RepositoryError::Unavailable(anyhow::anyhow!(
+            "pool timed out at 10.0.0.5"
+        )))
+    });
+    let app = mocks.app().await;
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/categories"),
+        503,
+        "service_unavailable",
+    )
+    .await;
+    assert!(!body.to_string().contains("10.0.0.5"));
+}

@@ -1,0 +1,265 @@
+use actix_web::test::TestRequest;
+use domain::order::PlaceOrderError;
+use domain::ports::NotifyError;
+use domain::{OrderId, ProductId, RepositoryError, UserId};
+use mockall::predicate::eq;
+use serde_json::json;
+
+use crate::support::*;
+
+fn post_order(body: serde_json::Value) -> TestRequest {
+    TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(987_654_321)))
+        .set_json(body)
+}
+
+fn valid_body() -> serde_json::Value {
+    json!({
+        "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+        "delivery_address": "ул. Пушкина, д. 10",
+        "phone": "+79001234567",
+        "comment": "Домофон не работает"
+    })
+}
+
+#[actix_web::test]
+async fn placing_an_order_returns_201_location_and_the_order() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .orders
+        .expect_place()
+        .withf(|new| {
+            new.user_id == UserId(1)
+                && new.draft.lines().len() == 2
+                && new.draft.phone().as_str() == "+79001234567"
+        })
+        .times(1)
+        .returning(|_| Ok(order(123)));
+    mocks
+        .notifier
+        .expect_order_placed()
+        .times(1)
+        .returning(|_| Ok(()));
+    let app = mocks.app().await;
+
+    let response = actix_web::test::call_service(&app, post_order(valid_body()).to_request()).await;
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(
+        response.headers().get("location").unwrap(),
+        "/api/v1/orders/123"
+    );
+    let body: serde_json::Value = actix_web::test::read_body_json(response).await;
+    assert_eq!(
+        body,
+        json!({
+            "id": 123, "status": "PENDING", "total_amount": "800.00",
+            "delivery_address": "ул. Пушкина, д. 10", "phone": "+79001234567",
+            "comment": "Домофон не работает",
+            "created_at": "2025-12-22T12:30:00Z", "updated_at": "2025-12-22T12:30:00Z",
+            "items": [
+                {"product_id": 1, "product_name": "Товар 1", "quantity": 2, "price": "250.00"},
+                {"product_id": 2, "product_name": "Товар 2", "quantity": 1, "price": "300.00"}
+            ]
+        })
+    );
+}
+
+#[actix_web::test]
+async fn a_failing_notifier_still_gives_201() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| Ok(order(7)));
+    mocks.notifier.expect_order_placed().returning(|_| {
+        Err(NotifyError::Permanent {
+            reason: "Forbidden: bot was blocked by the user".into(),
+        })
+    });
+    let app = mocks.app().await;
+    let (status, _, body) = call(&app, post_order(valid_body())).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["id"], 7);
+}
+
+#[actix_web::test]
+async fn a_client_cannot_set_price_total_status_or_user() {
+    let app = Mocks::new().with_customer().app().await;
+    for field in ["total_amount", "status", "user_id"] {
+        let mut body = valid_body();
+        body[field] = json!("1");
+        let problem = problem(&app, post_order(body), 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field);
+        assert_eq!(problem["errors"][0]["code"], "unknown_field");
+    }
+    let mut body = valid_body();
+    body["items"][0]["price"] = json!("0.01");
+    let problem = problem(&app, post_order(body), 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "items[0].price");
+}
+
+#[actix_web::test]
+async fn validation_failures_name_every_field() {
+    let app = Mocks::new().with_customer().app().await;
+    let body = json!({
+        "items": [{"product_id": 1, "quantity": 0}],
+        "delivery_address": " ",
+        "phone": "nope",
+    });
+    let problem = problem(&app, post_order(body), 422, "validation_failed").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["items[0].quantity", "delivery_address", "phone"]);
+}
+
+#[actix_web::test]
+async fn wrong_types_and_missing_fields_are_422_naming_the_path() {
+    let app = Mocks::new().with_customer().app().await;
+    let mut body = valid_body();
+    body["items"][1]["quantity"] = json!("two");
+    let p = problem(&app, post_order(body), 422, "validation_failed").await;
+    assert_eq!(p["errors"][0]["field"], "items[1].quantity");
+    assert_eq!(p["errors"][0]["code"], "invalid_type");
+
+    let mut body = valid_body();
+    body.as_object_mut().unwrap().remove("phone");
+    let p = problem(&app, post_order(body), 422, "validation_failed").await;
+    assert_eq!(p["errors"][0]["field"], "phone");
+    assert_eq!(p["errors"][0]["code"], "required");
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400() {
+    let app = Mocks::new().with_customer().app().await;
+    let req = TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(1)))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload("{\"items\": [");
+    problem(&app, req, 400, "malformed_json").await;
+}
+
+#[actix_web::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = Mocks::new().with_customer().app().await;
+    let req = TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(1)))
+        .insert_header(("Content-Type", "text/plain"))
+        .set_payload("hello");
+    problem(&app, req, 415, "unsupported_media_type").await;
+}
+
+#[actix_web::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = Mocks::new().with_customer().app().await;
+    let mut body = valid_body();
+    body["comment"] = json!("x".repeat(70 * 1024));
+    problem(&app, post_order(body), 413, "payload_too_large").await;
+}
+
+#[actix_web::test]
+async fn unknown_and_inactive_products_are_422_listing_ids() {
+    let mut mocks = Mocks::new().with_customer();
+    let mut calls = 0;
+    mocks.orders.expect_place().times(2).returning(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Err(PlaceOrderError::ProductNotFound(vec![
+                ProductId(1),
+                ProductId(2),
+            ]))
+        } else {
+            Err(PlaceOrderError::ProductUnavailable(vec![ProductId(2)]))
+        }
+    });
+    let app = mocks.app().await;
+    let p = problem(&app, post_order(valid_body()), 422, "product_not_found").await;
+    assert_eq!(p["product_ids"], json!([1, 2]));
+    let p = problem(&app, post_order(valid_body()), 422, "product_unavailable").await;
+    assert_eq!(p["product_ids"], json!([2]));
+}
+
+#[actix_web::test]
+async fn a_repository_error_is_a_500_with_no_details() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| {
+        Err(PlaceOrderError::Repository(RepositoryError::Unknown(
+            anyhow::anyhow!("duplicate key value violates unique constraint \"orders_pkey\""),
+        )))
+    });
+    let app = mocks.app().await;
+    let p = problem(&app, post_order(valid_body()), 500, "internal_error").await;
+    let text = p.to_string();
+    assert!(
+        !text.contains("orders_pkey") && !text.contains("duplicate"),
+        "{text}"
+    );
+    assert!(p.get("detail").is_none());
+}
+
+#[actix_web::test]
+async fn ordering_needs_authentication() {
+    let app = Mocks::new().app().await;
+    let req = TestRequest::post()
+        .uri("/api/v1/orders")
+        .set_json(valid_body());
+    problem(&app, req, 401, "missing_authorization").await;
+}
+
+#[actix_web::test]
+async fn my_orders_are_listed_for_the_caller_only() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .orders
+        .expect_list_for_user()
+        .withf(|user, page| *user == UserId(1) && page.limit() == 10)
+        .returning(|_, page| {
+            Ok(domain::Paginated {
+                items: vec![order(2), order(1)],
+                total: 2,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let req = TestRequest::get()
+        .uri("/api/v1/orders/my?limit=10")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    let (status, _, body) = call(&app, req).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["items"][0]["id"], 2);
+    assert_eq!(body["items"][1]["items"][0]["price"], "250.00");
+}
+
+#[actix_web::test]
+async fn my_order_by_id() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .orders
+        .expect_find_for_user()
+        .with(eq(UserId(1)), eq(OrderId(123)))
+        .returning(|_, id| Ok(Some(order(id.0))));
+    let app = mocks.app().await;
+    let req = TestRequest::get()
+        .uri("/api/v1/orders/123")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    let (status, _, body) = call(&app, req).await;
+    assert_eq!((status, body["id"].as_i64()), (200, Some(123)));
+}
+
+#[actix_web::test]
+async fn someone_elses_order_is_404_not_403() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .orders
+        .expect_find_for_user()
+        .returning(|_, _| Ok(None));
+    let app = mocks.app().await;
+    let req = TestRequest::get()
+        .uri("/api/v1/orders/5")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    problem(&app, req, 404, "not_found").await;
+}

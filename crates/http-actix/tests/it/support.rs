@@ -1,0 +1,188 @@
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test;
+use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
+use domain::ports::{MockCatalogRepository, MockNotifier, MockOrderRepository, MockUserRepository};
+use domain::services::{Authenticator, OrderService};
+use domain::{
+    Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product, ProductId,
+    TelegramId, User, UserId,
+};
+use http_actix::ApiState;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub const TOKEN: &str = "123456:TEST-TOKEN";
+
+/// The mocks a test sets expectations on before building the app.
+pub struct Mocks {
+    pub catalog: MockCatalogRepository,
+    pub orders: MockOrderRepository,
+    pub users: MockUserRepository,
+    pub notifier: MockNotifier,
+}
+
+impl Mocks {
+    pub fn new() -> Self {
+        Self {
+            catalog: MockCatalogRepository::new(),
+            orders: MockOrderRepository::new(),
+            users: MockUserRepository::new(),
+            notifier: MockNotifier::new(),
+        }
+    }
+
+    /// Any authenticated request upserts the user: answer with [`customer`].
+    pub fn with_customer(mut self) -> Self {
+        self.users.expect_upsert().returning(|profile, _| {
+            Ok(User {
+                telegram_id: profile.id,
+                ..customer()
+            })
+        });
+        self
+    }
+
+    pub fn state(self) -> ApiState {
+        let orders: Arc<MockOrderRepository> = Arc::new(self.orders);
+        ApiState {
+            catalog: Arc::new(self.catalog),
+            orders: orders.clone(),
+            order_service: OrderService::new(orders, Arc::new(self.notifier)),
+            authenticator: Authenticator::new(Arc::new(verifier()), Arc::new(self.users)),
+        }
+    }
+
+    pub async fn app(
+        self,
+    ) -> impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    > {
+        test::init_service(http_actix::app(self.state())).await
+    }
+}
+
+pub fn verifier() -> InitDataVerifier {
+    InitDataVerifier::new(TOKEN, DEFAULT_MAX_AGE)
+}
+
+/// A fresh, validly signed `Authorization` header for Telegram user `telegram_id`.
+pub fn auth_header(telegram_id: i64) -> String {
+    let auth_date = OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let user = format!(r#"{{"id":{telegram_id},"first_name":"Иван","username":"ivan"}}"#);
+    format!(
+        "tma {}",
+        verifier().sign(&[("auth_date", &auth_date), ("user", &user)])
+    )
+}
+
+pub fn at() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_766_406_600).unwrap()
+}
+
+pub fn customer() -> User {
+    User {
+        id: UserId(1),
+        telegram_id: TelegramId::parse(987_654_321).unwrap(),
+        username: Some("ivan".into()),
+        first_name: Some("Иван".into()),
+        last_name: None,
+        created_at: at(),
+        updated_at: at(),
+    }
+}
+
+pub fn money(minor: i64) -> Money {
+    Money::from_minor(minor).unwrap()
+}
+
+pub fn category(id: i64) -> Category {
+    Category {
+        id: CategoryId(id),
+        name: format!("Категория {id}"),
+        slug: format!("cat-{id}"),
+        sort_order: id as i32,
+    }
+}
+
+pub fn product(id: i64, price_minor: i64) -> Product {
+    Product {
+        id: ProductId(id),
+        category_id: CategoryId(1),
+        name: format!("Товар {id}"),
+        description: Some("Описание".into()),
+        price: money(price_minor),
+        image_url: None,
+        is_active: true,
+        sort_order: 0,
+    }
+}
+
+pub fn order(id: i64) -> Order {
+    Order {
+        id: OrderId(id),
+        user_id: UserId(1),
+        status: OrderStatus::Pending,
+        total_amount: money(80_000),
+        delivery_address: "ул. Пушкина, д. 10".into(),
+        phone: "+79001234567".into(),
+        comment: Some("Домофон не работает".into()),
+        created_at: at(),
+        updated_at: at(),
+        items: vec![
+            OrderItem {
+                product_id: ProductId(1),
+                product_name: "Товар 1".into(),
+                quantity: 2,
+                price: money(25_000),
+            },
+            OrderItem {
+                product_id: ProductId(2),
+                product_name: "Товар 2".into(),
+                quantity: 1,
+                price: money(30_000),
+            },
+        ],
+    }
+}
+
+/// Sends the request and returns status, content type and parsed JSON body.
+pub async fn call<S, B>(app: &S, req: test::TestRequest) -> (u16, String, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let response = test::call_service(app, req.to_request()).await;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = test::read_body(response).await;
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)))
+    };
+    (status, content_type, json)
+}
+
+/// Asserts a problem+json answer with this status and code, and returns it.
+pub async fn problem<S, B>(app: &S, req: test::TestRequest, status: u16, code: &str) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (got, content_type, body) = call(app, req).await;
+    assert_eq!(got, status, "body: {body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status);
+    body
+}
