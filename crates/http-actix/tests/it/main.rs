@@ -1,5 +1,8 @@
 //! HTTP tests of every endpoint and error, with mockall doubles of the ports.
 
+// A failed unwrap in a test is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod catalog;
 mod errors;
 mod orders;
