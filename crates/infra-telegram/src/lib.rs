@@ -1,1 +1,25 @@
-//! placeholder
+//! The Telegram Bot API adapter: BotShop's implementation of [`domain::ports::Notifier`].
+//!
+//! It renders the manager's new-order message ([`render_order_message`], a pure function)
+//! and posts it with `sendMessage` through one shared `reqwest` client. Telegram's answers
+//! are mapped at this seam onto [`domain::ports::NotifyError`], so no `reqwest` type ever
+//! leaves the crate.
+//!
+//! Architecture invariant: this crate depends on `domain` only, never on another adapter
+//! (`infra-postgres`, `http-actix`) or on the server; the server wires it in as an
+//! `Arc<dyn Notifier>`.
+//!
+//! Architecture invariant: the bot token never leaves this crate in readable form. It is
+//! part of every request URL, so every error string built here has the URL stripped and
+//! the token replaced with `<redacted>`, and nothing logged here contains it. Neither do
+//! error reasons or logs contain the customer's phone, address or the message text.
+
+mod config;
+mod notifier;
+mod render;
+
+pub use config::{
+    DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_UTC_OFFSET, TelegramConfig, TelegramConfigError,
+};
+pub use notifier::TelegramNotifier;
+pub use render::{MESSAGE_LIMIT, format_rubles, render_order_message};

@@ -1,0 +1,320 @@
+//! The manager's new-order message: a pure function of the order, easy to test exactly.
+
+use domain::Money;
+use domain::entities::Order;
+use domain::ports::OrderPlaced;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The most a message may hold, in UTF-16 code units of the HTML text we send.
+///
+/// Telegram's limit is 4096 characters counted after entity parsing. We count the text
+/// *before* parsing (so `&amp;` costs five, not one) and in UTF-16 code units (so an emoji
+/// costs two): both only overestimate, so a message within this bound is always accepted.
+pub const MESSAGE_LIMIT: usize = 4096;
+
+/// Marks a field that was cut to fit the limit.
+const ELLIPSIS: char = '…';
+
+/// Renders the new-order message in Telegram's HTML mode.
+///
+/// Every customer- or catalog-supplied text is HTML-escaped, so it arrives as literal text.
+/// The result never exceeds [`MESSAGE_LIMIT`]: when it would, the comment is shortened
+/// first, then the address, then the product names (each cut marked with "…"), and as a
+/// last resort the text itself — the manager must always get the message.
+pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -> String {
+    let order = &notification.order;
+    let frame = Frame {
+        order,
+        customer: notification.customer.to_string(),
+        phone: escape_html(&order.phone),
+        created_at: format_created_at(order.created_at, utc_offset),
+    };
+    let mut fields = Fields {
+        comment: order
+            .comment
+            .as_deref()
+            .filter(|comment| !comment.trim().is_empty())
+            .map(escape_html),
+        address: escape_html(&order.delivery_address),
+        names: order
+            .items
+            .iter()
+            .map(|item| escape_html(&item.product_name))
+            .collect(),
+    };
+
+    let text = frame.assemble(&fields);
+    let excess = telegram_len(&text).saturating_sub(MESSAGE_LIMIT);
+    if excess == 0 {
+        return text;
+    }
+
+    // The comment is the least important part for handling the order, so it goes first.
+    if let Some(comment) = &mut fields.comment {
+        *comment = shorten(comment, telegram_len(comment).saturating_sub(excess));
+    }
+    let text = frame.assemble(&fields);
+    let excess = telegram_len(&text).saturating_sub(MESSAGE_LIMIT);
+    if excess == 0 {
+        return text;
+    }
+
+    fields.address = shorten(
+        &fields.address,
+        telegram_len(&fields.address).saturating_sub(excess),
+    );
+    let text = frame.assemble(&fields);
+    if telegram_len(&text) <= MESSAGE_LIMIT {
+        return text;
+    }
+
+    let names = std::mem::take(&mut fields.names);
+    let without_names = telegram_len(&frame.assemble(&Fields {
+        names: vec![String::new(); names.len()],
+        ..fields.clone()
+    }));
+    let cap = name_cap(&names, MESSAGE_LIMIT.saturating_sub(without_names));
+    fields.names = names.iter().map(|name| shorten(name, cap)).collect();
+    let text = frame.assemble(&fields);
+    if telegram_len(&text) <= MESSAGE_LIMIT {
+        return text;
+    }
+
+    // Unreachable for orders the domain accepts (at most 50 lines), but an `Order` is plain
+    // data; cutting the tail still delivers the order's id, which is what matters most.
+    shorten(&text, MESSAGE_LIMIT)
+}
+
+/// Formats an amount as the manager reads it: `500 ₽` for whole roubles, `500.50 ₽`
+/// otherwise.
+pub fn format_rubles(amount: Money) -> String {
+    // Integer kopecks keep this exact and independent of the decimal's internal scale.
+    let minor = amount.minor_units();
+    let (roubles, kopecks) = (minor / 100, minor % 100);
+    if kopecks == 0 {
+        format!("{roubles} ₽")
+    } else {
+        format!("{roubles}.{kopecks:02} ₽")
+    }
+}
+
+/// The parts of the message that are never shortened (except by the last resort).
+struct Frame<'a> {
+    order: &'a Order,
+    customer: String,
+    phone: String,
+    created_at: String,
+}
+
+/// The already-escaped parts that may be shortened to fit the limit.
+#[derive(Clone)]
+struct Fields {
+    comment: Option<String>,
+    address: String,
+    /// One per order item, in the same order.
+    names: Vec<String>,
+}
+
+impl Frame<'_> {
+    fn assemble(&self, fields: &Fields) -> String {
+        let order = self.order;
+        let mut lines = vec![
+            format!("🛒 Новый заказ #{}", order.id),
+            String::new(),
+            format!("👤 Покупатель: ID {}", self.customer),
+            String::new(),
+            "📦 Состав заказа:".to_owned(),
+        ];
+        for (item, name) in order.items.iter().zip(&fields.names) {
+            lines.push(format!(
+                "• {name} × {} = {}",
+                item.quantity,
+                format_rubles(item.line_total())
+            ));
+        }
+        lines.push(String::new());
+        lines.push(format!("💰 Итого: {}", format_rubles(order.total_amount)));
+        lines.push(String::new());
+        lines.push(format!("📍 Адрес: {}", fields.address));
+        lines.push(format!("📞 Телефон: {}", self.phone));
+        if let Some(comment) = &fields.comment {
+            lines.push(format!("💬 Комментарий: {comment}"));
+        }
+        lines.push(String::new());
+        lines.push(format!("🕐 Создан: {}", self.created_at));
+        lines.join("\n")
+    }
+}
+
+/// `dd.mm.yyyy HH:MM` in the manager's offset.
+fn format_created_at(created_at: OffsetDateTime, utc_offset: UtcOffset) -> String {
+    // Only a date at the very edge of `time`'s range cannot be shifted; showing it in its
+    // stored offset beats failing the notification.
+    let local = created_at
+        .checked_to_offset(utc_offset)
+        .unwrap_or(created_at);
+    format!(
+        "{:02}.{:02}.{:04} {:02}:{:02}",
+        local.day(),
+        u8::from(local.month()),
+        local.year(),
+        local.hour(),
+        local.minute()
+    )
+}
+
+/// Escapes text for Telegram's HTML mode, which requires exactly these three.
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            _ => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// The length Telegram's limit is checked against; see [`MESSAGE_LIMIT`].
+fn telegram_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// Cuts escaped text to at most `max_len` (but never below the one "…" that marks the
+/// cut), never inside an HTML entity or a character.
+fn shorten(escaped: &str, max_len: usize) -> String {
+    if telegram_len(escaped) <= max_len {
+        return escaped.to_owned();
+    }
+    let budget = max_len.saturating_sub(ELLIPSIS.len_utf16());
+    let mut rest = escaped;
+    let mut kept_bytes = 0;
+    let mut kept_len = 0;
+    while let Some(c) = rest.chars().next() {
+        // All text here went through `escape_html`, so every '&' starts an entity that
+        // ends at the next ';'; it is kept or dropped as a whole.
+        let token_bytes = if c == '&' {
+            rest.find(';').map_or(1, |at| at + 1)
+        } else {
+            c.len_utf8()
+        };
+        let token_len = telegram_len(&rest[..token_bytes]);
+        if kept_len + token_len > budget {
+            break;
+        }
+        kept_len += token_len;
+        kept_bytes += token_bytes;
+        rest = &rest[token_bytes..];
+    }
+    let mut shortened = escaped[..kept_bytes].trim_end().to_owned();
+    shortened.push(ELLIPSIS);
+    shortened
+}
+
+/// The largest per-name length such that all names, each shortened to it, fit `budget`.
+///
+/// Short names stay whole and long ones share what is left equally, so one huge name does
+/// not wipe out all the others. Returns 0 if even "…" for every name does not fit.
+fn name_cap(names: &[String], budget: usize) -> usize {
+    let lengths: Vec<usize> = names.iter().map(|name| telegram_len(name)).collect();
+    // What the names cost once shortened to `cap`; it never decreases as `cap` grows.
+    let cost = |cap: usize| -> usize {
+        lengths
+            .iter()
+            .map(|&len| if len <= cap { len } else { cap.max(1) })
+            .sum()
+    };
+    let (mut low, mut high) = (0, lengths.iter().copied().max().unwrap_or(0));
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        if cost(middle) <= budget {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    low
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    fn money(amount: &str) -> Money {
+        Money::parse(Decimal::from_str(amount).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn whole_roubles_have_no_decimals() {
+        assert_eq!(format_rubles(money("500")), "500 ₽");
+        assert_eq!(format_rubles(money("500.00")), "500 ₽");
+        assert_eq!(format_rubles(money("0")), "0 ₽");
+    }
+
+    #[test]
+    fn kopecks_are_shown_with_two_decimals() {
+        assert_eq!(format_rubles(money("500.5")), "500.50 ₽");
+        assert_eq!(format_rubles(money("0.05")), "0.05 ₽");
+        assert_eq!(format_rubles(money("1234.99")), "1234.99 ₽");
+    }
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(escape_html("<b>&</b>"), "&lt;b&gt;&amp;&lt;/b&gt;");
+        assert_eq!(escape_html("Чай \"Липтон\""), "Чай \"Липтон\"");
+    }
+
+    #[test]
+    fn time_is_shown_in_the_managers_offset() {
+        let at = time::macros::datetime!(2025-12-22 22:30 UTC);
+        assert_eq!(
+            format_created_at(at, time::macros::offset!(+3)),
+            "23.12.2025 01:30"
+        );
+        assert_eq!(format_created_at(at, UtcOffset::UTC), "22.12.2025 22:30");
+    }
+
+    #[test]
+    fn short_text_is_left_alone() {
+        assert_eq!(shorten("abc", 3), "abc");
+    }
+
+    #[test]
+    fn shortened_text_ends_with_an_ellipsis_and_fits() {
+        let cut = shorten("abcdef", 4);
+        assert_eq!(cut, "abc…");
+        assert_eq!(shorten("abcdef", 0), "…");
+    }
+
+    #[test]
+    fn shortening_never_splits_an_entity() {
+        // "a&amp;b": keeping 3 units would split "&amp;", so only "a" survives.
+        assert_eq!(shorten("a&amp;b", 4), "a…");
+        assert_eq!(shorten("a&amp;b", 7), "a&amp;b");
+        assert_eq!(shorten("a&amp;bc", 7), "a&amp;…");
+    }
+
+    #[test]
+    fn shortening_counts_emoji_as_two_units() {
+        // Each 🛒 costs two UTF-16 units; with "…" only one fits in four.
+        assert_eq!(shorten("🛒🛒🛒", 4), "🛒…");
+    }
+
+    #[test]
+    fn shortening_drops_trailing_spaces_before_the_ellipsis() {
+        assert_eq!(shorten("ab   cdef", 6), "ab…");
+    }
+
+    #[test]
+    fn name_cap_keeps_short_names_whole_and_shares_the_rest() {
+        let names = vec!["ab".to_owned(), "x".repeat(100), "y".repeat(100)];
+        // 2 for "ab", then 2 × 9 for the long ones.
+        assert_eq!(name_cap(&names, 20), 9);
+        assert_eq!(name_cap(&names, 1000), 100);
+        assert_eq!(name_cap(&names, 0), 0);
+    }
+}
