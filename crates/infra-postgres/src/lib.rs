@@ -1,1 +1,33 @@
-//! placeholder
+//! BotShop's storage adapter: the domain's repository ports over SQL, with SeaORM.
+//!
+//! [`Database`] opens the pool (PostgreSQL in production, SQLite for a single-file
+//! deployment or a quick start); [`SqlStore`] implements
+//! [`domain::ports::UserRepository`], [`domain::ports::CatalogRepository`] and
+//! [`domain::ports::OrderRepository`] over it. The schema lives in the `migration` crate,
+//! which the server runs against [`Database::connection`].
+//!
+//! Architecture invariants:
+//! - This crate depends on `domain` only, never on another adapter or on the server.
+//! - SeaORM stays inside: the entities are private, every `DbErr` becomes a
+//!   [`domain::RepositoryError`] at the seam, and the only SeaORM type in a public
+//!   signature is the connection handed to the migrator.
+//! - Pricing is the domain's: [`domain::order::price_order`] decides totals and which
+//!   products may be ordered; SQL only stores what it decided.
+//! - Money is kept as integer kopecks and converted with [`domain::Money::from_minor`] and
+//!   [`domain::Money::minor_units`], so both backends stay exact.
+//! - Timestamps are stored in UTC, to the microsecond.
+
+mod catalog;
+mod database;
+mod entities;
+mod error;
+mod orders;
+mod seed;
+mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+mod users;
+
+pub use database::{Database, PoolOptions};
+pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
+pub use store::SqlStore;

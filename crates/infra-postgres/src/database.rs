@@ -1,0 +1,189 @@
+//! Opening and closing the connection pool.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use domain::RepositoryError;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
+
+use crate::error::repository_error;
+use crate::store::SqlStore;
+
+/// How the pool behaves. Each field has a sensible [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// The most connections the pool opens at once.
+    pub max_connections: u32,
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// How long a query waits for a free connection (or for a new one to open) before the
+    /// repository reports [`RepositoryError::Unavailable`].
+    pub acquire_timeout: Duration,
+    /// Idle connections above `min_connections` are closed after this long.
+    pub idle_timeout: Option<Duration>,
+    /// PostgreSQL only: the server cancels statements running longer than this, which the
+    /// repositories report as [`RepositoryError::Unavailable`].
+    pub statement_timeout: Option<Duration>,
+    /// SQLite only: how long a writer waits for another writer's lock.
+    pub sqlite_busy_timeout: Duration,
+    /// Open no connection until the first query, so that a service can start while its
+    /// database is still coming up. Off by default, so that a wrong URL fails at startup.
+    pub connect_lazily: bool,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(600)),
+            statement_timeout: None,
+            sqlite_busy_timeout: Duration::from_secs(5),
+            connect_lazily: false,
+        }
+    }
+}
+
+/// A connection pool to PostgreSQL (`postgres://...`) or SQLite (`sqlite://...`).
+///
+/// Cheap to clone, but usually owned by `main`, which hands [`Database::store`] to the
+/// services and calls [`Database::close`] on shutdown.
+#[derive(Debug, Clone)]
+pub struct Database {
+    connection: DatabaseConnection,
+}
+
+impl Database {
+    /// Opens a pool to `url`.
+    ///
+    /// For SQLite the file is created if missing (unless the URL sets its own `mode=`),
+    /// and every connection uses WAL journaling (readers never block the writer), a busy
+    /// timeout (writers queue instead of failing at once) and `foreign_keys = ON`, because
+    /// SQLite does not enforce foreign keys unless asked to.
+    ///
+    /// # Errors
+    /// If the URL is malformed or, unless [`PoolOptions::connect_lazily`] is set, the
+    /// database cannot be reached.
+    pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<Self> {
+        let sqlite = is_sqlite_url(url);
+        let url = if sqlite {
+            sqlite_url_creating_missing_file(url)
+        } else {
+            url.to_owned()
+        };
+
+        let mut connect = ConnectOptions::new(url);
+        connect
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(options.idle_timeout)
+            .connect_lazy(options.connect_lazily)
+            // Statements are traced by SeaORM's own spans; sqlx's per-statement log lines
+            // would print every query at INFO.
+            .sqlx_logging(false);
+        if sqlite {
+            let busy_timeout = options.sqlite_busy_timeout;
+            connect.map_sqlx_sqlite_opts(move |sqlite| {
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // NORMAL is durable across application crashes in WAL mode; only an
+                    // OS crash may lose the last transactions.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(busy_timeout)
+                    .foreign_keys(true)
+            });
+        } else if let Some(timeout) = options.statement_timeout {
+            connect.statement_timeout(timeout);
+        }
+
+        let connection = sea_orm::Database::connect(connect)
+            .await
+            .context("failed to connect to the database")?;
+        Ok(Self { connection })
+    }
+
+    /// The underlying SeaORM connection, for running `migration::Migrator` against.
+    /// Everything else goes through the repository ports of [`Database::store`].
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// The repositories over this pool.
+    pub fn store(&self) -> SqlStore {
+        SqlStore::new(self)
+    }
+
+    /// Whether this is a SQLite database (rather than PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.connection.get_database_backend() == DatabaseBackend::Sqlite
+    }
+
+    /// Checks that a connection can be obtained and used, for readiness probes.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database cannot be reached in time.
+    pub async fn ping(&self) -> Result<(), RepositoryError> {
+        self.connection
+            .ping()
+            .await
+            .map_err(|err| repository_error(err, "failed to ping the database"))
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    ///
+    /// # Errors
+    /// If closing a connection fails.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.connection
+            .close()
+            .await
+            .context("failed to close the database pool")
+    }
+}
+
+fn is_sqlite_url(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Adds `mode=rwc` (read, write, create) unless the URL already says how to open the
+/// file, or names no file (`sqlite::memory:`).
+fn sqlite_url_creating_missing_file(url: &str) -> String {
+    let has_mode = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("mode=")));
+    if has_mode || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_missing_files_unless_told_otherwise() {
+        assert_eq!(
+            sqlite_url_creating_missing_file("sqlite:///var/botshop.db"),
+            "sqlite:///var/botshop.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_creating_missing_file("sqlite://shop.db?cache=shared"),
+            "sqlite://shop.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_creating_missing_file("sqlite://shop.db?mode=ro"),
+            "sqlite://shop.db?mode=ro"
+        );
+        assert_eq!(
+            sqlite_url_creating_missing_file("sqlite::memory:"),
+            "sqlite::memory:"
+        );
+    }
+}

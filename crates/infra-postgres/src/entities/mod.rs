@@ -1,0 +1,10 @@
+//! SeaORM entities: the tables as this adapter reads them.
+//!
+//! They are private to the crate. Nothing outside `infra-postgres` ever sees a row type;
+//! the repositories convert rows into domain entities at the seam.
+
+pub(crate) mod categories;
+pub(crate) mod order_items;
+pub(crate) mod orders;
+pub(crate) mod products;
+pub(crate) mod users;

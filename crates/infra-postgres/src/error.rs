@@ -1,0 +1,97 @@
+//! Turns SeaORM's errors into the domain's [`RepositoryError`] at the seam.
+
+use domain::RepositoryError;
+use sea_orm::sqlx::error::DatabaseError;
+use sea_orm::sqlx::postgres::PgDatabaseError;
+use sea_orm::sqlx::sqlite::SqliteError;
+use sea_orm::{DbErr, RuntimeErr};
+
+/// Maps a driver error: trouble reaching the database becomes
+/// [`RepositoryError::Unavailable`], anything else [`RepositoryError::Unknown`]; both keep
+/// the driver error as their source, under `context` ("failed to ...").
+pub(crate) fn repository_error(err: DbErr, context: &'static str) -> RepositoryError {
+    let unavailable = is_unavailable(&err);
+    let err = anyhow::Error::new(err).context(context);
+    if unavailable {
+        RepositoryError::Unavailable(err)
+    } else {
+        RepositoryError::Unknown(err)
+    }
+}
+
+/// A fault in the data itself (a row the domain refuses), which is never worth retrying.
+pub(crate) fn corrupt_row(context: String) -> RepositoryError {
+    RepositoryError::Unknown(anyhow::anyhow!(context))
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        // Opening a connection or waiting for a pooled one failed or timed out.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => {
+            sqlx_error_is_unavailable(err)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_error_is_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(err) => database_error_is_unavailable(err.as_ref()),
+        _ => false,
+    }
+}
+
+fn database_error_is_unavailable(err: &dyn DatabaseError) -> bool {
+    if let Some(err) = err.try_downcast_ref::<PgDatabaseError>() {
+        let code = err.code();
+        // Class 08: connection exception; class 53: insufficient resources (such as too
+        // many connections); 57014: statement timeout; 57P01-57P03: the server is
+        // shutting down or starting up.
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57014" | "57P01" | "57P02" | "57P03");
+    }
+    if let Some(err) = err.try_downcast_ref::<SqliteError>() {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), in any extended form: another writer
+        // held the database past the busy timeout.
+        let primary = err
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff);
+        return matches!(primary, Some(5 | 6));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ConnAcquireErr;
+
+    #[test]
+    fn pool_timeout_is_unavailable_and_keeps_its_context() {
+        let err = repository_error(
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            "failed to list categories",
+        );
+        match err {
+            RepositoryError::Unavailable(source) => {
+                assert_eq!(source.to_string(), "failed to list categories")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_errors_are_unknown() {
+        let err = repository_error(DbErr::RecordNotInserted, "failed to place order");
+        assert!(matches!(err, RepositoryError::Unknown(_)));
+    }
+}

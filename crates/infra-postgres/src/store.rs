@@ -1,0 +1,170 @@
+//! The repositories' shared state and the conversions between rows and domain types.
+
+use domain::{Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product};
+use domain::{ProductId, RepositoryError, TelegramId, User, UserId};
+use sea_orm::sea_query::Value;
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::Database;
+use crate::entities::{categories, order_items, orders, products, users};
+use crate::error::corrupt_row;
+
+/// The repositories: implements [`domain::ports::UserRepository`],
+/// [`domain::ports::CatalogRepository`] and [`domain::ports::OrderRepository`] over one
+/// connection pool.
+///
+/// Cheap to clone (it shares the pool); wrap it in an `Arc` once per port.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pub(crate) db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// The repositories over `database`'s pool.
+    pub fn new(database: &Database) -> Self {
+        Self {
+            db: database.connection().clone(),
+        }
+    }
+
+    pub(crate) fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+}
+
+/// SQLite keeps timestamps as text and compares them as text, so they must all have one
+/// fixed-width UTC spelling for `ORDER BY created_at` to be chronological. (The driver's
+/// own RFC 3339 spelling drops the fraction on whole seconds, which sorts them wrongly.)
+const SQLITE_TIMESTAMP: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The instant as the database will keep it: in UTC, to the microsecond (PostgreSQL's
+/// precision), so that what a write returns equals what a later read returns.
+pub(crate) fn stored_instant(at: OffsetDateTime) -> OffsetDateTime {
+    let utc = at.to_offset(UtcOffset::UTC);
+    utc.replace_nanosecond(utc.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(utc)
+}
+
+/// A timestamp bound as a statement parameter for `backend`: a `timestamptz` on
+/// PostgreSQL, the fixed-width UTC text on SQLite.
+pub(crate) fn timestamp_value(backend: DatabaseBackend, at: OffsetDateTime) -> Value {
+    let at = stored_instant(at);
+    if backend == DatabaseBackend::Sqlite
+        && let Ok(text) = at.format(SQLITE_TIMESTAMP)
+    {
+        return Value::from(text);
+    }
+    Value::from(at)
+}
+
+pub(crate) fn money(minor: i64, what: impl FnOnce() -> String) -> Result<Money, RepositoryError> {
+    Money::from_minor(minor).map_err(|err| corrupt_row(format!("{} is invalid: {err}", what())))
+}
+
+pub(crate) fn user_from_row(row: users::Model) -> Result<User, RepositoryError> {
+    let telegram_id = TelegramId::parse(row.telegram_id)
+        .map_err(|err| corrupt_row(format!("user {} has an invalid telegram id: {err}", row.id)))?;
+    Ok(User {
+        id: UserId(row.id),
+        telegram_id,
+        username: row.username,
+        first_name: row.first_name,
+        last_name: row.last_name,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub(crate) fn category_from_row(row: categories::Model) -> Category {
+    Category {
+        id: CategoryId(row.id),
+        name: row.name,
+        slug: row.slug,
+        sort_order: row.sort_order,
+    }
+}
+
+pub(crate) fn product_from_row(row: products::Model) -> Result<Product, RepositoryError> {
+    let id = row.id;
+    Ok(Product {
+        id: ProductId(id),
+        category_id: CategoryId(row.category_id),
+        name: row.name,
+        description: row.description,
+        price: money(row.price_minor, || format!("the price of product {id}"))?,
+        image_url: row.image_url,
+        is_active: row.is_active,
+        sort_order: row.sort_order,
+    })
+}
+
+pub(crate) fn order_item_from_row(row: order_items::Model) -> Result<OrderItem, RepositoryError> {
+    let id = row.id;
+    let quantity = u32::try_from(row.quantity)
+        .map_err(|err| corrupt_row(format!("order line {id} has an invalid quantity: {err}")))?;
+    Ok(OrderItem {
+        product_id: ProductId(row.product_id),
+        product_name: row.product_name,
+        quantity,
+        price: money(row.price_minor, || format!("the price of order line {id}"))?,
+    })
+}
+
+/// Builds the domain order from its row and its lines (in line order).
+pub(crate) fn order_from_rows(
+    row: orders::Model,
+    items: Vec<order_items::Model>,
+) -> Result<Order, RepositoryError> {
+    let id = row.id;
+    let status: OrderStatus = row
+        .status
+        .parse()
+        .map_err(|err| corrupt_row(format!("order {id} has an invalid status: {err}")))?;
+    Ok(Order {
+        id: OrderId(id),
+        user_id: UserId(row.user_id),
+        status,
+        total_amount: money(row.total_amount_minor, || {
+            format!("the total of order {id}")
+        })?,
+        delivery_address: row.delivery_address,
+        phone: row.phone,
+        comment: row.comment,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        items: items
+            .into_iter()
+            .map(order_item_from_row)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn stored_instants_are_utc_microseconds() {
+        let at = datetime!(2025-03-01 12:00:00.123456789 +03:00);
+        let stored = stored_instant(at);
+        assert_eq!(stored, datetime!(2025-03-01 09:00:00.123456 UTC));
+        assert_eq!(stored.offset(), UtcOffset::UTC);
+    }
+
+    #[test]
+    fn sqlite_timestamps_sort_chronologically_as_text() {
+        let spell = |at: OffsetDateTime| match timestamp_value(DatabaseBackend::Sqlite, at) {
+            Value::String(Some(text)) => text,
+            other => panic!("expected text, got {other:?}"),
+        };
+        let whole = spell(datetime!(2025-03-01 09:00:01 UTC));
+        let before = spell(datetime!(2025-03-01 09:00:00.5 UTC));
+        assert_eq!(whole, "2025-03-01T09:00:01.000000Z");
+        assert!(before < whole);
+    }
+}

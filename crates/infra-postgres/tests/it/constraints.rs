@@ -1,0 +1,122 @@
+//! The schema's own guards, checked with raw SQL: they hold even for writes that bypass
+//! the domain.
+
+use infra_postgres::test_support::TestDatabase;
+
+use crate::support::{category, count, seed};
+
+contract_tests!(
+    a_negative_price_is_rejected,
+    an_unknown_order_status_is_rejected,
+    a_line_quantity_outside_one_to_one_hundred_is_rejected,
+    foreign_keys_are_enforced,
+);
+
+async fn a_negative_price_is_rejected(db: &TestDatabase) {
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    let result = db.execute("UPDATE products SET price_minor = -1").await;
+    let err = result.expect_err("a negative price was accepted");
+    assert!(
+        format!("{err:#}").contains("ck_products_price_minor_non_negative"),
+        "unexpected error: {err:#}"
+    );
+    assert_eq!(
+        db.query_i64("SELECT price_minor FROM products")
+            .await
+            .unwrap(),
+        45_000
+    );
+}
+
+async fn an_unknown_order_status_is_rejected(db: &TestDatabase) {
+    db.execute(
+        "INSERT INTO users (telegram_id, created_at, updated_at) \
+         VALUES (1, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let insert = |status: &str| {
+        format!(
+            "INSERT INTO orders (user_id, status, total_amount_minor, delivery_address, phone, \
+             created_at, updated_at) SELECT id, '{status}', 100, 'ул. Ленина 1', '+79001234567', \
+             created_at, updated_at FROM users"
+        )
+    };
+    let err = db
+        .execute(&insert("LOST"))
+        .await
+        .expect_err("status LOST was accepted");
+    assert!(
+        format!("{err:#}").contains("ck_orders_status_known"),
+        "unexpected error: {err:#}"
+    );
+    assert!(
+        db.execute(&insert("pending")).await.is_err(),
+        "status pending was accepted"
+    );
+    assert_eq!(count(db, "orders").await, 0);
+    db.execute(&insert("SHIPPED")).await.unwrap();
+    // The default is PENDING.
+    db.execute(
+        "INSERT INTO orders (user_id, total_amount_minor, delivery_address, phone, created_at, \
+         updated_at) SELECT id, 100, 'ул. Ленина 1', '+79001234567', created_at, updated_at \
+         FROM users",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM orders WHERE status = 'PENDING'")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn a_line_quantity_outside_one_to_one_hundred_is_rejected(db: &TestDatabase) {
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    db.execute(
+        "INSERT INTO users (telegram_id, created_at, updated_at) \
+         VALUES (1, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO orders (user_id, total_amount_minor, delivery_address, phone, created_at, \
+         updated_at) SELECT id, 100, 'ул. Ленина 1', '+79001234567', created_at, updated_at \
+         FROM users",
+    )
+    .await
+    .unwrap();
+    let line = |quantity: i32| {
+        format!(
+            "INSERT INTO order_items (order_id, product_id, product_name, quantity, price_minor) \
+             SELECT o.id, p.id, p.name, {quantity}, p.price_minor FROM orders o, products p"
+        )
+    };
+    assert!(
+        db.execute(&line(0)).await.is_err(),
+        "quantity 0 was accepted"
+    );
+    assert!(
+        db.execute(&line(101)).await.is_err(),
+        "quantity 101 was accepted"
+    );
+    db.execute(&line(100)).await.unwrap();
+    assert_eq!(count(db, "order_items").await, 1);
+}
+
+async fn foreign_keys_are_enforced(db: &TestDatabase) {
+    // SQLite ignores foreign keys unless every connection turns them on.
+    let orphan = db
+        .execute(
+            "INSERT INTO products (category_id, name, price_minor, created_at, updated_at) \
+             VALUES (9999, 'Сирота', 100, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+        )
+        .await;
+    assert!(orphan.is_err(), "a product without a category was accepted");
+
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    let in_use = db.execute("DELETE FROM categories").await;
+    assert!(in_use.is_err(), "a category with products was deleted");
+    assert_eq!(count(db, "categories").await, 1);
+}

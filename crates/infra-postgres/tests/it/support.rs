@@ -1,0 +1,100 @@
+//! Fixtures shared by the contract tests.
+
+use std::str::FromStr;
+
+use domain::auth::TelegramUser;
+use domain::order::{OrderDraft, OrderInput, OrderLineInput};
+use domain::ports::UserRepository;
+use domain::{Money, Page, ProductId, TelegramId, User};
+use infra_postgres::test_support::TestDatabase;
+use infra_postgres::{SeedCategory, SeedProduct};
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub const T0: OffsetDateTime = datetime!(2025-01-01 10:00:00 UTC);
+
+pub fn rub(amount: &str) -> Money {
+    Money::parse(Decimal::from_str(amount).unwrap()).unwrap()
+}
+
+pub fn page(limit: i64, offset: i64) -> Page {
+    Page::parse(Some(limit), Some(offset)).unwrap()
+}
+
+pub fn profile(telegram_id: i64, username: Option<&str>) -> TelegramUser {
+    TelegramUser {
+        id: TelegramId::parse(telegram_id).unwrap(),
+        username: username.map(str::to_owned),
+        first_name: Some("Иван".to_owned()),
+        last_name: None,
+    }
+}
+
+pub async fn new_user(db: &TestDatabase, telegram_id: i64) -> User {
+    db.store()
+        .upsert(&profile(telegram_id, None), T0)
+        .await
+        .unwrap()
+}
+
+/// A category whose products are `(name, price, sort_order)`.
+pub fn category(slug: &str, sort_order: i32, products: &[(&str, &str, i32)]) -> SeedCategory {
+    SeedCategory {
+        name: format!("Категория {slug}"),
+        slug: slug.to_owned(),
+        sort_order,
+        products: products
+            .iter()
+            .map(|&(name, price, sort_order)| SeedProduct {
+                name: name.to_owned(),
+                description: Some(format!("Описание: {name}")),
+                price: rub(price),
+                image_url: None,
+                sort_order,
+            })
+            .collect(),
+    }
+}
+
+pub async fn seed(db: &TestDatabase, categories: &[SeedCategory]) {
+    db.store().seed_catalog(categories).await.unwrap();
+}
+
+pub async fn product_id(db: &TestDatabase, name: &str) -> ProductId {
+    ProductId(
+        db.query_i64(&format!("SELECT id FROM products WHERE name = '{name}'"))
+            .await
+            .unwrap(),
+    )
+}
+
+pub async fn deactivate(db: &TestDatabase, product: ProductId) {
+    let sql = format!(
+        "UPDATE products SET is_active = false WHERE id = {}",
+        product.0
+    );
+    assert_eq!(db.execute(&sql).await.unwrap(), 1);
+}
+
+pub async fn count(db: &TestDatabase, table: &str) -> i64 {
+    db.query_i64(&format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap()
+}
+
+pub fn draft(lines: &[(ProductId, i64)]) -> OrderDraft {
+    OrderDraft::parse(OrderInput {
+        items: lines
+            .iter()
+            .map(|&(product, quantity)| OrderLineInput {
+                product_id: product.0,
+                quantity,
+            })
+            .collect(),
+        delivery_address: "ул. Пушкина, д. 10".to_owned(),
+        phone: "+79001234567".to_owned(),
+        comment: Some("Домофон не работает".to_owned()),
+    })
+    .unwrap()
+}
