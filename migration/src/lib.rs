@@ -19,6 +19,7 @@
 //! Architecture invariant: this crate depends on sea-orm-migration only, never on the
 //! domain or on an adapter.
 
+pub use sea_orm_migration::migrator::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_users;

@@ -1,0 +1,138 @@
+//! Wiring: builds the adapters and services from [`Settings`] and serves the API.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use anyhow::Context;
+use domain::auth::InitDataVerifier;
+use domain::ports::Notifier;
+use domain::services::{Authenticator, OrderService};
+use http_actix::ApiState;
+use infra_postgres::Database;
+use infra_telegram::{TelegramConfig, TelegramNotifier};
+use migration::{Migrator, MigratorTrait};
+
+use crate::config::{Notifications, Settings};
+use crate::demo;
+use crate::notify::{BackgroundNotifier, DisabledNotifier};
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to the database (migrating and seeding it as configured), builds every
+    /// adapter and binds the listener. Binding happens here, so a test can ask for port 0
+    /// and learn the real port from [`Application::port`].
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let database = connect(settings).await?;
+        if settings.run_migrations {
+            Migrator::up(database.connection(), None)
+                .await
+                .context("could not apply database migrations")?;
+        }
+        let store = Arc::new(database.store());
+        if settings.database.is_embedded() && store.catalog_is_empty().await? {
+            store.seed_catalog(&demo::catalog()).await?;
+            tracing::info!("the embedded database was empty: loaded the demo catalog");
+        }
+
+        let verifier = Arc::new(InitDataVerifier::new(
+            settings.bot_token.expose(),
+            settings.init_data_max_age,
+        ));
+        let state = ApiState {
+            catalog: store.clone(),
+            orders: store.clone(),
+            order_service: OrderService::new(store.clone(), notifier(settings)?),
+            authenticator: Authenticator::new(verifier, store),
+        };
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("could not listen on {}:{}", settings.host, settings.port))?;
+        let address = listener
+            .local_addr()
+            .context("could not read the bound address")?;
+        let server = HttpServer::new(move || http_actix::app(state.clone()))
+            .listen(listener)
+            .context("could not start the HTTP server")?
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            .run();
+        tracing::info!(%address, "BotShop is serving on http://{address}");
+        Ok(Self {
+            port: address.port(),
+            server,
+            database,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGTERM or SIGINT), then closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")?;
+        self.database.close().await?;
+        tracing::info!("BotShop stopped");
+        Ok(())
+    }
+}
+
+/// Connects to the configured database.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
+    let options = infra_postgres::PoolOptions {
+        max_connections: settings.database_max_connections,
+        ..infra_postgres::PoolOptions::default()
+    };
+    Database::connect(&settings.database.url(), options)
+        .await
+        .context("could not connect to the database")
+}
+
+fn notifier(settings: &Settings) -> anyhow::Result<Arc<dyn Notifier>> {
+    let chat_id = match &settings.notifications {
+        Notifications::Telegram { chat_id } => *chat_id,
+        Notifications::Off { reason } => {
+            tracing::warn!(
+                reason,
+                "manager notifications are OFF: orders are accepted but nobody is told"
+            );
+            return Ok(Arc::new(DisabledNotifier));
+        }
+    };
+    let mut config = TelegramConfig::new(settings.bot_token.expose(), chat_id);
+    config.api_url = settings.telegram_api_url.clone();
+    config.utc_offset = settings.notify_utc_offset;
+    let telegram =
+        Arc::new(TelegramNotifier::new(config).context("invalid Telegram configuration")?);
+
+    // Warn early, without delaying start-up, if the bot cannot write to the manager.
+    let probe = Arc::clone(&telegram);
+    tokio::spawn(async move {
+        if let Err(error) = probe.check_chat().await {
+            tracing::warn!(
+                %error,
+                "the bot cannot reach MANAGER_CHAT_ID: new-order messages will fail until the manager \
+                 sends /start to the bot (and the chat id is right)"
+            );
+        }
+    });
+    Ok(Arc::new(BackgroundNotifier::new(telegram)))
+}

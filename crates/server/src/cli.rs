@@ -1,0 +1,168 @@
+//! The command line: `server [serve]`, `server migrate ...`, `server seed`,
+//! `server sign-init-data ...`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::auth::InitDataVerifier;
+use migration::{MigrationStatus, Migrator, MigratorTrait};
+
+use crate::app::{Application, connect};
+use crate::config::Settings;
+use crate::demo;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "BotShop: the backend of a Telegram Mini App shop"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Load the demo catalog (4 categories, 20 products). Existing categories are kept.
+    Seed,
+    /// Print an `Authorization` header value signed with the configured bot token, to try
+    /// the API with curl.
+    SignInitData {
+        /// The Telegram user id to sign for.
+        #[arg(long)]
+        user_id: i64,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the last N applied migrations (default 1), or all of them with --all.
+    Down {
+        #[arg(short = 'n', long, default_value_t = 1, conflicts_with = "all")]
+        steps: u32,
+        #[arg(long)]
+        all: bool,
+    },
+    /// List every migration and whether it is applied.
+    Status,
+    /// Drop every table and apply all migrations again. Destroys all data.
+    Fresh,
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate { action } => migrate(&settings, action).await,
+        Command::Seed => seed(&settings).await,
+        Command::SignInitData {
+            user_id,
+            username,
+            first_name,
+            last_name,
+        } => {
+            println!(
+                "{}",
+                sign_init_data(&settings, user_id, username, first_name, last_name)?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if settings.demo_token {
+        tracing::warn!(
+            "TELEGRAM_BOT_TOKEN is not set: using the demo token; sign requests with `server sign-init-data`"
+        );
+    }
+    let application = Application::build(&settings).await?;
+    application.run_until_stopped().await
+}
+
+async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
+    let database = connect(settings).await?;
+    let db = database.connection();
+    match action {
+        MigrateAction::Up => Migrator::up(db, None).await.context("migrate up failed")?,
+        MigrateAction::Down { steps, all } => {
+            Migrator::down(db, if all { None } else { Some(steps) })
+                .await
+                .context("migrate down failed")?
+        }
+        MigrateAction::Fresh => Migrator::fresh(db).await.context("migrate fresh failed")?,
+        MigrateAction::Status => {}
+    }
+    for migration in Migrator::get_migration_with_status(db)
+        .await
+        .context("could not read migration status")?
+    {
+        let status = match migration.status() {
+            MigrationStatus::Applied => "applied",
+            MigrationStatus::Pending => "pending",
+        };
+        println!("{status:8} {}", migration.name());
+    }
+    database.close().await?;
+    Ok(())
+}
+
+async fn seed(settings: &Settings) -> anyhow::Result<()> {
+    let database = connect(settings).await?;
+    if settings.run_migrations {
+        Migrator::up(database.connection(), None)
+            .await
+            .context("could not apply database migrations")?;
+    }
+    let outcome = database.store().seed_catalog(&demo::catalog()).await?;
+    println!(
+        "demo catalog: {} categories created, {} already present, {} products created",
+        outcome.categories_created, outcome.categories_skipped, outcome.products_created
+    );
+    database.close().await?;
+    Ok(())
+}
+
+/// `tma <initData>` for the configured bot, dated now.
+pub fn sign_init_data(
+    settings: &Settings,
+    user_id: i64,
+    username: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(user_id > 0, "--user-id must be a positive Telegram user id");
+    let mut user = serde_json::json!({ "id": user_id });
+    for (key, value) in [
+        ("username", username),
+        ("first_name", first_name),
+        ("last_name", last_name),
+    ] {
+        if let Some(value) = value {
+            user[key] = serde_json::Value::String(value);
+        }
+    }
+    let verifier = InitDataVerifier::new(settings.bot_token.expose(), settings.init_data_max_age);
+    let auth_date = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let user = user.to_string();
+    let init_data = verifier.sign(&[
+        ("auth_date", &auth_date),
+        ("query_id", "botshop-cli"),
+        ("user", &user),
+    ]);
+    Ok(format!("tma {init_data}"))
+}

@@ -1,0 +1,448 @@
+//! Configuration: typed, loaded once, validated at start-up.
+//!
+//! Sources, later ones winning: built-in defaults < `botshop.toml` (optional, lower-case
+//! keys) < `.env` (optional) < the process environment (upper-case keys, the seed's names).
+//! A bad value stops start-up with a message naming its key.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use time::UtcOffset;
+use time::macros::format_description;
+
+/// The token used when DEBUG=true and none is configured, so the shop runs out of the box.
+/// It is not a real bot's token: notifications are off with it.
+pub const DEMO_BOT_TOKEN: &str = "123456789:DEMO-TOKEN-botshop-not-for-production";
+
+/// Every key the application reads, as environment variables spell them.
+pub const KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "MANAGER_CHAT_ID",
+    "DEBUG",
+    "HOST",
+    "PORT",
+    "INIT_DATA_MAX_AGE",
+    "TELEGRAM_API_URL",
+    "NOTIFY_UTC_OFFSET",
+    "DATABASE_MAX_CONNECTIONS",
+    "RUN_MIGRATIONS",
+    "SQLITE_PATH",
+    "LOG_FORMAT",
+];
+
+/// A secret that never prints.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The raw settings as figment reads them, before cross-field validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawSettings {
+    database_url: Option<Secret>,
+    telegram_bot_token: Option<Secret>,
+    manager_chat_id: Option<i64>,
+    debug: bool,
+    host: String,
+    port: u16,
+    init_data_max_age: u32,
+    telegram_api_url: String,
+    notify_utc_offset: String,
+    database_max_connections: u32,
+    run_migrations: bool,
+    sqlite_path: String,
+    log_format: Option<String>,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            telegram_bot_token: None,
+            manager_chat_id: None,
+            debug: true,
+            host: "127.0.0.1".into(),
+            port: 8000,
+            init_data_max_age: 86_400,
+            telegram_api_url: "https://api.telegram.org".into(),
+            notify_utc_offset: "+03:00".into(),
+            database_max_connections: 10,
+            run_migrations: true,
+            sqlite_path: "botshop.db".into(),
+            log_format: None,
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// Production: DATABASE_URL=postgres://...
+    Url(Secret),
+    /// The embedded default when DATABASE_URL is unset: a SQLite file.
+    EmbeddedSqlite(String),
+}
+
+impl DatabaseTarget {
+    /// The connection URL. For SQLite, the file is created if missing.
+    pub fn url(&self) -> String {
+        match self {
+            DatabaseTarget::Url(url) => url.expose().to_owned(),
+            DatabaseTarget::EmbeddedSqlite(path) => format!("sqlite://{path}?mode=rwc"),
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, DatabaseTarget::EmbeddedSqlite(_))
+    }
+}
+
+/// How the manager is notified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notifications {
+    Telegram {
+        chat_id: i64,
+    },
+    /// DEBUG=true without a real token or chat: orders are placed, nobody is told.
+    Off {
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseTarget,
+    pub bot_token: Secret,
+    /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
+    pub demo_token: bool,
+    pub notifications: Notifications,
+    pub debug: bool,
+    pub host: String,
+    pub port: u16,
+    pub init_data_max_age: time::Duration,
+    pub telegram_api_url: String,
+    pub notify_utc_offset: UtcOffset,
+    pub database_max_connections: u32,
+    pub run_migrations: bool,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Loads from `botshop.toml` and `.env` in the working directory, then the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        // .env fills the process environment without overriding what is already set, so
+        // real environment variables win over it.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(e).context("could not read .env"),
+        }
+        Self::from_figment(Self::figment(Path::new("botshop.toml")))
+    }
+
+    fn figment(toml: &Path) -> Figment {
+        Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(toml))
+            .merge(
+                Env::raw()
+                    .only(KEYS)
+                    .map(|key| key.as_str().to_ascii_lowercase().into()),
+            )
+    }
+
+    fn from_figment(figment: Figment) -> anyhow::Result<Self> {
+        let raw: RawSettings = figment.extract().map_err(|e| {
+            // figment names the key and where its value came from.
+            anyhow::anyhow!("invalid configuration: {}", e.to_string())
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> anyhow::Result<Self> {
+        let database = match raw.database_url {
+            Some(url) if !url.expose().trim().is_empty() => {
+                let lower = url.expose().to_ascii_lowercase();
+                if !(lower.starts_with("postgres://")
+                    || lower.starts_with("postgresql://")
+                    || lower.starts_with("sqlite:"))
+                {
+                    bail!(
+                        "invalid configuration: DATABASE_URL must start with postgres://, postgresql:// or sqlite:"
+                    );
+                }
+                DatabaseTarget::Url(url)
+            }
+            _ => DatabaseTarget::EmbeddedSqlite(raw.sqlite_path.clone()),
+        };
+
+        let token = raw
+            .telegram_bot_token
+            .filter(|t| !t.expose().trim().is_empty());
+        if let Some(token) = &token
+            && !looks_like_bot_token(token.expose())
+        {
+            bail!(
+                "invalid configuration: TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (digits, a colon, then the secret)"
+            );
+        }
+        if raw.manager_chat_id == Some(0) {
+            bail!("invalid configuration: MANAGER_CHAT_ID must be a non-zero Telegram chat id");
+        }
+        let (bot_token, demo_token, notifications) = match (token, raw.manager_chat_id) {
+            (Some(token), Some(chat_id)) => (token, false, Notifications::Telegram { chat_id }),
+            _ if !raw.debug => {
+                bail!(
+                    "invalid configuration: TELEGRAM_BOT_TOKEN and MANAGER_CHAT_ID are required when DEBUG=false"
+                )
+            }
+            (Some(token), None) => (
+                token,
+                false,
+                Notifications::Off {
+                    reason: "MANAGER_CHAT_ID is not set",
+                },
+            ),
+            (None, _) => (
+                Secret::new(DEMO_BOT_TOKEN),
+                true,
+                Notifications::Off {
+                    reason: "TELEGRAM_BOT_TOKEN is not set (using the demo token)",
+                },
+            ),
+        };
+
+        if raw.init_data_max_age == 0 {
+            bail!("invalid configuration: INIT_DATA_MAX_AGE must be a positive number of seconds");
+        }
+        let offset_format = format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+        let notify_utc_offset = UtcOffset::parse(raw.notify_utc_offset.trim(), &offset_format).map_err(|_| {
+            anyhow::anyhow!(
+                "invalid configuration: NOTIFY_UTC_OFFSET must look like +03:00 or -05:30, got {:?}",
+                raw.notify_utc_offset
+            )
+        })?;
+        let api_url = raw.telegram_api_url.trim().trim_end_matches('/').to_owned();
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            bail!("invalid configuration: TELEGRAM_API_URL must be an http:// or https:// URL");
+        }
+        if raw.database_max_connections == 0 {
+            bail!("invalid configuration: DATABASE_MAX_CONNECTIONS must be at least 1");
+        }
+        if raw.host.trim().is_empty() {
+            bail!("invalid configuration: HOST must not be empty");
+        }
+        let log_format = match raw
+            .log_format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") => {
+                if raw.debug {
+                    LogFormat::Text
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                bail!("invalid configuration: LOG_FORMAT must be json or text, got {other:?}")
+            }
+        };
+
+        Ok(Self {
+            database,
+            bot_token,
+            demo_token,
+            notifications,
+            debug: raw.debug,
+            host: raw.host.trim().to_owned(),
+            port: raw.port,
+            init_data_max_age: time::Duration::seconds(i64::from(raw.init_data_max_age)),
+            telegram_api_url: api_url,
+            notify_utc_offset,
+            database_max_connections: raw.database_max_connections,
+            run_migrations: raw.run_migrations,
+            log_format,
+        })
+    }
+}
+
+fn looks_like_bot_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, secret)) => {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !secret.is_empty()
+                && secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn load_in(jail: &Jail) -> anyhow::Result<Settings> {
+        Settings::from_figment(Settings::figment(&jail.directory().join("botshop.toml")))
+    }
+
+    #[test]
+    fn nothing_configured_means_debug_with_embedded_sqlite_and_demo_token() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail).unwrap();
+            assert!(s.debug);
+            assert_eq!(
+                s.database,
+                DatabaseTarget::EmbeddedSqlite("botshop.db".into())
+            );
+            assert!(s.demo_token);
+            assert!(matches!(s.notifications, Notifications::Off { .. }));
+            assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
+            assert_eq!(s.notify_utc_offset, UtcOffset::from_hms(3, 0, 0).unwrap());
+            assert_eq!(s.init_data_max_age, time::Duration::seconds(86_400));
+            assert_eq!(s.log_format, LogFormat::Text);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_seeds_variable_names_work_unchanged() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://shop@db/botshop");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "-1001234567890");
+            jail.set_env("DEBUG", "false");
+            jail.set_env("NOTIFY_UTC_OFFSET", "+05:00");
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                s.database,
+                DatabaseTarget::Url(Secret::new("postgres://shop@db/botshop"))
+            );
+            assert_eq!(
+                s.notifications,
+                Notifications::Telegram {
+                    chat_id: -1_001_234_567_890
+                }
+            );
+            assert!(!s.debug && !s.demo_token);
+            assert_eq!(s.notify_utc_offset, UtcOffset::from_hms(5, 0, 0).unwrap());
+            assert_eq!(
+                s.log_format,
+                LogFormat::Json,
+                "production logs default to JSON lines"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_beats_dotenv_beats_toml_beats_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "botshop.toml",
+                "port = 9000\nhost = \"0.0.0.0\"\ndatabase_max_connections = 3\n",
+            )?;
+            jail.set_env("PORT", "9100");
+            let s = load_in(jail).unwrap();
+            assert_eq!(s.port, 9100, "environment wins over the file");
+            assert_eq!(s.host, "0.0.0.0", "the file wins over defaults");
+            assert_eq!(s.database_max_connections, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_requires_token_and_chat() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DEBUG", "false");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(
+                error.contains("TELEGRAM_BOT_TOKEN") && error.contains("MANAGER_CHAT_ID"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORT", "eighty");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.to_ascii_lowercase().contains("port"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("NOTIFY_UTC_OFFSET", "Moscow");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("NOTIFY_UTC_OFFSET"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("MANAGER_CHAT_ID", "boss");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(
+                error.to_ascii_lowercase().contains("manager_chat_id"),
+                "{error}"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TELEGRAM_BOT_TOKEN", "not a token");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(
+                error.contains("TELEGRAM_BOT_TOKEN") && !error.contains("not a token"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:SUPERSECRET");
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/x");
+            let printed = format!("{:?}", load_in(jail).unwrap());
+            assert!(
+                !printed.contains("SUPERSECRET") && !printed.contains("hunter2"),
+                "{printed}"
+            );
+            Ok(())
+        });
+    }
+}

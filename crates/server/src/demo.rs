@@ -1,0 +1,125 @@
+//! The demo catalog: what `server seed` loads, and what the embedded default loads by
+//! itself into an empty database, so a new user sees a shop at once.
+
+use domain::Money;
+use infra_postgres::{SeedCategory, SeedProduct};
+
+fn product(name: &str, description: &str, rubles: i64, sort_order: i32) -> SeedProduct {
+    SeedProduct {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        // Every demo price is far below Money's maximum, so this cannot fail.
+        price: Money::from_minor(rubles * 100).unwrap_or(Money::ZERO),
+        image_url: None,
+        sort_order,
+    }
+}
+
+fn category(name: &str, slug: &str, sort_order: i32, products: Vec<SeedProduct>) -> SeedCategory {
+    SeedCategory {
+        name: name.to_owned(),
+        slug: slug.to_owned(),
+        sort_order,
+        products,
+    }
+}
+
+/// Four categories of five products each, with Russian names and rouble prices.
+pub fn catalog() -> Vec<SeedCategory> {
+    vec![
+        category(
+            "Пицца",
+            "pizza",
+            1,
+            vec![
+                product(
+                    "Пицца Маргарита",
+                    "Томатный соус, моцарелла, базилик",
+                    590,
+                    1,
+                ),
+                product(
+                    "Пицца Пепперони",
+                    "Пепперони, моцарелла, томатный соус",
+                    690,
+                    2,
+                ),
+                product(
+                    "Пицца Четыре сыра",
+                    "Моцарелла, горгонзола, пармезан, чеддер",
+                    750,
+                    3,
+                ),
+                product("Пицца Гавайская", "Курица, ананас, моцарелла", 650, 4),
+                product(
+                    "Пицца Дьябло",
+                    "Острая салями, халапеньо, моцарелла",
+                    720,
+                    5,
+                ),
+            ],
+        ),
+        category(
+            "Роллы",
+            "rolls",
+            2,
+            vec![
+                product("Филадельфия", "Лосось, сливочный сыр, огурец", 540, 1),
+                product("Калифорния", "Краб, авокадо, огурец, икра масаго", 480, 2),
+                product("Унаги маки", "Угорь, соус унаги, кунжут", 420, 3),
+                product("Ролл с тунцом", "Тунец, рис, нори", 390, 4),
+                product("Овощной ролл", "Огурец, авокадо, болгарский перец", 290, 5),
+            ],
+        ),
+        category(
+            "Напитки",
+            "drinks",
+            3,
+            vec![
+                product("Морс клюквенный", "0,5 л, домашний", 150, 1),
+                product("Лимонад Тархун", "0,5 л", 170, 2),
+                product("Квас хлебный", "0,5 л, живой", 120, 3),
+                product("Чай облепиховый", "0,4 л, с мёдом", 210, 4),
+                product("Вода минеральная", "0,5 л, без газа", 90, 5),
+            ],
+        ),
+        category(
+            "Десерты",
+            "desserts",
+            4,
+            vec![
+                product("Чизкейк Нью-Йорк", "Классический, 130 г", 320, 1),
+                product("Медовик", "Домашний, 150 г", 280, 2),
+                product("Наполеон", "Заварной крем, 150 г", 290, 3),
+                product("Сырники", "Со сметаной и вареньем", 260, 4),
+                product(
+                    "Блинчики с вареньем",
+                    "Три штуки, малиновое варенье",
+                    230,
+                    5,
+                ),
+            ],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_catalog_has_four_categories_of_five_products_with_unique_slugs() {
+        let catalog = catalog();
+        assert_eq!(catalog.len(), 4);
+        assert!(catalog.iter().all(|c| c.products.len() == 5));
+        let mut slugs: Vec<_> = catalog.iter().map(|c| c.slug.as_str()).collect();
+        slugs.dedup();
+        assert_eq!(slugs.len(), 4);
+        assert!(
+            catalog
+                .iter()
+                .flat_map(|c| &c.products)
+                .all(|p| p.price > Money::ZERO)
+        );
+    }
+}

@@ -1,0 +1,65 @@
+use std::process::Command;
+
+use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier, init_data_from_authorization};
+
+/// Runs the real binary with a clean configuration in a scratch directory.
+fn server() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    let dir = std::env::temp_dir().join(format!("botshop-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    command.current_dir(dir);
+    for key in server::config::KEYS {
+        command.env_remove(key);
+    }
+    command
+}
+
+#[test]
+fn sign_init_data_prints_a_header_the_configured_token_verifies() {
+    let output = server()
+        .env("TELEGRAM_BOT_TOKEN", "777:CLI-TOKEN")
+        .args([
+            "sign-init-data",
+            "--user-id",
+            "987654321",
+            "--first-name",
+            "Иван",
+            "--username",
+            "ivan",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let header = String::from_utf8(output.stdout).unwrap();
+    let init_data = init_data_from_authorization(Some(header.trim())).unwrap();
+    let verified = InitDataVerifier::new("777:CLI-TOKEN", DEFAULT_MAX_AGE)
+        .verify(init_data, time::OffsetDateTime::now_utc())
+        .unwrap();
+    assert_eq!(verified.user.id.get(), 987_654_321);
+    assert_eq!(verified.user.first_name.as_deref(), Some("Иван"));
+    assert_eq!(verified.user.username.as_deref(), Some("ivan"));
+}
+
+#[test]
+fn a_bad_configuration_value_stops_start_up_naming_the_key() {
+    let output = server()
+        .env("PORT", "eighty")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
+    assert!(stderr.contains("port"), "{stderr}");
+}
+
+#[test]
+fn production_mode_refuses_to_start_without_token_and_chat() {
+    let output = server().env("DEBUG", "false").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
+}

@@ -1,0 +1,194 @@
+use infra_postgres::test_support::TestDatabase;
+use serde_json::{Value, json};
+use server::config::{DatabaseTarget, Secret};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use crate::support::*;
+
+/// The seed's message for `order`, built independently of the adapter's renderer.
+fn expected_message(order: &Value, telegram_id: i64, comment: &str) -> String {
+    let rubles = |s: &str| {
+        let s = s.strip_suffix(".00").unwrap_or(s);
+        format!("{s} ₽")
+    };
+    let mut lines = String::new();
+    for item in order["items"].as_array().unwrap() {
+        let price: rust_decimal::Decimal = item["price"].as_str().unwrap().parse().unwrap();
+        let total = price * rust_decimal::Decimal::from(item["quantity"].as_u64().unwrap());
+        lines.push_str(&format!(
+            "• {} × {} = {}\n",
+            item["product_name"].as_str().unwrap(),
+            item["quantity"],
+            rubles(&format!("{total:.2}"))
+        ));
+    }
+    let created = OffsetDateTime::parse(order["created_at"].as_str().unwrap(), &Rfc3339)
+        .unwrap()
+        .to_offset(time::UtcOffset::from_hms(3, 0, 0).unwrap())
+        .format(format_description!("[day].[month].[year] [hour]:[minute]"))
+        .unwrap();
+    format!(
+        "🛒 Новый заказ #{id}\n\n👤 Покупатель: ID {telegram_id}\n\n📦 Состав заказа:\n{lines}\n💰 Итого: {total}\n\n📍 Адрес: ул. Пушкина, д. 10\n📞 Телефон: +79001234567\n💬 Комментарий: {comment}\n\n🕐 Создан: {created}",
+        id = order["id"],
+        total = rubles(order["total_amount"].as_str().unwrap()),
+    )
+}
+
+/// Catalog → order → my orders → someone else's order is 404 → the manager's message.
+async fn walk_the_shop(database: DatabaseTarget) {
+    let mut telegram = FakeTelegram::start().await;
+    let app = TestApp::spawn(&settings(database, &telegram.server.uri())).await;
+
+    let categories: Value = app.get("/categories", None).await.json().await.unwrap();
+    assert_eq!(categories["total"], 4, "{categories}");
+    let pizza = categories["items"][0]["id"].as_i64().unwrap();
+
+    let products: Value = app
+        .get(&format!("/products?category_id={pizza}&limit=2"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (products["total"].as_u64(), products["limit"].as_u64()),
+        (Some(5), Some(2))
+    );
+    let first = &products["items"][0];
+    let second = &products["items"][1];
+    let card: Value = app
+        .get(&format!("/products/{}", first["id"]), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["name"], first["name"]);
+
+    let buyer = auth(987_654_321, "Иван");
+    let response = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", &buyer)
+        .json(&json!({
+            "items": [
+                {"product_id": first["id"], "quantity": 2},
+                {"product_id": second["id"], "quantity": 1},
+                {"product_id": first["id"], "quantity": 1}
+            ],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567",
+            "comment": "Домофон не работает"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(location, format!("/api/v1/orders/{}", order["id"]));
+    assert_eq!(order["status"], "PENDING");
+
+    // The total comes from database prices: 3 × first + 1 × second.
+    let price = |p: &Value| {
+        p["price"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let expected_total = price(first) * rust_decimal::Decimal::from(3) + price(second);
+    assert_eq!(order["total_amount"], format!("{expected_total:.2}"));
+    assert_eq!(
+        order["items"][0]["quantity"], 3,
+        "repeated lines are merged"
+    );
+
+    let me: Value = app
+        .get("/users/me", Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["telegram_id"].as_i64(), me["first_name"].as_str()),
+        (Some(987_654_321), Some("Иван"))
+    );
+
+    let mine: Value = app
+        .get("/orders/my", Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["items"][0]["id"], order["id"]);
+    let same: Value = app
+        .get(&format!("/orders/{}", order["id"]), Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same, order);
+
+    let stranger = auth(111_111_111, "Пётр");
+    let response = app
+        .get(&format!("/orders/{}", order["id"]), Some(&stranger))
+        .await;
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let message = telegram.next_message().await;
+    assert_eq!(message["chat_id"], MANAGER_CHAT);
+    assert_eq!(message["parse_mode"], "HTML");
+    assert_eq!(
+        message["text"].as_str().unwrap(),
+        expected_message(&order, 987_654_321, "Домофон не работает")
+    );
+}
+
+#[tokio::test]
+async fn a_customer_walks_the_shop_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    // Load the demo catalog as `server seed` does.
+    let db =
+        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
+            .await
+            .unwrap();
+    db.store()
+        .seed_catalog(&server::demo::catalog())
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    walk_the_shop(DatabaseTarget::Url(Secret::new(database.url()))).await;
+    database.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_embedded_default_serves_the_demo_catalog_by_itself() {
+    let dir = std::env::temp_dir().join(format!(
+        "botshop-e2e-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("botshop.db");
+    walk_the_shop(DatabaseTarget::EmbeddedSqlite(
+        path.to_string_lossy().into_owned(),
+    ))
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real application on port 0, a real database, a fake Telegram.
+
+// A failed unwrap in a test is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod e2e;
+mod support;

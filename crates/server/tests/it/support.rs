@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use domain::auth::InitDataVerifier;
+use server::app::Application;
+use server::config::{DatabaseTarget, LogFormat, Notifications, Secret, Settings};
+use tokio::sync::mpsc;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const TOKEN: &str = "123456:E2E-TEST-TOKEN";
+pub const MANAGER_CHAT: i64 = 424_242;
+
+/// A fake Telegram Bot API that hands every sendMessage body to the test as it arrives,
+/// so tests wait on the message itself rather than on a timer.
+pub struct FakeTelegram {
+    pub server: MockServer,
+    pub messages: mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+struct Forward(mpsc::UnboundedSender<serde_json::Value>);
+
+impl Respond for Forward {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let _ = self.0.send(body);
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"ok": true, "result": {"message_id": 77}}))
+    }
+}
+
+impl FakeTelegram {
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        let (tx, messages) = mpsc::unbounded_channel();
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/bot[^/]+/sendMessage$"))
+            .respond_with(Forward(tx))
+            .mount(&server)
+            .await;
+        Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"ok": true, "result": {"id": MANAGER_CHAT, "type": "private"}}),
+            ))
+            .mount(&server)
+            .await;
+        Self { server, messages }
+    }
+
+    /// The next message sent to Telegram, or a panic after a generous deadline.
+    pub async fn next_message(&mut self) -> serde_json::Value {
+        tokio::time::timeout(Duration::from_secs(30), self.messages.recv())
+            .await
+            .expect("no Telegram message arrived")
+            .expect("the fake Telegram closed")
+    }
+}
+
+pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
+    Settings {
+        database,
+        bot_token: Secret::new(TOKEN),
+        demo_token: false,
+        notifications: Notifications::Telegram {
+            chat_id: MANAGER_CHAT,
+        },
+        debug: true,
+        host: "127.0.0.1".into(),
+        port: 0,
+        init_data_max_age: time::Duration::seconds(86_400),
+        telegram_api_url: telegram_url.to_owned(),
+        notify_utc_offset: time::UtcOffset::from_hms(3, 0, 0).unwrap(),
+        database_max_connections: 5,
+        run_migrations: true,
+        log_format: LogFormat::Text,
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: &Settings) -> Self {
+        let app = Application::build(settings)
+            .await
+            .expect("the application builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, auth: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// A signed `Authorization` header for a Telegram user.
+pub fn auth(telegram_id: i64, first_name: &str) -> String {
+    let verifier = InitDataVerifier::new(TOKEN, time::Duration::seconds(86_400));
+    let auth_date = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let user = serde_json::json!({"id": telegram_id, "first_name": first_name}).to_string();
+    format!(
+        "tma {}",
+        verifier.sign(&[("auth_date", &auth_date), ("user", &user)])
+    )
+}
