@@ -60,7 +60,7 @@ pub enum MigrateAction {
     },
     /// List every migration and whether it is applied.
     Status,
-    /// Drop every table and apply all migrations again. Destroys all data.
+    /// Revert every migration and apply them all again. Destroys all data.
     Fresh,
 }
 
@@ -87,7 +87,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.demo_token {
         tracing::warn!(
-            "TELEGRAM_BOT_TOKEN is not set: using the demo token; sign requests with `server sign-init-data`"
+            demo_token = crate::config::DEMO_BOT_TOKEN,
+            "TELEGRAM_BOT_TOKEN is not set: using the public demo token; sign requests with `server sign-init-data`"
         );
     }
     let application = Application::build(&settings).await?;
@@ -104,7 +105,11 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
                 .await
                 .context("migrate down failed")?
         }
-        MigrateAction::Fresh => Migrator::fresh(db).await.context("migrate fresh failed")?,
+        // Reverting every step, rather than SeaORM's drop-all-tables `fresh`, works with
+        // SQLite's enforced foreign keys, whose drop order SeaORM does not respect.
+        MigrateAction::Fresh => Migrator::refresh(db)
+            .await
+            .context("migrate fresh failed")?,
         MigrateAction::Status => {}
     }
     for migration in Migrator::get_migration_with_status(db)

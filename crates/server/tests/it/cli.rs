@@ -63,3 +63,48 @@ fn production_mode_refuses_to_start_without_token_and_chat() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
 }
+
+#[test]
+fn migrate_and_seed_commands_work_on_the_embedded_database() {
+    let dir = std::env::temp_dir().join(format!("botshop-cli-migrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let output = server().current_dir(&dir).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let status = run(&["migrate", "up"]);
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("applied")).count(),
+        3,
+        "{status}"
+    );
+    assert!(run(&["seed"]).contains("4 categories created"));
+    assert!(
+        run(&["seed"]).contains("4 already present"),
+        "seeding twice keeps what exists"
+    );
+
+    let status = run(&["migrate", "down"]);
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("pending")).count(),
+        1,
+        "{status}"
+    );
+    let status = run(&["migrate", "down", "--all"]);
+    assert!(status.lines().all(|l| l.starts_with("pending")), "{status}");
+
+    run(&["migrate", "up"]);
+    run(&["seed"]);
+    let status = run(&["migrate", "fresh"]);
+    assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
+    // fresh destroyed the data: seeding creates the catalog again.
+    assert!(run(&["seed"]).contains("4 categories created"));
+    let _ = std::fs::remove_dir_all(dir);
+}
