@@ -5,13 +5,17 @@
 //! the ports (repository and notifier traits) that adapters implement.
 //!
 //! Architecture invariant: this crate performs no I/O and depends on no I/O crate — no
-//! sea-orm, actix, reqwest or tokio networking. Time comes in as a parameter.
+//! sea-orm, actix, reqwest or tokio networking. It uses tokio's timers and sync
+//! primitives only (the notification relay waits and is woken). Time comes in as a
+//! parameter or through the [`clock::Clock`] trait.
 
 pub mod auth;
+pub mod clock;
 pub mod entities;
 pub mod error;
 pub mod money;
 pub mod order;
+pub mod outbox;
 pub mod pagination;
 pub mod ports;
 pub mod services;

@@ -64,7 +64,9 @@ pub trait OrderRepository: Send + Sync {
     ///
     /// MUST read the current products inside the transaction and price the draft with
     /// [`crate::order::price_order`], so the snapshot is the price at commit time; MUST write
-    /// the order and all its lines atomically, with status `PENDING`.
+    /// the order, all its lines and its `order_created` outbox event (see
+    /// [`crate::outbox`]) atomically, with status `PENDING`: an order without its event, or
+    /// an event without its order, must be impossible.
     ///
     /// # Errors
     /// - [`PlaceOrderError::ProductNotFound`] / [`PlaceOrderError::ProductUnavailable`] as
@@ -110,6 +112,13 @@ pub enum NotifyError {
     Permanent { reason: String },
 }
 
+/// Proof that a notification was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryReceipt {
+    /// Telegram's id of the message, when the channel has one.
+    pub message_id: Option<i64>,
+}
+
 /// Tells the shop's manager about orders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -118,5 +127,8 @@ pub trait Notifier: Send + Sync {
     ///
     /// Error reasons MUST NOT contain secrets (the bot token) or the customer's personal
     /// data, because callers log them.
-    async fn order_placed(&self, notification: &OrderPlaced) -> Result<(), NotifyError>;
+    async fn order_placed(
+        &self,
+        notification: &OrderPlaced,
+    ) -> Result<DeliveryReceipt, NotifyError>;
 }

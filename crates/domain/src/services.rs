@@ -8,7 +8,7 @@ use crate::auth::{AuthError, InitDataVerifier, init_data_from_authorization};
 use crate::entities::{Order, User};
 use crate::error::RepositoryError;
 use crate::order::{NewOrder, OrderDraft, PlaceOrderError};
-use crate::ports::{Notifier, OrderPlaced, OrderRepository, UserRepository};
+use crate::ports::{OrderRepository, UserRepository};
 
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +53,12 @@ impl Authenticator {
     }
 }
 
-/// Places orders and tells the manager.
+/// Places orders. The manager is told through the outbox: placement writes the event in
+/// the order's transaction, and the relay delivers it.
 #[derive(Clone)]
 pub struct OrderService {
     orders: Arc<dyn OrderRepository>,
-    notifier: Arc<dyn Notifier>,
+    relay_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for OrderService {
@@ -67,15 +68,16 @@ impl std::fmt::Debug for OrderService {
 }
 
 impl OrderService {
-    pub fn new(orders: Arc<dyn OrderRepository>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { orders, notifier }
+    /// `relay_wake` is the relay's wake-up: notified after each commit so the manager's
+    /// message goes out at once rather than at the relay's next poll.
+    pub fn new(orders: Arc<dyn OrderRepository>, relay_wake: Arc<tokio::sync::Notify>) -> Self {
+        Self { orders, relay_wake }
     }
 
-    /// Prices and stores the order, then notifies the manager.
+    /// Prices and stores the order with its notification event, then wakes the relay.
     ///
-    /// The notification happens after the commit, and its failure never fails the order:
-    /// the customer's order stands, and the failure is logged. (Wire a notifier that
-    /// delivers in the background so the customer does not wait on Telegram.)
+    /// The customer never waits on Telegram, and a Telegram failure can never fail or roll
+    /// back an order: delivery happens later, durably, in the relay.
     pub async fn place(
         &self,
         customer: &User,
@@ -90,13 +92,7 @@ impl OrderService {
                 placed_at: now,
             })
             .await?;
-        let notification = OrderPlaced {
-            order: order.clone(),
-            customer: customer.telegram_id,
-        };
-        if let Err(error) = self.notifier.order_placed(&notification).await {
-            tracing::warn!(order_id = order.id.0, %error, "could not notify the manager of a new order");
-        }
+        self.relay_wake.notify_one();
         Ok(order)
     }
 }
@@ -110,7 +106,7 @@ mod tests {
     use crate::entities::{OrderItem, OrderStatus};
     use crate::money::Money;
     use crate::order::{OrderInput, OrderLineInput};
-    use crate::ports::{MockNotifier, MockOrderRepository, MockUserRepository, NotifyError};
+    use crate::ports::{MockOrderRepository, MockUserRepository};
     use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
     fn now() -> OffsetDateTime {
@@ -163,52 +159,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_notifier_failure_does_not_fail_placement() {
+    async fn placement_wakes_the_relay_after_the_commit() {
         let mut orders = MockOrderRepository::new();
         orders
             .expect_place()
             .times(1)
             .returning(|new| Ok(stored(&new)));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_order_placed().times(1).returning(|_| {
-            Err(NotifyError::Transient {
-                reason: "telegram is down".into(),
-                retry_after: None,
-            })
-        });
-        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let service = OrderService::new(Arc::new(orders), wake.clone());
 
         let order = service.place(&customer(), draft(), now()).await.unwrap();
         assert_eq!(order.id, OrderId(123));
+        // notify_one stores a permit, so this resolves only if the service notified.
+        tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified())
+            .await
+            .expect("the relay was not woken");
     }
 
     #[tokio::test]
-    async fn the_manager_is_told_who_ordered_what() {
-        let mut orders = MockOrderRepository::new();
-        orders.expect_place().returning(|new| Ok(stored(&new)));
-        let mut notifier = MockNotifier::new();
-        notifier
-            .expect_order_placed()
-            .withf(|n| n.order.id == OrderId(123) && n.customer.get() == 987_654_321)
-            .times(1)
-            .returning(|_| Ok(()));
-        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
-        service.place(&customer(), draft(), now()).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_failed_placement_notifies_nobody() {
+    async fn a_failed_placement_does_not_wake_the_relay() {
         let mut orders = MockOrderRepository::new();
         orders
             .expect_place()
             .returning(|_| Err(PlaceOrderError::ProductNotFound(vec![ProductId(1)])));
-        let mut notifier = MockNotifier::new();
-        notifier.expect_order_placed().times(0);
-        let service = OrderService::new(Arc::new(orders), Arc::new(notifier));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let service = OrderService::new(Arc::new(orders), wake.clone());
         assert!(matches!(
             service.place(&customer(), draft(), now()).await,
             Err(PlaceOrderError::ProductNotFound(_))
         ));
+        let woken =
+            tokio::time::timeout(std::time::Duration::from_millis(1), wake.notified()).await;
+        assert!(
+            woken.is_err(),
+            "the relay must not be woken for an order that was not stored"
+        );
     }
 
     #[tokio::test]

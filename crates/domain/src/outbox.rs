@@ -1,0 +1,832 @@
+//! Durable manager notifications: the transactional outbox and its relay.
+//!
+//! Placing an order writes an `order_created` event in the order's own transaction, so an
+//! order never exists without its notification, nor a notification without its order. The
+//! [`Relay`] then delivers events through the [`Notifier`] port until each one is sent or,
+//! when retrying cannot help, dead:
+//!
+//! - it claims due events under a lease (`locked_until`), so several relays — several
+//!   server instances — can share one database without sending an event twice, and a
+//!   relay that dies only delays its events until the lease runs out;
+//! - a transient failure is retried with exponential backoff and jitter, from
+//!   [`RelayConfig::backoff_base`] up to [`RelayConfig::backoff_max`];
+//! - a 429 is honoured: the whole chat is held back for `retry_after`, not just the one
+//!   message, and the wait does not count as a failed attempt;
+//! - a permanent failure, or running out of attempts, makes the event dead with its reason,
+//!   logged once as an error. `server outbox retry-dead` puts dead events back in line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::error::RepositoryError;
+use crate::ports::{Notifier, NotifyError, OrderPlaced};
+
+/// An outbox event's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub i64);
+
+/// The one kind of event today; stored as its `as_str` spelling.
+pub const ORDER_CREATED: &str = "order_created";
+
+/// An event a relay has claimed, with what it needs to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedEvent {
+    pub id: EventId,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    pub notification: OrderPlaced,
+}
+
+/// A summary of the outbox, for `server outbox status` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sent: u64,
+    pub dead: u64,
+    /// When the oldest pending event was created.
+    pub oldest_pending: Option<OffsetDateTime>,
+}
+
+/// Stores outbox events. Events are created by [`crate::ports::OrderRepository::place`]
+/// in the order's transaction; this port moves them through their life.
+///
+/// An event is *pending* (waiting for delivery), *sent* or *dead*. A pending event is *due*
+/// when its `next_attempt_at` has passed and no unexpired lease holds it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` due events, oldest first, by setting their lease to
+    /// `lease_until`, and returns them with their notifications.
+    ///
+    /// MUST be safe under concurrency: two claimers never both receive an event while the
+    /// first one's lease is unexpired (on PostgreSQL, `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEvent>, RepositoryError>;
+
+    /// Marks the event sent, keeping Telegram's message id, and clears its lease.
+    async fn mark_sent(
+        &self,
+        id: EventId,
+        message_id: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError>;
+
+    /// Schedules another attempt: stores `attempts`, `next_attempt_at` and the error
+    /// (which MUST hold no secrets or personal data), and clears the lease.
+    async fn retry_later(
+        &self,
+        id: EventId,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Moves the event to the dead state with its reason, and clears its lease.
+    async fn mark_dead(
+        &self,
+        id: EventId,
+        attempts: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError>;
+
+    /// Clears the leases of events claimed but not attempted, keeping their schedule.
+    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError>;
+
+    /// Holds every pending event back until at least `until` (Telegram asked the chat to
+    /// wait): `next_attempt_at = max(next_attempt_at, until)`.
+    async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
+
+    /// Counts events by state.
+    async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
+
+    /// Puts every dead event back in line: pending, due at `now`, attempts reset. Returns
+    /// how many.
+    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
+}
+
+/// How the relay paces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// How often to look for due events when nothing wakes the relay. Events committed in
+    /// this process wake it at once; this bounds the delay for other instances' events.
+    pub poll_interval: Duration,
+    /// How many events to claim at once.
+    pub batch_size: u32,
+    /// How long one delivery may take before it counts as a transient failure.
+    pub send_timeout: Duration,
+    /// How long a claim lasts. MUST exceed `send_timeout`, so that a live relay never
+    /// loses an event it is still sending; a dead relay's events wait this long.
+    pub lease: Duration,
+    /// Attempts before an event is declared dead.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it.
+    pub backoff_base: Duration,
+    /// The longest delay between two attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            batch_size: 10,
+            send_timeout: Duration::from_secs(15),
+            lease: Duration::from_secs(30),
+            max_attempts: 20,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The delay before retry number `attempt` (1 = the first retry) of `event`:
+    /// exponential, capped, with "equal jitter" — half the delay fixed, half spread —
+    /// so that events which failed together do not all retry in the same instant.
+    ///
+    /// The jitter is a hash of the event and attempt, not a random draw: it spreads
+    /// events just as well and keeps the relay reproducible in tests.
+    pub fn backoff(&self, event: EventId, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(31);
+        let full = self
+            .backoff_base
+            .saturating_mul(1u32 << exponent)
+            .min(self.backoff_max);
+        let half = full / 2;
+        let spread = splitmix64((event.0 as u64) ^ (u64::from(attempt) << 48));
+        // `spread / u64::MAX` is a fraction in [0, 1].
+        let fraction = (spread >> 11) as f64 / (1u64 << 53) as f64;
+        half + half.mul_f64(fraction)
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// What one pass of the relay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayPass {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Telegram asked the chat to wait until then.
+    pub held_until: Option<OffsetDateTime>,
+}
+
+/// Delivers outbox events through the notifier. See the module docs.
+pub struct Relay {
+    outbox: Arc<dyn Outbox>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    config: RelayConfig,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// `wake` is notified by the order service after each commit, so new events go out
+    /// at once instead of at the next poll.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        config: RelayConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            outbox,
+            notifier,
+            clock,
+            config,
+            wake,
+        }
+    }
+
+    /// Runs until `shutdown` turns true. On shutdown the current send is finished (it is
+    /// bounded by the send timeout) and every other claimed event is released, so no lease
+    /// outlives the relay. A storage failure is logged and retried after the poll interval.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!("notification relay started");
+        let mut held_until: Option<OffsetDateTime> = None;
+        let mut storage_failing = false;
+        while !*shutdown.borrow() {
+            let now = self.clock.now();
+            let wait = match held_until {
+                Some(until) if until > now => to_std(until - now),
+                _ => match self.pass(Some(&shutdown)).await {
+                    Ok(pass) => {
+                        if storage_failing {
+                            tracing::info!("notification relay: storage is reachable again");
+                            storage_failing = false;
+                        }
+                        held_until = pass.held_until;
+                        if pass.claimed > 0 && pass.held_until.is_none() {
+                            // There may be more due events: look again at once.
+                            continue;
+                        }
+                        self.config.poll_interval
+                    }
+                    Err(error) => {
+                        if !storage_failing {
+                            tracing::error!(%error, "notification relay cannot reach the outbox; retrying");
+                            storage_failing = true;
+                        }
+                        self.config.poll_interval
+                    }
+                },
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified(), if held_until.is_none_or(|until| until <= self.clock.now()) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("notification relay stopped");
+    }
+
+    /// Claims one batch of due events and attempts each. Stops early — releasing the rest
+    /// of the batch — when Telegram asks the chat to wait or `shutdown` turns true.
+    pub async fn pass(
+        &self,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<RelayPass, RepositoryError> {
+        let now = self.clock.now();
+        let lease_until = now + self.config.lease;
+        let events = self
+            .outbox
+            .claim_due(now, lease_until, self.config.batch_size)
+            .await?;
+        let mut pass = RelayPass {
+            claimed: events.len(),
+            ..RelayPass::default()
+        };
+        let mut remaining = events.into_iter();
+        for event in remaining.by_ref() {
+            self.attempt(event, &mut pass).await?;
+            let stopping = shutdown.is_some_and(|s| *s.borrow());
+            if pass.held_until.is_some() || stopping {
+                break;
+            }
+        }
+        let unattempted: Vec<EventId> = remaining.map(|e| e.id).collect();
+        if !unattempted.is_empty() {
+            self.outbox.release(&unattempted).await?;
+        }
+        Ok(pass)
+    }
+
+    async fn attempt(
+        &self,
+        event: ClaimedEvent,
+        pass: &mut RelayPass,
+    ) -> Result<(), RepositoryError> {
+        let order_id = event.notification.order.id.0;
+        let outcome = match tokio::time::timeout(
+            self.config.send_timeout,
+            self.notifier.order_placed(&event.notification),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(NotifyError::Transient {
+                reason: format!("no answer within {:?}", self.config.send_timeout),
+                retry_after: None,
+            }),
+        };
+        let now = self.clock.now();
+        match outcome {
+            Ok(receipt) => {
+                self.outbox
+                    .mark_sent(event.id, receipt.message_id, now)
+                    .await?;
+                tracing::info!(
+                    event_id = event.id.0,
+                    order_id,
+                    "manager notified of new order"
+                );
+                pass.sent += 1;
+            }
+            Err(NotifyError::Transient {
+                reason,
+                retry_after: Some(wait),
+            }) => {
+                // Telegram limits the chat, not the message: hold every pending event back.
+                // The wait is Telegram's instruction, not our failure, so it costs no attempt.
+                let until = now + wait;
+                self.outbox.postpone_pending(until).await?;
+                self.outbox
+                    .retry_later(event.id, event.attempts, until, &reason)
+                    .await?;
+                tracing::warn!(
+                    event_id = event.id.0,
+                    order_id,
+                    retry_after_s = wait.whole_seconds(),
+                    "Telegram asked to slow down; holding the chat back"
+                );
+                pass.retried += 1;
+                pass.held_until = Some(until);
+            }
+            Err(NotifyError::Transient {
+                reason,
+                retry_after: None,
+            }) => {
+                let attempts = event.attempts + 1;
+                if attempts >= self.config.max_attempts {
+                    let reason = format!("gave up after {attempts} attempts; last error: {reason}");
+                    self.outbox
+                        .mark_dead(event.id, attempts, &reason, now)
+                        .await?;
+                    tracing::error!(event_id = event.id.0, order_id, %reason, "manager notification is dead");
+                    pass.dead += 1;
+                } else {
+                    let delay = self.config.backoff(event.id, attempts);
+                    self.outbox
+                        .retry_later(event.id, attempts, now + delay, &reason)
+                        .await?;
+                    tracing::warn!(event_id = event.id.0, order_id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "manager notification failed; will retry");
+                    pass.retried += 1;
+                }
+            }
+            Err(NotifyError::Permanent { reason }) => {
+                let attempts = event.attempts + 1;
+                self.outbox
+                    .mark_dead(event.id, attempts, &reason, now)
+                    .await?;
+                tracing::error!(event_id = event.id.0, order_id, %reason, "manager notification is dead: retrying cannot help");
+                pass.dead += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_std(duration: time::Duration) -> Duration {
+    Duration::try_from(duration).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::entities::{Order, OrderStatus};
+    use crate::money::Money;
+    use crate::ports::{DeliveryReceipt, MockNotifier};
+    use crate::values::{OrderId, TelegramId, UserId};
+
+    fn start() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_766_400_000).unwrap()
+    }
+
+    fn notification(order_id: i64) -> OrderPlaced {
+        OrderPlaced {
+            order: Order {
+                id: OrderId(order_id),
+                user_id: UserId(1),
+                status: OrderStatus::Pending,
+                total_amount: Money::from_minor(100).unwrap(),
+                delivery_address: "addr".into(),
+                phone: "+79001234567".into(),
+                comment: None,
+                created_at: start(),
+                updated_at: start(),
+                items: vec![],
+            },
+            customer: TelegramId::parse(7).unwrap(),
+        }
+    }
+
+    fn transient(reason: &str) -> NotifyError {
+        NotifyError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum State {
+        Pending,
+        Sent(Option<i64>),
+        Dead(String),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Stored {
+        id: EventId,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        locked_until: Option<OffsetDateTime>,
+        state: State,
+    }
+
+    /// An in-memory outbox with the port's semantics.
+    #[derive(Default)]
+    struct FakeOutbox {
+        events: Mutex<Vec<Stored>>,
+        releases: Mutex<Vec<EventId>>,
+    }
+
+    impl FakeOutbox {
+        fn with_events(ids: &[i64]) -> Self {
+            let events = ids
+                .iter()
+                .map(|&id| Stored {
+                    id: EventId(id),
+                    attempts: 0,
+                    next_attempt_at: start(),
+                    locked_until: None,
+                    state: State::Pending,
+                })
+                .collect();
+            Self {
+                events: Mutex::new(events),
+                ..Self::default()
+            }
+        }
+
+        fn state(&self, id: i64) -> Stored {
+            self.events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e.id.0 == id)
+                .unwrap()
+                .clone()
+        }
+
+        fn update(&self, id: EventId, f: impl FnOnce(&mut Stored)) {
+            let mut events = self.events.lock().unwrap();
+            let event = events.iter_mut().find(|e| e.id == id).unwrap();
+            f(event);
+        }
+    }
+
+    #[async_trait]
+    impl Outbox for FakeOutbox {
+        async fn claim_due(
+            &self,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+            let mut events = self.events.lock().unwrap();
+            Ok(events
+                .iter_mut()
+                .filter(|e| {
+                    e.state == State::Pending
+                        && e.next_attempt_at <= now
+                        && e.locked_until.is_none_or(|l| l < now)
+                })
+                .take(limit as usize)
+                .map(|e| {
+                    e.locked_until = Some(lease_until);
+                    ClaimedEvent {
+                        id: e.id,
+                        attempts: e.attempts,
+                        notification: notification(e.id.0 * 100),
+                    }
+                })
+                .collect())
+        }
+
+        async fn mark_sent(
+            &self,
+            id: EventId,
+            message_id: Option<i64>,
+            _: OffsetDateTime,
+        ) -> Result<(), RepositoryError> {
+            self.update(id, |e| {
+                e.state = State::Sent(message_id);
+                e.locked_until = None;
+            });
+            Ok(())
+        }
+
+        async fn retry_later(
+            &self,
+            id: EventId,
+            attempts: u32,
+            at: OffsetDateTime,
+            _: &str,
+        ) -> Result<(), RepositoryError> {
+            self.update(id, |e| {
+                e.attempts = attempts;
+                e.next_attempt_at = at;
+                e.locked_until = None;
+            });
+            Ok(())
+        }
+
+        async fn mark_dead(
+            &self,
+            id: EventId,
+            attempts: u32,
+            reason: &str,
+            _: OffsetDateTime,
+        ) -> Result<(), RepositoryError> {
+            self.update(id, |e| {
+                e.attempts = attempts;
+                e.state = State::Dead(reason.to_owned());
+                e.locked_until = None;
+            });
+            Ok(())
+        }
+
+        async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError> {
+            for &id in ids {
+                self.update(id, |e| e.locked_until = None);
+                self.releases.lock().unwrap().push(id);
+            }
+            Ok(())
+        }
+
+        async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+            for e in self.events.lock().unwrap().iter_mut() {
+                if e.state == State::Pending && e.next_attempt_at < until {
+                    e.next_attempt_at = until;
+                }
+            }
+            Ok(())
+        }
+
+        async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
+            unreachable!("the relay does not count")
+        }
+
+        async fn retry_dead(&self, _: OffsetDateTime) -> Result<u64, RepositoryError> {
+            unreachable!("the relay does not revive")
+        }
+    }
+
+    /// Answers each delivery with the next scripted outcome (success once the script runs
+    /// out) and reports (order id, when) of every call.
+    struct ScriptedNotifier {
+        script: Mutex<VecDeque<Result<DeliveryReceipt, NotifyError>>>,
+        clock: TokioClock,
+        calls: mpsc::UnboundedSender<(i64, OffsetDateTime)>,
+    }
+
+    #[async_trait]
+    impl Notifier for ScriptedNotifier {
+        async fn order_placed(&self, n: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+            let _ = self.calls.send((n.order.id.0, self.clock.now()));
+            self.script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Ok(DeliveryReceipt {
+                    message_id: Some(1),
+                }))
+        }
+    }
+
+    struct Harness {
+        outbox: Arc<FakeOutbox>,
+        calls: mpsc::UnboundedReceiver<(i64, OffsetDateTime)>,
+        shutdown: watch::Sender<bool>,
+        relay: tokio::task::JoinHandle<()>,
+    }
+
+    impl Harness {
+        fn start(
+            events: &[i64],
+            script: Vec<Result<DeliveryReceipt, NotifyError>>,
+            config: RelayConfig,
+        ) -> Self {
+            let clock = TokioClock::starting_at(start());
+            let outbox = Arc::new(FakeOutbox::with_events(events));
+            let (tx, calls) = mpsc::unbounded_channel();
+            let notifier = Arc::new(ScriptedNotifier {
+                script: Mutex::new(script.into()),
+                clock,
+                calls: tx,
+            });
+            let relay = Relay::new(
+                outbox.clone(),
+                notifier,
+                Arc::new(clock),
+                config,
+                Arc::new(Notify::new()),
+            );
+            let (shutdown, rx) = watch::channel(false);
+            let relay = tokio::spawn(relay.run(rx));
+            Self {
+                outbox,
+                calls,
+                shutdown,
+                relay,
+            }
+        }
+
+        /// The next delivery attempt: (order id, seconds since start).
+        async fn next_call(&mut self) -> (i64, f64) {
+            let (order, at) = self.calls.recv().await.unwrap();
+            (order, (at - start()).as_seconds_f64())
+        }
+
+        async fn stop(&mut self) {
+            self.shutdown.send(true).unwrap();
+            (&mut self.relay).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_successful_delivery_is_marked_sent_with_the_message_id() {
+        let mut outbox = MockOutbox::new();
+        outbox.expect_claim_due().times(1).returning(|_, _, _| {
+            Ok(vec![ClaimedEvent {
+                id: EventId(5),
+                attempts: 0,
+                notification: notification(500),
+            }])
+        });
+        outbox
+            .expect_mark_sent()
+            .withf(|id, message_id, _| *id == EventId(5) && *message_id == Some(777))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut notifier = MockNotifier::new();
+        notifier
+            .expect_order_placed()
+            .withf(|n| n.order.id == OrderId(500))
+            .times(1)
+            .returning(|_| {
+                Ok(DeliveryReceipt {
+                    message_id: Some(777),
+                })
+            });
+        let relay = Relay::new(
+            Arc::new(outbox),
+            Arc::new(notifier),
+            Arc::new(TokioClock::starting_at(start())),
+            RelayConfig::default(),
+            Arc::new(Notify::new()),
+        );
+        let pass = relay.pass(None).await.unwrap();
+        assert_eq!((pass.claimed, pass.sent), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_is_retried_with_backoff() {
+        let script = vec![Err(transient("HTTP 502")), Err(transient("HTTP 503"))];
+        let mut h = Harness::start(&[1], script, RelayConfig::default());
+
+        assert_eq!(h.next_call().await, (100, 0.0));
+        let (_, second) = h.next_call().await;
+        assert!(
+            (0.5..=1.0).contains(&second),
+            "first retry after 0.5–1 s, was {second}"
+        );
+        let (_, third) = h.next_call().await;
+        let gap = third - second;
+        assert!(
+            (1.0..=2.0).contains(&gap),
+            "second retry 1–2 s later, was {gap}"
+        );
+        h.stop().await;
+        let event = h.outbox.state(1);
+        assert_eq!((event.state, event.attempts), (State::Sent(Some(1)), 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_holds_the_whole_chat_for_retry_after() {
+        let script = vec![Err(NotifyError::Transient {
+            reason: "Too Many Requests: retry after 5".into(),
+            retry_after: Some(time::Duration::seconds(5)),
+        })];
+        let mut h = Harness::start(&[1, 2, 3], script, RelayConfig::default());
+
+        assert_eq!(h.next_call().await, (100, 0.0));
+        // Neither the limited message nor the others go out before the wait is over.
+        let (order, at) = h.next_call().await;
+        assert_eq!(order, 100, "the limited message keeps its place in line");
+        assert!(
+            at >= 5.0,
+            "nothing may be sent before retry_after, sent at {at}"
+        );
+        assert!(h.next_call().await.1 >= 5.0);
+        assert!(h.next_call().await.1 >= 5.0);
+        h.stop().await;
+        for id in [1, 2, 3] {
+            assert_eq!(h.outbox.state(id).state, State::Sent(Some(1)));
+        }
+        assert_eq!(h.outbox.state(1).attempts, 0, "a 429 costs no attempt");
+        assert_eq!(
+            *h.outbox.releases.lock().unwrap(),
+            [EventId(2), EventId(3)],
+            "the rest of the batch was released, not left leased"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_makes_the_event_dead_without_retrying() {
+        let script = vec![Err(NotifyError::Permanent {
+            reason: "Forbidden: bot was blocked by the user".into(),
+        })];
+        let mut h = Harness::start(&[1, 2], script, RelayConfig::default());
+        assert_eq!(h.next_call().await.0, 100);
+        assert_eq!(h.next_call().await.0, 200, "the next event goes on");
+        h.stop().await;
+        let dead = h.outbox.state(1);
+        assert_eq!(
+            dead.state,
+            State::Dead("Forbidden: bot was blocked by the user".into())
+        );
+        assert!(h.calls.try_recv().is_err(), "a dead event is never retried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn running_out_of_attempts_makes_the_event_dead() {
+        let config = RelayConfig {
+            max_attempts: 3,
+            ..RelayConfig::default()
+        };
+        let script = (0..10).map(|_| Err(transient("HTTP 500"))).collect();
+        let mut h = Harness::start(&[1], script, config);
+        for _ in 0..3 {
+            assert_eq!(h.next_call().await.0, 100);
+        }
+        // Give the relay every chance to try again: the longest backoff, twice over.
+        tokio::time::sleep(Duration::from_secs(1200)).await;
+        h.stop().await;
+        assert!(h.calls.try_recv().is_err(), "no fourth attempt");
+        let event = h.outbox.state(1);
+        assert_eq!(event.attempts, 3);
+        assert_eq!(
+            event.state,
+            State::Dead("gave up after 3 attempts; last error: HTTP 500".into())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_hangs_times_out_as_a_transient_failure() {
+        struct Hang;
+        #[async_trait]
+        impl Notifier for Hang {
+            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+                std::future::pending().await
+            }
+        }
+        let outbox = Arc::new(FakeOutbox::with_events(&[1]));
+        let config = RelayConfig::default();
+        let relay = Relay::new(
+            outbox.clone(),
+            Arc::new(Hang),
+            Arc::new(TokioClock::starting_at(start())),
+            config.clone(),
+            Arc::new(Notify::new()),
+        );
+        let pass = relay.pass(None).await.unwrap();
+        assert_eq!(pass.retried, 1);
+        let event = outbox.state(1);
+        assert_eq!((event.attempts, event.locked_until), (1, None));
+        assert!(event.next_attempt_at > start() + config.send_timeout);
+    }
+
+    #[test]
+    fn backoff_grows_from_about_a_second_to_ten_minutes_with_jitter() {
+        let config = RelayConfig::default();
+        for attempt in 1..=30 {
+            let full = Duration::from_secs(1u64 << (attempt - 1).min(20)).min(config.backoff_max);
+            let delay = config.backoff(EventId(42), attempt);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempt}: {delay:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(config.backoff(EventId(1), 30) <= Duration::from_secs(600));
+        let spread: std::collections::HashSet<_> =
+            (0..50).map(|id| config.backoff(EventId(id), 5)).collect();
+        assert!(
+            spread.len() > 40,
+            "events that failed together retry at different times"
+        );
+    }
+}
