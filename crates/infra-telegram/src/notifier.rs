@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use domain::ports::{Notifier, NotifyError, OrderPlaced};
+use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -260,7 +260,10 @@ impl TelegramNotifier {
 
 #[async_trait]
 impl Notifier for TelegramNotifier {
-    async fn order_placed(&self, notification: &OrderPlaced) -> Result<(), NotifyError> {
+    async fn order_placed(
+        &self,
+        notification: &OrderPlaced,
+    ) -> Result<DeliveryReceipt, NotifyError> {
         let text = render_order_message(notification, self.utc_offset);
         let message_id = self.send_message(&text).await?;
         // Failures are not logged here: the caller logs the error it gets, once.
@@ -269,7 +272,9 @@ impl Notifier for TelegramNotifier {
             message_id,
             "notified the manager of a new order"
         );
-        Ok(())
+        Ok(DeliveryReceipt {
+            message_id: Some(message_id),
+        })
     }
 }
 

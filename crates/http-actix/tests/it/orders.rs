@@ -1,6 +1,5 @@
 use actix_web::test::TestRequest;
 use domain::order::PlaceOrderError;
-use domain::ports::NotifyError;
 use domain::{OrderId, ProductId, RepositoryError, UserId};
 use mockall::predicate::eq;
 use serde_json::json;
@@ -36,11 +35,6 @@ async fn placing_an_order_returns_201_location_and_the_order() {
         })
         .times(1)
         .returning(|_| Ok(order(123)));
-    mocks
-        .notifier
-        .expect_order_placed()
-        .times(1)
-        .returning(|_| Ok(()));
     let app = mocks.app().await;
 
     let response = actix_web::test::call_service(&app, post_order(valid_body()).to_request()).await;
@@ -63,21 +57,6 @@ async fn placing_an_order_returns_201_location_and_the_order() {
             ]
         })
     );
-}
-
-#[actix_web::test]
-async fn a_failing_notifier_still_gives_201() {
-    let mut mocks = Mocks::new().with_customer();
-    mocks.orders.expect_place().returning(|_| Ok(order(7)));
-    mocks.notifier.expect_order_placed().returning(|_| {
-        Err(NotifyError::Permanent {
-            reason: "Forbidden: bot was blocked by the user".into(),
-        })
-    });
-    let app = mocks.app().await;
-    let (status, _, body) = call(&app, post_order(valid_body())).await;
-    assert_eq!(status, 201);
-    assert_eq!(body["id"], 7);
 }
 
 #[actix_web::test]

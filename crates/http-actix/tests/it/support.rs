@@ -4,7 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
-use domain::ports::{MockCatalogRepository, MockNotifier, MockOrderRepository, MockUserRepository};
+use domain::ports::{MockCatalogRepository, MockOrderRepository, MockUserRepository};
 use domain::services::{Authenticator, OrderService};
 use domain::{
     Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product, ProductId,
@@ -21,7 +21,6 @@ pub struct Mocks {
     pub catalog: MockCatalogRepository,
     pub orders: MockOrderRepository,
     pub users: MockUserRepository,
-    pub notifier: MockNotifier,
 }
 
 impl Mocks {
@@ -30,7 +29,6 @@ impl Mocks {
             catalog: MockCatalogRepository::new(),
             orders: MockOrderRepository::new(),
             users: MockUserRepository::new(),
-            notifier: MockNotifier::new(),
         }
     }
 
@@ -50,7 +48,7 @@ impl Mocks {
         ApiState {
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
-            order_service: OrderService::new(orders, Arc::new(self.notifier)),
+            order_service: OrderService::new(orders, Arc::new(tokio::sync::Notify::new())),
             authenticator: Authenticator::new(Arc::new(verifier()), Arc::new(self.users)),
         }
     }

@@ -38,7 +38,12 @@ async fn the_seed_order_is_posted_as_html_to_the_managers_chat() {
         .mount(&server)
         .await;
 
-    notifier(&server).order_placed(&seed_order()).await.unwrap();
+    let receipt = notifier(&server).order_placed(&seed_order()).await.unwrap();
+    assert_eq!(
+        receipt.message_id,
+        Some(42),
+        "Telegram's message id is kept for the outbox"
+    );
 
     let bodies = posted_bodies(&server).await;
     assert_eq!(bodies.len(), 1);
