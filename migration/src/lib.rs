@@ -25,6 +25,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20250101_000001_create_users;
 mod m20250101_000002_create_catalog;
 mod m20250101_000003_create_orders;
+mod m20250101_000004_create_outbox_events;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000001_create_users::Migration),
             Box::new(m20250101_000002_create_catalog::Migration),
             Box::new(m20250101_000003_create_orders::Migration),
+            Box::new(m20250101_000004_create_outbox_events::Migration),
         ]
     }
 }

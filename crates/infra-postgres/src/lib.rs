@@ -2,8 +2,9 @@
 //!
 //! [`Database`] opens the pool (PostgreSQL in production, SQLite for a single-file
 //! deployment or a quick start); [`SqlStore`] implements
-//! [`domain::ports::UserRepository`], [`domain::ports::CatalogRepository`] and
-//! [`domain::ports::OrderRepository`] over it. The schema lives in the `migration` crate,
+//! [`domain::ports::UserRepository`], [`domain::ports::CatalogRepository`],
+//! [`domain::ports::OrderRepository`] and the transactional outbox
+//! [`domain::outbox::Outbox`] over it. The schema lives in the `migration` crate,
 //! which the server runs against [`Database::connection`].
 //!
 //! Architecture invariants:
@@ -15,13 +16,18 @@
 //!   products may be ordered; SQL only stores what it decided.
 //! - Money is kept as integer kopecks and converted with [`domain::Money::from_minor`] and
 //!   [`domain::Money::minor_units`], so both backends stay exact.
-//! - Timestamps are stored in UTC, to the microsecond.
+//! - Timestamps are stored in UTC, to the microsecond, and bound as parameters in the same
+//!   spelling, so that SQLite (which keeps them as text) compares and sorts them in time
+//!   order.
+//! - An order and its outbox event are written in one transaction; several relays can
+//!   share the outbox, because claiming events is a single locking statement.
 
 mod catalog;
 mod database;
 mod entities;
 mod error;
 mod orders;
+mod outbox;
 mod seed;
 mod store;
 #[cfg(feature = "test-support")]

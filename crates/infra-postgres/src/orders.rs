@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use domain::order::{NewOrder, OrderDraft, PlaceOrderError, PricedOrder, price_order};
+use domain::outbox::ORDER_CREATED;
 use domain::ports::OrderRepository;
 use domain::{Order, OrderId, OrderStatus, Page, Paginated, Product, RepositoryError, UserId};
 use sea_orm::sea_query::{Expr, Query};
@@ -13,8 +14,9 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 
-use crate::entities::{order_items, orders, products};
+use crate::entities::{order_items, orders, outbox_events, products};
 use crate::error::{corrupt_row, repository_error};
+use crate::outbox::PENDING;
 use crate::store::{SqlStore, order_from_rows, product_from_row, stored_instant, timestamp_value};
 
 #[async_trait]
@@ -78,9 +80,7 @@ impl OrderRepository for SqlStore {
             .await
             .map_err(|err| repository_error(err, "failed to count orders"))?;
 
-        let mut lines = self
-            .lines_of(rows.iter().map(|order| order.id).collect())
-            .await?;
+        let mut lines = lines_of(&self.db, rows.iter().map(|order| order.id).collect()).await?;
         let items = rows
             .into_iter()
             .map(|order| {
@@ -104,8 +104,7 @@ impl OrderRepository for SqlStore {
         else {
             return Ok(None);
         };
-        let items = self
-            .lines_of(vec![order.id])
+        let items = lines_of(&self.db, vec![order.id])
             .await?
             .remove(&order.id)
             .unwrap_or_default();
@@ -113,28 +112,26 @@ impl OrderRepository for SqlStore {
     }
 }
 
-impl SqlStore {
-    /// The lines of these orders, in one query, grouped by order and in line order.
-    async fn lines_of(
-        &self,
-        order_ids: Vec<i64>,
-    ) -> Result<HashMap<i64, Vec<order_items::Model>>, RepositoryError> {
-        let mut by_order: HashMap<i64, Vec<order_items::Model>> = HashMap::new();
-        if order_ids.is_empty() {
-            return Ok(by_order);
-        }
-        let rows = order_items::Entity::find()
-            .filter(order_items::Column::OrderId.is_in(order_ids))
-            .order_by_asc(order_items::Column::OrderId)
-            .order_by_asc(order_items::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(|err| repository_error(err, "failed to load order lines"))?;
-        for row in rows {
-            by_order.entry(row.order_id).or_default().push(row);
-        }
-        Ok(by_order)
+/// The lines of these orders, in one query, grouped by order and in line order.
+pub(crate) async fn lines_of(
+    connection: &impl ConnectionTrait,
+    order_ids: Vec<i64>,
+) -> Result<HashMap<i64, Vec<order_items::Model>>, RepositoryError> {
+    let mut by_order: HashMap<i64, Vec<order_items::Model>> = HashMap::new();
+    if order_ids.is_empty() {
+        return Ok(by_order);
     }
+    let rows = order_items::Entity::find()
+        .filter(order_items::Column::OrderId.is_in(order_ids))
+        .order_by_asc(order_items::Column::OrderId)
+        .order_by_asc(order_items::Column::Id)
+        .all(connection)
+        .await
+        .map_err(|err| repository_error(err, "failed to load order lines"))?;
+    for row in rows {
+        by_order.entry(row.order_id).or_default().push(row);
+    }
+    Ok(by_order)
 }
 
 /// Prices the draft against the products as the transaction sees them and writes it.
@@ -172,7 +169,7 @@ async fn place_in(
             Expr::val(draft.phone().as_str()),
             Expr::val(draft.comment().map(|comment| comment.as_str().to_owned())),
             Expr::val(at.clone()),
-            Expr::val(at),
+            Expr::val(at.clone()),
         ])
         .map_err(|err| corrupt_row(format!("failed to build the order insert: {err}")))?
         .returning_col(orders::Column::Id)
@@ -213,6 +210,31 @@ async fn place_in(
         .execute(&insert_items)
         .await
         .map_err(|err| repository_error(err, "failed to insert order lines"))?;
+
+    // The manager's notification, due at once. Written in this transaction, so that it
+    // commits or rolls back with the order (see `crate::outbox`).
+    let insert_event = Query::insert()
+        .into_table(outbox_events::Entity)
+        .columns([
+            outbox_events::Column::Kind,
+            outbox_events::Column::OrderId,
+            outbox_events::Column::Status,
+            outbox_events::Column::NextAttemptAt,
+            outbox_events::Column::CreatedAt,
+        ])
+        .values([
+            Expr::val(ORDER_CREATED),
+            Expr::val(order_id),
+            Expr::val(PENDING),
+            Expr::val(at.clone()),
+            Expr::val(at),
+        ])
+        .map_err(|err| corrupt_row(format!("failed to build the outbox event insert: {err}")))?
+        .to_owned();
+    transaction
+        .execute(&insert_event)
+        .await
+        .map_err(|err| repository_error(err, "failed to insert the order's outbox event"))?;
 
     Ok(Order {
         id: OrderId(order_id),

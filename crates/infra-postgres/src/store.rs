@@ -13,8 +13,8 @@ use crate::entities::{categories, order_items, orders, products, users};
 use crate::error::corrupt_row;
 
 /// The repositories: implements [`domain::ports::UserRepository`],
-/// [`domain::ports::CatalogRepository`] and [`domain::ports::OrderRepository`] over one
-/// connection pool.
+/// [`domain::ports::CatalogRepository`], [`domain::ports::OrderRepository`] and
+/// [`domain::outbox::Outbox`] over one connection pool.
 ///
 /// Cheap to clone (it shares the pool); wrap it in an `Arc` once per port.
 #[derive(Debug, Clone)]

@@ -6,5 +6,6 @@
 pub(crate) mod categories;
 pub(crate) mod order_items;
 pub(crate) mod orders;
+pub(crate) mod outbox_events;
 pub(crate) mod products;
 pub(crate) mod users;

@@ -3,13 +3,14 @@
 
 use infra_postgres::test_support::TestDatabase;
 
-use crate::support::{category, count, seed};
+use crate::support::{T0, category, count, new_user, one_product, place_order, seed};
 
 contract_tests!(
     a_negative_price_is_rejected,
     an_unknown_order_status_is_rejected,
     a_line_quantity_outside_one_to_one_hundred_is_rejected,
     foreign_keys_are_enforced,
+    outbox_events_are_one_known_kind_per_order_and_go_with_it,
 );
 
 async fn a_negative_price_is_rejected(db: &TestDatabase) {
@@ -119,4 +120,51 @@ async fn foreign_keys_are_enforced(db: &TestDatabase) {
     let in_use = db.execute("DELETE FROM categories").await;
     assert!(in_use.is_err(), "a category with products was deleted");
     assert_eq!(count(db, "categories").await, 1);
+}
+
+async fn outbox_events_are_one_known_kind_per_order_and_go_with_it(db: &TestDatabase) {
+    let product = one_product(db).await;
+    let user = new_user(db, 1001).await;
+    place_order(db, &user, product, 1, T0).await;
+    let insert = |kind: &str, status: &str, attempts: i32| {
+        format!(
+            "INSERT INTO outbox_events (kind, order_id, status, attempts, next_attempt_at, \
+             created_at) SELECT '{kind}', id, '{status}', {attempts}, created_at, created_at \
+             FROM orders"
+        )
+    };
+
+    let twice = db.execute(&insert("order_created", "PENDING", 0)).await;
+    assert!(twice.is_err(), "a second order_created event was accepted");
+    let unknown_kind = db.execute(&insert("order_shipped", "PENDING", 0)).await;
+    let err = unknown_kind.expect_err("kind order_shipped was accepted");
+    assert!(
+        format!("{err:#}").contains("ck_outbox_events_kind_known"),
+        "unexpected error: {err:#}"
+    );
+    // Updating the existing event, so that only the CHECKs can object.
+    let status = db.execute("UPDATE outbox_events SET status = 'LOST'").await;
+    let err = status.expect_err("status LOST was accepted");
+    assert!(
+        format!("{err:#}").contains("ck_outbox_events_status_known"),
+        "unexpected error: {err:#}"
+    );
+    let attempts = db.execute("UPDATE outbox_events SET attempts = -1").await;
+    let err = attempts.expect_err("negative attempts were accepted");
+    assert!(
+        format!("{err:#}").contains("ck_outbox_events_attempts_non_negative"),
+        "unexpected error: {err:#}"
+    );
+    let orphan = db
+        .execute(
+            "INSERT INTO outbox_events (kind, order_id, next_attempt_at, created_at) \
+             VALUES ('order_created', 9999, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+        )
+        .await;
+    assert!(orphan.is_err(), "an event without an order was accepted");
+    assert_eq!(count(db, "outbox_events").await, 1);
+
+    // An event means nothing without its order.
+    db.execute("DELETE FROM orders").await.unwrap();
+    assert_eq!(count(db, "outbox_events").await, 0);
 }

@@ -48,6 +48,8 @@ mod database;
 mod errors;
 mod migrations;
 mod orders;
+mod outbox;
+mod relay;
 mod support;
 mod test_support;
 mod users;

@@ -41,16 +41,32 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let full = [
         "index idx_order_items_order_id",
         "index idx_orders_user_id_created_at",
+        "index idx_outbox_events_status_next_attempt_at",
         "index idx_products_category_id_sort_order",
         "table categories",
         "table order_items",
         "table orders",
+        "table outbox_events",
         "table products",
         "table users",
     ];
     assert_eq!(schema_objects(db).await, full);
     new_user(db, 1).await;
 
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(
+        schema_objects(db).await,
+        [
+            "index idx_order_items_order_id",
+            "index idx_orders_user_id_created_at",
+            "index idx_products_category_id_sort_order",
+            "table categories",
+            "table order_items",
+            "table orders",
+            "table products",
+            "table users",
+        ]
+    );
     Migrator::down(connection, Some(1)).await.unwrap();
     assert_eq!(
         schema_objects(db).await,

@@ -3,9 +3,9 @@
 use std::str::FromStr;
 
 use domain::auth::TelegramUser;
-use domain::order::{OrderDraft, OrderInput, OrderLineInput};
-use domain::ports::UserRepository;
-use domain::{Money, Page, ProductId, TelegramId, User};
+use domain::order::{NewOrder, OrderDraft, OrderInput, OrderLineInput};
+use domain::ports::{OrderRepository, UserRepository};
+use domain::{Money, Order, Page, ProductId, TelegramId, User};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{SeedCategory, SeedProduct};
 use rust_decimal::Decimal;
@@ -97,4 +97,28 @@ pub fn draft(lines: &[(ProductId, i64)]) -> OrderDraft {
         comment: Some("Домофон не работает".to_owned()),
     })
     .unwrap()
+}
+
+/// A catalog of one product, "Маргарита" at 450.00; returns its id.
+pub async fn one_product(db: &TestDatabase) -> ProductId {
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    product_id(db, "Маргарита").await
+}
+
+/// Places an order of `quantity` × `product` for `user` at `placed_at`.
+pub async fn place_order(
+    db: &TestDatabase,
+    user: &User,
+    product: ProductId,
+    quantity: i64,
+    placed_at: OffsetDateTime,
+) -> Order {
+    db.store()
+        .place(NewOrder {
+            user_id: user.id,
+            draft: draft(&[(product, quantity)]),
+            placed_at,
+        })
+        .await
+        .unwrap()
 }

@@ -1,0 +1,411 @@
+//! [`Outbox`] over SQL: the `outbox_events` table.
+//!
+//! [`OrderRepository::place`](domain::ports::OrderRepository::place) inserts each order's
+//! `order_created` event in the order's own transaction (see `crate::orders`); this module
+//! moves events through their life. `status` is the event's state — [`PENDING`], [`SENT`]
+//! or [`DEAD`] — and `locked_until` the lease of the relay delivering it: a pending event is
+//! due when `next_attempt_at` has passed and no lease holds it, or its lease has run out.
+//! Every update that ends an attempt clears the lease.
+//!
+//! The relay decides every transition (when to retry, when to give up); these statements
+//! only record what it decided. The updates of one event (`mark_sent`, `retry_later`,
+//! `mark_dead`, `release`) do not check its state: the relay calls them only for events
+//! it has just claimed.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use domain::outbox::{ClaimedEvent, EventId, Outbox, OutboxCounts};
+use domain::ports::OrderPlaced;
+use domain::{RepositoryError, TelegramId};
+use sea_orm::sea_query::{Expr, Query, UpdateStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
+use time::OffsetDateTime;
+
+use crate::entities::outbox_events::{self, Column};
+use crate::entities::{orders, users};
+use crate::error::{corrupt_row, repository_error};
+use crate::orders::lines_of;
+use crate::store::{SqlStore, order_from_rows, timestamp_value};
+
+/// Waiting for delivery (the column's default).
+pub(crate) const PENDING: &str = "PENDING";
+/// Delivered; `sent_at` and `telegram_message_id` say when and as which message.
+pub(crate) const SENT: &str = "SENT";
+/// Given up on; `last_error` says why, and `retry_dead` puts it back in line.
+pub(crate) const DEAD: &str = "DEAD";
+
+/// Leases up to `$3` due events, oldest first, until `$1`; `$2` is now. `{lock}` is
+/// `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent claimer skips the rows this one is
+/// leasing instead of waiting for them, and PostgreSQL re-checks the condition on rows
+/// another claimer has just leased, so that no event is leased twice. SQLite has no row
+/// locks and needs none: the statement runs in an IMMEDIATE transaction, and SQLite lets
+/// one writer at a time in.
+///
+/// On SQLite timestamps are text, compared as text: `$1` and `$2` are bound with
+/// [`timestamp_value`], the spelling every stored timestamp has, so that the comparison
+/// is chronological.
+const CLAIM_SQL: &str = r#"
+UPDATE "outbox_events" SET "locked_until" = $1
+WHERE "id" IN (
+    SELECT "id" FROM "outbox_events"
+    WHERE "status" = 'PENDING'
+      AND "next_attempt_at" <= $2
+      AND ("locked_until" IS NULL OR "locked_until" <= $2)
+    ORDER BY "id"
+    LIMIT $3
+    {lock}
+)
+RETURNING "id", "order_id", "attempts"
+"#;
+
+fn claim_sql(backend: DatabaseBackend) -> String {
+    let lock = match backend {
+        DatabaseBackend::Sqlite => "",
+        _ => "FOR UPDATE SKIP LOCKED",
+    };
+    CLAIM_SQL.replace("{lock}", lock)
+}
+
+/// The counts and the oldest pending event in one pass over the table.
+const COUNTS_SQL: &str = r#"
+SELECT
+    COUNT(CASE WHEN "status" = 'PENDING' THEN 1 END) AS "pending",
+    COUNT(CASE WHEN "status" = 'SENT' THEN 1 END) AS "sent",
+    COUNT(CASE WHEN "status" = 'DEAD' THEN 1 END) AS "dead",
+    MIN(CASE WHEN "status" = 'PENDING' THEN "created_at" END) AS "oldest_pending"
+FROM "outbox_events"
+"#;
+
+/// An event as the claim returns it.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedRow {
+    id: i64,
+    order_id: i64,
+    attempts: i32,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct CountsRow {
+    pending: i64,
+    sent: i64,
+    dead: i64,
+    oldest_pending: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+impl Outbox for SqlStore {
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The claim and the reads of its orders share one transaction, so a failed read
+        // leaves no lease behind. On SQLite it is IMMEDIATE: it takes the write lock up
+        // front and queues under the busy timeout, instead of failing with SQLITE_BUSY when
+        // another writer got there between its read and its write.
+        let transaction = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(|err| repository_error(err, "failed to begin the outbox claim"))?;
+
+        match claim_in(&transaction, now, lease_until, limit).await {
+            Ok(events) => {
+                transaction
+                    .commit()
+                    .await
+                    .map_err(|err| repository_error(err, "failed to commit the outbox claim"))?;
+                Ok(events)
+            }
+            Err(err) => {
+                if let Err(rollback) = transaction.rollback().await {
+                    // The pool discards a connection whose transaction it cannot end, so
+                    // the leases were not written either way.
+                    tracing::warn!(error = %rollback, "failed to roll back an outbox claim");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        id: EventId,
+        message_id: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        let backend = self.backend();
+        let statement = update_event(id)
+            .value(Column::Status, SENT)
+            .value(Column::SentAt, timestamp_value(backend, now))
+            .value(Column::TelegramMessageId, message_id)
+            .value(Column::LockedUntil, Expr::null())
+            .to_owned();
+        self.update_one(id, &statement, "failed to mark an outbox event sent")
+            .await
+    }
+
+    async fn retry_later(
+        &self,
+        id: EventId,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), RepositoryError> {
+        let backend = self.backend();
+        let statement = update_event(id)
+            .value(Column::Attempts, stored_attempts(attempts)?)
+            .value(
+                Column::NextAttemptAt,
+                timestamp_value(backend, next_attempt_at),
+            )
+            .value(Column::LastError, error)
+            .value(Column::LockedUntil, Expr::null())
+            .to_owned();
+        self.update_one(id, &statement, "failed to reschedule an outbox event")
+            .await
+    }
+
+    async fn mark_dead(
+        &self,
+        id: EventId,
+        attempts: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        let backend = self.backend();
+        let statement = update_event(id)
+            .value(Column::Status, DEAD)
+            .value(Column::Attempts, stored_attempts(attempts)?)
+            .value(Column::LastError, reason)
+            .value(Column::DeadAt, timestamp_value(backend, now))
+            .value(Column::LockedUntil, Expr::null())
+            .to_owned();
+        self.update_one(id, &statement, "failed to mark an outbox event dead")
+            .await
+    }
+
+    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let statement = Query::update()
+            .table(outbox_events::Entity)
+            .value(Column::LockedUntil, Expr::null())
+            .and_where(Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .to_owned();
+        self.db
+            .execute(&statement)
+            .await
+            .map_err(|err| repository_error(err, "failed to release outbox events"))?;
+        Ok(())
+    }
+
+    async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+        let until = timestamp_value(self.backend(), until);
+        // Leased events are postponed too: their relay clears the lease when it is done
+        // with them, and they then wait like the rest.
+        let statement = Query::update()
+            .table(outbox_events::Entity)
+            .value(Column::NextAttemptAt, until.clone())
+            .and_where(Column::Status.eq(PENDING))
+            .and_where(Column::NextAttemptAt.lt(until))
+            .to_owned();
+        self.db
+            .execute(&statement)
+            .await
+            .map_err(|err| repository_error(err, "failed to postpone pending outbox events"))?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), COUNTS_SQL))
+            .await
+            .map_err(|err| repository_error(err, "failed to count outbox events"))?
+            .ok_or_else(|| corrupt_row("counting outbox events returned no row".to_owned()))?;
+        let counts = CountsRow::from_query_result(&row, "")
+            .map_err(|err| repository_error(err, "failed to read the outbox counts"))?;
+        let count = |n: i64| {
+            u64::try_from(n).map_err(|err| corrupt_row(format!("a negative outbox count: {err}")))
+        };
+        Ok(OutboxCounts {
+            pending: count(counts.pending)?,
+            sent: count(counts.sent)?,
+            dead: count(counts.dead)?,
+            oldest_pending: counts.oldest_pending,
+        })
+    }
+
+    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError> {
+        // `last_error` stays: it still tells why the event died, until a new attempt
+        // replaces it.
+        let statement = Query::update()
+            .table(outbox_events::Entity)
+            .value(Column::Status, PENDING)
+            .value(Column::Attempts, 0)
+            .value(Column::NextAttemptAt, timestamp_value(self.backend(), now))
+            .value(Column::DeadAt, Expr::null())
+            .value(Column::LockedUntil, Expr::null())
+            .and_where(Column::Status.eq(DEAD))
+            .to_owned();
+        let result = self
+            .db
+            .execute(&statement)
+            .await
+            .map_err(|err| repository_error(err, "failed to revive dead outbox events"))?;
+        Ok(result.rows_affected())
+    }
+}
+
+impl SqlStore {
+    /// Runs an update of the one event `id`. An event that is gone (its order was deleted
+    /// while it was being delivered) has nothing left to record: that is logged, not an
+    /// error, so the relay goes on with the rest of its batch.
+    async fn update_one(
+        &self,
+        id: EventId,
+        statement: &UpdateStatement,
+        context: &'static str,
+    ) -> Result<(), RepositoryError> {
+        let result = self
+            .db
+            .execute(statement)
+            .await
+            .map_err(|err| repository_error(err, context))?;
+        if result.rows_affected() == 0 {
+            tracing::warn!(event_id = id.0, "{context}: the event no longer exists");
+        }
+        Ok(())
+    }
+}
+
+/// An update of the one event `id`, to which the caller adds the values.
+fn update_event(id: EventId) -> UpdateStatement {
+    Query::update()
+        .table(outbox_events::Entity)
+        .and_where(Column::Id.eq(id.0))
+        .to_owned()
+}
+
+/// The attempts as the `integer` column keeps them. The relay gives up long before this
+/// could fail.
+fn stored_attempts(attempts: u32) -> Result<i32, RepositoryError> {
+    i32::try_from(attempts).map_err(|err| {
+        RepositoryError::Unknown(anyhow::anyhow!(
+            "{attempts} attempts do not fit the outbox: {err}"
+        ))
+    })
+}
+
+/// Leases the due events and loads their notifications: four statements however large
+/// the batch (the claim, the orders, their lines, their customers).
+async fn claim_in(
+    transaction: &DatabaseTransaction,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+    let backend = transaction.get_database_backend();
+    let claim = Statement::from_sql_and_values(
+        backend,
+        claim_sql(backend),
+        [
+            timestamp_value(backend, lease_until),
+            timestamp_value(backend, now),
+            i64::from(limit).into(),
+        ],
+    );
+    let mut claimed = transaction
+        .query_all_raw(claim)
+        .await
+        .map_err(|err| repository_error(err, "failed to claim outbox events"))?
+        .iter()
+        .map(|row| ClaimedRow::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| repository_error(err, "failed to read the claimed outbox events"))?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // RETURNING promises no order.
+    claimed.sort_by_key(|event| event.id);
+
+    let order_ids: Vec<i64> = claimed.iter().map(|event| event.order_id).collect();
+    let orders: HashMap<i64, orders::Model> = orders::Entity::find()
+        .filter(orders::Column::Id.is_in(order_ids.clone()))
+        .all(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to load the claimed events' orders"))?
+        .into_iter()
+        .map(|order| (order.id, order))
+        .collect();
+    let lines = lines_of(transaction, order_ids).await?;
+    let mut user_ids: Vec<i64> = orders.values().map(|order| order.user_id).collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let customers: HashMap<i64, i64> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .column(users::Column::TelegramId)
+        .filter(users::Column::Id.is_in(user_ids))
+        .into_tuple::<(i64, i64)>()
+        .all(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to load the claimed events' customers"))?
+        .into_iter()
+        .collect();
+
+    claimed
+        .into_iter()
+        .map(|event| {
+            let id = event.id;
+            // The foreign keys make a missing order or customer impossible; finding one
+            // means the data is broken, not that the event can be skipped.
+            let order = orders.get(&event.order_id).cloned().ok_or_else(|| {
+                corrupt_row(format!(
+                    "outbox event {id} refers to order {}, which does not exist",
+                    event.order_id
+                ))
+            })?;
+            let telegram_id = customers.get(&order.user_id).copied().ok_or_else(|| {
+                corrupt_row(format!(
+                    "order {} belongs to user {}, who does not exist",
+                    order.id, order.user_id
+                ))
+            })?;
+            let customer = TelegramId::parse(telegram_id).map_err(|err| {
+                corrupt_row(format!(
+                    "user {} has an invalid telegram id: {err}",
+                    order.user_id
+                ))
+            })?;
+            let attempts = u32::try_from(event.attempts).map_err(|err| {
+                corrupt_row(format!("outbox event {id} has invalid attempts: {err}"))
+            })?;
+            // Cloned rather than taken: once there are other kinds, one batch may hold
+            // several events of one order.
+            let items = lines.get(&order.id).cloned().unwrap_or_default();
+            Ok(ClaimedEvent {
+                id: EventId(id),
+                attempts,
+                notification: OrderPlaced {
+                    order: order_from_rows(order, items)?,
+                    customer,
+                },
+            })
+        })
+        .collect()
+}
