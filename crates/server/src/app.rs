@@ -7,16 +7,18 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
 use domain::auth::InitDataVerifier;
-use domain::ports::Notifier;
+use domain::clock::SystemClock;
+use domain::outbox::Relay;
 use domain::services::{Authenticator, OrderService};
 use http_actix::ApiState;
 use infra_postgres::Database;
 use infra_telegram::{TelegramConfig, TelegramNotifier};
 use migration::{Migrator, MigratorTrait};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::config::{Notifications, Settings};
 use crate::demo;
-use crate::notify::{BackgroundNotifier, DisabledNotifier};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -26,6 +28,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    relay: Option<JoinHandle<()>>,
+    stop_relay: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Application {
@@ -38,8 +42,8 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Connects to the database (migrating and seeding it as configured), builds every
-    /// adapter and binds the listener. Binding happens here, so a test can ask for port 0
-    /// and learn the real port from [`Application::port`].
+    /// adapter, starts the notification relay and binds the listener. Binding happens
+    /// here, so a test can ask for port 0 and learn the real port from [`Application::port`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let database = connect(settings).await?;
         if settings.run_migrations {
@@ -53,6 +57,31 @@ impl Application {
             tracing::info!("the embedded database was empty: loaded the demo catalog");
         }
 
+        let relay_wake = Arc::new(Notify::new());
+        let (stop_relay, relay_stopped) = watch::channel(false);
+        let relay = match &settings.notifications {
+            Notifications::Telegram { chat_id } => {
+                let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
+                warn_if_manager_unreachable(Arc::clone(&telegram));
+                let relay = Relay::new(
+                    store.clone(),
+                    telegram,
+                    Arc::new(SystemClock),
+                    settings.relay.clone(),
+                    Arc::clone(&relay_wake),
+                );
+                Some(tokio::spawn(relay.run(relay_stopped)))
+            }
+            Notifications::Off { reason } => {
+                tracing::warn!(
+                    reason,
+                    "manager notifications are OFF: orders are accepted and their notifications wait \
+                     in the outbox until Telegram is configured"
+                );
+                None
+            }
+        };
+
         let verifier = Arc::new(InitDataVerifier::new(
             settings.bot_token.expose(),
             settings.init_data_max_age,
@@ -60,7 +89,7 @@ impl Application {
         let state = ApiState {
             catalog: store.clone(),
             orders: store.clone(),
-            order_service: OrderService::new(store.clone(), notifier(settings)?),
+            order_service: OrderService::new(store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store),
         };
 
@@ -79,6 +108,8 @@ impl Application {
             port: address.port(),
             server,
             database,
+            relay,
+            stop_relay,
         })
     }
 
@@ -86,10 +117,18 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGTERM or SIGINT), then closes the pool.
+    /// Serves until the server is stopped (SIGTERM or SIGINT), then stops the relay — which
+    /// finishes its current send and releases its other claims — and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("the HTTP server failed")?;
+        let served = self.server.await.context("the HTTP server failed");
+        let _ = self.stop_relay.send(true);
+        if let Some(relay) = self.relay
+            && let Err(error) = relay.await
+        {
+            tracing::error!(%error, "the notification relay crashed");
+        }
         self.database.close().await?;
+        served?;
         tracing::info!("BotShop stopped");
         Ok(())
     }
@@ -106,33 +145,25 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
         .context("could not connect to the database")
 }
 
-fn notifier(settings: &Settings) -> anyhow::Result<Arc<dyn Notifier>> {
-    let chat_id = match &settings.notifications {
-        Notifications::Telegram { chat_id } => *chat_id,
-        Notifications::Off { reason } => {
-            tracing::warn!(
-                reason,
-                "manager notifications are OFF: orders are accepted but nobody is told"
-            );
-            return Ok(Arc::new(DisabledNotifier));
-        }
+fn telegram_notifier(settings: &Settings, chat_id: i64) -> anyhow::Result<TelegramNotifier> {
+    let config = TelegramConfig {
+        api_url: settings.telegram_api_url.clone(),
+        utc_offset: settings.notify_utc_offset,
+        timeout: settings.telegram_timeout,
+        ..TelegramConfig::new(settings.bot_token.expose(), chat_id)
     };
-    let mut config = TelegramConfig::new(settings.bot_token.expose(), chat_id);
-    config.api_url = settings.telegram_api_url.clone();
-    config.utc_offset = settings.notify_utc_offset;
-    let telegram =
-        Arc::new(TelegramNotifier::new(config).context("invalid Telegram configuration")?);
+    TelegramNotifier::new(config).context("invalid Telegram configuration")
+}
 
-    // Warn early, without delaying start-up, if the bot cannot write to the manager.
-    let probe = Arc::clone(&telegram);
+/// Checks, without delaying start-up, that the bot can write to the manager.
+fn warn_if_manager_unreachable(telegram: Arc<TelegramNotifier>) {
     tokio::spawn(async move {
-        if let Err(error) = probe.check_chat().await {
+        if let Err(error) = telegram.check_chat().await {
             tracing::warn!(
                 %error,
-                "the bot cannot reach MANAGER_CHAT_ID: new-order messages will fail until the manager \
-                 sends /start to the bot (and the chat id is right)"
+                "the bot cannot reach MANAGER_CHAT_ID: new-order messages will wait in the outbox. \
+                 The usual cause is that the manager never sent /start to the bot"
             );
         }
     });
-    Ok(Arc::new(BackgroundNotifier::new(telegram)))
 }

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::auth::InitDataVerifier;
+use domain::outbox::Outbox;
 use migration::{MigrationStatus, Migrator, MigratorTrait};
 
 use crate::app::{Application, connect};
@@ -32,6 +33,11 @@ pub enum Command {
     },
     /// Load the demo catalog (4 categories, 20 products). Existing categories are kept.
     Seed,
+    /// Inspect or repair the notification outbox.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Print an `Authorization` header value signed with the configured bot token, to try
     /// the API with curl.
     SignInitData {
@@ -64,11 +70,20 @@ pub enum MigrateAction {
     Fresh,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Counts of pending, sent and dead notifications, and the oldest pending one.
+    Status,
+    /// Put dead notifications back in line (after fixing the token or the chat).
+    RetryDead,
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::Seed => seed(&settings).await,
+        Command::Outbox { action } => outbox(&settings, action).await,
         Command::SignInitData {
             user_id,
             username,
@@ -138,6 +153,34 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
         "demo catalog: {} categories created, {} already present, {} products created",
         outcome.categories_created, outcome.categories_skipped, outcome.products_created
     );
+    database.close().await?;
+    Ok(())
+}
+
+async fn outbox(settings: &Settings, action: OutboxAction) -> anyhow::Result<()> {
+    let database = connect(settings).await?;
+    let store = database.store();
+    if let OutboxAction::RetryDead = action {
+        let revived = store
+            .retry_dead(time::OffsetDateTime::now_utc())
+            .await
+            .context("could not revive dead notifications")?;
+        println!("{revived} dead notifications put back in line");
+    }
+    let counts = store.counts().await.context("could not read the outbox")?;
+    println!("pending: {}", counts.pending);
+    println!("sent:    {}", counts.sent);
+    println!("dead:    {}", counts.dead);
+    if let Some(oldest) = counts.oldest_pending {
+        let age = time::OffsetDateTime::now_utc() - oldest;
+        println!(
+            "oldest pending: {} ({}s ago)",
+            oldest
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            age.whole_seconds()
+        );
+    }
     database.close().await?;
     Ok(())
 }

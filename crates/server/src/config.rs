@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use domain::outbox::RelayConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub const KEYS: &[&str] = &[
     "RUN_MIGRATIONS",
     "SQLITE_PATH",
     "LOG_FORMAT",
+    "TELEGRAM_TIMEOUT_SECS",
+    "OUTBOX_POLL_INTERVAL_MS",
+    "OUTBOX_MAX_ATTEMPTS",
 ];
 
 /// A secret that never prints.
@@ -72,6 +76,9 @@ struct RawSettings {
     run_migrations: bool,
     sqlite_path: String,
     log_format: Option<String>,
+    telegram_timeout_secs: u32,
+    outbox_poll_interval_ms: u32,
+    outbox_max_attempts: u32,
 }
 
 impl Default for RawSettings {
@@ -90,6 +97,9 @@ impl Default for RawSettings {
             run_migrations: true,
             sqlite_path: "botshop.db".into(),
             log_format: None,
+            telegram_timeout_secs: 10,
+            outbox_poll_interval_ms: 500,
+            outbox_max_attempts: 20,
         }
     }
 }
@@ -152,6 +162,10 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub run_migrations: bool,
     pub log_format: LogFormat,
+    /// How long one Telegram API call may take.
+    pub telegram_timeout: std::time::Duration,
+    /// How the notification relay paces itself.
+    pub relay: RelayConfig,
 }
 
 impl Settings {
@@ -278,7 +292,30 @@ impl Settings {
             }
         };
 
+        if !(1..=60).contains(&raw.telegram_timeout_secs) {
+            bail!("invalid configuration: TELEGRAM_TIMEOUT_SECS must be between 1 and 60");
+        }
+        if !(10..=60_000).contains(&raw.outbox_poll_interval_ms) {
+            bail!("invalid configuration: OUTBOX_POLL_INTERVAL_MS must be between 10 and 60000");
+        }
+        if raw.outbox_max_attempts == 0 {
+            bail!("invalid configuration: OUTBOX_MAX_ATTEMPTS must be at least 1");
+        }
+        let telegram_timeout = std::time::Duration::from_secs(u64::from(raw.telegram_timeout_secs));
+        // A send may take the whole HTTP timeout plus a little; a claim must outlive any send
+        // so a live relay never loses an event it is still sending.
+        let send_timeout = telegram_timeout + std::time::Duration::from_secs(2);
+        let relay = RelayConfig {
+            poll_interval: std::time::Duration::from_millis(u64::from(raw.outbox_poll_interval_ms)),
+            send_timeout,
+            lease: send_timeout * 2,
+            max_attempts: raw.outbox_max_attempts,
+            ..RelayConfig::default()
+        };
+
         Ok(Self {
+            telegram_timeout,
+            relay,
             database,
             bot_token,
             demo_token,

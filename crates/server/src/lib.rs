@@ -8,5 +8,4 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod notify;
 pub mod telemetry;

@@ -80,11 +80,8 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
     };
 
     let status = run(&["migrate", "up"]);
-    assert_eq!(
-        status.lines().filter(|l| l.starts_with("applied")).count(),
-        3,
-        "{status}"
-    );
+    assert!(status.lines().count() >= 4, "{status}");
+    assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
     assert!(run(&["seed"]).contains("4 categories created"));
     assert!(
         run(&["seed"]).contains("4 already present"),

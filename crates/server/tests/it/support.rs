@@ -72,6 +72,8 @@ pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
         database_max_connections: 5,
         run_migrations: true,
         log_format: LogFormat::Text,
+        telegram_timeout: Duration::from_secs(10),
+        relay: domain::outbox::RelayConfig::default(),
     }
 }
 
