@@ -132,3 +132,25 @@ pub trait Notifier: Send + Sync {
         notification: &OrderPlaced,
     ) -> Result<DeliveryReceipt, NotifyError>;
 }
+
+/// How full the database connection pool is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Connections currently lent out to queries.
+    pub in_use: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The pool's maximum size.
+    pub max: u32,
+}
+
+/// What operators need to know about the storage: is it there, and how busy is it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StorageProbe: Send + Sync {
+    /// One round trip to the database. Callers bound it with their own timeout.
+    async fn ping(&self) -> Result<(), RepositoryError>;
+
+    /// The pool's occupancy right now; no I/O.
+    fn pool_stats(&self) -> PoolStats;
+}

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use domain::RepositoryError;
+use domain::ports::{PoolStats, StorageProbe};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
 
@@ -53,6 +54,7 @@ impl Default for PoolOptions {
 #[derive(Debug, Clone)]
 pub struct Database {
     connection: DatabaseConnection,
+    max_connections: u32,
 }
 
 impl Database {
@@ -102,7 +104,10 @@ impl Database {
         let connection = sea_orm::Database::connect(connect)
             .await
             .context("failed to connect to the database")?;
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            max_connections: options.max_connections,
+        })
     }
 
     /// The underlying SeaORM connection, for running `migration::Migrator` against.
@@ -141,6 +146,34 @@ impl Database {
             .close()
             .await
             .context("failed to close the database pool")
+    }
+}
+
+#[async_trait::async_trait]
+impl StorageProbe for Database {
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        Database::ping(self).await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        // SeaORM panics when asked for the other backend's pool, so ask for the right one.
+        let (size, idle) = match self.connection.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DatabaseBackend::Sqlite => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        PoolStats {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: self.max_connections,
+        }
     }
 }
 

@@ -43,7 +43,7 @@ use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _, Executor as _};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::runners::AsyncRunner as _;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt as _};
@@ -168,6 +168,26 @@ impl TestDatabase {
             .with_context(|| format!("{sql:?} returned no row"))?;
         row.try_get_by_index::<i64>(0)
             .with_context(|| format!("{sql:?} did not return an integer"))
+    }
+
+    /// Opens a transaction that runs `sql` (e.g. `SELECT id FROM products WHERE id = 1 FOR
+    /// UPDATE`) and stays open, holding whatever locks it took, until [`HeldTransaction::release`].
+    /// Lets a test keep requests waiting inside the server for as long as it needs.
+    ///
+    /// # Errors
+    /// If the transaction cannot begin or the statement fails.
+    pub async fn hold(&self, sql: &str) -> anyhow::Result<HeldTransaction> {
+        let transaction = self
+            .database()
+            .connection()
+            .begin()
+            .await
+            .context("failed to begin the held transaction")?;
+        transaction
+            .execute_unprepared(sql)
+            .await
+            .with_context(|| format!("failed to execute {sql:?}"))?;
+        Ok(HeldTransaction { transaction })
     }
 
     /// Closes the pool and removes the database.
@@ -525,5 +545,29 @@ mod tests {
     #[test]
     fn template_name_depends_only_on_the_migrations() {
         assert_eq!(migrations_fingerprint(), migrations_fingerprint());
+    }
+}
+
+/// A transaction kept open by [`TestDatabase::hold`]; committing it releases its locks.
+pub struct HeldTransaction {
+    transaction: sea_orm::DatabaseTransaction,
+}
+
+impl fmt::Debug for HeldTransaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldTransaction").finish_non_exhaustive()
+    }
+}
+
+impl HeldTransaction {
+    /// Commits, releasing the locks.
+    ///
+    /// # Errors
+    /// If the commit fails.
+    pub async fn release(self) -> anyhow::Result<()> {
+        self.transaction
+            .commit()
+            .await
+            .context("failed to commit the held transaction")
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{DatabaseTarget, LogFormat, Notifications, Secret, Settings};
+use server::config::{DatabaseTarget, Notifications, Secret, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -104,23 +104,15 @@ async fn main() -> anyhow::Result<()> {
         .mount(&telegram)
         .await;
 
-    let settings = Settings {
-        database: database.clone(),
-        bot_token: Secret::new(TOKEN),
-        demo_token: false,
-        notifications: Notifications::Telegram { chat_id: CHAT },
-        debug: false,
-        host: "127.0.0.1".into(),
-        port: 0,
-        init_data_max_age: time::Duration::days(1),
-        telegram_api_url: telegram.uri(),
-        notify_utc_offset: time::UtcOffset::UTC,
-        database_max_connections: 10,
-        run_migrations: true,
-        log_format: LogFormat::Text,
-        telegram_timeout: Duration::from_secs(10),
-        relay: domain::outbox::RelayConfig::default(),
-    };
+    let mut settings = Settings::defaults()?;
+    settings.database = database.clone();
+    settings.bot_token = Secret::new(TOKEN);
+    settings.demo_token = false;
+    settings.notifications = Notifications::Telegram { chat_id: CHAT };
+    settings.debug = false;
+    settings.port = 0;
+    settings.telegram_api_url = telegram.uri();
+    settings.notify_utc_offset = time::UtcOffset::UTC;
     let app = Application::build(&settings).await?;
     if !database.is_embedded() {
         let db = server::app::connect(&settings).await?;

@@ -20,9 +20,6 @@ use tokio::task::JoinHandle;
 use crate::config::{Notifications, Settings};
 use crate::demo;
 
-/// How long in-flight requests may take to finish once shutdown starts.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
-
 /// A built, bound application, ready to run.
 pub struct Application {
     port: u16,
@@ -101,7 +98,10 @@ impl Application {
         let server = HttpServer::new(move || http_actix::app(state.clone()))
             .listen(listener)
             .context("could not start the HTTP server")?
-            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            // actix treats SIGINT as a forced stop; we handle both signals ourselves so that
+            // each one drains in-flight requests (see `run_until_stopped`).
+            .disable_signals()
             .run();
         tracing::info!(%address, "BotShop is serving on http://{address}");
         Ok(Self {
@@ -117,10 +117,23 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGTERM or SIGINT), then stops the relay — which
-    /// finishes its current send and releases its other claims — and closes the pool.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stops accepting
+    /// connections, lets in-flight requests finish (up to `SHUTDOWN_TIMEOUT_SECS`), stops
+    /// the relay — which finishes its current send and releases its other claims — and
+    /// closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            match shutdown_signal().await {
+                Ok(signal) => {
+                    tracing::info!(signal, "shutting down: finishing in-flight requests");
+                    handle.stop(true).await;
+                }
+                Err(error) => tracing::error!(%error, "cannot listen for shutdown signals"),
+            }
+        });
         let served = self.server.await.context("the HTTP server failed");
+        signals.abort();
         let _ = self.stop_relay.send(true);
         if let Some(relay) = self.relay
             && let Err(error) = relay.await
@@ -134,10 +147,31 @@ impl Application {
     }
 }
 
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = terminate.recv() => Ok("SIGTERM"),
+            _ = interrupt.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
+}
+
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     let options = infra_postgres::PoolOptions {
         max_connections: settings.database_max_connections,
+        acquire_timeout: settings.database_acquire_timeout,
+        statement_timeout: Some(settings.database_statement_timeout),
         ..infra_postgres::PoolOptions::default()
     };
     Database::connect(&settings.database.url(), options)

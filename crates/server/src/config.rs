@@ -37,6 +37,15 @@ pub const KEYS: &[&str] = &[
     "TELEGRAM_TIMEOUT_SECS",
     "OUTBOX_POLL_INTERVAL_MS",
     "OUTBOX_MAX_ATTEMPTS",
+    "DATABASE_ACQUIRE_TIMEOUT_MS",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "CORS_ALLOWED_ORIGINS",
+    "ORDER_RATE_LIMIT_PER_MINUTE",
+    "ORDER_RATE_LIMIT_BURST",
+    "IP_RATE_LIMIT_PER_MINUTE",
+    "TRUSTED_PROXIES",
+    "METRICS_ENABLED",
+    "SHUTDOWN_TIMEOUT_SECS",
 ];
 
 /// A secret that never prints.
@@ -79,6 +88,15 @@ struct RawSettings {
     telegram_timeout_secs: u32,
     outbox_poll_interval_ms: u32,
     outbox_max_attempts: u32,
+    database_acquire_timeout_ms: u32,
+    database_statement_timeout_ms: u32,
+    cors_allowed_origins: String,
+    order_rate_limit_per_minute: u32,
+    order_rate_limit_burst: u32,
+    ip_rate_limit_per_minute: u32,
+    trusted_proxies: String,
+    metrics_enabled: bool,
+    shutdown_timeout_secs: u32,
 }
 
 impl Default for RawSettings {
@@ -100,6 +118,15 @@ impl Default for RawSettings {
             telegram_timeout_secs: 10,
             outbox_poll_interval_ms: 500,
             outbox_max_attempts: 20,
+            database_acquire_timeout_ms: 5_000,
+            database_statement_timeout_ms: 5_000,
+            cors_allowed_origins: String::new(),
+            order_rate_limit_per_minute: 10,
+            order_rate_limit_burst: 3,
+            ip_rate_limit_per_minute: 300,
+            trusted_proxies: String::new(),
+            metrics_enabled: true,
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -166,6 +193,20 @@ pub struct Settings {
     pub telegram_timeout: std::time::Duration,
     /// How the notification relay paces itself.
     pub relay: RelayConfig,
+    /// How long a query waits for a pooled connection before the request gets a 503.
+    pub database_acquire_timeout: std::time::Duration,
+    /// PostgreSQL cancels any statement running longer than this (the request gets a 503).
+    pub database_statement_timeout: std::time::Duration,
+    /// Exact origins allowed to call the API from a browser (the Mini App's domains).
+    pub cors_allowed_origins: Vec<String>,
+    pub order_rate_limit_per_minute: u32,
+    pub order_rate_limit_burst: u32,
+    pub ip_rate_limit_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub metrics_enabled: bool,
+    /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -179,6 +220,12 @@ impl Settings {
             Err(e) => return Err(e).context("could not read .env"),
         }
         Self::from_figment(Self::figment(Path::new("botshop.toml")))
+    }
+
+    /// The built-in defaults alone (development mode, embedded SQLite, demo token): a
+    /// starting point for tests and tools that then adjust fields.
+    pub fn defaults() -> anyhow::Result<Self> {
+        Self::validate(RawSettings::default())
     }
 
     fn figment(toml: &Path) -> Figment {
@@ -313,7 +360,53 @@ impl Settings {
             ..RelayConfig::default()
         };
 
+        if !(100..=600_000).contains(&raw.database_acquire_timeout_ms) {
+            bail!(
+                "invalid configuration: DATABASE_ACQUIRE_TIMEOUT_MS must be between 100 and 600000"
+            );
+        }
+        if !(100..=600_000).contains(&raw.database_statement_timeout_ms) {
+            bail!(
+                "invalid configuration: DATABASE_STATEMENT_TIMEOUT_MS must be between 100 and 600000"
+            );
+        }
+        let cors_allowed_origins = parse_origins(&raw.cors_allowed_origins)?;
+        if raw.order_rate_limit_per_minute == 0 || raw.ip_rate_limit_per_minute == 0 {
+            bail!(
+                "invalid configuration: ORDER_RATE_LIMIT_PER_MINUTE and IP_RATE_LIMIT_PER_MINUTE must be at least 1"
+            );
+        }
+        if raw.order_rate_limit_burst == 0 {
+            bail!("invalid configuration: ORDER_RATE_LIMIT_BURST must be at least 1");
+        }
+        let trusted_proxies = raw
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<std::net::IpAddr>()
+                    .map_err(|_| anyhow::anyhow!("invalid configuration: TRUSTED_PROXIES has {p:?}, which is not an IP address"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !(1..=600).contains(&raw.shutdown_timeout_secs) {
+            bail!("invalid configuration: SHUTDOWN_TIMEOUT_SECS must be between 1 and 600");
+        }
+
         Ok(Self {
+            database_acquire_timeout: std::time::Duration::from_millis(u64::from(
+                raw.database_acquire_timeout_ms,
+            )),
+            database_statement_timeout: std::time::Duration::from_millis(u64::from(
+                raw.database_statement_timeout_ms,
+            )),
+            cors_allowed_origins,
+            order_rate_limit_per_minute: raw.order_rate_limit_per_minute,
+            order_rate_limit_burst: raw.order_rate_limit_burst,
+            ip_rate_limit_per_minute: raw.ip_rate_limit_per_minute,
+            trusted_proxies,
+            metrics_enabled: raw.metrics_enabled,
+            shutdown_timeout: std::time::Duration::from_secs(u64::from(raw.shutdown_timeout_secs)),
             telegram_timeout,
             relay,
             database,
@@ -331,6 +424,26 @@ impl Settings {
             log_format,
         })
     }
+}
+
+/// `https://a.example, https://b.example` → exact origins, each checked.
+fn parse_origins(list: &str) -> anyhow::Result<Vec<String>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let origin = origin.trim_end_matches('/');
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.split_once("://").is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/'));
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                bail!(
+                    "invalid configuration: CORS_ALLOWED_ORIGINS must list origins like https://shop.example.com, got {origin:?}"
+                )
+            }
+        })
+        .collect()
 }
 
 fn looks_like_bot_token(token: &str) -> bool {
@@ -467,6 +580,66 @@ mod tests {
                 error.contains("TELEGRAM_BOT_TOKEN") && !error.contains("not a token"),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cors_origins_and_trusted_proxies_are_lists() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "CORS_ALLOWED_ORIGINS",
+                "https://shop.example.com, https://t.example.org/",
+            );
+            jail.set_env("TRUSTED_PROXIES", "10.0.0.1, ::1");
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                s.cors_allowed_origins,
+                ["https://shop.example.com", "https://t.example.org"]
+            );
+            assert_eq!(s.trusted_proxies.len(), 2);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CORS_ALLOWED_ORIGINS", "shop.example.com");
+            assert!(
+                load_in(jail)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("CORS_ALLOWED_ORIGINS")
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TRUSTED_PROXIES", "proxy.local");
+            assert!(
+                load_in(jail)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("TRUSTED_PROXIES")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn limits_and_timeouts_have_production_defaults() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                (s.order_rate_limit_per_minute, s.ip_rate_limit_per_minute),
+                (10, 300)
+            );
+            assert_eq!(
+                s.database_statement_timeout,
+                std::time::Duration::from_secs(5)
+            );
+            assert_eq!(
+                s.database_acquire_timeout,
+                std::time::Duration::from_secs(5)
+            );
+            assert_eq!(s.shutdown_timeout, std::time::Duration::from_secs(30));
+            assert!(s.metrics_enabled && s.cors_allowed_origins.is_empty());
             Ok(())
         });
     }

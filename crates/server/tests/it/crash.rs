@@ -1,8 +1,6 @@
 //! The outbox survives a crash: the real binary, killed with SIGKILL while Telegram is
 //! down, delivers every message exactly once after a restart.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,7 +11,8 @@ use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::support::{MANAGER_CHAT, TOKEN, auth};
+use crate::process::{Database, command, start};
+use crate::support::{MANAGER_CHAT, auth};
 
 /// Telegram that fails with 500 until told to recover, reporting every attempt.
 struct Switchable {
@@ -41,74 +40,6 @@ impl Respond for Switchable {
             )
         }
     }
-}
-
-/// A running server binary; killed when dropped, so a failing test leaves nothing behind.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(database: &Database, telegram: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    for key in server::config::KEYS {
-        command.env_remove(key);
-    }
-    command
-        .current_dir(std::env::temp_dir())
-        .env("DEBUG", "true")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("TELEGRAM_BOT_TOKEN", TOKEN)
-        .env("MANAGER_CHAT_ID", MANAGER_CHAT.to_string())
-        .env("TELEGRAM_API_URL", telegram)
-        .env("TELEGRAM_TIMEOUT_SECS", "2")
-        .env("OUTBOX_POLL_INTERVAL_MS", "100")
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "text");
-    match database {
-        Database::Url(url) => command.env("DATABASE_URL", url),
-        Database::Sqlite(path) => command.env("SQLITE_PATH", path),
-    };
-    command
-}
-
-enum Database {
-    Url(String),
-    Sqlite(String),
-}
-
-/// Starts the binary and waits for its "serving" log line, which names the port.
-fn start(database: &Database, telegram: &str) -> ServerProcess {
-    let mut child = command(database, telegram)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some((_, rest)) = line.split_once("serving on http://127.0.0.1:") {
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let _ = tx.send(port.parse::<u16>().unwrap());
-                sent = true;
-            }
-            // Keep draining so the child never blocks on a full pipe.
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server did not start");
-    ServerProcess { child, port }
 }
 
 #[tokio::test]

@@ -6,4 +6,6 @@
 mod cli;
 mod crash;
 mod e2e;
+mod process;
+mod shutdown;
 mod support;

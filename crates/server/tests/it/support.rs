@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{DatabaseTarget, LogFormat, Notifications, Secret, Settings};
+use server::config::{DatabaseTarget, Notifications, Secret, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -56,25 +56,17 @@ impl FakeTelegram {
 }
 
 pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
-    Settings {
-        database,
-        bot_token: Secret::new(TOKEN),
-        demo_token: false,
-        notifications: Notifications::Telegram {
-            chat_id: MANAGER_CHAT,
-        },
-        debug: true,
-        host: "127.0.0.1".into(),
-        port: 0,
-        init_data_max_age: time::Duration::seconds(86_400),
-        telegram_api_url: telegram_url.to_owned(),
-        notify_utc_offset: time::UtcOffset::from_hms(3, 0, 0).unwrap(),
-        database_max_connections: 5,
-        run_migrations: true,
-        log_format: LogFormat::Text,
-        telegram_timeout: Duration::from_secs(10),
-        relay: domain::outbox::RelayConfig::default(),
-    }
+    let mut settings = Settings::defaults().unwrap();
+    settings.database = database;
+    settings.bot_token = Secret::new(TOKEN);
+    settings.demo_token = false;
+    settings.notifications = Notifications::Telegram {
+        chat_id: MANAGER_CHAT,
+    };
+    settings.port = 0;
+    settings.telegram_api_url = telegram_url.to_owned();
+    settings.database_max_connections = 5;
+    settings
 }
 
 /// A running application and a client for it.

@@ -1,0 +1,201 @@
+//! Graceful shutdown and log hygiene, on the real binary.
+
+use std::process::Command;
+use std::time::Duration;
+
+use infra_postgres::test_support::TestDatabase;
+use serde_json::json;
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::process::{Database, start, start_with};
+use crate::support::{MANAGER_CHAT, TOKEN, auth};
+
+async fn accepting_telegram() -> MockServer {
+    let telegram = MockServer::start().await;
+    Mock::given(path_regex(r"^/bot[^/]+/(sendMessage|getChat)$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "result": {"message_id": 1, "id": MANAGER_CHAT}}),
+            ),
+        )
+        .mount(&telegram)
+        .await;
+    telegram
+}
+
+fn order_body() -> serde_json::Value {
+    json!({
+        "items": [{"product_id": 1, "quantity": 1}],
+        "delivery_address": "ул. Секретная, д. 7, кв. 13",
+        "phone": "+7 (999) 555-12-34",
+        "comment": "Домофон 13К"
+    })
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    db.store()
+        .seed_catalog(&server::demo::catalog())
+        .await
+        .unwrap();
+    let telegram = accepting_telegram().await;
+    let mut server = start(&Database::Url(db.url().to_owned()), &telegram.uri());
+
+    // Lock product 1, so every order for it waits inside the server, mid-transaction.
+    let lock = db
+        .hold("SELECT id FROM products WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let in_flight: Vec<_> = (0..5)
+        .map(|n| {
+            let request = client
+                .post(format!("http://127.0.0.1:{}/api/v1/orders", server.port))
+                .header("Authorization", auth(7_000 + n, "Клиент"))
+                .json(&order_body());
+            tokio::spawn(request.send())
+        })
+        .collect();
+    // Wait until all five are blocked on the lock: they are truly in flight.
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while db.query_i64(waiting).await.unwrap() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the orders never reached the database"
+        );
+        // A poll interval, not a timing assumption: the loop ends on the condition.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The server drains rather than dying: release the lock and every request completes.
+    lock.release().await.unwrap();
+    for request in in_flight {
+        let response = request.await.unwrap().expect("an in-flight request failed");
+        assert_eq!(response.status().as_u16(), 201);
+    }
+    let code = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "graceful shutdown exits 0");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigint_is_graceful_too() {
+    let dir = std::env::temp_dir().join(format!("botshop-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let telegram = accepting_telegram().await;
+    let database = Database::Sqlite(dir.join("botshop.db").to_string_lossy().into_owned());
+    let mut server = start(&database, &telegram.uri());
+    let response = reqwest::get(format!(
+        "http://127.0.0.1:{}/api/v1/categories",
+        server.port
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let status = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || {
+        let code = server.wait();
+        (code, server.logs())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "{:?}", code.1);
+    assert!(
+        code.1.iter().any(|l| l.contains("SIGINT")),
+        "the log says why it stopped"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn logs_of_a_full_order_flow_hold_no_secrets_or_personal_data() {
+    let dir = std::env::temp_dir().join(format!("botshop-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let telegram = accepting_telegram().await;
+    let database = Database::Sqlite(dir.join("botshop.db").to_string_lossy().into_owned());
+    let server = start_with(
+        &database,
+        &telegram.uri(),
+        &[("RUST_LOG", "debug"), ("LOG_FORMAT", "json")],
+    );
+    let base = format!("http://127.0.0.1:{}/api/v1", server.port);
+    let client = reqwest::Client::new();
+    let authorization = auth(987_654_321, "Иван");
+    let init_data = authorization.strip_prefix("tma ").unwrap().to_owned();
+    let hash = init_data.rsplit_once("hash=").unwrap().1.to_owned();
+
+    let created = client
+        .post(format!("{base}/orders"))
+        .header("Authorization", &authorization)
+        .json(&order_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let order: serde_json::Value = created.json().await.unwrap();
+    for path in [
+        "/users/me".to_owned(),
+        "/orders/my".to_owned(),
+        format!("/orders/{}", order["id"]),
+    ] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .header("Authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    // A forged request too: its rejection must not echo what it sent.
+    let forged = authorization.replace("987654321", "123");
+    let response = client
+        .get(format!("{base}/users/me"))
+        .header("Authorization", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // The manager's message is sent (and logged about) before we look.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !server.logs().iter().any(|l| l.contains("manager notified")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the notification was never sent"
+        );
+        // A poll interval, not a timing assumption: the loop ends on the condition.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("\"level\""), "logs are JSON lines: {logs}");
+    let secret_token = TOKEN.split_once(':').unwrap().1;
+    for (what, needle) in [
+        ("the bot token", secret_token),
+        ("initData", init_data.as_str()),
+        ("the initData hash", hash.as_str()),
+        ("the phone", "555-12-34"),
+        ("the phone digits", "9995551234"),
+        ("the address", "Секретная"),
+        ("the comment", "Домофон 13К"),
+    ] {
+        assert!(!logs.contains(needle), "{what} appears in the logs");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
