@@ -38,6 +38,8 @@ pub enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Exit 0 if this machine's server answers `GET /health` (for Docker's HEALTHCHECK).
+    Healthcheck,
     /// Print an `Authorization` header value signed with the configured bot token, to try
     /// the API with curl.
     SignInitData {
@@ -84,6 +86,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::Seed => seed(&settings).await,
         Command::Outbox { action } => outbox(&settings, action).await,
+        Command::Healthcheck => healthcheck(&settings).await,
         Command::SignInitData {
             user_id,
             username,
@@ -154,6 +157,35 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
         outcome.categories_created, outcome.categories_skipped, outcome.products_created
     );
     database.close().await?;
+    Ok(())
+}
+
+/// A plain HTTP/1.1 GET of /health on the configured port, so the container image needs no
+/// curl. A wildcard HOST is reached through the loopback address.
+async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = match settings.host.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        other => other,
+    };
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect((host, settings.port)).await?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), check)
+        .await
+        .context("the health check timed out")?
+        .context("the server is not reachable")?;
+    let status_line = String::from_utf8_lossy(&response);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    anyhow::ensure!(status_line.contains(" 200 "), "unhealthy: {status_line}");
+    println!("healthy");
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod crash;
+mod deploy;
 mod e2e;
 mod process;
 mod shutdown;
