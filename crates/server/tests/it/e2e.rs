@@ -192,3 +192,60 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
 }
+
+#[tokio::test]
+async fn a_slow_database_gives_a_503_problem_not_a_hanging_request() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .store()
+        .seed_catalog(&server::demo::catalog())
+        .await
+        .unwrap();
+    let telegram = FakeTelegram::start().await;
+    let mut settings = settings(
+        DatabaseTarget::Url(Secret::new(database.url())),
+        &telegram.server.uri(),
+    );
+    settings.database_statement_timeout = std::time::Duration::from_millis(300);
+    let app = TestApp::spawn(&settings).await;
+
+    // Product 1 is locked, so placing an order for it waits on the database.
+    let lock = database
+        .hold("SELECT id FROM products WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", auth(42, "Анна"))
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Ленина, д. 1",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "service_unavailable");
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "the statement timeout, not the client, ended the wait ({waited:?})"
+    );
+    lock.release().await.unwrap();
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM orders")
+            .await
+            .unwrap(),
+        0,
+        "nothing was written"
+    );
+    database.cleanup().await;
+}
