@@ -10,9 +10,11 @@
 //! parameter or through the [`clock::Clock`] trait.
 
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod entities;
 pub mod error;
+pub mod idempotency;
 pub mod money;
 pub mod order;
 pub mod outbox;

@@ -1,0 +1,249 @@
+//! Browsing the catalog: search, filters and sort, validated.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use crate::error::FieldError;
+use crate::money::Money;
+use crate::values::CategoryId;
+
+/// How a product listing is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductSort {
+    /// `sort_order`, then id.
+    #[default]
+    Default,
+    PriceAsc,
+    PriceDesc,
+    /// Newest first.
+    Newest,
+}
+
+impl FromStr for ProductSort {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "default" => Ok(ProductSort::Default),
+            "price_asc" => Ok(ProductSort::PriceAsc),
+            "price_desc" => Ok(ProductSort::PriceDesc),
+            "newest" => Ok(ProductSort::Newest),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Which active products a listing shows, and in what order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    pub category_id: Option<CategoryId>,
+    /// Already normalised with [`search_text`]: match it as a substring of a product's
+    /// normalised name and description.
+    pub search: Option<String>,
+    pub min_price: Option<Money>,
+    pub max_price: Option<Money>,
+    /// Only products that can be ordered now (unlimited, or stock above zero).
+    pub in_stock_only: bool,
+    pub sort: ProductSort,
+}
+
+/// The raw query parameters of a product listing.
+#[derive(Debug, Clone, Default)]
+pub struct ProductQueryInput<'a> {
+    pub category_id: Option<i64>,
+    pub q: Option<&'a str>,
+    pub min_price: Option<&'a str>,
+    pub max_price: Option<&'a str>,
+    pub in_stock: Option<&'a str>,
+    pub sort: Option<&'a str>,
+}
+
+/// The longest search text accepted, in characters.
+pub const MAX_SEARCH_CHARS: usize = 100;
+
+impl ProductFilter {
+    /// Validates every parameter and names each one at fault.
+    pub fn parse(input: ProductQueryInput<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let category_id = match input.category_id {
+            Some(id) if id <= 0 => {
+                errors.push(FieldError::new(
+                    "category_id",
+                    "invalid_id",
+                    "category_id must be a positive integer",
+                ));
+                None
+            }
+            other => other.map(CategoryId),
+        };
+        let search = match input.q.map(search_text) {
+            Some(q) if q.chars().count() > MAX_SEARCH_CHARS => {
+                errors.push(FieldError::new(
+                    "q",
+                    "too_long",
+                    format!("q must be at most {MAX_SEARCH_CHARS} characters"),
+                ));
+                None
+            }
+            Some(q) if q.is_empty() => None,
+            other => other,
+        };
+        let min_price = price_param("min_price", input.min_price, &mut errors);
+        let max_price = price_param("max_price", input.max_price, &mut errors);
+        if let (Some(min), Some(max)) = (min_price, max_price)
+            && min > max
+        {
+            errors.push(FieldError::new(
+                "min_price",
+                "min_above_max",
+                "min_price must not be greater than max_price",
+            ));
+        }
+        let in_stock_only = match input.in_stock {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "in_stock",
+                    "invalid_boolean",
+                    "in_stock must be true or false",
+                ));
+                false
+            }
+        };
+        let sort = match input.sort.map(str::parse::<ProductSort>) {
+            None => ProductSort::Default,
+            Some(Ok(sort)) => sort,
+            Some(Err(())) => {
+                errors.push(FieldError::new(
+                    "sort",
+                    "invalid_sort",
+                    "sort must be one of default, price_asc, price_desc, newest",
+                ));
+                ProductSort::Default
+            }
+        };
+        if errors.is_empty() {
+            Ok(Self {
+                category_id,
+                search,
+                min_price,
+                max_price,
+                in_stock_only,
+                sort,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn price_param(
+    name: &'static str,
+    raw: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Money> {
+    let raw = raw?.trim();
+    let parsed = Decimal::from_str(raw)
+        .ok()
+        .and_then(|d| Money::parse(d).ok());
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            name,
+            "invalid_price",
+            format!("{name} must be a non-negative amount with at most two decimal places"),
+        ));
+    }
+    parsed
+}
+
+/// The normalised form products are searched by: Unicode lower case, `ё` folded into `е`
+/// (Russian writers use them interchangeably), runs of white space collapsed.
+///
+/// The application writes it next to each product, because SQLite's `LIKE` folds only
+/// ASCII: comparing normalised text works the same on every database.
+pub fn search_text(text: &str) -> String {
+    let lowered = text.to_lowercase().replace('ё', "е");
+    lowered.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The text a product is found by: its name and description, normalised.
+pub fn product_search_text(name: &str, description: Option<&str>) -> String {
+    match description {
+        Some(description) => search_text(&format!("{name} {description}")),
+        None => search_text(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn search_text_folds_cyrillic_case_and_yo() {
+        assert_eq!(search_text("Пицца  МАРГАРИТА"), "пицца маргарита");
+        assert_eq!(search_text("Ёжик"), "ежик");
+        assert!(
+            product_search_text("Пицца Маргарита", Some("Томаты")).contains(&search_text("пицца"))
+        );
+    }
+
+    #[test]
+    fn filters_parse_and_combine() {
+        let filter = ProductFilter::parse(ProductQueryInput {
+            category_id: Some(2),
+            q: Some("  ПИЦЦА "),
+            min_price: Some("100"),
+            max_price: Some("999.99"),
+            in_stock: Some("true"),
+            sort: Some("price_desc"),
+        })
+        .unwrap();
+        assert_eq!(filter.category_id, Some(CategoryId(2)));
+        assert_eq!(filter.search.as_deref(), Some("пицца"));
+        assert_eq!(filter.min_price.unwrap().minor_units(), 10_000);
+        assert_eq!(filter.max_price.unwrap().minor_units(), 99_999);
+        assert!(filter.in_stock_only);
+        assert_eq!(filter.sort, ProductSort::PriceDesc);
+    }
+
+    #[test]
+    fn invalid_parameters_are_named() {
+        let errors = ProductFilter::parse(ProductQueryInput {
+            category_id: Some(0),
+            min_price: Some("-1"),
+            max_price: Some("abc"),
+            in_stock: Some("yes"),
+            sort: Some("cheapest"),
+            ..ProductQueryInput::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            ["category_id", "min_price", "max_price", "in_stock", "sort"]
+        );
+        let errors = ProductFilter::parse(ProductQueryInput {
+            min_price: Some("500"),
+            max_price: Some("100"),
+            ..ProductQueryInput::default()
+        })
+        .unwrap_err();
+        assert_eq!(fields(&errors), ["min_price"]);
+        assert_eq!(errors[0].code, "min_above_max");
+    }
+
+    #[test]
+    fn blank_search_means_no_search() {
+        let filter = ProductFilter::parse(ProductQueryInput {
+            q: Some("   "),
+            ..ProductQueryInput::default()
+        })
+        .unwrap();
+        assert_eq!(filter.search, None);
+    }
+}
