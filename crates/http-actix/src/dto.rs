@@ -8,13 +8,22 @@ use domain::{Category, Order, OrderItem, Paginated, Product, User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
 
-/// The envelope of every collection.
-#[derive(Debug, Serialize)]
+/// The envelope of every collection: one page of `items` and the `total` number of matches.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageDto<T> {
     pub items: Vec<T>,
+    /// Every match, not just this page.
+    #[schema(example = 42)]
     pub total: u64,
+    /// The page size asked for (default 50, 1–100).
+    #[schema(example = 50, minimum = 1, maximum = 100)]
     pub limit: u32,
+    /// How many matches were skipped (default 0).
+    #[schema(example = 0)]
     pub offset: u64,
 }
 
@@ -29,7 +38,9 @@ impl<T> PageDto<T> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A catalog category.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": 1, "name": "Пицца", "slug": "pizza", "sort_order": 1}))]
 pub struct CategoryDto {
     pub id: i64,
     pub name: String,
@@ -48,12 +59,19 @@ impl From<Category> for CategoryDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A product on sale.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 5, "category_id": 1, "name": "Маргарита", "description": "Томаты, моцарелла, базилик",
+    "price": "250.00", "image_url": null, "sort_order": 0
+}))]
 pub struct ProductDto {
     pub id: i64,
     pub category_id: i64,
     pub name: String,
     pub description: Option<String>,
+    /// Roubles, a decimal string with two places.
+    #[schema(example = "250.00", pattern = r"^\d+\.\d{2}$")]
     pub price: String,
     pub image_url: Option<String>,
     pub sort_order: i32,
@@ -73,13 +91,20 @@ impl From<Product> for ProductDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The customer, as Telegram vouched for them.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 1, "telegram_id": 987654321, "username": "ivan", "first_name": "Иван",
+    "last_name": null, "created_at": "2025-12-22T12:30:00Z"
+}))]
 pub struct UserDto {
     pub id: i64,
     pub telegram_id: i64,
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -96,25 +121,62 @@ impl From<User> for UserDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An order, with the price of each line as it was when the order was placed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 123, "status": "PENDING", "total_amount": "800.00",
+    "delivery_address": "ул. Пушкина, д. 10", "phone": "+79001234567",
+    "comment": "Домофон не работает",
+    "created_at": "2025-12-22T12:30:00Z", "updated_at": "2025-12-22T12:30:00Z",
+    "items": [
+        {"product_id": 1, "product_name": "Товар 1", "quantity": 2, "price": "250.00"},
+        {"product_id": 2, "product_name": "Товар 2", "quantity": 1, "price": "300.00"}
+    ]
+}))]
 pub struct OrderDto {
     pub id: i64,
+    #[schema(schema_with = order_status_schema)]
     pub status: &'static str,
+    /// Roubles, a decimal string with two places.
+    #[schema(example = "800.00")]
     pub total_amount: String,
     pub delivery_address: String,
     pub phone: String,
     pub comment: Option<String>,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub items: Vec<OrderItemDto>,
 }
 
-#[derive(Debug, Serialize)]
+/// One line of an order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderItemDto {
     pub product_id: i64,
+    /// The product's name when the order was placed.
     pub product_name: String,
     pub quantity: u32,
+    /// The unit price when the order was placed, a decimal string with two places.
+    #[schema(example = "250.00")]
     pub price: String,
+}
+
+/// `status` is one of the domain's order statuses, spelled as stored.
+fn order_status_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(
+            domain::OrderStatus::ALL
+                .iter()
+                .map(|status| status.as_str()),
+        ))
+        .description(Some(
+            "PENDING when new; then CONFIRMED, PROCESSING, SHIPPED, DELIVERED, or CANCELLED",
+        ))
+        .examples(["PENDING"])
 }
 
 impl From<Order> for OrderDto {
@@ -146,20 +208,38 @@ impl From<OrderItem> for OrderItemDto {
 
 /// `POST /orders`. Unknown fields are refused, so a client cannot try to set a price, a
 /// total, a status or a user.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+    "delivery_address": "ул. Пушкина, д. 10",
+    "phone": "+79001234567",
+    "comment": "Домофон не работает"
+}))]
 pub struct CreateOrderRequest {
+    /// 1–50 lines; the same product twice is merged.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<CreateOrderItem>,
+    /// 1–500 characters.
+    #[schema(min_length = 1, max_length = 500, example = "ул. Пушкина, д. 10")]
     pub delivery_address: String,
+    /// 7–15 digits, optionally starting with `+` and grouped by spaces, dashes or parentheses.
+    #[schema(example = "+79001234567")]
     pub phone: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000, example = "Домофон не работает")]
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One line of a new order. Its price is read from the catalog, never from the client.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderItem {
+    #[schema(minimum = 1)]
     pub product_id: i64,
+    /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 
@@ -195,4 +275,11 @@ pub struct ListQuery {
     pub limit: Option<String>,
     pub offset: Option<String>,
     pub category_id: Option<String>,
+}
+
+/// The answer of the health and readiness probes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct StatusDto {
+    pub status: &'static str,
 }

@@ -4,6 +4,7 @@
 //! internals; their cause is logged here, once.
 
 use std::fmt;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -13,6 +14,9 @@ use domain::order::PlaceOrderError;
 use domain::services::AuthenticateError;
 use domain::{FieldError, ProductId, RepositoryError};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::rate_limit::retry_after_secs;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -35,6 +39,15 @@ pub enum ApiError {
     OrderTotalTooLarge,
     /// The database is unreachable or too slow: retry later.
     Unavailable(RepositoryError),
+    /// Too many requests from this client (address or Telegram user): wait `retry_after`.
+    RateLimited {
+        retry_after: Duration,
+    },
+    /// The readiness probe failed: the storage did not answer (`None`: not in time).
+    NotReady(Option<RepositoryError>),
+    /// A CORS preflight from an origin, or asking for a method or header, that is not
+    /// allowed. Answered here so that it is a problem like every other error.
+    CorsRejected(actix_cors::CorsError),
     /// A bug or an unexpected failure. The cause is logged, never sent.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -62,6 +75,9 @@ impl ApiError {
             ApiError::ProductUnavailable(_) => "product_unavailable",
             ApiError::OrderTotalTooLarge => "order_total_too_large",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::CorsRejected(_) => "cors_rejected",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -79,6 +95,9 @@ impl ApiError {
             ApiError::ProductUnavailable(_) => "Some products are not available",
             ApiError::OrderTotalTooLarge => "The order total is too large",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::NotReady(_) => "The service is not ready",
+            ApiError::CorsRejected(_) => "Cross-origin request refused",
             ApiError::Internal(_) => "Internal server error",
         }
     }
@@ -104,77 +123,21 @@ impl ApiError {
                     .join("; "),
             ),
             ApiError::Unavailable(_) => Some("please retry in a moment".to_owned()),
+            ApiError::RateLimited { retry_after } => {
+                Some(format!("retry in {} s", retry_after_secs(*retry_after)))
+            }
+            ApiError::NotReady(_) => Some("the database does not answer".to_owned()),
+            // actix-cors's messages are fixed sentences about the request's own headers.
+            ApiError::CorsRejected(reason) => Some(reason.to_string()),
             _ => None,
         }
     }
 }
 
-fn join_ids(ids: &[ProductId]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.title(), self.code())
-    }
-}
-
-/// The problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem<'a> {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'a str,
-    pub status: u16,
-    pub code: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<ProblemField<'a>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub product_ids: Option<Vec<i64>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ProblemField<'a> {
-    pub field: &'a str,
-    pub code: &'a str,
-    pub message: &'a str,
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Validation(_)
-            | ApiError::ProductNotFound(_)
-            | ApiError::ProductUnavailable(_)
-            | ApiError::OrderTotalTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        // The one place a server-side cause is logged; the body stays opaque.
-        match self {
-            ApiError::Internal(cause) => {
-                tracing::error!(error = %error_chain(cause.as_ref()), "request failed")
-            }
-            ApiError::Unavailable(cause) => {
-                tracing::warn!(error = %error_chain(cause), "database unavailable")
-            }
-            _ => {}
-        }
+impl ApiError {
+    /// The problem document of this error. Also the source of the OpenAPI examples, so the
+    /// documentation shows exactly what is sent.
+    pub fn problem(&self) -> Problem<'_> {
         let errors = match self {
             ApiError::Validation(errors) => Some(
                 errors
@@ -194,15 +157,118 @@ impl ResponseError for ApiError {
             }
             _ => None,
         };
-        let problem = Problem {
+        Problem {
             kind: format!("urn:botshop:problem:{}", self.code()),
             title: self.title(),
-            status: status.as_u16(),
+            status: self.status_code().as_u16(),
             code: self.code(),
             detail: self.detail(),
             errors,
             product_ids,
-        };
+        }
+    }
+}
+
+fn join_ids(ids: &[ProductId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.title(), self.code())
+    }
+}
+
+/// An error, as `application/problem+json` (RFC 9457). Clients branch on `code`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:botshop:problem:validation_failed", "title": "The request is invalid",
+    "status": 422, "code": "validation_failed", "detail": "items[0].quantity: quantity must be between 1 and 100",
+    "errors": [{"field": "items[0].quantity", "code": "out_of_range", "message": "quantity must be between 1 and 100"}]
+}))]
+pub struct Problem<'a> {
+    /// `urn:botshop:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short human-readable summary of the problem.
+    pub title: &'a str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable machine-readable code, e.g. `validation_failed`.
+    pub code: &'a str,
+    /// What went wrong with this request. Absent from 5xx answers, which say nothing of
+    /// internals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+    /// With `validation_failed`: every field that breaks a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub errors: Option<Vec<ProblemField<'a>>>,
+    /// With `product_not_found` and `product_unavailable`: the products concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub product_ids: Option<Vec<i64>>,
+}
+
+/// One field that breaks a rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField<'a> {
+    /// The field's path in the request, e.g. `items[1].quantity`, or a query parameter.
+    pub field: &'a str,
+    /// Why, e.g. `required`, `unknown_field`, `invalid_type`, `out_of_range`.
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_)
+            | ApiError::ProductNotFound(_)
+            | ApiError::ProductUnavailable(_)
+            | ApiError::OrderTotalTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CorsRejected(reason) => match reason {
+                // The preflight is well-formed but asks for something we do not allow.
+                actix_cors::CorsError::OriginNotAllowed
+                | actix_cors::CorsError::MethodNotAllowed
+                | actix_cors::CorsError::HeadersNotAllowed => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // The one place a server-side cause is logged; the body stays opaque.
+        match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %error_chain(cause.as_ref()), "request failed")
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %error_chain(cause), "database unavailable")
+            }
+            ApiError::NotReady(Some(cause)) => {
+                tracing::warn!(error = %error_chain(cause), "not ready: the database ping failed")
+            }
+            ApiError::NotReady(None) => {
+                tracing::warn!("not ready: the database ping timed out")
+            }
+            _ => {}
+        }
+        let problem = self.problem();
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let ApiError::Unauthorized(_) = self {
@@ -210,6 +276,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let ApiError::RateLimited { retry_after } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
         }
         response.body(serde_json::to_string(&problem).unwrap_or_default())
     }

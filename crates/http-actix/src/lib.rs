@@ -1,28 +1,78 @@
 //! The inbound HTTP adapter: BotShop's REST API on actix-web.
 //!
 //! It owns the routes, the `tma` authentication extractor, the serde DTOs and the mapping
-//! of every error to `application/problem+json`. It depends on `domain` only: it talks to
-//! storage and Telegram through the domain's ports and never knows which adapters sit
-//! behind them.
+//! of every error to `application/problem+json`, and everything that wraps the API in
+//! production: the OpenAPI document and its Swagger UI, the health, readiness and metrics
+//! endpoints, request ids, CORS and rate limiting.
+//!
+//! It depends on `domain` only: it talks to storage and Telegram through the domain's ports
+//! and never knows which adapters sit behind them. It reads no environment and no files;
+//! the server passes an [`HttpConfig`].
+//!
+//! # Serving it
+//!
+//! Build one [`Http`] per process, then one app per actix worker from it. The limiters and
+//! the metrics live in the `Http` and are shared by every worker:
+//!
+//! ```no_run
+//! # fn wire(state: http_actix::ApiState, config: http_actix::HttpConfig) -> anyhow::Result<()> {
+//! let http = http_actix::Http::new(state, config)?;
+//! let server = actix_web::HttpServer::new(move || http.app());
+//! # Ok(()) }
+//! ```
+//!
+//! # Routes
+//!
+//! - `/api/v1/...`: the shop's API, limited per client address; see [`API_PREFIX`].
+//! - `/health` (liveness, no I/O), `/ready` (a database ping, 1 s timeout) and, when
+//!   [`HttpConfig::expose_metrics`], `/metrics` (Prometheus text).
+//! - `/docs/` (Swagger UI, embedded in the binary) and `/api-docs/openapi.json` (the
+//!   OpenAPI 3.1 document of everything above).
 
+pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod metrics;
+mod middleware;
+pub mod openapi;
+mod rate_limit;
 mod routes;
 
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
 use actix_web::{App, HttpRequest, HttpResponse, web};
-use domain::ports::{CatalogRepository, OrderRepository};
+use domain::outbox::Outbox;
+use domain::ports::{CatalogRepository, OrderRepository, StorageProbe};
 use domain::services::{Authenticator, OrderService};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
+pub use crate::config::{CorsMode, HttpConfig};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
+pub use crate::middleware::X_REQUEST_ID;
+use crate::rate_limit::{ClientKey, RateLimiter};
 
 /// Every API route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
+
+/// Where Swagger UI is served (`/docs` redirects here).
+pub const DOCS_PATH: &str = "/docs/";
+
+/// How long a browser may cache a CORS preflight answer: one preflight per hour instead of
+/// one per request, which matters on a phone.
+const CORS_MAX_AGE_SECS: usize = 3600;
 
 /// What the handlers need: the ports and services, built by the server's wiring.
 #[derive(Clone)]
@@ -31,6 +81,10 @@ pub struct ApiState {
     pub orders: Arc<dyn OrderRepository>,
     pub order_service: OrderService,
     pub authenticator: Authenticator,
+    /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
+    pub storage: Arc<dyn StorageProbe>,
+    /// Counted by `/metrics` (pending and dead notifications).
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -39,71 +93,238 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-/// Registers the API under [`API_PREFIX`] with its state and input limits.
-pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg| {
-        cfg.app_data(web::Data::new(state))
+/// The rate limiters, shared by every worker.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// `POST /orders`, per verified Telegram user.
+    pub orders: RateLimiter<i64>,
+    /// All of `/api/v1`, per client address.
+    pub ip: RateLimiter<ClientKey>,
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// The limiters' clock. Tokio's, so that tests can pause and advance time instead of
+/// sleeping; outside tests it is the monotonic clock.
+pub(crate) fn limiter_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The HTTP metrics could not be set up (a bug: their names are fixed).
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up the HTTP metrics")]
+pub struct HttpSetupError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+/// The application, built once per process: it holds what every worker must share (the
+/// rate limiters, the metrics, the OpenAPI document). Cloning it is cheap and shares all
+/// of that.
+#[derive(Clone)]
+pub struct Http {
+    state: web::Data<ApiState>,
+    limits: web::Data<Limits>,
+    metrics: web::Data<Metrics>,
+    config: Arc<HttpConfig>,
+    cors: CorsMode,
+    /// Lower-case allowed origins, for O(1) checks.
+    cors_origins: Arc<HashSet<String>>,
+    openapi: Arc<utoipa::openapi::OpenApi>,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http {
+    /// Builds the shared parts. Call once per process, before `HttpServer::new`.
+    pub fn new(state: ApiState, config: HttpConfig) -> Result<Self, HttpSetupError> {
+        let metrics = Metrics::new().map_err(|error| HttpSetupError(Box::new(error)))?;
+        let limits = Limits {
+            orders: RateLimiter::new(
+                config.order_rate_limit_per_minute,
+                config.order_rate_limit_burst,
+                config.rate_limit_max_keys,
+            ),
+            // A client may spend its whole minute at once, as governor's
+            // `Quota::per_minute` does: opening the Mini App fires several requests.
+            ip: RateLimiter::new(
+                config.ip_rate_limit_per_minute,
+                config.ip_rate_limit_per_minute,
+                config.rate_limit_max_keys,
+            ),
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        let cors = config.cors_mode();
+        let cors_origins = match &cors {
+            CorsMode::AllowList(origins) => origins.iter().cloned().collect(),
+            CorsMode::Closed | CorsMode::AnyOrigin => HashSet::new(),
+        };
+        let mut openapi = openapi::ApiDoc::openapi();
+        // Operations these settings do not serve are not documented either (`/metrics`
+        // when metrics are off), so the document stays exactly what is served.
+        for route in routes::table() {
+            if !(route.enabled)(&config) {
+                remove_operation(&mut openapi, &route.method, route.path);
+            }
+        }
+        Ok(Self {
+            state: web::Data::new(state),
+            limits: web::Data::new(limits),
+            metrics: web::Data::new(metrics),
+            config: Arc::new(config),
+            cors,
+            cors_origins: Arc::new(cors_origins),
+            openapi: Arc::new(openapi),
+        })
+    }
+
+    /// The settings this app was built with.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// Which cross-origin requests are allowed, for the start-up log.
+    pub fn cors_mode(&self) -> &CorsMode {
+        &self.cors
+    }
+
+    /// The OpenAPI document as served at [`OPENAPI_PATH`].
+    pub fn openapi_json(&self) -> String {
+        serde_json::to_string_pretty(self.openapi.as_ref()).unwrap_or_default()
+    }
+
+    /// Every operation served, as (method, path as in the OpenAPI document), besides the
+    /// documentation itself ([`DOCS_PATH`], [`OPENAPI_PATH`]).
+    pub fn operations(&self) -> Vec<(Method, &'static str)> {
+        routes::table()
+            .into_iter()
+            .filter(|route| (route.enabled)(&self.config))
+            .map(|route| (route.method, route.path))
+            .collect()
+    }
+
+    /// One worker's app. Call it inside the `HttpServer::new` closure; every app shares
+    /// this `Http`'s limiters and metrics.
+    pub fn app(
+        &self,
+    ) -> App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody + use<>>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + use<>,
+    > {
+        let mut api =
+            web::scope(API_PREFIX).wrap(actix_web::middleware::from_fn(middleware::limit_by_ip));
+        let mut root: Vec<actix_web::Resource> = Vec::new();
+        for (path, routes) in group_by_path(
+            routes::table()
+                .into_iter()
+                .filter(|route| (route.enabled)(&self.config)),
+        ) {
+            let (relative, in_api) = match path.strip_prefix(API_PREFIX) {
+                Some(rest) => (rest, true),
+                None => (path, false),
+            };
+            let mut resource = web::resource(relative);
+            for route in routes {
+                resource = resource.route((route.route)());
+            }
+            let resource = resource.default_service(web::to(method_not_allowed));
+            if in_api {
+                api = api.service(resource);
+            } else {
+                root.push(resource);
+            }
+        }
+        let docs = SwaggerUi::new(format!("{DOCS_PATH}{{_:.*}}"))
+            .url(OPENAPI_PATH, self.openapi.as_ref().clone());
+
+        let mut app = App::new()
+            .app_data(self.state.clone())
+            .app_data(self.limits.clone())
+            .app_data(self.metrics.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::validation("query", "invalid_query", error.to_string()).into()
             }))
-            .service(
-                web::scope(API_PREFIX)
-                    .service(
-                        web::resource("/categories")
-                            .route(web::get().to(routes::catalog::list_categories))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/products")
-                            .route(web::get().to(routes::catalog::list_products))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/products/{id}")
-                            .route(web::get().to(routes::catalog::get_product))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/users/me")
-                            .route(web::get().to(routes::users::me))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/orders")
-                            .route(web::post().to(routes::orders::create))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/orders/my")
-                            .route(web::get().to(routes::orders::list_mine))
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/orders/{id}")
-                            .route(web::get().to(routes::orders::get_mine))
-                            .default_service(web::to(method_not_allowed)),
-                    ),
-            );
+            .service(api);
+        for resource in root {
+            app = app.service(resource);
+        }
+        app.service(docs)
+            .service(web::resource("/docs").route(web::get().to(redirect_to_docs)))
+            .default_service(web::to(not_found))
+            // The last `wrap` is the outermost: ids and logs see CORS answers too.
+            .wrap(self.cors())
+            .wrap(actix_web::middleware::from_fn(middleware::observe))
+    }
+
+    fn cors(&self) -> Cors {
+        let cors = Cors::default()
+            .allowed_methods([Method::GET, Method::POST])
+            .allowed_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("idempotency-key"),
+                X_REQUEST_ID,
+            ])
+            .expose_headers([X_REQUEST_ID, header::LOCATION, header::RETRY_AFTER])
+            .max_age(CORS_MAX_AGE_SECS);
+        match &self.cors {
+            CorsMode::AnyOrigin => cors.allow_any_origin(),
+            CorsMode::AllowList(_) => {
+                let origins = Arc::clone(&self.cors_origins);
+                cors.allowed_origin_fn(move |origin, _| {
+                    origin
+                        .to_str()
+                        .is_ok_and(|origin| origins.contains(&origin.to_ascii_lowercase()))
+                })
+            }
+            // No origin is allowed. Requests without CORS (same origin, curl) still work:
+            // actix-cors only refuses preflights and leaves the CORS headers off the rest,
+            // so browsers block the answer.
+            CorsMode::Closed => cors,
+        }
     }
 }
 
-/// The whole application: the API plus problem+json answers for unknown routes.
-pub fn app(
-    state: ApiState,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    App::new()
-        .wrap(actix_web::middleware::from_fn(log_request))
-        .configure(configure(state))
-        .default_service(web::to(not_found))
+/// Groups routes by path, keeping the table's order (which decides matching).
+fn group_by_path(
+    routes: impl Iterator<Item = routes::RouteDef>,
+) -> Vec<(&'static str, Vec<routes::RouteDef>)> {
+    let mut groups: Vec<(&'static str, Vec<routes::RouteDef>)> = Vec::new();
+    for route in routes {
+        match groups.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, group)) => group.push(route),
+            None => groups.push((route.path, vec![route])),
+        }
+    }
+    groups
+}
+
+fn remove_operation(openapi: &mut utoipa::openapi::OpenApi, method: &Method, path: &str) {
+    let Some(item) = openapi.paths.paths.get_mut(path) else {
+        return;
+    };
+    match *method {
+        Method::GET => item.get = None,
+        Method::POST => item.post = None,
+        Method::PUT => item.put = None,
+        Method::PATCH => item.patch = None,
+        Method::DELETE => item.delete = None,
+        _ => {}
+    }
+    let empty = [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+        .iter()
+        .all(|operation| operation.is_none());
+    if empty {
+        openapi.paths.paths.remove(path);
+    }
 }
 
 /// Answers any unknown route.
@@ -115,25 +336,9 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
 }
 
-/// One log line per request: method, route pattern (never the query, which is not ours to
-/// log), status and latency.
-async fn log_request(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let response = next.call(req).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "<unmatched>".to_owned());
-    tracing::info!(
-        %method,
-        route,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    Ok(response)
+/// Swagger UI's assets are relative to `/docs/`, so `/docs` must become `/docs/`.
+async fn redirect_to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, DOCS_PATH))
+        .finish()
 }

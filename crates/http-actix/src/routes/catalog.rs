@@ -10,7 +10,20 @@ use crate::dto::{CategoryDto, ListQuery, PageDto, ProductDto};
 use crate::error::ApiError;
 use crate::extract::int_param;
 
-/// `GET /categories`
+/// Categories by `sort_order`, then `id`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories",
+    tag = "catalog",
+    params(super::PageParams),
+    responses(
+        (status = 200, description = "One page of categories", body = PageDto<CategoryDto>),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
 pub async fn list_categories(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
@@ -20,7 +33,23 @@ pub async fn list_categories(
     Ok(HttpResponse::Ok().json(PageDto::from_page(categories, CategoryDto::from)))
 }
 
-/// `GET /products?category_id=`
+/// Active products by `sort_order`, then `id`, optionally of one category.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "catalog",
+    params(
+        ("category_id" = Option<i64>, Query, minimum = 1, description = "Only this category's products"),
+        super::PageParams,
+    ),
+    responses(
+        (status = 200, description = "One page of products", body = PageDto<ProductDto>),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
 pub async fn list_products(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
@@ -43,7 +72,23 @@ pub async fn list_products(
     Ok(HttpResponse::Ok().json(PageDto::from_page(products, ProductDto::from)))
 }
 
-/// `GET /products/{id}`: inactive and missing products are both 404.
+/// One active product.
+///
+/// An inactive product is a 404, exactly like a missing one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    tag = "catalog",
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = ProductDto),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
 pub async fn get_product(
     state: web::Data<ApiState>,
     id: web::Path<String>,

@@ -1,12 +1,115 @@
 pub mod catalog;
+pub mod ops;
 pub mod orders;
 pub mod users;
 
+use actix_web::http::Method;
+use actix_web::web;
 use domain::Page;
 
+use crate::HttpConfig;
 use crate::dto::ListQuery;
 use crate::error::ApiError;
 use crate::extract::int_param;
+
+/// One operation the app serves.
+pub(crate) struct RouteDef {
+    pub method: Method,
+    /// The full path, spelled as in the OpenAPI document (`/api/v1/products/{id}`).
+    pub path: &'static str,
+    pub route: fn() -> actix_web::Route,
+    /// Whether these settings serve it.
+    pub enabled: fn(&HttpConfig) -> bool,
+}
+
+fn always(_: &HttpConfig) -> bool {
+    true
+}
+
+/// Every operation the app serves, and the only place routes are added: the app registers
+/// exactly these, and a test checks that they are exactly the operations of the OpenAPI
+/// document. Paths under [`crate::API_PREFIX`] are mounted in the rate-limited API scope.
+///
+/// Order matters: a literal segment (`/orders/my`) must come before a parameter in the
+/// same position (`/orders/{id}`), which would otherwise capture it.
+pub(crate) fn table() -> Vec<RouteDef> {
+    vec![
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/categories",
+            route: || web::get().to(catalog::list_categories),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/products",
+            route: || web::get().to(catalog::list_products),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/products/{id}",
+            route: || web::get().to(catalog::get_product),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/users/me",
+            route: || web::get().to(users::me),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/api/v1/orders",
+            route: || web::post().to(orders::create),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/orders/my",
+            route: || web::get().to(orders::list_mine),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/orders/{id}",
+            route: || web::get().to(orders::get_mine),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/health",
+            route: || web::get().to(ops::health),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/ready",
+            route: || web::get().to(ops::ready),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/metrics",
+            route: || web::get().to(ops::metrics),
+            enabled: |config| config.expose_metrics,
+        },
+    ]
+}
+
+/// The paging window of a collection, for the OpenAPI document only: handlers read
+/// [`ListQuery`], which keeps values as text so that a bad one gets a 422 naming it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct PageParams {
+    /// Page size, 1–100; 50 when absent.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// How many matches to skip; 0 when absent.
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+}
 
 /// The `limit`/`offset` window of a collection request.
 pub(crate) fn page(query: &ListQuery) -> Result<Page, ApiError> {

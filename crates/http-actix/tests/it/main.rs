@@ -4,7 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod cors;
+mod docs;
 mod errors;
+mod limits;
+mod observability;
+mod ops;
 mod orders;
 mod support;
 mod users;

@@ -4,23 +4,31 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
-use domain::ports::{MockCatalogRepository, MockOrderRepository, MockUserRepository};
+use domain::outbox::OutboxCounts;
+use domain::outbox::{MockOutbox, Outbox};
+use domain::ports::PoolStats;
+use domain::ports::{
+    MockCatalogRepository, MockOrderRepository, MockStorageProbe, MockUserRepository, StorageProbe,
+};
 use domain::services::{Authenticator, OrderService};
 use domain::{
     Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product, ProductId,
     TelegramId, User, UserId,
 };
-use http_actix::ApiState;
+use http_actix::{ApiState, Http, HttpConfig};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 pub const TOKEN: &str = "123456:TEST-TOKEN";
 
-/// The mocks a test sets expectations on before building the app.
+/// The mocks a test sets expectations on before building the app, and the app's settings.
 pub struct Mocks {
     pub catalog: MockCatalogRepository,
     pub orders: MockOrderRepository,
     pub users: MockUserRepository,
+    pub storage: Arc<dyn StorageProbe>,
+    pub outbox: Arc<dyn Outbox>,
+    pub config: HttpConfig,
 }
 
 impl Mocks {
@@ -29,7 +37,49 @@ impl Mocks {
             catalog: MockCatalogRepository::new(),
             orders: MockOrderRepository::new(),
             users: MockUserRepository::new(),
+            storage: Arc::new(MockStorageProbe::new()),
+            outbox: Arc::new(MockOutbox::new()),
+            config: HttpConfig::default(),
         }
+    }
+
+    pub fn with_config(mut self, change: impl FnOnce(&mut HttpConfig)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    pub fn with_storage(mut self, storage: impl StorageProbe + 'static) -> Self {
+        self.storage = Arc::new(storage);
+        self
+    }
+
+    pub fn with_outbox(mut self, outbox: impl Outbox + 'static) -> Self {
+        self.outbox = Arc::new(outbox);
+        self
+    }
+
+    /// Every catalog read answers with something, and the probes with a healthy storage:
+    /// enough for any route to do its job.
+    pub fn answering_everything(mut self) -> Self {
+        self.catalog.expect_list_categories().returning(|page| {
+            Ok(domain::Paginated {
+                items: vec![category(1)],
+                total: 1,
+                page,
+            })
+        });
+        self.catalog.expect_list_products().returning(|_, page| {
+            Ok(domain::Paginated {
+                items: vec![product(1, 25_000)],
+                total: 1,
+                page,
+            })
+        });
+        self.catalog
+            .expect_find_active_product()
+            .returning(|id| Ok(Some(product(id.0, 25_000))));
+        self.with_storage(healthy_storage(PoolStats::default()))
+            .with_outbox(outbox_counting(0, 0))
     }
 
     /// Any authenticated request upserts the user: answer with [`customer`].
@@ -43,14 +93,23 @@ impl Mocks {
         self
     }
 
-    pub fn state(self) -> ApiState {
+    pub fn state(self) -> (ApiState, HttpConfig) {
         let orders: Arc<MockOrderRepository> = Arc::new(self.orders);
-        ApiState {
+        let state = ApiState {
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
             order_service: OrderService::new(orders, Arc::new(tokio::sync::Notify::new())),
             authenticator: Authenticator::new(Arc::new(verifier()), Arc::new(self.users)),
-        }
+            storage: self.storage,
+            outbox: self.outbox,
+        };
+        (state, self.config)
+    }
+
+    /// The once-per-process part, from which each worker's app is made.
+    pub fn http(self) -> Http {
+        let (state, config) = self.state();
+        Http::new(state, config).unwrap()
     }
 
     pub async fn app(
@@ -60,8 +119,40 @@ impl Mocks {
         Response = ServiceResponse<impl MessageBody>,
         Error = actix_web::Error,
     > {
-        test::init_service(http_actix::app(self.state())).await
+        worker(&self.http()).await
     }
+}
+
+/// One worker's app, as the server makes one per actix worker.
+pub async fn worker(
+    http: &Http,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody + use<>>,
+    Error = actix_web::Error,
+> + use<> {
+    test::init_service(http.app()).await
+}
+
+/// A storage whose ping succeeds and whose pool looks like `stats`.
+pub fn healthy_storage(stats: PoolStats) -> MockStorageProbe {
+    let mut storage = MockStorageProbe::new();
+    storage.expect_ping().returning(|| Ok(()));
+    storage.expect_pool_stats().returning(move || stats);
+    storage
+}
+
+/// An outbox holding `pending` and `dead` events.
+pub fn outbox_counting(pending: u64, dead: u64) -> MockOutbox {
+    let mut outbox = MockOutbox::new();
+    outbox.expect_counts().returning(move || {
+        Ok(OutboxCounts {
+            pending,
+            dead,
+            ..OutboxCounts::default()
+        })
+    });
+    outbox
 }
 
 pub fn verifier() -> InitDataVerifier {
@@ -183,4 +274,43 @@ where
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["status"], status);
     body
+}
+
+/// A response in full: status, headers and the body as text.
+pub struct Raw {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: String,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+}
+
+/// Sends the request and returns the whole response.
+pub async fn call_raw<S, B>(app: &S, req: test::TestRequest) -> Raw
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let response = test::call_service(app, req.to_request()).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = test::read_body(response).await;
+    Raw {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// A peer address for `TestRequest::peer_addr`.
+pub fn peer(ip: &str) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(ip.parse().unwrap(), 40_000)
 }

@@ -1,0 +1,368 @@
+use std::time::Duration;
+
+use actix_web::test::TestRequest;
+use async_trait::async_trait;
+use domain::RepositoryError;
+use domain::order::PlaceOrderError;
+use domain::outbox::{ClaimedEvent, EventId, MockOutbox, Outbox, OutboxCounts};
+use domain::ports::{MockStorageProbe, PoolStats, StorageProbe};
+use time::OffsetDateTime;
+
+use crate::support::*;
+
+/// A database that never answers.
+struct HangingStorage;
+
+#[async_trait]
+impl StorageProbe for HangingStorage {
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
+}
+
+/// An outbox whose queries never answer.
+struct HangingOutbox;
+
+#[async_trait]
+impl Outbox for HangingOutbox {
+    async fn claim_due(
+        &self,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+        std::future::pending().await
+    }
+    async fn mark_sent(
+        &self,
+        _: EventId,
+        _: Option<i64>,
+        _: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+    async fn retry_later(
+        &self,
+        _: EventId,
+        _: u32,
+        _: OffsetDateTime,
+        _: &str,
+    ) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+    async fn mark_dead(
+        &self,
+        _: EventId,
+        _: u32,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+    async fn release(&self, _: &[EventId]) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+    async fn postpone_pending(&self, _: OffsetDateTime) -> Result<(), RepositoryError> {
+        std::future::pending().await
+    }
+    async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
+        std::future::pending().await
+    }
+    async fn retry_dead(&self, _: OffsetDateTime) -> Result<u64, RepositoryError> {
+        std::future::pending().await
+    }
+}
+
+#[actix_web::test]
+async fn health_is_ok_without_touching_the_database() {
+    // The storage mock has no expectations: a ping would fail the test.
+    let app = Mocks::new().app().await;
+    let (status, content_type, body) = call(&app, TestRequest::get().uri("/health")).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn ready_is_ok_when_the_database_answers() {
+    let app = Mocks::new()
+        .with_storage(healthy_storage(PoolStats::default()))
+        .app()
+        .await;
+    let (status, _, body) = call(&app, TestRequest::get().uri("/ready")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn ready_is_503_when_the_ping_fails_and_says_nothing_of_why() {
+    let mut storage = MockStorageProbe::new();
+    storage.expect_ping().returning(|| {
+        Err(RepositoryError::Unavailable(anyhow::anyhow!(
+            "connection refused at 10.0.0.5:5432"
+        )))
+    });
+    let app = Mocks::new().with_storage(storage).app().await;
+    let body = problem(&app, TestRequest::get().uri("/ready"), 503, "not_ready").await;
+    assert!(!body.to_string().contains("10.0.0.5"), "{body}");
+    // The process keeps serving.
+    let (status, _, _) = call(&app, TestRequest::get().uri("/health")).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn ready_is_503_after_one_second_when_the_database_hangs() {
+    // Paused time: the runtime jumps to the timeout as soon as nothing else can run.
+    tokio::time::pause();
+    let app = Mocks::new().with_storage(HangingStorage).app().await;
+    let started = tokio::time::Instant::now();
+    problem(&app, TestRequest::get().uri("/ready"), 503, "not_ready").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+}
+
+#[actix_web::test]
+async fn probes_and_metrics_are_not_rate_limited() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| c.ip_rate_limit_per_minute = 1)
+        .app()
+        .await;
+    for _ in 0..5 {
+        for uri in ["/health", "/ready", "/metrics"] {
+            let req = TestRequest::get().uri(uri).peer_addr(peer("203.0.113.5"));
+            assert_eq!(call_raw(&app, req).await.status, 200, "{uri}");
+        }
+    }
+}
+
+fn metrics_line<'a>(text: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+    text.lines().find(|line| {
+        line.starts_with(name)
+            && line[name.len()..].starts_with(['{', ' '])
+            && labels.iter().all(|label| line.contains(label))
+    })
+}
+
+fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    let line = metrics_line(text, name, labels)
+        .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn scrape<S, B>(app: &S) -> String
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let raw = call_raw(app, TestRequest::get().uri("/metrics")).await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(
+        raw.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    raw.body
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_pattern_method_and_status() {
+    let app = Mocks::new().answering_everything().app().await;
+    for _ in 0..2 {
+        call_raw(&app, TestRequest::get().uri("/api/v1/products/5")).await;
+    }
+    call_raw(&app, TestRequest::get().uri("/api/v1/products/6?limit=1")).await;
+    call_raw(&app, TestRequest::get().uri("/api/v1/nope/42")).await;
+    call_raw(&app, TestRequest::delete().uri("/api/v1/products/5")).await;
+
+    let text = scrape(&app).await;
+    let product = r#"route="/api/v1/products/{id}""#;
+    assert_eq!(
+        metric_value(
+            &text,
+            "botshop_http_requests_total",
+            &[product, r#"method="GET""#, r#"status="200""#]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "botshop_http_requests_total",
+            &[product, r#"method="DELETE""#, r#"status="405""#]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "botshop_http_requests_total",
+            &[r#"route="<unmatched>""#, r#"status="404""#]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "botshop_http_request_duration_seconds_count",
+            &[product, r#"method="GET""#]
+        ),
+        3.0
+    );
+    assert!(
+        metrics_line(
+            &text,
+            "botshop_http_request_duration_seconds_bucket",
+            &[product, r#"le="0.005""#]
+        )
+        .is_some()
+    );
+    // Raw paths never become labels.
+    assert!(!text.contains("/api/v1/products/5"), "{text}");
+    assert!(!text.contains("/api/v1/nope"), "{text}");
+    assert!(!text.contains("limit=1"), "{text}");
+}
+
+#[actix_web::test]
+async fn metrics_show_the_pool_the_outbox_and_the_build() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_storage(healthy_storage(PoolStats {
+            in_use: 3,
+            idle: 7,
+            max: 10,
+        }))
+        .with_outbox(outbox_counting(4, 1))
+        .app()
+        .await;
+    call_raw(&app, TestRequest::get().uri("/health")).await;
+    let text = scrape(&app).await;
+    let value = |name, labels: &[&str]| metric_value(&text, name, labels);
+    assert_eq!(
+        value("botshop_db_pool_connections", &[r#"state="in_use""#]),
+        3.0
+    );
+    assert_eq!(
+        value("botshop_db_pool_connections", &[r#"state="idle""#]),
+        7.0
+    );
+    assert_eq!(value("botshop_db_pool_max_connections", &[]), 10.0);
+    assert_eq!(value("botshop_outbox_events", &[r#"state="pending""#]), 4.0);
+    assert_eq!(value("botshop_outbox_events", &[r#"state="dead""#]), 1.0);
+    assert_eq!(value("botshop_outbox_oldest_pending_age_seconds", &[]), 0.0);
+    let version = format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"));
+    assert_eq!(value("botshop_build_info", &[&version]), 1.0);
+    assert!(text.contains("# TYPE botshop_http_request_duration_seconds histogram"));
+}
+
+#[actix_web::test]
+async fn an_outbox_failure_keeps_the_last_counts_and_the_scrape_succeeds() {
+    let mut outbox = MockOutbox::new();
+    let mut calls = 0;
+    outbox.expect_counts().returning(move || {
+        calls += 1;
+        if calls == 1 {
+            Ok(OutboxCounts {
+                pending: 4,
+                dead: 2,
+                ..OutboxCounts::default()
+            })
+        } else {
+            Err(RepositoryError::Unavailable(anyhow::anyhow!(
+                "pool timed out"
+            )))
+        }
+    });
+    let app = Mocks::new()
+        .answering_everything()
+        .with_outbox(outbox)
+        .app()
+        .await;
+    scrape(&app).await;
+    let text = scrape(&app).await;
+    assert_eq!(
+        metric_value(&text, "botshop_outbox_events", &[r#"state="pending""#]),
+        4.0
+    );
+    assert_eq!(
+        metric_value(&text, "botshop_outbox_events", &[r#"state="dead""#]),
+        2.0
+    );
+}
+
+#[actix_web::test]
+async fn a_hanging_outbox_does_not_hang_the_scrape() {
+    tokio::time::pause();
+    let app = Mocks::new()
+        .answering_everything()
+        .with_outbox(HangingOutbox)
+        .app()
+        .await;
+    let started = tokio::time::Instant::now();
+    let text = scrape(&app).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Never counted: the gauges are simply absent.
+    assert!(metrics_line(&text, "botshop_outbox_events", &[]).is_none());
+    assert!(metrics_line(&text, "botshop_db_pool_connections", &[]).is_some());
+}
+
+#[actix_web::test]
+async fn orders_created_counts_placed_orders_only() {
+    let mut mocks = Mocks::new().answering_everything().with_customer();
+    let mut calls = 0;
+    mocks.orders.expect_place().returning(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Ok(order(1))
+        } else {
+            Err(PlaceOrderError::ProductUnavailable(vec![
+                domain::ProductId(2),
+            ]))
+        }
+    });
+    let app = mocks.app().await;
+    let post = || {
+        TestRequest::post()
+            .uri("/api/v1/orders")
+            .insert_header(("Authorization", auth_header(987_654_321)))
+            .set_json(serde_json::json!({
+                "items": [{"product_id": 1, "quantity": 1}],
+                "delivery_address": "ул. Пушкина, д. 10",
+                "phone": "+79001234567"
+            }))
+    };
+    assert_eq!(call_raw(&app, post()).await.status, 201);
+    assert_eq!(call_raw(&app, post()).await.status, 422);
+    let text = scrape(&app).await;
+    assert_eq!(
+        metric_value(&text, "botshop_orders_created_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "botshop_http_requests_total",
+            &[r#"route="/api/v1/orders""#, r#"status="201""#]
+        ),
+        1.0
+    );
+}
+
+#[actix_web::test]
+async fn metrics_can_be_turned_off() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| c.expose_metrics = false)
+        .app()
+        .await;
+    problem(&app, TestRequest::get().uri("/metrics"), 404, "not_found").await;
+}
