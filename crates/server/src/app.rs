@@ -10,7 +10,7 @@ use domain::auth::InitDataVerifier;
 use domain::clock::SystemClock;
 use domain::outbox::Relay;
 use domain::services::{Authenticator, OrderService};
-use http_actix::ApiState;
+use http_actix::{ApiState, CorsMode, Http, HttpConfig};
 use infra_postgres::Database;
 use infra_telegram::{TelegramConfig, TelegramNotifier};
 use migration::{Migrator, MigratorTrait};
@@ -87,15 +87,41 @@ impl Application {
             catalog: store.clone(),
             orders: store.clone(),
             order_service: OrderService::new(store.clone(), relay_wake),
-            authenticator: Authenticator::new(verifier, store),
+            authenticator: Authenticator::new(verifier, store.clone()),
+            storage: Arc::new(database.clone()),
+            outbox: store,
         };
+        let config = HttpConfig {
+            cors_allowed_origins: settings.cors_allowed_origins.clone(),
+            cors_allow_any_origin: settings.debug,
+            order_rate_limit_per_minute: settings.order_rate_limit_per_minute,
+            order_rate_limit_burst: settings.order_rate_limit_burst,
+            ip_rate_limit_per_minute: settings.ip_rate_limit_per_minute,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            expose_metrics: settings.metrics_enabled,
+            ..HttpConfig::default()
+        };
+        match config.cors_mode() {
+            CorsMode::Closed => tracing::warn!(
+                "CORS: no CORS_ALLOWED_ORIGINS and DEBUG=false, so no cross-origin requests are allowed; \
+                 set CORS_ALLOWED_ORIGINS to the Mini App's domains"
+            ),
+            CorsMode::AnyOrigin => {
+                tracing::warn!("CORS: DEBUG=true allows any origin; never run production like this")
+            }
+            CorsMode::AllowList(origins) => {
+                tracing::info!(?origins, "CORS: allowing the configured origins")
+            }
+        }
+        // Built once: its rate limiters and metrics are shared by every worker.
+        let http = Http::new(state, config).context("could not set up the HTTP API")?;
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("could not listen on {}:{}", settings.host, settings.port))?;
         let address = listener
             .local_addr()
             .context("could not read the bound address")?;
-        let server = HttpServer::new(move || http_actix::app(state.clone()))
+        let server = HttpServer::new(move || http.app())
             .listen(listener)
             .context("could not start the HTTP server")?
             .shutdown_timeout(settings.shutdown_timeout.as_secs())

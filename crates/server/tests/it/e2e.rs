@@ -141,6 +141,32 @@ async fn walk_the_shop(database: DatabaseTarget) {
         "application/problem+json"
     );
 
+    // Operations on the real stack: liveness, readiness against the real database, metrics
+    // that saw the order, and the API description.
+    let get = |path: &str| app.client.get(format!("{}{path}", app.base)).send();
+    assert_eq!(get("/health").await.unwrap().status().as_u16(), 200);
+    assert_eq!(get("/ready").await.unwrap().status().as_u16(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("botshop_orders_created_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("botshop_db_pool_connections{state=\"idle\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/api/v1/orders/{id}\""),
+        "{metrics}"
+    );
+    let spec: Value = get("/api-docs/openapi.json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+
     let message = telegram.next_message().await;
     assert_eq!(message["chat_id"], MANAGER_CHAT);
     assert_eq!(message["parse_mode"], "HTML");

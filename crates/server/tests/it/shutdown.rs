@@ -184,6 +184,16 @@ async fn logs_of_a_full_order_flow_hold_no_secrets_or_personal_data() {
 
     let logs = server.logs().join("\n");
     assert!(logs.contains("\"level\""), "logs are JSON lines: {logs}");
+    let all_lines = server.logs();
+    let request_lines: Vec<&String> = all_lines
+        .iter()
+        .filter(|l| l.contains("\"route\""))
+        .collect();
+    assert!(!request_lines.is_empty());
+    assert!(
+        request_lines.iter().all(|l| l.contains("\"request_id\"")),
+        "every request line names its request id"
+    );
     let secret_token = TOKEN.split_once(':').unwrap().1;
     for (what, needle) in [
         ("the bot token", secret_token),
