@@ -522,6 +522,30 @@ fn or_panic<T>(result: anyhow::Result<T>) -> T {
     }
 }
 
+/// A transaction kept open by [`TestDatabase::hold`]; committing it releases its locks.
+pub struct HeldTransaction {
+    transaction: sea_orm::DatabaseTransaction,
+}
+
+impl fmt::Debug for HeldTransaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldTransaction").finish_non_exhaustive()
+    }
+}
+
+impl HeldTransaction {
+    /// Commits, releasing the locks.
+    ///
+    /// # Errors
+    /// If the commit fails.
+    pub async fn release(self) -> anyhow::Result<()> {
+        self.transaction
+            .commit()
+            .await
+            .context("failed to commit the held transaction")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,29 +569,5 @@ mod tests {
     #[test]
     fn template_name_depends_only_on_the_migrations() {
         assert_eq!(migrations_fingerprint(), migrations_fingerprint());
-    }
-}
-
-/// A transaction kept open by [`TestDatabase::hold`]; committing it releases its locks.
-pub struct HeldTransaction {
-    transaction: sea_orm::DatabaseTransaction,
-}
-
-impl fmt::Debug for HeldTransaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HeldTransaction").finish_non_exhaustive()
-    }
-}
-
-impl HeldTransaction {
-    /// Commits, releasing the locks.
-    ///
-    /// # Errors
-    /// If the commit fails.
-    pub async fn release(self) -> anyhow::Result<()> {
-        self.transaction
-            .commit()
-            .await
-            .context("failed to commit the held transaction")
     }
 }
