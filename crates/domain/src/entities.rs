@@ -40,6 +40,15 @@ pub struct Product {
     pub image_url: Option<String>,
     pub is_active: bool,
     pub sort_order: i32,
+    /// Units left; `None` means unlimited (digital goods, made to order).
+    pub stock: Option<u32>,
+}
+
+impl Product {
+    /// Whether at least one unit can be ordered now.
+    pub fn in_stock(&self) -> bool {
+        self.stock.is_none_or(|units| units > 0)
+    }
 }
 
 /// Where an order is in its life. A new order is [`OrderStatus::Pending`].

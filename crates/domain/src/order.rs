@@ -168,6 +168,42 @@ pub struct NewOrder {
     pub user_id: UserId,
     pub draft: OrderDraft,
     pub placed_at: OffsetDateTime,
+    /// The customer's idempotency key for this placement, already claimed: storage
+    /// attaches the order to it in the order's own transaction.
+    pub idempotency_key: Option<crate::idempotency::IdempotencyKey>,
+}
+
+/// A product the cart wants more of than is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockShortage {
+    pub product_id: ProductId,
+    pub requested: u32,
+    pub available: u32,
+}
+
+/// Units to put back into a product's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockReturn {
+    pub product_id: ProductId,
+    pub quantity: u32,
+}
+
+/// What a cancelled order gives back to stock: each product's quantity, summed over its
+/// lines, in product-id order (the order storage touches rows in).
+pub fn stock_to_return(order: &crate::entities::Order) -> Vec<StockReturn> {
+    let mut returns: Vec<StockReturn> = Vec::with_capacity(order.items.len());
+    let mut items: Vec<&OrderItem> = order.items.iter().collect();
+    items.sort_by_key(|item| item.product_id);
+    for item in items {
+        match returns.last_mut() {
+            Some(last) if last.product_id == item.product_id => last.quantity += item.quantity,
+            _ => returns.push(StockReturn {
+                product_id: item.product_id,
+                quantity: item.quantity,
+            }),
+        }
+    }
+    returns
 }
 
 /// An order's lines priced from the catalog, and their exact total.
@@ -186,9 +222,19 @@ pub enum PlaceOrderError {
     /// Some products exist but are not on sale. Lists their ids, ascending.
     #[error("products unavailable: {0:?}")]
     ProductUnavailable(Vec<ProductId>),
+    /// Not enough stock for some products (quantities summed per product). Lists each
+    /// with what is available, by product id.
+    #[error("insufficient stock: {0:?}")]
+    InsufficientStock(Vec<StockShortage>),
     /// The total passed the largest amount the shop handles.
     #[error("order total is too large")]
     TotalTooLarge,
+    /// The idempotency key belongs to a request that is still running.
+    #[error("the idempotency key is in use by a request still running")]
+    IdempotencyKeyInUse,
+    /// The idempotency key was used before for a different request.
+    #[error("the idempotency key was used for a different request")]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
@@ -203,6 +249,8 @@ pub enum PlaceOrderError {
 /// # Errors
 /// - [`PlaceOrderError::ProductNotFound`] if any product is missing from `catalog`;
 /// - [`PlaceOrderError::ProductUnavailable`] if any is inactive (checked after existence);
+/// - [`PlaceOrderError::InsufficientStock`] if any line wants more than its product's
+///   limited stock (checked after availability);
 /// - [`PlaceOrderError::TotalTooLarge`] if the sum passes [`Money`]'s range.
 pub fn price_order(
     draft: &OrderDraft,
@@ -230,6 +278,23 @@ pub fn price_order(
     if !inactive.is_empty() {
         inactive.sort_unstable();
         return Err(PlaceOrderError::ProductUnavailable(inactive));
+    }
+
+    let mut shortages: Vec<StockShortage> = draft
+        .lines
+        .iter()
+        .filter_map(|line| {
+            let available = by_id.get(&line.product_id)?.stock?;
+            (available < line.quantity.get()).then_some(StockShortage {
+                product_id: line.product_id,
+                requested: line.quantity.get(),
+                available,
+            })
+        })
+        .collect();
+    if !shortages.is_empty() {
+        shortages.sort_unstable_by_key(|s| s.product_id);
+        return Err(PlaceOrderError::InsufficientStock(shortages));
     }
 
     let mut total = Money::ZERO;
@@ -292,6 +357,14 @@ mod tests {
             image_url: None,
             is_active: active,
             sort_order: 0,
+            stock: None,
+        }
+    }
+
+    fn stocked(id: i64, price: &str, stock: u32) -> Product {
+        Product {
+            stock: Some(stock),
+            ..product(id, price, true)
         }
     }
 
@@ -395,6 +468,75 @@ mod tests {
             }
             other => panic!("expected ProductUnavailable, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn limited_stock_is_checked_against_summed_quantities() {
+        let draft = OrderDraft::parse(input(&[(1, 2), (2, 1), (1, 2)])).unwrap();
+        let catalog = [stocked(1, "10", 3), stocked(2, "10", 0)];
+        match price_order(&draft, &catalog) {
+            Err(PlaceOrderError::InsufficientStock(shortages)) => assert_eq!(
+                shortages,
+                [
+                    StockShortage {
+                        product_id: ProductId(1),
+                        requested: 4,
+                        available: 3
+                    },
+                    StockShortage {
+                        product_id: ProductId(2),
+                        requested: 1,
+                        available: 0
+                    },
+                ]
+            ),
+            other => panic!("expected InsufficientStock, got {other:?}"),
+        }
+        let draft = OrderDraft::parse(input(&[(1, 3)])).unwrap();
+        assert!(
+            price_order(&draft, &[stocked(1, "10", 3)]).is_ok(),
+            "exactly what is left is fine"
+        );
+        assert!(
+            price_order(&draft, &[product(1, "10", true)]).is_ok(),
+            "no stock count means unlimited"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_order_returns_each_products_quantity_once() {
+        use crate::entities::{Order, OrderStatus};
+        let item = |id: i64, quantity: u32| OrderItem {
+            product_id: ProductId(id),
+            product_name: format!("Товар {id}"),
+            quantity,
+            price: Money::from_minor(100).unwrap(),
+        };
+        let order = Order {
+            id: crate::values::OrderId(1),
+            user_id: UserId(1),
+            status: OrderStatus::Cancelled,
+            total_amount: Money::from_minor(600).unwrap(),
+            delivery_address: "a".into(),
+            phone: "+79001234567".into(),
+            comment: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            items: vec![item(7, 2), item(3, 1), item(7, 3)],
+        };
+        assert_eq!(
+            stock_to_return(&order),
+            [
+                StockReturn {
+                    product_id: ProductId(3),
+                    quantity: 1
+                },
+                StockReturn {
+                    product_id: ProductId(7),
+                    quantity: 5
+                },
+            ]
+        );
     }
 
     #[test]

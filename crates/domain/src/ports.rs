@@ -11,7 +11,7 @@ use crate::entities::{Category, Order, Product, User};
 use crate::error::RepositoryError;
 use crate::order::{NewOrder, PlaceOrderError};
 use crate::pagination::{Page, Paginated};
-use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
+use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
 /// Stores customers.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -30,11 +30,7 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<User, RepositoryError>;
 }
 
-/// Which products a listing shows. Only active products are ever listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProductFilter {
-    pub category_id: Option<CategoryId>,
-}
+pub use crate::catalog::ProductFilter;
 
 /// Reads the catalog.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -43,8 +39,11 @@ pub trait CatalogRepository: Send + Sync {
     /// Categories ordered by `sort_order`, then `id`.
     async fn list_categories(&self, page: Page) -> Result<Paginated<Category>, RepositoryError>;
 
-    /// Active products matching `filter`, ordered by `sort_order`, then `id`. `total`
-    /// counts every match, not just this page.
+    /// Active products matching every part of `filter` (category, search text as a
+    /// substring of the product's normalised name and description — see
+    /// [`crate::catalog::product_search_text`] —, price range, in stock), ordered by
+    /// `filter.sort` with `id` as the final tie-break (`Default`: `sort_order`, then `id`;
+    /// `Newest`: newest first). `total` counts every match, not just this page.
     async fn list_products(
         &self,
         filter: ProductFilter,
@@ -54,6 +53,15 @@ pub trait CatalogRepository: Send + Sync {
     /// The product if it exists and is active; `None` otherwise, so that an inactive
     /// product is indistinguishable from a missing one.
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
+
+    /// Puts stock back (a cancelled order's lines, from [`crate::order::stock_to_return`]):
+    /// adds each quantity to its product's stock in one transaction, touching rows in
+    /// product-id order. Products with unlimited stock (`None`) stay unlimited; a product
+    /// that no longer exists is skipped.
+    async fn return_stock(
+        &self,
+        returns: &[crate::order::StockReturn],
+    ) -> Result<(), RepositoryError>;
 }
 
 /// Stores orders.
@@ -62,15 +70,21 @@ pub trait CatalogRepository: Send + Sync {
 pub trait OrderRepository: Send + Sync {
     /// Prices and stores a new order in one transaction.
     ///
-    /// MUST read the current products inside the transaction and price the draft with
-    /// [`crate::order::price_order`], so the snapshot is the price at commit time; MUST write
+    /// MUST read and lock the current products inside the transaction (in product-id order,
+    /// so two carts never deadlock) and price the draft with [`crate::order::price_order`],
+    /// so the snapshot is the price at commit time; MUST decrement limited stock by each
+    /// line's quantity with a conditional update (`stock >= n`), the database's
+    /// `CHECK (stock >= 0)` as the backstop; MUST attach the order to
+    /// `order.idempotency_key` (already claimed through
+    /// [`crate::idempotency::IdempotencyStore::claim`]) when there is one; MUST write
     /// the order, all its lines and its `order_created` outbox event (see
     /// [`crate::outbox`]) atomically, with status `PENDING`: an order without its event, or
     /// an event without its order, must be impossible.
     ///
     /// # Errors
-    /// - [`PlaceOrderError::ProductNotFound`] / [`PlaceOrderError::ProductUnavailable`] as
-    ///   [`crate::order::price_order`] decides, with nothing written;
+    /// - [`PlaceOrderError::ProductNotFound`] / [`PlaceOrderError::ProductUnavailable`] /
+    ///   [`PlaceOrderError::InsufficientStock`] as [`crate::order::price_order`] decides
+    ///   (or as the conditional stock update finds), with nothing written;
     /// - [`PlaceOrderError::Repository`] for storage failures, with nothing written.
     async fn place(&self, order: NewOrder) -> Result<Order, PlaceOrderError>;
 

@@ -7,6 +7,9 @@ use time::OffsetDateTime;
 use crate::auth::{AuthError, InitDataVerifier, init_data_from_authorization};
 use crate::entities::{Order, User};
 use crate::error::RepositoryError;
+use crate::idempotency::{
+    IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint, StoredResponse,
+};
 use crate::order::{NewOrder, OrderDraft, PlaceOrderError};
 use crate::ports::{OrderRepository, UserRepository};
 
@@ -58,7 +61,27 @@ impl Authenticator {
 #[derive(Clone)]
 pub struct OrderService {
     orders: Arc<dyn OrderRepository>,
+    idempotency: Arc<dyn IdempotencyStore>,
     relay_wake: Arc<tokio::sync::Notify>,
+}
+
+/// An idempotency key with the fingerprint of the request that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRequest {
+    pub key: IdempotencyKey,
+    pub fingerprint: RequestFingerprint,
+}
+
+/// How a placement request was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A new order. With a key, store the response with [`OrderService::remember`].
+    Placed(Order),
+    /// The same request was answered before: send this response again, marked replayed.
+    Replayed(StoredResponse),
+    /// The same request placed this order before, but its response was lost: answer from
+    /// the order, marked replayed, and store the response with [`OrderService::remember`].
+    Recovered(Order),
 }
 
 impl std::fmt::Debug for OrderService {
@@ -70,18 +93,94 @@ impl std::fmt::Debug for OrderService {
 impl OrderService {
     /// `relay_wake` is the relay's wake-up: notified after each commit so the manager's
     /// message goes out at once rather than at the relay's next poll.
-    pub fn new(orders: Arc<dyn OrderRepository>, relay_wake: Arc<tokio::sync::Notify>) -> Self {
-        Self { orders, relay_wake }
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        relay_wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            orders,
+            idempotency,
+            relay_wake,
+        }
     }
 
     /// Prices and stores the order with its notification event, then wakes the relay.
     ///
     /// The customer never waits on Telegram, and a Telegram failure can never fail or roll
     /// back an order: delivery happens later, durably, in the relay.
+    ///
+    /// With a key, a retry of the same request places nothing new: it gets the first
+    /// answer back ([`Placement::Replayed`] or [`Placement::Recovered`]). A request that
+    /// fails without placing an order releases its key, so the client may retry with it.
+    ///
+    /// # Errors
+    /// As [`OrderRepository::place`], plus [`PlaceOrderError::IdempotencyKeyInUse`] while
+    /// the key's first request runs and [`PlaceOrderError::IdempotencyKeyReused`] when the
+    /// key was used for a different request.
     pub async fn place(
         &self,
         customer: &User,
         draft: OrderDraft,
+        key: Option<KeyedRequest>,
+        now: OffsetDateTime,
+    ) -> Result<Placement, PlaceOrderError> {
+        let Some(KeyedRequest { key, fingerprint }) = key else {
+            return self
+                .place_new(customer, draft, None, now)
+                .await
+                .map(Placement::Placed);
+        };
+        match self
+            .idempotency
+            .claim(customer.id, &key, fingerprint, now)
+            .await?
+        {
+            KeyClaim::Claimed => {}
+            KeyClaim::Replay(response) => return Ok(Placement::Replayed(response)),
+            KeyClaim::OrderPlaced(order_id) => {
+                return match self.orders.find_for_user(customer.id, order_id).await? {
+                    Some(order) => Ok(Placement::Recovered(order)),
+                    None => Err(RepositoryError::Unknown(anyhow::anyhow!(
+                        "idempotency key points at order {order_id}, which does not exist"
+                    ))
+                    .into()),
+                };
+            }
+            KeyClaim::InProgress => return Err(PlaceOrderError::IdempotencyKeyInUse),
+            KeyClaim::Mismatch => return Err(PlaceOrderError::IdempotencyKeyReused),
+        }
+        match self
+            .place_new(customer, draft, Some(key.clone()), now)
+            .await
+        {
+            Ok(order) => Ok(Placement::Placed(order)),
+            Err(error) => {
+                // Nothing was placed: free the key for a corrected retry. If this fails the
+                // key's claim simply runs out (IN_PROGRESS_LEASE).
+                if let Err(release) = self.idempotency.release(customer.id, &key).await {
+                    tracing::warn!(error = %release, "could not release an idempotency key");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Stores the response to a keyed placement, for replay.
+    pub async fn remember(
+        &self,
+        customer: &User,
+        key: &IdempotencyKey,
+        response: StoredResponse,
+    ) -> Result<(), RepositoryError> {
+        self.idempotency.complete(customer.id, key, response).await
+    }
+
+    async fn place_new(
+        &self,
+        customer: &User,
+        draft: OrderDraft,
+        idempotency_key: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> Result<Order, PlaceOrderError> {
         let order = self
@@ -90,6 +189,7 @@ impl OrderService {
                 user_id: customer.id,
                 draft,
                 placed_at: now,
+                idempotency_key,
             })
             .await?;
         self.relay_wake.notify_one();
@@ -104,6 +204,7 @@ mod tests {
     use super::*;
     use crate::auth::DEFAULT_MAX_AGE;
     use crate::entities::{OrderItem, OrderStatus};
+    use crate::idempotency::MockIdempotencyStore;
     use crate::money::Money;
     use crate::order::{OrderInput, OrderLineInput};
     use crate::ports::{MockOrderRepository, MockUserRepository};
@@ -166,10 +267,17 @@ mod tests {
             .times(1)
             .returning(|new| Ok(stored(&new)));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let service = OrderService::new(Arc::new(orders), wake.clone());
+        let service = OrderService::new(
+            Arc::new(orders),
+            Arc::new(MockIdempotencyStore::new()),
+            wake.clone(),
+        );
 
-        let order = service.place(&customer(), draft(), now()).await.unwrap();
-        assert_eq!(order.id, OrderId(123));
+        let placement = service
+            .place(&customer(), draft(), None, now())
+            .await
+            .unwrap();
+        assert!(matches!(placement, Placement::Placed(order) if order.id == OrderId(123)));
         // notify_one stores a permit, so this resolves only if the service notified.
         tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified())
             .await
@@ -183,9 +291,13 @@ mod tests {
             .expect_place()
             .returning(|_| Err(PlaceOrderError::ProductNotFound(vec![ProductId(1)])));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let service = OrderService::new(Arc::new(orders), wake.clone());
+        let service = OrderService::new(
+            Arc::new(orders),
+            Arc::new(MockIdempotencyStore::new()),
+            wake.clone(),
+        );
         assert!(matches!(
-            service.place(&customer(), draft(), now()).await,
+            service.place(&customer(), draft(), None, now()).await,
             Err(PlaceOrderError::ProductNotFound(_))
         ));
         let woken =
@@ -194,6 +306,137 @@ mod tests {
             woken.is_err(),
             "the relay must not be woken for an order that was not stored"
         );
+    }
+
+    fn keyed() -> KeyedRequest {
+        KeyedRequest {
+            key: IdempotencyKey::parse("checkout-1").unwrap(),
+            fingerprint: RequestFingerprint::of(b"body"),
+        }
+    }
+
+    fn keyed_service(orders: MockOrderRepository, store: MockIdempotencyStore) -> OrderService {
+        OrderService::new(
+            Arc::new(orders),
+            Arc::new(store),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_claimed_key_is_attached_to_the_order_in_its_transaction() {
+        let mut store = MockIdempotencyStore::new();
+        store
+            .expect_claim()
+            .times(1)
+            .returning(|_, _, _, _| Ok(KeyClaim::Claimed));
+        let mut orders = MockOrderRepository::new();
+        orders
+            .expect_place()
+            .withf(|new| {
+                new.idempotency_key.as_ref().map(IdempotencyKey::as_str) == Some("checkout-1")
+            })
+            .times(1)
+            .returning(|new| Ok(stored(&new)));
+        let placement = keyed_service(orders, store)
+            .place(&customer(), draft(), Some(keyed()), now())
+            .await
+            .unwrap();
+        assert!(matches!(placement, Placement::Placed(_)));
+    }
+
+    #[tokio::test]
+    async fn a_finished_request_is_replayed_without_placing_anything() {
+        let mut store = MockIdempotencyStore::new();
+        store.expect_claim().returning(|_, _, _, _| {
+            Ok(KeyClaim::Replay(StoredResponse {
+                status: 201,
+                body: b"{\"id\":123}".to_vec(),
+            }))
+        });
+        let mut orders = MockOrderRepository::new();
+        orders.expect_place().times(0);
+        let placement = keyed_service(orders, store)
+            .place(&customer(), draft(), Some(keyed()), now())
+            .await
+            .unwrap();
+        assert_eq!(
+            placement,
+            Placement::Replayed(StoredResponse {
+                status: 201,
+                body: b"{\"id\":123}".to_vec()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn an_order_whose_response_was_lost_is_recovered_from_storage() {
+        let mut store = MockIdempotencyStore::new();
+        store
+            .expect_claim()
+            .returning(|_, _, _, _| Ok(KeyClaim::OrderPlaced(OrderId(123))));
+        let mut orders = MockOrderRepository::new();
+        orders.expect_place().times(0);
+        orders
+            .expect_find_for_user()
+            .withf(|user, id| *user == UserId(1) && *id == OrderId(123))
+            .returning(|_, _| {
+                Ok(Some(stored(&NewOrder {
+                    user_id: UserId(1),
+                    draft: draft(),
+                    placed_at: now(),
+                    idempotency_key: None,
+                })))
+            });
+        let placement = keyed_service(orders, store)
+            .place(&customer(), draft(), Some(keyed()), now())
+            .await
+            .unwrap();
+        assert!(matches!(placement, Placement::Recovered(order) if order.id == OrderId(123)));
+    }
+
+    #[tokio::test]
+    async fn a_key_in_use_or_reused_places_nothing() {
+        for (claim, expected) in [
+            (KeyClaim::InProgress, "in use"),
+            (KeyClaim::Mismatch, "different"),
+        ] {
+            let mut store = MockIdempotencyStore::new();
+            store
+                .expect_claim()
+                .returning(move |_, _, _, _| Ok(claim.clone()));
+            let mut orders = MockOrderRepository::new();
+            orders.expect_place().times(0);
+            let error = keyed_service(orders, store)
+                .place(&customer(), draft(), Some(keyed()), now())
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_keyed_placement_releases_its_key() {
+        let mut store = MockIdempotencyStore::new();
+        store
+            .expect_claim()
+            .returning(|_, _, _, _| Ok(KeyClaim::Claimed));
+        store
+            .expect_release()
+            .withf(|user, key| *user == UserId(1) && key.as_str() == "checkout-1")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut orders = MockOrderRepository::new();
+        orders
+            .expect_place()
+            .returning(|_| Err(PlaceOrderError::ProductUnavailable(vec![ProductId(1)])));
+        let result = keyed_service(orders, store)
+            .place(&customer(), draft(), Some(keyed()), now())
+            .await;
+        assert!(matches!(
+            result,
+            Err(PlaceOrderError::ProductUnavailable(_))
+        ));
     }
 
     #[tokio::test]
