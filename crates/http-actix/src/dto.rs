@@ -63,7 +63,7 @@ impl From<Category> for CategoryDto {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 5, "category_id": 1, "name": "Маргарита", "description": "Томаты, моцарелла, базилик",
-    "price": "250.00", "image_url": null, "sort_order": 0
+    "price": "250.00", "image_url": null, "sort_order": 0, "stock": 12, "in_stock": true
 }))]
 pub struct ProductDto {
     pub id: i64,
@@ -75,11 +75,18 @@ pub struct ProductDto {
     pub price: String,
     pub image_url: Option<String>,
     pub sort_order: i32,
+    /// Units left; `null` means unlimited.
+    pub stock: Option<u32>,
+    /// Whether at least one unit can be ordered now.
+    pub in_stock: bool,
 }
 
 impl From<Product> for ProductDto {
     fn from(p: Product) -> Self {
+        let in_stock = p.in_stock();
         ProductDto {
+            stock: p.stock,
+            in_stock,
             id: p.id.0,
             category_id: p.category_id.0,
             name: p.name,
@@ -208,7 +215,7 @@ impl From<OrderItem> for OrderItemDto {
 
 /// `POST /orders`. Unknown fields are refused, so a client cannot try to set a price, a
 /// total, a status or a user.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
@@ -233,7 +240,7 @@ pub struct CreateOrderRequest {
 }
 
 /// One line of a new order. Its price is read from the catalog, never from the client.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderItem {
     #[schema(minimum = 1)]
@@ -275,6 +282,11 @@ pub struct ListQuery {
     pub limit: Option<String>,
     pub offset: Option<String>,
     pub category_id: Option<String>,
+    pub q: Option<String>,
+    pub min_price: Option<String>,
+    pub max_price: Option<String>,
+    pub in_stock: Option<String>,
+    pub sort: Option<String>,
 }
 
 /// The answer of the health and readiness probes.

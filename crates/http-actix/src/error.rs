@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use domain::auth::AuthError;
-use domain::order::PlaceOrderError;
+use domain::order::{PlaceOrderError, StockShortage};
 use domain::services::AuthenticateError;
 use domain::{FieldError, ProductId, RepositoryError};
 use serde::Serialize;
@@ -37,6 +37,12 @@ pub enum ApiError {
     ProductNotFound(Vec<ProductId>),
     ProductUnavailable(Vec<ProductId>),
     OrderTotalTooLarge,
+    /// Not enough stock; lists each product with what is available.
+    InsufficientStock(Vec<StockShortage>),
+    /// The `Idempotency-Key`'s first request is still running.
+    IdempotencyKeyInUse,
+    /// The `Idempotency-Key` was used for a different request.
+    IdempotencyKeyReused,
     /// The database is unreachable or too slow: retry later.
     Unavailable(RepositoryError),
     /// Too many requests from this client (address or Telegram user): wait `retry_after`.
@@ -74,6 +80,9 @@ impl ApiError {
             ApiError::ProductNotFound(_) => "product_not_found",
             ApiError::ProductUnavailable(_) => "product_unavailable",
             ApiError::OrderTotalTooLarge => "order_total_too_large",
+            ApiError::InsufficientStock(_) => "insufficient_stock",
+            ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotReady(_) => "not_ready",
@@ -94,6 +103,11 @@ impl ApiError {
             ApiError::ProductNotFound(_) => "Some products do not exist",
             ApiError::ProductUnavailable(_) => "Some products are not available",
             ApiError::OrderTotalTooLarge => "The order total is too large",
+            ApiError::InsufficientStock(_) => "Not enough stock",
+            ApiError::IdempotencyKeyInUse => "A request with this Idempotency-Key is still running",
+            ApiError::IdempotencyKeyReused => {
+                "This Idempotency-Key was used for a different request"
+            }
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::NotReady(_) => "The service is not ready",
@@ -127,6 +141,24 @@ impl ApiError {
                 Some(format!("retry in {} s", retry_after_secs(*retry_after)))
             }
             ApiError::NotReady(_) => Some("the database does not answer".to_owned()),
+            ApiError::InsufficientStock(shortages) => Some(
+                shortages
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "product {}: {} requested, {} available",
+                            s.product_id, s.requested, s.available
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            ApiError::IdempotencyKeyInUse => Some(
+                "wait for the first request to finish, then retry with the same key".to_owned(),
+            ),
+            ApiError::IdempotencyKeyReused => {
+                Some("use a new Idempotency-Key for a different order".to_owned())
+            }
             // actix-cors's messages are fixed sentences about the request's own headers.
             ApiError::CorsRejected(reason) => Some(reason.to_string()),
             _ => None,
@@ -157,6 +189,19 @@ impl ApiError {
             }
             _ => None,
         };
+        let products = match self {
+            ApiError::InsufficientStock(shortages) => Some(
+                shortages
+                    .iter()
+                    .map(|s| StockProblem {
+                        product_id: s.product_id.0,
+                        requested: s.requested,
+                        available: s.available,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         Problem {
             kind: format!("urn:botshop:problem:{}", self.code()),
             title: self.title(),
@@ -165,6 +210,7 @@ impl ApiError {
             detail: self.detail(),
             errors,
             product_ids,
+            products,
         }
     }
 }
@@ -212,6 +258,20 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub product_ids: Option<Vec<i64>>,
+    /// With `insufficient_stock`: each product short of stock and what is available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub products: Option<Vec<StockProblem>>,
+}
+
+/// A product the order wanted more of than is left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StockProblem {
+    pub product_id: i64,
+    /// Units the order asked for (summed over its lines).
+    pub requested: u32,
+    /// Units left.
+    pub available: u32,
 }
 
 /// One field that breaks a rule.
@@ -230,7 +290,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_)
             | ApiError::ProductNotFound(_)
             | ApiError::ProductUnavailable(_)
-            | ApiError::OrderTotalTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::OrderTotalTooLarge
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InsufficientStock(_) | ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -311,6 +373,9 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::ProductNotFound(ids) => ApiError::ProductNotFound(ids),
             PlaceOrderError::ProductUnavailable(ids) => ApiError::ProductUnavailable(ids),
             PlaceOrderError::TotalTooLarge => ApiError::OrderTotalTooLarge,
+            PlaceOrderError::InsufficientStock(shortages) => ApiError::InsufficientStock(shortages),
+            PlaceOrderError::IdempotencyKeyInUse => ApiError::IdempotencyKeyInUse,
+            PlaceOrderError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             PlaceOrderError::Repository(e) => e.into(),
         }
     }

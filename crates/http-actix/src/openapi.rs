@@ -49,7 +49,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::ops::metrics,
     ),
     components(
-        schemas(crate::error::Problem, crate::error::ProblemField),
+        schemas(crate::error::Problem, crate::error::ProblemField, crate::error::StockProblem),
         responses(
             MalformedJson,
             Unauthorized,
@@ -58,6 +58,7 @@ pub const TMA_SCHEME: &str = "tma";
             UnsupportedMediaType,
             InvalidQuery,
             InvalidOrder,
+            OrderConflict,
             RateLimited,
             Internal,
             Unavailable,
@@ -229,6 +230,21 @@ problem_responses! {
             ApiError::ProductNotFound(vec![ProductId(7)]),
             ApiError::ProductUnavailable(vec![ProductId(2)]),
             ApiError::OrderTotalTooLarge,
+            ApiError::IdempotencyKeyReused,
+        ],
+        &[],
+    );
+    /// 409 for a new order.
+    OrderConflict => problem_response(
+        "Not enough stock (`products` lists each product with what is available; nothing was \
+         written), or the `Idempotency-Key`'s first request is still running",
+        &[
+            ApiError::InsufficientStock(vec![domain::order::StockShortage {
+                product_id: ProductId(3),
+                requested: 2,
+                available: 1,
+            }]),
+            ApiError::IdempotencyKeyInUse,
         ],
         &[],
     );

@@ -1,9 +1,10 @@
 //! The public catalog: no authentication.
 
-use actix_web::{HttpResponse, web};
-use domain::ports::ProductFilter;
-use domain::{CategoryId, ProductId};
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::ProductId;
+use domain::catalog::{ProductFilter, ProductQueryInput};
 
+use super::cache::cached_json;
 use super::{page, path_id};
 use crate::ApiState;
 use crate::dto::{CategoryDto, ListQuery, PageDto, ProductDto};
@@ -15,9 +16,14 @@ use crate::extract::int_param;
     get,
     path = "/api/v1/categories",
     tag = "catalog",
-    params(super::PageParams),
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 when unchanged"),
+        super::PageParams,
+    ),
     responses(
-        (status = 200, description = "One page of categories", body = PageDto<CategoryDto>),
+        (status = 200, description = "One page of categories", body = PageDto<CategoryDto>,
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
         (status = 503, response = crate::openapi::Unavailable),
@@ -25,25 +31,37 @@ use crate::extract::int_param;
     )
 )]
 pub async fn list_categories(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
     let categories = state.catalog.list_categories(page).await?;
-    Ok(HttpResponse::Ok().json(PageDto::from_page(categories, CategoryDto::from)))
+    cached_json(&req, &PageDto::from_page(categories, CategoryDto::from))
 }
 
-/// Active products by `sort_order`, then `id`, optionally of one category.
+/// Active products: search, filter and sort, combined with pagination.
+///
+/// Invalid parameters (a negative price, `min_price` above `max_price`, an unknown `sort`,
+/// `limit` over 100) get a 422 naming the parameter.
 #[utoipa::path(
     get,
     path = "/api/v1/products",
     tag = "catalog",
     params(
         ("category_id" = Option<i64>, Query, minimum = 1, description = "Only this category's products"),
+        ("q" = Option<String>, Query, max_length = 100, description = "Case-insensitive search in name and description (Cyrillic too; `ё` matches `е`)", example = "пицца"),
+        ("min_price" = Option<String>, Query, description = "Lowest price, roubles (`100` or `99.90`)", example = "100"),
+        ("max_price" = Option<String>, Query, description = "Highest price, roubles; not below `min_price`", example = "1000"),
+        ("in_stock" = Option<bool>, Query, description = "`true`: only products that can be ordered now"),
+        ("sort" = Option<String>, Query, description = "`default` (sort_order, id), `price_asc`, `price_desc` or `newest`", example = "price_asc"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 when unchanged"),
         super::PageParams,
     ),
     responses(
-        (status = 200, description = "One page of products", body = PageDto<ProductDto>),
+        (status = 200, description = "One page of products", body = PageDto<ProductDto>,
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
         (status = 503, response = crate::openapi::Unavailable),
@@ -51,25 +69,22 @@ pub async fn list_categories(
     )
 )]
 pub async fn list_products(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
-    let category_id = match int_param("category_id", query.category_id.as_deref())? {
-        Some(id) if id <= 0 => {
-            return Err(ApiError::validation(
-                "category_id",
-                "invalid_id",
-                "category_id must be a positive integer",
-            ));
-        }
-        other => other.map(CategoryId),
-    };
-    let products = state
-        .catalog
-        .list_products(ProductFilter { category_id }, page)
-        .await?;
-    Ok(HttpResponse::Ok().json(PageDto::from_page(products, ProductDto::from)))
+    let filter = ProductFilter::parse(ProductQueryInput {
+        category_id: int_param("category_id", query.category_id.as_deref())?,
+        q: query.q.as_deref(),
+        min_price: query.min_price.as_deref(),
+        max_price: query.max_price.as_deref(),
+        in_stock: query.in_stock.as_deref(),
+        sort: query.sort.as_deref(),
+    })
+    .map_err(ApiError::Validation)?;
+    let products = state.catalog.list_products(filter, page).await?;
+    cached_json(&req, &PageDto::from_page(products, ProductDto::from))
 }
 
 /// One active product.
@@ -79,9 +94,14 @@ pub async fn list_products(
     get,
     path = "/api/v1/products/{id}",
     tag = "catalog",
-    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The product's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 when unchanged"),
+    ),
     responses(
-        (status = 200, description = "The product", body = ProductDto),
+        (status = 200, description = "The product", body = ProductDto,
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 404, response = crate::openapi::NotFound),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -90,12 +110,13 @@ pub async fn list_products(
     )
 )]
 pub async fn get_product(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId(path_id(&id)?);
     match state.catalog.find_active_product(id).await? {
-        Some(product) => Ok(HttpResponse::Ok().json(ProductDto::from(product))),
+        Some(product) => cached_json(&req, &ProductDto::from(product)),
         None => Err(ApiError::NotFound),
     }
 }

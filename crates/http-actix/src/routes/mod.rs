@@ -1,3 +1,4 @@
+mod cache;
 pub mod catalog;
 pub mod ops;
 pub mod orders;

@@ -1,9 +1,11 @@
 //! Orders: every route here needs an authenticated customer.
 
-use actix_web::http::header;
-use actix_web::{HttpResponse, web};
-use domain::OrderId;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::idempotency::{IdempotencyKey, RequestFingerprint, StoredResponse};
 use domain::order::OrderDraft;
+use domain::services::{KeyedRequest, Placement};
+use domain::{Order, OrderId};
 use time::OffsetDateTime;
 
 use super::{page, path_id};
@@ -13,6 +15,12 @@ use crate::extract::{Customer, JsonBody};
 use crate::metrics::Metrics;
 use crate::{API_PREFIX, ApiState, Limits};
 
+/// The request header that makes a placement safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Marks a response that answers a retry with the first request's answer.
+pub const IDEMPOTENT_REPLAYED: header::HeaderName =
+    header::HeaderName::from_static("idempotent-replayed");
+
 /// Places an order for the authenticated customer.
 ///
 /// Prices are read from the catalog when the order is placed and kept on each line; the
@@ -20,11 +28,22 @@ use crate::{API_PREFIX, ApiState, Limits};
 ///
 /// Each Telegram user may place a few orders at once, then a limited number per minute
 /// (by default 3, then 10 per minute); beyond that the answer is 429 with `Retry-After`.
+///
+/// Send an `Idempotency-Key` (a UUID per checkout) so that a double-tapped button or a retry
+/// after a lost answer places one order: the same key with the same body replays the first
+/// answer with `Idempotent-Replayed: true`; with a different body it is a 422
+/// `idempotency_key_reused`; while the first request still runs, a 409
+/// `idempotency_key_in_use`. Keys are kept for 24 hours.
 #[utoipa::path(
     post,
     path = "/api/v1/orders",
     tag = "customer",
     security(("tma" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "Recommended: a new UUID per checkout, resent unchanged on retries",
+            example = "3f1c0e3e-9d7a-4b4e-9a53-0c1f6a0e6b11"),
+    ),
     request_body(
         content = CreateOrderRequest,
         content_type = "application/json",
@@ -37,8 +56,12 @@ use crate::{API_PREFIX, ApiState, Limits};
         })
     ),
     responses(
-        (status = 201, description = "The order was placed", body = OrderDto,
-            headers(("Location" = String, description = "The order's URL, `/api/v1/orders/{id}`"))),
+        (status = 201, description = "The order was placed (or, with `Idempotent-Replayed: true`, this is the first answer to the same request)", body = OrderDto,
+            headers(
+                ("Location" = String, description = "The order's URL, `/api/v1/orders/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the first answer"),
+            )),
+        (status = 409, response = crate::openapi::OrderConflict),
         (status = 400, response = crate::openapi::MalformedJson),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 413, response = crate::openapi::PayloadTooLarge),
@@ -50,12 +73,25 @@ use crate::{API_PREFIX, ApiState, Limits};
     )
 )]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     limits: web::Data<Limits>,
     metrics: web::Data<Metrics>,
     Customer(customer): Customer,
     JsonBody(request): JsonBody<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let keyed = idempotency_key(&req)?
+        .map(|key| {
+            // The DTO re-serialised is canonical: whitespace and key order in what the
+            // client sent do not make a retry look like a different request.
+            let canonical =
+                serde_json::to_vec(&request).map_err(|e| ApiError::Internal(Box::new(e)))?;
+            Ok::<_, ApiError>(KeyedRequest {
+                key,
+                fingerprint: RequestFingerprint::of(&canonical),
+            })
+        })
+        .transpose()?;
     let draft = OrderDraft::parse(request.into()).map_err(ApiError::Validation)?;
     // Keyed by the verified Telegram user, never by address: customers behind one carrier
     // NAT must not share an allowance, and one customer cannot escape it by changing
@@ -65,15 +101,93 @@ pub async fn create(
         .orders
         .check(customer.telegram_id.get(), crate::limiter_now())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    let order = state
+    let key = keyed.as_ref().map(|k| k.key.clone());
+    let placement = state
         .order_service
-        .place(&customer, draft, OffsetDateTime::now_utc())
+        .place(&customer, draft, keyed, OffsetDateTime::now_utc())
         .await?;
-    metrics.order_created();
-    let location = format!("{API_PREFIX}/orders/{}", order.id);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(OrderDto::from(order)))
+    let (response, replayed) = match placement {
+        Placement::Placed(order) => {
+            metrics.order_created();
+            (created(&order)?, false)
+        }
+        Placement::Recovered(order) => (created(&order)?, true),
+        Placement::Replayed(stored) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+            return Ok(replay(status, stored.body));
+        }
+    };
+    if let Some(key) = key {
+        let stored = StoredResponse {
+            status: response.status.as_u16(),
+            body: response.body.clone(),
+        };
+        // If this fails the key still points at the order, so a retry is answered from it.
+        if let Err(error) = state.order_service.remember(&customer, &key, stored).await {
+            tracing::warn!(%error, "could not store the response of an idempotent order");
+        }
+    }
+    Ok(if replayed {
+        replay(response.status, response.body)
+    } else {
+        response.into_http()
+    })
+}
+
+/// A rendered 201 answer, kept as bytes so that exactly these can be stored for replay.
+struct Rendered {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Rendered {
+    fn into_http(self) -> HttpResponse {
+        let location = location_of(&self.body);
+        let mut response = HttpResponse::build(self.status);
+        if let Some(location) = location {
+            response.insert_header((header::LOCATION, location));
+        }
+        response.content_type("application/json").body(self.body)
+    }
+}
+
+fn created(order: &Order) -> Result<Rendered, ApiError> {
+    let body = serde_json::to_vec(&OrderDto::from(order.clone()))
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(Rendered {
+        status: StatusCode::CREATED,
+        body,
+    })
+}
+
+/// The first answer again, marked as a replay.
+fn replay(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut response = Rendered { status, body }.into_http();
+    response.headers_mut().insert(
+        IDEMPOTENT_REPLAYED,
+        header::HeaderValue::from_static("true"),
+    );
+    response
+}
+
+/// `/api/v1/orders/{id}` of an order body, for the `Location` header.
+fn location_of(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(format!(
+        "{API_PREFIX}/orders/{}",
+        value.get("id")?.as_i64()?
+    ))
+}
+
+/// The request's `Idempotency-Key`, validated; `None` when absent.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("\u{0}");
+    IdempotencyKey::parse(value)
+        .map(Some)
+        .map_err(|error| ApiError::Validation(vec![error]))
 }
 
 /// The authenticated customer's orders, newest first.

@@ -1,5 +1,5 @@
-use actix_web::test::TestRequest;
-use domain::ports::ProductFilter;
+use actix_web::test::{self, TestRequest};
+use domain::catalog::{ProductFilter, ProductSort};
 use domain::{CategoryId, Page, Paginated, ProductId, RepositoryError};
 use mockall::predicate::eq;
 
@@ -48,6 +48,7 @@ async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
         .with(
             eq(ProductFilter {
                 category_id: Some(CategoryId(7)),
+                ..ProductFilter::default()
             }),
             eq(Page::default()),
         )
@@ -74,7 +75,7 @@ async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
         serde_json::json!({
             "id": 1, "category_id": 1, "name": "Товар 1", "description": "Описание",
             "price": "250.50", "image_url": null, "sort_order": 0
-        })
+        , "stock": null, "in_stock": true})
     );
 }
 
@@ -176,4 +177,109 @@ async fn a_database_outage_is_503_without_details() {
     )
     .await;
     assert!(!body.to_string().contains("10.0.0.5"));
+}
+
+#[actix_web::test]
+async fn product_listing_passes_search_filters_and_sort_to_the_catalog() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_products()
+        .withf(|filter, page| {
+            filter.search.as_deref() == Some("пицца")
+                && filter.min_price.map(|m| m.minor_units()) == Some(10_000)
+                && filter.max_price.map(|m| m.minor_units()) == Some(99_950)
+                && filter.in_stock_only
+                && filter.sort == ProductSort::PriceAsc
+                && filter.category_id == Some(CategoryId(2))
+                && page.limit() == 10
+        })
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![domain::Product {
+                    stock: Some(3),
+                    ..product(1, 59_000)
+                }],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let uri = "/api/v1/products?q=%D0%9F%D0%98%D0%A6%D0%A6%D0%90&min_price=100&max_price=999.50&in_stock=true&sort=price_asc&category_id=2&limit=10";
+    let (status, _, body) = call(&app, TestRequest::get().uri(uri)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["stock"], 3);
+    assert_eq!(body["items"][0]["in_stock"], true);
+}
+
+#[actix_web::test]
+async fn invalid_listing_parameters_are_422_naming_each() {
+    let app = Mocks::new().app().await;
+    for (query, field) in [
+        ("min_price=-1", "min_price"),
+        ("min_price=500&max_price=100", "min_price"),
+        ("sort=cheapest", "sort"),
+        ("limit=101", "limit"),
+        ("in_stock=maybe", "in_stock"),
+        ("max_price=1.005", "max_price"),
+    ] {
+        let body = problem(
+            &app,
+            TestRequest::get().uri(&format!("/api/v1/products?{query}")),
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}");
+    }
+}
+
+#[actix_web::test]
+async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_find_active_product()
+        .returning(|id| Ok(Some(product(id.0, 50_000))));
+    mocks.catalog.expect_list_categories().returning(|page| {
+        Ok(Paginated {
+            items: vec![category(1)],
+            total: 1,
+            page,
+        })
+    });
+    let app = mocks.app().await;
+    for uri in ["/api/v1/products/5", "/api/v1/categories"] {
+        let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response.headers().get("cache-control").unwrap(),
+            "public, max-age=30"
+        );
+        let etag = response
+            .headers()
+            .get("etag")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+
+        let again = TestRequest::get()
+            .uri(uri)
+            .insert_header(("If-None-Match", etag.clone()))
+            .to_request();
+        let response = test::call_service(&app, again).await;
+        assert_eq!(response.status().as_u16(), 304, "{uri}");
+        assert_eq!(
+            response.headers().get("etag").unwrap().to_str().unwrap(),
+            etag
+        );
+        assert!(test::read_body(response).await.is_empty());
+
+        let stale = TestRequest::get()
+            .uri(uri)
+            .insert_header(("If-None-Match", "\"0000\""))
+            .to_request();
+        assert_eq!(test::call_service(&app, stale).await.status().as_u16(), 200);
+    }
 }

@@ -242,3 +242,153 @@ async fn someone_elses_order_is_404_not_403() {
         .insert_header(("Authorization", auth_header(987_654_321)));
     problem(&app, req, 404, "not_found").await;
 }
+
+fn keyed_post(key: &str, body: serde_json::Value) -> TestRequest {
+    post_order(body).insert_header(("Idempotency-Key", key))
+}
+
+#[actix_web::test]
+async fn a_keyed_order_is_remembered_and_a_retry_is_replayed() {
+    use domain::idempotency::{KeyClaim, StoredResponse};
+    use std::sync::{Arc, Mutex};
+
+    let stored: Arc<Mutex<Option<StoredResponse>>> = Arc::default();
+    let mut mocks = Mocks::new().with_customer();
+    let seen = stored.clone();
+    mocks
+        .idempotency
+        .expect_claim()
+        .returning(move |_, key, _, _| {
+            assert_eq!(key.as_str(), "checkout-42");
+            Ok(match seen.lock().unwrap().clone() {
+                None => KeyClaim::Claimed,
+                Some(response) => KeyClaim::Replay(response),
+            })
+        });
+    let keep = stored.clone();
+    mocks
+        .idempotency
+        .expect_complete()
+        .times(1)
+        .returning(move |_, _, response| {
+            *keep.lock().unwrap() = Some(response);
+            Ok(())
+        });
+    mocks
+        .orders
+        .expect_place()
+        .withf(|new| new.idempotency_key.as_ref().map(|k| k.as_str()) == Some("checkout-42"))
+        .times(1)
+        .returning(|_| Ok(order(123)));
+    let app = mocks.app().await;
+
+    let first =
+        actix_web::test::call_service(&app, keyed_post("checkout-42", valid_body()).to_request())
+            .await;
+    assert_eq!(first.status().as_u16(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = actix_web::test::read_body(first).await;
+
+    let retry =
+        actix_web::test::call_service(&app, keyed_post("checkout-42", valid_body()).to_request())
+            .await;
+    assert_eq!(retry.status().as_u16(), 201);
+    assert_eq!(retry.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(
+        retry.headers().get("location").unwrap(),
+        "/api/v1/orders/123"
+    );
+    assert_eq!(
+        actix_web::test::read_body(retry).await,
+        first_body,
+        "the same body"
+    );
+}
+
+#[actix_web::test]
+async fn the_fingerprint_ignores_formatting_but_not_content() {
+    use domain::idempotency::{KeyClaim, RequestFingerprint};
+    use std::sync::{Arc, Mutex};
+
+    let prints: Arc<Mutex<Vec<RequestFingerprint>>> = Arc::default();
+    let mut mocks = Mocks::new().with_customer();
+    let seen = prints.clone();
+    mocks
+        .idempotency
+        .expect_claim()
+        .returning(move |_, _, print, _| {
+            seen.lock().unwrap().push(print);
+            Ok(KeyClaim::InProgress)
+        });
+    let app = mocks.app().await;
+    let compact = serde_json::to_string(&valid_body()).unwrap();
+    let pretty = serde_json::to_string_pretty(&valid_body()).unwrap();
+    let mut other = valid_body();
+    other["items"][0]["quantity"] = json!(3);
+    for body in [compact, pretty, other.to_string()] {
+        let req = post_order(json!({}))
+            .insert_header(("Idempotency-Key", "k"))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body);
+        problem(&app, req, 409, "idempotency_key_in_use").await;
+    }
+    let prints = prints.lock().unwrap();
+    assert_eq!(
+        prints[0], prints[1],
+        "whitespace does not make a different request"
+    );
+    assert_ne!(
+        prints[0], prints[2],
+        "a different cart is a different request"
+    );
+}
+
+#[actix_web::test]
+async fn a_reused_key_is_422_and_a_busy_key_is_409() {
+    use domain::idempotency::KeyClaim;
+    for (claim, status, code) in [
+        (KeyClaim::Mismatch, 422, "idempotency_key_reused"),
+        (KeyClaim::InProgress, 409, "idempotency_key_in_use"),
+    ] {
+        let mut mocks = Mocks::new().with_customer();
+        mocks
+            .idempotency
+            .expect_claim()
+            .returning(move |_, _, _, _| Ok(claim.clone()));
+        mocks.orders.expect_place().times(0);
+        let app = mocks.app().await;
+        problem(&app, keyed_post("k-1", valid_body()), status, code).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_malformed_idempotency_key_is_422_naming_the_header() {
+    let app = Mocks::new().with_customer().app().await;
+    let body = problem(
+        &app,
+        keyed_post(&"x".repeat(256), valid_body()),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "Idempotency-Key");
+}
+
+#[actix_web::test]
+async fn insufficient_stock_is_409_listing_what_is_available() {
+    use domain::order::StockShortage;
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| {
+        Err(PlaceOrderError::InsufficientStock(vec![StockShortage {
+            product_id: ProductId(1),
+            requested: 3,
+            available: 1,
+        }]))
+    });
+    let app = mocks.app().await;
+    let p = problem(&app, post_order(valid_body()), 409, "insufficient_stock").await;
+    assert_eq!(
+        p["products"],
+        json!([{"product_id": 1, "requested": 3, "available": 1}])
+    );
+}

@@ -4,6 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
+use domain::idempotency::MockIdempotencyStore;
 use domain::outbox::OutboxCounts;
 use domain::outbox::{MockOutbox, Outbox};
 use domain::ports::PoolStats;
@@ -26,6 +27,7 @@ pub struct Mocks {
     pub catalog: MockCatalogRepository,
     pub orders: MockOrderRepository,
     pub users: MockUserRepository,
+    pub idempotency: MockIdempotencyStore,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -37,6 +39,7 @@ impl Mocks {
             catalog: MockCatalogRepository::new(),
             orders: MockOrderRepository::new(),
             users: MockUserRepository::new(),
+            idempotency: MockIdempotencyStore::new(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -98,7 +101,11 @@ impl Mocks {
         let state = ApiState {
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
-            order_service: OrderService::new(orders, Arc::new(tokio::sync::Notify::new())),
+            order_service: OrderService::new(
+                orders,
+                Arc::new(self.idempotency),
+                Arc::new(tokio::sync::Notify::new()),
+            ),
             authenticator: Authenticator::new(Arc::new(verifier()), Arc::new(self.users)),
             storage: self.storage,
             outbox: self.outbox,
@@ -208,6 +215,7 @@ pub fn product(id: i64, price_minor: i64) -> Product {
         image_url: None,
         is_active: true,
         sort_order: 0,
+        stock: None,
     }
 }
 
