@@ -14,7 +14,11 @@
 //!   `Money::minor_units`.
 //! - Timestamps are `timestamptz` (text on SQLite) and always written in UTC.
 //! - Constraints that the database can check cheaply (`CHECK`, foreign keys, `UNIQUE`)
-//!   are declared in `CREATE TABLE`, because SQLite cannot add them later.
+//!   are declared in `CREATE TABLE`, because SQLite cannot add them later (except on a
+//!   column being added, which SQLite accepts in `ALTER TABLE ... ADD COLUMN`).
+//! - Text the catalog is searched by is normalised by the application (see
+//!   [`product_search_text`]), never by SQL: SQLite's `lower()` and `LIKE` fold only
+//!   ASCII.
 //!
 //! Architecture invariant: this crate depends on sea-orm-migration only, never on the
 //! domain or on an adapter.
@@ -26,6 +30,8 @@ mod m20250101_000001_create_users;
 mod m20250101_000002_create_catalog;
 mod m20250101_000003_create_orders;
 mod m20250101_000004_create_outbox_events;
+mod m20250101_000005_add_product_stock_and_search_text;
+mod m20250101_000006_create_idempotency_keys;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -39,6 +45,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000002_create_catalog::Migration),
             Box::new(m20250101_000003_create_orders::Migration),
             Box::new(m20250101_000004_create_outbox_events::Migration),
+            Box::new(m20250101_000005_add_product_stock_and_search_text::Migration),
+            Box::new(m20250101_000006_create_idempotency_keys::Migration),
         ]
     }
 }
@@ -55,6 +63,23 @@ pub const ORDER_STATUSES: [&str; 6] = [
     "CANCELLED",
 ];
 
+/// A product's search text as `domain::catalog::product_search_text` computes it (Unicode
+/// lower case, `ё` folded into `е`, runs of white space collapsed), for filling in the
+/// products that existed before the column did.
+///
+/// A copy rather than an import, like [`ORDER_STATUSES`], because this crate never
+/// depends on the domain. It MUST give the same text as the domain's function, or old
+/// products would not be found as new ones are; the storage adapter's tests compare the
+/// two.
+pub fn product_search_text(name: &str, description: Option<&str>) -> String {
+    let text = match description {
+        Some(description) => format!("{name} {description}"),
+        None => name.to_owned(),
+    };
+    let lowered = text.to_lowercase().replace('ё', "е");
+    lowered.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +94,14 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn search_text_folds_case_yo_and_white_space() {
+        assert_eq!(
+            product_search_text("Пицца  МАРГАРИТА", Some("Ёлочный\tсоус ")),
+            "пицца маргарита елочный соус"
+        );
+        assert_eq!(product_search_text("Квас", None), "квас");
     }
 }

@@ -24,6 +24,25 @@ pub(crate) fn corrupt_row(context: String) -> RepositoryError {
     RepositoryError::Unknown(anyhow::anyhow!(context))
 }
 
+/// Whether `err` is PostgreSQL giving up on a transaction because of a concurrent one: a
+/// deadlock (40P01) or a serialization failure (40001). The transaction was rolled back as
+/// a whole and the same work can simply run again.
+pub(crate) fn is_transaction_conflict(err: &RepositoryError) -> bool {
+    let source = match err {
+        RepositoryError::Unavailable(source) | RepositoryError::Unknown(source) => source,
+    };
+    let Some(DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) =
+        source.downcast_ref::<DbErr>()
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(err) = &**err else {
+        return false;
+    };
+    err.try_downcast_ref::<PgDatabaseError>()
+        .is_some_and(|err| matches!(err.code(), "40P01" | "40001"))
+}
+
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         // Opening a connection or waiting for a pooled one failed or timed out.

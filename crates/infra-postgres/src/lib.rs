@@ -3,9 +3,9 @@
 //! [`Database`] opens the pool (PostgreSQL in production, SQLite for a single-file
 //! deployment or a quick start); [`SqlStore`] implements
 //! [`domain::ports::UserRepository`], [`domain::ports::CatalogRepository`],
-//! [`domain::ports::OrderRepository`] and the transactional outbox
-//! [`domain::outbox::Outbox`] over it. The schema lives in the `migration` crate,
-//! which the server runs against [`Database::connection`].
+//! [`domain::ports::OrderRepository`], the transactional outbox [`domain::outbox::Outbox`]
+//! and [`domain::idempotency::IdempotencyStore`] over it. The schema lives in the
+//! `migration` crate, which the server runs against [`Database::connection`].
 //!
 //! Architecture invariants:
 //! - This crate depends on `domain` only, never on another adapter or on the server.
@@ -14,6 +14,12 @@
 //!   signature is the connection handed to the migrator.
 //! - Pricing is the domain's: [`domain::order::price_order`] decides totals and which
 //!   products may be ordered; SQL only stores what it decided.
+//! - Stock never oversells: a placement locks its products in id order, the domain checks
+//!   the stock it read, and a conditional update (`stock >= n`) takes it, with a CHECK
+//!   constraint behind both.
+//! - Catalog search matches the application's normalised `search_text`
+//!   ([`domain::catalog::product_search_text`], written with every product), never SQL's
+//!   case folding, which on SQLite covers ASCII only.
 //! - Money is kept as integer kopecks and converted with [`domain::Money::from_minor`] and
 //!   [`domain::Money::minor_units`], so both backends stay exact.
 //! - Timestamps are stored in UTC, to the microsecond, and bound as parameters in the same
@@ -26,6 +32,7 @@ mod catalog;
 mod database;
 mod entities;
 mod error;
+mod idempotency;
 mod orders;
 mod outbox;
 mod seed;

@@ -3,59 +3,51 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::order::{NewOrder, OrderDraft, PlaceOrderError, PricedOrder, price_order};
+use domain::idempotency::IdempotencyKey;
+use domain::order::{
+    NewOrder, OrderDraft, PlaceOrderError, PricedOrder, StockShortage, price_order,
+};
 use domain::outbox::ORDER_CREATED;
 use domain::ports::OrderRepository;
-use domain::{Order, OrderId, OrderStatus, Page, Paginated, Product, RepositoryError, UserId};
-use sea_orm::sea_query::{Expr, Query};
+use domain::{
+    Order, OrderId, OrderStatus, Page, Paginated, Product, ProductId, RepositoryError, UserId,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use time::OffsetDateTime;
 
-use crate::entities::{order_items, orders, outbox_events, products};
-use crate::error::{corrupt_row, repository_error};
+use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
+use crate::error::{corrupt_row, is_transaction_conflict, repository_error};
 use crate::outbox::PENDING;
 use crate::store::{SqlStore, order_from_rows, product_from_row, stored_instant, timestamp_value};
+
+/// How many times [`OrderRepository::place`] runs its transaction when PostgreSQL aborts it
+/// because of a concurrent one. Placements lock products in id order and so never deadlock
+/// each other; this covers anything else that might (an operator's script updating the
+/// same rows in another order), so that a customer never sees a deadlock error.
+const PLACE_ATTEMPTS: u32 = 3;
 
 #[async_trait]
 impl OrderRepository for SqlStore {
     async fn place(&self, order: NewOrder) -> Result<Order, PlaceOrderError> {
-        let NewOrder {
-            user_id,
-            draft,
-            placed_at,
-        } = order;
-        let placed_at = stored_instant(placed_at);
-
-        // On SQLite, a deferred transaction that reads and then writes can fail at once
-        // with SQLITE_BUSY when another writer got there first; an IMMEDIATE one takes the
-        // write lock up front and waits its turn under the busy timeout instead.
-        let transaction = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .map_err(|err| repository_error(err, "failed to begin the order transaction"))?;
-
-        match place_in(&transaction, user_id, &draft, placed_at).await {
-            Ok(order) => {
-                transaction
-                    .commit()
-                    .await
-                    .map_err(|err| repository_error(err, "failed to commit the order"))?;
-                Ok(order)
-            }
-            Err(err) => {
-                if let Err(rollback) = transaction.rollback().await {
-                    // The pool discards a connection whose transaction it cannot end, so
-                    // nothing was written either way; `err` is what the caller needs.
-                    tracing::warn!(error = %rollback, "failed to roll back an order transaction");
+        let mut attempt = 1;
+        loop {
+            match self.place_once(&order).await {
+                // PostgreSQL rolled the whole transaction back, so running it again is
+                // safe: nothing of the first attempt remains.
+                Err(PlaceOrderError::Repository(err))
+                    if attempt < PLACE_ATTEMPTS && is_transaction_conflict(&err) =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        error = format!("{err:#}"),
+                        "an order transaction conflicted with another one; retrying"
+                    );
+                    attempt += 1;
                 }
-                Err(err)
+                result => return result,
             }
         }
     }
@@ -112,6 +104,42 @@ impl OrderRepository for SqlStore {
     }
 }
 
+impl SqlStore {
+    /// One attempt at placing the order, in one transaction.
+    async fn place_once(&self, order: &NewOrder) -> Result<Order, PlaceOrderError> {
+        // On SQLite, a deferred transaction that reads and then writes can fail at once
+        // with SQLITE_BUSY when another writer got there first; an IMMEDIATE one takes the
+        // write lock up front and waits its turn under the busy timeout instead. It also
+        // makes the placement the only writer, which is what serialises stock on SQLite.
+        let transaction = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(|err| repository_error(err, "failed to begin the order transaction"))?;
+
+        match place_in(&transaction, order).await {
+            Ok(order) => {
+                transaction
+                    .commit()
+                    .await
+                    .map_err(|err| repository_error(err, "failed to commit the order"))?;
+                Ok(order)
+            }
+            Err(err) => {
+                if let Err(rollback) = transaction.rollback().await {
+                    // The pool discards a connection whose transaction it cannot end, so
+                    // nothing was written either way; `err` is what the caller needs.
+                    tracing::warn!(error = %rollback, "failed to roll back an order transaction");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
 /// The lines of these orders, in one query, grouped by order and in line order.
 pub(crate) async fn lines_of(
     connection: &impl ConnectionTrait,
@@ -134,18 +162,25 @@ pub(crate) async fn lines_of(
     Ok(by_order)
 }
 
-/// Prices the draft against the products as the transaction sees them and writes it.
+/// Prices the draft against the products as the transaction sees them, takes the stock and
+/// writes the order.
 async fn place_in(
     transaction: &DatabaseTransaction,
-    user_id: UserId,
-    draft: &OrderDraft,
-    placed_at: OffsetDateTime,
+    order: &NewOrder,
 ) -> Result<Order, PlaceOrderError> {
+    let NewOrder {
+        user_id,
+        draft,
+        placed_at,
+        idempotency_key,
+    } = order;
+    let (user_id, placed_at) = (*user_id, stored_instant(*placed_at));
     let catalog = products_for(transaction, draft).await?;
     let PricedOrder {
         items,
         total_amount,
     } = price_order(draft, &catalog)?;
+    take_stock(transaction, draft, &catalog).await?;
 
     let backend = transaction.get_database_backend();
     let at = timestamp_value(backend, placed_at);
@@ -236,6 +271,10 @@ async fn place_in(
         .await
         .map_err(|err| repository_error(err, "failed to insert the order's outbox event"))?;
 
+    if let Some(key) = idempotency_key {
+        attach_to_key(transaction, user_id, key, order_id).await?;
+    }
+
     Ok(Order {
         id: OrderId(order_id),
         user_id,
@@ -253,10 +292,13 @@ async fn place_in(
 /// The draft's products as they are now, whether active or not (the pricing rule tells
 /// the two failures apart).
 ///
-/// On PostgreSQL the rows are read `FOR SHARE`, in ascending id order: a concurrent price
-/// change waits until this order commits, so the snapshot is the price at commit time, and
-/// two orders never lock the same products in opposite orders. (SQLite has no row locks;
-/// the IMMEDIATE transaction already excludes other writers.)
+/// On PostgreSQL the rows are locked `FOR UPDATE`, in ascending id order: a concurrent
+/// placement or price change of the same products waits until this order commits, so the
+/// snapshot is the price and the stock at commit time, and two carts never lock the same
+/// products in opposite orders. The lock is exclusive even for unlimited products, whose
+/// stock is not updated: a shared lock would have to be upgraded for the stock update,
+/// which is how two carts deadlock. (SQLite has no row locks; the IMMEDIATE transaction
+/// already excludes other writers.)
 async fn products_for(
     transaction: &DatabaseTransaction,
     draft: &OrderDraft,
@@ -264,11 +306,108 @@ async fn products_for(
     products::Entity::find()
         .filter(products::Column::Id.is_in(draft.product_ids().into_iter().map(|id| id.0)))
         .order_by_asc(products::Column::Id)
-        .lock_shared()
+        .lock_exclusive()
         .all(transaction)
         .await
         .map_err(|err| repository_error(err, "failed to read the ordered products"))?
         .into_iter()
         .map(product_from_row)
         .collect()
+}
+
+/// Takes each line's quantity from its product's limited stock, in product-id order.
+///
+/// `price_order` has already checked the stock of the locked rows, so every update should
+/// succeed; the condition (`stock >= n`) still guards the write itself, so that stock can
+/// never go negative through a path that skipped the check (and the `CHECK (stock >= 0)`
+/// constraint stands behind it). A line it refuses is reported with what is left.
+async fn take_stock(
+    transaction: &DatabaseTransaction,
+    draft: &OrderDraft,
+    catalog: &[Product],
+) -> Result<(), PlaceOrderError> {
+    let limited: HashMap<ProductId, u32> = catalog
+        .iter()
+        .filter_map(|product| Some((product.id, product.stock?)))
+        .collect();
+    let mut lines: Vec<_> = draft
+        .lines()
+        .iter()
+        .filter(|line| limited.contains_key(&line.product_id))
+        .collect();
+    lines.sort_unstable_by_key(|line| line.product_id);
+
+    let mut shortages = Vec::new();
+    for line in lines {
+        let quantity = i32::try_from(line.quantity.get())
+            .map_err(|err| corrupt_row(format!("quantity out of range: {err}")))?;
+        let update = Query::update()
+            .table(products::Entity)
+            .value(
+                products::Column::Stock,
+                Expr::col(products::Column::Stock).sub(quantity),
+            )
+            .and_where(products::Column::Id.eq(line.product_id.0))
+            .and_where(products::Column::Stock.gte(quantity))
+            .to_owned();
+        let result = transaction
+            .execute(&update)
+            .await
+            .map_err(|err| repository_error(err, "failed to take stock"))?;
+        if result.rows_affected() == 1 {
+            continue;
+        }
+        let available = products::Entity::find_by_id(line.product_id.0)
+            .select_only()
+            .column(products::Column::Stock)
+            .into_tuple::<Option<i32>>()
+            .one(transaction)
+            .await
+            .map_err(|err| repository_error(err, "failed to read a product's stock"))?
+            .flatten()
+            .and_then(|stock| u32::try_from(stock).ok())
+            .unwrap_or(0);
+        shortages.push(StockShortage {
+            product_id: line.product_id,
+            requested: line.quantity.get(),
+            available,
+        });
+    }
+    if shortages.is_empty() {
+        Ok(())
+    } else {
+        Err(PlaceOrderError::InsufficientStock(shortages))
+    }
+}
+
+/// Records that `key` placed `order_id`, in the order's transaction: the order and the
+/// record commit together, so a retry finds the order even if the response is lost.
+///
+/// Only a key without an order takes it. A claim runs out after
+/// [`domain::idempotency::IN_PROGRESS_LEASE`], after which a retry may take the key over
+/// while this request still runs; whichever places its order first wins, and the other's
+/// transaction is rolled back here with [`PlaceOrderError::IdempotencyKeyInUse`], so the
+/// key still places one order. (On PostgreSQL the loser waits for the winner's row lock,
+/// then sees its order.) The same answer fits a key that is gone: a retry claims it anew.
+async fn attach_to_key(
+    transaction: &DatabaseTransaction,
+    user_id: UserId,
+    key: &IdempotencyKey,
+    order_id: i64,
+) -> Result<(), PlaceOrderError> {
+    let update = Query::update()
+        .table(idempotency_keys::Entity)
+        .value(idempotency_keys::Column::OrderId, order_id)
+        .and_where(idempotency_keys::Column::UserId.eq(user_id.0))
+        .and_where(idempotency_keys::Column::Key.eq(key.as_str()))
+        .and_where(idempotency_keys::Column::OrderId.is_null())
+        .to_owned();
+    let result = transaction.execute(&update).await.map_err(|err| {
+        repository_error(err, "failed to attach the order to its idempotency key")
+    })?;
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(PlaceOrderError::IdempotencyKeyInUse)
+    }
 }

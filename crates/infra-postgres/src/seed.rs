@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use domain::Money;
+use domain::catalog::product_search_text;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ConnectionTrait, EntityTrait, QuerySelect, SqliteTransactionMode, TransactionOptions,
@@ -30,6 +31,8 @@ pub struct SeedProduct {
     pub price: Money,
     pub image_url: Option<String>,
     pub sort_order: i32,
+    /// Units in stock; `None` for unlimited.
+    pub stock: Option<u32>,
 }
 
 /// What [`SqlStore::seed_catalog`] did.
@@ -108,11 +111,18 @@ impl SqlStore {
                     products::Column::ImageUrl,
                     products::Column::IsActive,
                     products::Column::SortOrder,
+                    products::Column::Stock,
+                    products::Column::SearchText,
                     products::Column::CreatedAt,
                     products::Column::UpdatedAt,
                 ])
                 .to_owned();
             for product in &category.products {
+                let stock = product
+                    .stock
+                    .map(i32::try_from)
+                    .transpose()
+                    .with_context(|| format!("the stock of {:?} is too large", product.name))?;
                 insert_products
                     .values([
                         Expr::val(category_id),
@@ -122,6 +132,11 @@ impl SqlStore {
                         Expr::val(product.image_url.clone()),
                         Expr::val(true),
                         Expr::val(product.sort_order),
+                        Expr::val(stock),
+                        Expr::val(product_search_text(
+                            &product.name,
+                            product.description.as_deref(),
+                        )),
                         Expr::val(timestamp_value(backend, now)),
                         Expr::val(timestamp_value(backend, now)),
                     ])

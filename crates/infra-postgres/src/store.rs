@@ -13,8 +13,9 @@ use crate::entities::{categories, order_items, orders, products, users};
 use crate::error::corrupt_row;
 
 /// The repositories: implements [`domain::ports::UserRepository`],
-/// [`domain::ports::CatalogRepository`], [`domain::ports::OrderRepository`] and
-/// [`domain::outbox::Outbox`] over one connection pool.
+/// [`domain::ports::CatalogRepository`], [`domain::ports::OrderRepository`],
+/// [`domain::outbox::Outbox`] and [`domain::idempotency::IdempotencyStore`] over one
+/// connection pool.
 ///
 /// Cheap to clone (it shares the pool); wrap it in an `Arc` once per port.
 #[derive(Debug, Clone)]
@@ -90,6 +91,11 @@ pub(crate) fn category_from_row(row: categories::Model) -> Category {
 
 pub(crate) fn product_from_row(row: products::Model) -> Result<Product, RepositoryError> {
     let id = row.id;
+    let stock = row
+        .stock
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|err| corrupt_row(format!("product {id} has an invalid stock: {err}")))?;
     Ok(Product {
         id: ProductId(id),
         category_id: CategoryId(row.category_id),
@@ -99,6 +105,7 @@ pub(crate) fn product_from_row(row: products::Model) -> Result<Product, Reposito
         image_url: row.image_url,
         is_active: row.is_active,
         sort_order: row.sort_order,
+        stock,
     })
 }
 

@@ -534,6 +534,20 @@ impl fmt::Debug for HeldTransaction {
 }
 
 impl HeldTransaction {
+    /// Runs more SQL in the held transaction (taking more locks, for instance), returning
+    /// the number of rows affected.
+    ///
+    /// # Errors
+    /// The database's error, as is (a deadlock, say).
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<u64> {
+        let result = self
+            .transaction
+            .execute_unprepared(sql)
+            .await
+            .with_context(|| format!("failed to execute {sql:?}"))?;
+        Ok(result.rows_affected())
+    }
+
     /// Commits, releasing the locks.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 //! the repositories convert rows into domain entities at the seam.
 
 pub(crate) mod categories;
+pub(crate) mod idempotency_keys;
 pub(crate) mod order_items;
 pub(crate) mod orders;
 pub(crate) mod outbox_events;

@@ -13,6 +13,11 @@ pub struct Model {
     pub image_url: Option<String>,
     pub is_active: bool,
     pub sort_order: i32,
+    /// Units left; NULL means unlimited. A CHECK keeps it non-negative.
+    pub stock: Option<i32>,
+    /// `domain::catalog::product_search_text` of the name and description, written with
+    /// every product; what the catalog search matches.
+    pub search_text: String,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
 }

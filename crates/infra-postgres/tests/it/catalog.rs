@@ -105,6 +105,7 @@ async fn products_can_be_filtered_by_category(db: &TestDatabase) {
 
     let filter = ProductFilter {
         category_id: Some(pizza),
+        ..ProductFilter::default()
     };
     let pizzas = store.list_products(filter, page(10, 0)).await.unwrap();
     let names: Vec<&str> = pizzas.items.iter().map(|p| p.name.as_str()).collect();
@@ -114,6 +115,7 @@ async fn products_can_be_filtered_by_category(db: &TestDatabase) {
 
     let nothing = ProductFilter {
         category_id: Some(CategoryId(9_999)),
+        ..ProductFilter::default()
     };
     let none = store.list_products(nothing, page(10, 0)).await.unwrap();
     assert!(none.items.is_empty());

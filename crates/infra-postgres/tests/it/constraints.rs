@@ -11,6 +11,7 @@ contract_tests!(
     a_line_quantity_outside_one_to_one_hundred_is_rejected,
     foreign_keys_are_enforced,
     outbox_events_are_one_known_kind_per_order_and_go_with_it,
+    idempotency_keys_belong_to_a_user_and_go_with_their_order,
 );
 
 async fn a_negative_price_is_rejected(db: &TestDatabase) {
@@ -167,4 +168,43 @@ async fn outbox_events_are_one_known_kind_per_order_and_go_with_it(db: &TestData
     // An event means nothing without its order.
     db.execute("DELETE FROM orders").await.unwrap();
     assert_eq!(count(db, "outbox_events").await, 0);
+}
+
+async fn idempotency_keys_belong_to_a_user_and_go_with_their_order(db: &TestDatabase) {
+    let product = one_product(db).await;
+    let user = new_user(db, 1001).await;
+    let order = place_order(db, &user, product, 1, T0).await;
+    let insert = |user_id: i64, key: &str, order_id: &str, status: &str| {
+        format!(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, \
+             response_status, created_at, claimed_at) VALUES ({user_id}, '{key}', \
+             {hash}, {order_id}, {status}, '2025-01-01T00:00:00.000000Z', \
+             '2025-01-01T00:00:00.000000Z')",
+            hash = if db.is_sqlite() { "X'00'" } else { "'\\x00'" },
+        )
+    };
+
+    let orphan = db.execute(&insert(9_999, "a", "NULL", "NULL")).await;
+    assert!(orphan.is_err(), "a key without a user was accepted");
+    let no_order = db.execute(&insert(user.id.0, "a", "9999", "NULL")).await;
+    assert!(
+        no_order.is_err(),
+        "a key naming a missing order was accepted"
+    );
+    let status = db.execute(&insert(user.id.0, "a", "NULL", "99")).await;
+    let err = status.expect_err("status 99 was accepted");
+    assert!(
+        format!("{err:#}").contains("ck_idempotency_keys_response_status_range"),
+        "unexpected error: {err:#}"
+    );
+    db.execute(&insert(user.id.0, "a", &order.id.0.to_string(), "201"))
+        .await
+        .unwrap();
+    let twice = db.execute(&insert(user.id.0, "a", "NULL", "NULL")).await;
+    assert!(twice.is_err(), "a user's key was stored twice");
+    assert_eq!(count(db, "idempotency_keys").await, 1);
+
+    // A key that names an order means nothing without it.
+    db.execute("DELETE FROM orders").await.unwrap();
+    assert_eq!(count(db, "idempotency_keys").await, 0);
 }

@@ -4,9 +4,12 @@ use infra_postgres::test_support::TestDatabase;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::support::{count, new_user};
+use crate::support::{category, count, new_user, seed};
 
-contract_tests!(every_step_goes_down_and_up_again);
+contract_tests!(
+    every_step_goes_down_and_up_again,
+    adding_search_text_fills_it_in_for_existing_products,
+);
 
 /// The tables and indexes of our schema (not the migrator's bookkeeping, nor the
 /// indexes backing primary keys and UNIQUE constraints), sorted.
@@ -36,14 +39,53 @@ async fn schema_objects(db: &TestDatabase) -> Vec<String> {
         .collect()
 }
 
+/// The columns of `table`, sorted.
+async fn columns(db: &TestDatabase, table: &str) -> Vec<String> {
+    let sql = if db.is_sqlite() {
+        format!("SELECT name AS column_name FROM pragma_table_info('{table}') ORDER BY name")
+    } else {
+        format!(
+            "SELECT column_name::text AS column_name FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY column_name"
+        )
+    };
+    let connection = db.database().connection();
+    connection
+        .query_all_raw(Statement::from_string(
+            connection.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "column_name").unwrap())
+        .collect()
+}
+
+const PRODUCT_COLUMNS: [&str; 10] = [
+    "category_id",
+    "created_at",
+    "description",
+    "id",
+    "image_url",
+    "is_active",
+    "name",
+    "price_minor",
+    "sort_order",
+    "updated_at",
+];
+
 async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let connection = db.database().connection();
     let full = [
+        "index idx_idempotency_keys_created_at",
         "index idx_order_items_order_id",
         "index idx_orders_user_id_created_at",
         "index idx_outbox_events_status_next_attempt_at",
         "index idx_products_category_id_sort_order",
+        "index idx_products_is_active_price_minor",
         "table categories",
+        "table idempotency_keys",
         "table order_items",
         "table orders",
         "table outbox_events",
@@ -51,7 +93,34 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
         "table users",
     ];
     assert_eq!(schema_objects(db).await, full);
+    let mut with_stock: Vec<&str> = PRODUCT_COLUMNS.to_vec();
+    with_stock.extend(["search_text", "stock"]);
+    with_stock.sort_unstable();
+    assert_eq!(columns(db, "products").await, with_stock);
     new_user(db, 1).await;
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(
+        schema_objects(db).await,
+        [
+            "index idx_order_items_order_id",
+            "index idx_orders_user_id_created_at",
+            "index idx_outbox_events_status_next_attempt_at",
+            "index idx_products_category_id_sort_order",
+            "index idx_products_is_active_price_minor",
+            "table categories",
+            "table order_items",
+            "table orders",
+            "table outbox_events",
+            "table products",
+            "table users",
+        ]
+    );
+    // Down with a product in the table: the columns go, the product stays.
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(columns(db, "products").await, PRODUCT_COLUMNS);
+    assert_eq!(count(db, "products").await, 1);
 
     Migrator::down(connection, Some(1)).await.unwrap();
     assert_eq!(
@@ -101,4 +170,76 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     assert_eq!(count(db, "users").await, 0);
     new_user(db, 1).await;
     assert_eq!(count(db, "users").await, 1);
+}
+
+/// Products written before `search_text` existed get theirs from the migration, computed
+/// as the application computes it for new ones.
+async fn adding_search_text_fills_it_in_for_existing_products(db: &TestDatabase) {
+    let connection = db.database().connection();
+    // Back to before stock and search text.
+    Migrator::down(connection, Some(2)).await.unwrap();
+    db.execute("INSERT INTO categories (name, slug) VALUES ('Пицца', 'pizza')")
+        .await
+        .unwrap();
+    let products = [
+        ("Пицца  МАРГАРИТА", Some("Томаты, Моцарелла\tи ЁЖИКИ")),
+        ("Квас", None),
+    ];
+    for (name, description) in products {
+        let description = description.map_or("NULL".to_owned(), |d| format!("'{d}'"));
+        db.execute(&format!(
+            "INSERT INTO products (category_id, name, description, price_minor, created_at, \
+             updated_at) SELECT id, '{name}', {description}, 100, '2025-01-01T00:00:00.000000Z', \
+             '2025-01-01T00:00:00.000000Z' FROM categories"
+        ))
+        .await
+        .unwrap();
+    }
+
+    Migrator::up(connection, None).await.unwrap();
+
+    for (name, description) in products {
+        let stored = connection
+            .query_one_raw(Statement::from_sql_and_values(
+                connection.get_database_backend(),
+                if db.is_sqlite() {
+                    "SELECT search_text, stock FROM products WHERE name = ?"
+                } else {
+                    "SELECT search_text, stock FROM products WHERE name = $1"
+                },
+                [name.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.try_get::<String>("", "search_text").unwrap(),
+            domain::catalog::product_search_text(name, description)
+        );
+        // Existing products are unlimited.
+        assert_eq!(stored.try_get::<Option<i32>>("", "stock").unwrap(), None);
+    }
+}
+
+/// The migration keeps a copy of the domain's normalisation (a migration must not change
+/// when the domain does); the two must agree, or products written before the column
+/// existed would be found differently from new ones.
+#[test]
+fn the_migrations_search_text_is_the_domains() {
+    let samples = [
+        ("Пицца Маргарита", Some("Томатный соус, моцарелла, базилик")),
+        ("ПИЦЦА  пепперони", None),
+        ("Ёжик в тумане", Some("Мёд и ЁЛКА")),
+        ("  Coca-Cola\t0,5 л ", Some("\nГАЗИРОВКА\u{a0}со льдом")),
+        ("ΣΊΣΥΦΟΣ", Some("Straße İstanbul")),
+        ("100% сок_яблоко", Some("")),
+        ("", None),
+    ];
+    for (name, description) in samples {
+        assert_eq!(
+            migration::product_search_text(name, description),
+            domain::catalog::product_search_text(name, description),
+            "{name:?} / {description:?}"
+        );
+    }
 }

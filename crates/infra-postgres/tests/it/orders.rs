@@ -1,6 +1,6 @@
 //! `OrderRepository` contract.
 
-use domain::order::{NewOrder, PlaceOrderError};
+use domain::order::PlaceOrderError;
 use domain::ports::OrderRepository;
 use domain::{OrderId, OrderStatus, ProductId, User};
 use infra_postgres::test_support::TestDatabase;
@@ -8,7 +8,7 @@ use time::Duration;
 use time::macros::datetime;
 
 use crate::support::{
-    T0, category, count, deactivate, draft, new_user, page, product_id, rub, seed,
+    T0, category, count, deactivate, new_order, new_user, page, product_id, rub, seed,
 };
 
 contract_tests!(
@@ -42,14 +42,6 @@ async fn shop(db: &TestDatabase) -> (User, ProductId, ProductId) {
         product_id(db, "Ириска").await,
         product_id(db, "Шоколад").await,
     )
-}
-
-fn new_order(user: &User, lines: &[(ProductId, i64)], placed_at: time::OffsetDateTime) -> NewOrder {
-    NewOrder {
-        user_id: user.id,
-        draft: draft(lines),
-        placed_at,
-    }
 }
 
 async fn place_prices_from_database_prices_exactly(db: &TestDatabase) {

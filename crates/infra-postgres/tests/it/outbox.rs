@@ -580,6 +580,7 @@ async fn a_failing_event_insert_leaves_no_order_behind(db: &TestDatabase) {
             user_id: user.id,
             draft: draft(&[(product, 2)]),
             placed_at: T0,
+            idempotency_key: None,
         })
         .await;
 

@@ -1,13 +1,14 @@
 //! Fixtures shared by the contract tests.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use domain::auth::TelegramUser;
 use domain::order::{NewOrder, OrderDraft, OrderInput, OrderLineInput};
 use domain::ports::{OrderRepository, UserRepository};
 use domain::{Money, Order, Page, ProductId, TelegramId, User};
 use infra_postgres::test_support::TestDatabase;
-use infra_postgres::{SeedCategory, SeedProduct};
+use infra_postgres::{Database, PoolOptions, SeedCategory, SeedProduct};
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -52,6 +53,29 @@ pub fn category(slug: &str, sort_order: i32, products: &[(&str, &str, i32)]) -> 
                 price: rub(price),
                 image_url: None,
                 sort_order,
+                stock: None,
+            })
+            .collect(),
+    }
+}
+
+/// A category whose products are `(name, price, stock)`, in sort order, with no
+/// description; `None` stock is unlimited.
+pub fn stocked_category(slug: &str, products: &[(&str, &str, Option<u32>)]) -> SeedCategory {
+    SeedCategory {
+        name: format!("Категория {slug}"),
+        slug: slug.to_owned(),
+        sort_order: 0,
+        products: products
+            .iter()
+            .zip(0..)
+            .map(|(&(name, price, stock), sort_order)| SeedProduct {
+                name: name.to_owned(),
+                description: None,
+                price: rub(price),
+                image_url: None,
+                sort_order,
+                stock,
             })
             .collect(),
     }
@@ -75,6 +99,18 @@ pub async fn deactivate(db: &TestDatabase, product: ProductId) {
         product.0
     );
     assert_eq!(db.execute(&sql).await.unwrap(), 1);
+}
+
+/// A product's stock as stored; `None` is unlimited.
+pub async fn stock(db: &TestDatabase, product: ProductId) -> Option<i64> {
+    let stored = db
+        .query_i64(&format!(
+            "SELECT CAST(COALESCE(stock, -1) AS BIGINT) FROM products WHERE id = {}",
+            product.0
+        ))
+        .await
+        .unwrap();
+    (stored >= 0).then_some(stored)
 }
 
 pub async fn count(db: &TestDatabase, table: &str) -> i64 {
@@ -105,6 +141,16 @@ pub async fn one_product(db: &TestDatabase) -> ProductId {
     product_id(db, "Маргарита").await
 }
 
+/// An order of `lines` for `user` at `placed_at`, without an idempotency key.
+pub fn new_order(user: &User, lines: &[(ProductId, i64)], placed_at: OffsetDateTime) -> NewOrder {
+    NewOrder {
+        user_id: user.id,
+        draft: draft(lines),
+        placed_at,
+        idempotency_key: None,
+    }
+}
+
 /// Places an order of `quantity` × `product` for `user` at `placed_at`.
 pub async fn place_order(
     db: &TestDatabase,
@@ -118,7 +164,24 @@ pub async fn place_order(
             user_id: user.id,
             draft: draft(&[(product, quantity)]),
             placed_at,
+            idempotency_key: None,
         })
         .await
         .unwrap()
+}
+
+/// A pool of its own to the test database, larger than the test database's, so that many
+/// transactions really run at once.
+pub async fn wide_pool(db: &TestDatabase, connections: u32) -> Database {
+    Database::connect(
+        db.url(),
+        PoolOptions {
+            max_connections: connections,
+            acquire_timeout: Duration::from_secs(60),
+            sqlite_busy_timeout: Duration::from_secs(60),
+            ..PoolOptions::default()
+        },
+    )
+    .await
+    .unwrap()
 }
