@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use anyhow::Context;
 use domain::auth::InitDataVerifier;
 use domain::clock::SystemClock;
+use domain::idempotency::IdempotencyStore;
 use domain::outbox::Relay;
 use domain::services::{Authenticator, OrderService};
 use http_actix::{ApiState, CorsMode, Http, HttpConfig};
@@ -26,7 +27,8 @@ pub struct Application {
     server: Server,
     database: Database,
     relay: Option<JoinHandle<()>>,
-    stop_relay: watch::Sender<bool>,
+    purge: JoinHandle<()>,
+    stop_background: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Application {
@@ -55,7 +57,8 @@ impl Application {
         }
 
         let relay_wake = Arc::new(Notify::new());
-        let (stop_relay, relay_stopped) = watch::channel(false);
+        let store_for_purge: Arc<dyn IdempotencyStore> = store.clone();
+        let (stop_background, background_stopped) = watch::channel(false);
         let relay = match &settings.notifications {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
@@ -67,7 +70,7 @@ impl Application {
                     settings.relay.clone(),
                     Arc::clone(&relay_wake),
                 );
-                Some(tokio::spawn(relay.run(relay_stopped)))
+                Some(tokio::spawn(relay.run(background_stopped.clone())))
             }
             Notifications::Off { reason } => {
                 tracing::warn!(
@@ -86,7 +89,7 @@ impl Application {
         let state = ApiState {
             catalog: store.clone(),
             orders: store.clone(),
-            order_service: OrderService::new(store.clone(), relay_wake),
+            order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store.clone()),
             storage: Arc::new(database.clone()),
             outbox: store,
@@ -116,6 +119,11 @@ impl Application {
         // Built once: its rate limiters and metrics are shared by every worker.
         let http = Http::new(state, config).context("could not set up the HTTP API")?;
 
+        let purge = tokio::spawn(purge_expired_idempotency_keys(
+            store_for_purge,
+            background_stopped,
+        ));
+
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("could not listen on {}:{}", settings.host, settings.port))?;
         let address = listener
@@ -135,7 +143,8 @@ impl Application {
             server,
             database,
             relay,
-            stop_relay,
+            purge,
+            stop_background,
         })
     }
 
@@ -160,16 +169,40 @@ impl Application {
         });
         let served = self.server.await.context("the HTTP server failed");
         signals.abort();
-        let _ = self.stop_relay.send(true);
+        let _ = self.stop_background.send(true);
         if let Some(relay) = self.relay
             && let Err(error) = relay.await
         {
             tracing::error!(%error, "the notification relay crashed");
         }
+        if let Err(error) = self.purge.await {
+            tracing::error!(%error, "the idempotency key purge crashed");
+        }
         self.database.close().await?;
         served?;
         tracing::info!("BotShop stopped");
         Ok(())
+    }
+}
+
+/// How often expired idempotency keys are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes idempotency keys older than 24 hours, at start and then hourly, until stopped.
+async fn purge_expired_idempotency_keys(
+    store: Arc<dyn IdempotencyStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        match store.purge_expired(time::OffsetDateTime::now_utc()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "could not purge expired idempotency keys"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

@@ -12,6 +12,8 @@ fn product(name: &str, description: &str, rubles: i64, sort_order: i32) -> SeedP
         price: Money::from_minor(rubles * 100).unwrap_or(Money::ZERO),
         image_url: None,
         sort_order,
+        // Demo goods are made to order: unlimited.
+        stock: None,
     }
 }
 

@@ -275,3 +275,89 @@ async fn a_slow_database_gives_a_503_problem_not_a_hanging_request() {
     );
     database.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_requests_with_one_idempotency_key_place_one_order() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .store()
+        .seed_catalog(&server::demo::catalog())
+        .await
+        .unwrap();
+    let telegram = FakeTelegram::start().await;
+    let mut settings = settings(
+        DatabaseTarget::Url(Secret::new(database.url())),
+        &telegram.server.uri(),
+    );
+    // This test is about idempotency, not about the per-customer rate limit.
+    settings.order_rate_limit_per_minute = 1_000;
+    settings.order_rate_limit_burst = 1_000;
+    let app = std::sync::Arc::new(TestApp::spawn(&settings).await);
+    let buyer = auth(555, "Ольга");
+    let body = json!({
+        "items": [{"product_id": 2, "quantity": 1}],
+        "delivery_address": "пр. Мира, д. 5",
+        "phone": "+79001234567"
+    });
+
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, buyer, body) = (app.clone(), buyer.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = app
+                    .client
+                    .post(app.url("/orders"))
+                    .header("Authorization", buyer)
+                    .header("Idempotency-Key", "7b0f6a2e-checkout")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                (status, body)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        match status {
+            201 => ids.push(body["id"].as_i64().unwrap()),
+            409 => assert_eq!(body["code"], "idempotency_key_in_use", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM orders")
+            .await
+            .unwrap(),
+        1,
+        "exactly one order exists"
+    );
+    let order_id = database.query_i64("SELECT id FROM orders").await.unwrap();
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter().all(|id| *id == order_id),
+        "every 2xx carries the one order's id: {ids:?}"
+    );
+
+    // Once it is done, a retry is a replay, not a new order.
+    let replay = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", &buyer)
+        .header("Idempotency-Key", "7b0f6a2e-checkout")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status().as_u16(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replayed: Value = replay.json().await.unwrap();
+    assert_eq!(replayed["id"].as_i64(), Some(order_id));
+    database.cleanup().await;
+}
