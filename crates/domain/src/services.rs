@@ -23,10 +23,53 @@ pub enum AuthenticateError {
 }
 
 /// Turns an `Authorization` header into a known customer, onboarding them on first sight.
+///
+/// Customers it has just seen, with the same profile, are answered from memory: the
+/// upsert would change nothing, and skipping it saves a database write on every request.
 #[derive(Clone)]
 pub struct Authenticator {
     verifier: Arc<InitDataVerifier>,
     users: Arc<dyn UserRepository>,
+    known: Arc<KnownUsers>,
+}
+
+/// How long a remembered customer is trusted without asking storage again.
+const KNOWN_USER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// The most customers remembered: a few MB at most.
+const KNOWN_USERS_MAX: usize = 20_000;
+
+/// Recently upserted customers by Telegram id. Bounded in size and age.
+#[derive(Default)]
+struct KnownUsers {
+    users: std::sync::Mutex<std::collections::HashMap<i64, (User, std::time::Instant)>>,
+}
+
+impl KnownUsers {
+    fn get(&self, profile: &crate::auth::TelegramUser, now: std::time::Instant) -> Option<User> {
+        let users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (user, seen) = users.get(&profile.id.get())?;
+        let unchanged = user.username == profile.username
+            && user.first_name == profile.first_name
+            && user.last_name == profile.last_name;
+        (unchanged && now.saturating_duration_since(*seen) < KNOWN_USER_TTL).then(|| user.clone())
+    }
+
+    fn remember(&self, user: &User, now: std::time::Instant) {
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if users.len() >= KNOWN_USERS_MAX {
+            users.retain(|_, (_, seen)| now.saturating_duration_since(*seen) < KNOWN_USER_TTL);
+            if users.len() >= KNOWN_USERS_MAX {
+                users.clear();
+            }
+        }
+        users.insert(user.telegram_id.get(), (user.clone(), now));
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -39,7 +82,11 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     pub fn new(verifier: Arc<InitDataVerifier>, users: Arc<dyn UserRepository>) -> Self {
-        Self { verifier, users }
+        Self {
+            verifier,
+            users,
+            known: Arc::default(),
+        }
     }
 
     /// Verifies the header's initData and upserts the user it names.
@@ -52,7 +99,13 @@ impl Authenticator {
     ) -> Result<User, AuthenticateError> {
         let init_data = init_data_from_authorization(authorization)?;
         let verified = self.verifier.verify(init_data, now)?;
-        Ok(self.users.upsert(&verified.user, now).await?)
+        let seen_at = std::time::Instant::now();
+        if let Some(user) = self.known.get(&verified.user, seen_at) {
+            return Ok(user);
+        }
+        let user = self.users.upsert(&verified.user, now).await?;
+        self.known.remember(&user, seen_at);
+        Ok(user)
     }
 }
 
@@ -459,6 +512,40 @@ mod tests {
         let auth = Authenticator::new(verifier, Arc::new(users));
         let user = auth.authenticate(Some(&header), now()).await.unwrap();
         assert_eq!(user.id, UserId(1));
+    }
+
+    #[tokio::test]
+    async fn a_returning_customer_with_the_same_profile_skips_the_upsert() {
+        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
+        let auth_date = now().unix_timestamp().to_string();
+        let header = |name: &str| {
+            let user = format!(r#"{{"id":987654321,"first_name":"{name}"}}"#);
+            format!(
+                "tma {}",
+                verifier.sign(&[("auth_date", &auth_date), ("user", &user)])
+            )
+        };
+        let mut users = MockUserRepository::new();
+        users.expect_upsert().times(2).returning(|profile, _| {
+            Ok(User {
+                first_name: profile.first_name.clone(),
+                ..customer()
+            })
+        });
+        let auth = Authenticator::new(verifier.clone(), Arc::new(users));
+        for _ in 0..3 {
+            let user = auth
+                .authenticate(Some(&header("Иван")), now())
+                .await
+                .unwrap();
+            assert_eq!(user.first_name.as_deref(), Some("Иван"));
+        }
+        // A changed name is written through at once.
+        let user = auth
+            .authenticate(Some(&header("Ваня")), now())
+            .await
+            .unwrap();
+        assert_eq!(user.first_name.as_deref(), Some("Ваня"));
     }
 
     #[tokio::test]

@@ -29,6 +29,13 @@ pub struct HttpConfig {
     /// The most clients each rate limiter tracks. It bounds the limiters' memory: beyond it,
     /// the clients closest to a full allowance are forgotten first.
     pub rate_limit_max_keys: usize,
+    /// How long a catalog answer may be served from memory (`CATALOG_CACHE_TTL`): the bound
+    /// on staleness after catalog writes made outside this process. Zero turns it off.
+    pub catalog_cache_ttl: std::time::Duration,
+    /// The most catalog answers kept.
+    pub catalog_cache_max_entries: usize,
+    /// The most bytes of catalog answers kept.
+    pub catalog_cache_max_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -42,6 +49,9 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             expose_metrics: true,
             rate_limit_max_keys: 100_000,
+            catalog_cache_ttl: std::time::Duration::from_secs(5),
+            catalog_cache_max_entries: 4_096,
+            catalog_cache_max_bytes: 32 * 1024 * 1024,
         }
     }
 }

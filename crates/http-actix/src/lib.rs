@@ -29,6 +29,7 @@
 //! - `/docs/` (Swagger UI, embedded in the binary) and `/api-docs/openapi.json` (the
 //!   OpenAPI 3.1 document of everything above).
 
+mod catalog_cache;
 pub mod config;
 pub mod dto;
 pub mod error;
@@ -54,6 +55,7 @@ use domain::services::{Authenticator, OrderService};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::catalog_cache::CatalogCache;
 pub use crate::config::{CorsMode, HttpConfig};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
@@ -122,6 +124,7 @@ pub struct Http {
     state: web::Data<ApiState>,
     limits: web::Data<Limits>,
     metrics: web::Data<Metrics>,
+    catalog_cache: web::Data<CatalogCache>,
     config: Arc<HttpConfig>,
     cors: CorsMode,
     /// Lower-case allowed origins, for O(1) checks.
@@ -173,6 +176,11 @@ impl Http {
             state: web::Data::new(state),
             limits: web::Data::new(limits),
             metrics: web::Data::new(metrics),
+            catalog_cache: web::Data::new(CatalogCache::new(
+                config.catalog_cache_ttl,
+                config.catalog_cache_max_entries,
+                config.catalog_cache_max_bytes,
+            )),
             config: Arc::new(config),
             cors,
             cors_origins: Arc::new(cors_origins),
@@ -248,6 +256,7 @@ impl Http {
             .app_data(self.state.clone())
             .app_data(self.limits.clone())
             .app_data(self.metrics.clone())
+            .app_data(self.catalog_cache.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::validation("query", "invalid_query", error.to_string()).into()

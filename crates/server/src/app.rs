@@ -102,6 +102,7 @@ impl Application {
             ip_rate_limit_per_minute: settings.ip_rate_limit_per_minute,
             trusted_proxies: settings.trusted_proxies.clone(),
             expose_metrics: settings.metrics_enabled,
+            catalog_cache_ttl: settings.catalog_cache_ttl,
             ..HttpConfig::default()
         };
         match config.cors_mode() {

@@ -46,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "TRUSTED_PROXIES",
     "METRICS_ENABLED",
     "SHUTDOWN_TIMEOUT_SECS",
+    "CATALOG_CACHE_TTL",
 ];
 
 /// A secret that never prints.
@@ -97,6 +98,7 @@ struct RawSettings {
     trusted_proxies: String,
     metrics_enabled: bool,
     shutdown_timeout_secs: u32,
+    catalog_cache_ttl: u32,
 }
 
 impl Default for RawSettings {
@@ -127,6 +129,7 @@ impl Default for RawSettings {
             trusted_proxies: String::new(),
             metrics_enabled: true,
             shutdown_timeout_secs: 30,
+            catalog_cache_ttl: 5,
         }
     }
 }
@@ -207,6 +210,8 @@ pub struct Settings {
     pub metrics_enabled: bool,
     /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
     pub shutdown_timeout: std::time::Duration,
+    /// How long catalog answers may be served from memory; zero turns the cache off.
+    pub catalog_cache_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -389,6 +394,11 @@ impl Settings {
                     .map_err(|_| anyhow::anyhow!("invalid configuration: TRUSTED_PROXIES has {p:?}, which is not an IP address"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if raw.catalog_cache_ttl > 3600 {
+            bail!(
+                "invalid configuration: CATALOG_CACHE_TTL must be between 0 (off) and 3600 seconds"
+            );
+        }
         if !(1..=600).contains(&raw.shutdown_timeout_secs) {
             bail!("invalid configuration: SHUTDOWN_TIMEOUT_SECS must be between 1 and 600");
         }
@@ -407,6 +417,7 @@ impl Settings {
             trusted_proxies,
             metrics_enabled: raw.metrics_enabled,
             shutdown_timeout: std::time::Duration::from_secs(u64::from(raw.shutdown_timeout_secs)),
+            catalog_cache_ttl: std::time::Duration::from_secs(u64::from(raw.catalog_cache_ttl)),
             telegram_timeout,
             relay,
             database,

@@ -4,9 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::ProductId;
 use domain::catalog::{ProductFilter, ProductQueryInput};
 
-use super::cache::cached_json;
+use super::cache::serve_cached;
 use super::{page, path_id};
 use crate::ApiState;
+use crate::catalog_cache::CatalogCache;
 use crate::dto::{CategoryDto, ListQuery, PageDto, ProductDto};
 use crate::error::ApiError;
 use crate::extract::int_param;
@@ -33,11 +34,19 @@ use crate::extract::int_param;
 pub async fn list_categories(
     req: HttpRequest,
     state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
-    let categories = state.catalog.list_categories(page).await?;
-    cached_json(&req, &PageDto::from_page(categories, CategoryDto::from))
+    let key = format!("categories:{}:{}", page.limit(), page.offset());
+    serve_cached(&req, &cache, key, || async {
+        let categories = state.catalog.list_categories(page).await?;
+        Ok((
+            PageDto::from_page(categories, CategoryDto::from),
+            Vec::new(),
+        ))
+    })
+    .await
 }
 
 /// Active products: search, filter and sort, combined with pagination.
@@ -71,6 +80,7 @@ pub async fn list_categories(
 pub async fn list_products(
     req: HttpRequest,
     state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
@@ -83,8 +93,14 @@ pub async fn list_products(
         sort: query.sort.as_deref(),
     })
     .map_err(ApiError::Validation)?;
-    let products = state.catalog.list_products(filter, page).await?;
-    cached_json(&req, &PageDto::from_page(products, ProductDto::from))
+    // The validated filter, not the raw query: `?q=Пицца` and `?q=пицца` share an entry.
+    let key = format!("products:{filter:?}:{}:{}", page.limit(), page.offset());
+    serve_cached(&req, &cache, key, || async {
+        let products = state.catalog.list_products(filter, page).await?;
+        let shown = products.items.iter().map(|p| p.id.0).collect();
+        Ok((PageDto::from_page(products, ProductDto::from), shown))
+    })
+    .await
 }
 
 /// One active product.
@@ -112,11 +128,15 @@ pub async fn list_products(
 pub async fn get_product(
     req: HttpRequest,
     state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId(path_id(&id)?);
-    match state.catalog.find_active_product(id).await? {
-        Some(product) => cached_json(&req, &ProductDto::from(product)),
-        None => Err(ApiError::NotFound),
-    }
+    serve_cached(&req, &cache, format!("product:{id}"), || async {
+        match state.catalog.find_active_product(id).await? {
+            Some(product) => Ok((ProductDto::from(product), vec![id.0])),
+            None => Err(ApiError::NotFound),
+        }
+    })
+    .await
 }

@@ -9,6 +9,7 @@ use domain::{Order, OrderId};
 use time::OffsetDateTime;
 
 use super::{page, path_id};
+use crate::catalog_cache::CatalogCache;
 use crate::dto::{CreateOrderRequest, ListQuery, OrderDto, PageDto};
 use crate::error::ApiError;
 use crate::extract::{Customer, JsonBody};
@@ -77,6 +78,7 @@ pub async fn create(
     state: web::Data<ApiState>,
     limits: web::Data<Limits>,
     metrics: web::Data<Metrics>,
+    cache: web::Data<CatalogCache>,
     Customer(customer): Customer,
     JsonBody(request): JsonBody<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -109,6 +111,9 @@ pub async fn create(
     let (response, replayed) = match placement {
         Placement::Placed(order) => {
             metrics.order_created();
+            // The order changed these products' stock, which the catalog shows.
+            let products: Vec<i64> = order.items.iter().map(|item| item.product_id.0).collect();
+            cache.invalidate_products(&products);
             (created(&order)?, false)
         }
         Placement::Recovered(order) => (created(&order)?, true),

@@ -283,3 +283,79 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         assert_eq!(test::call_service(&app, stale).await.status().as_u16(), 200);
     }
 }
+
+#[actix_web::test]
+async fn repeated_catalog_reads_are_served_from_memory() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_products()
+        .times(1)
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![product(1, 100)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    for _ in 0..3 {
+        let (status, _, body) = call(
+            &app,
+            TestRequest::get().uri("/api/v1/products?q=%D0%BF%D0%B8%D1%86%D1%86%D0%B0"),
+        )
+        .await;
+        assert_eq!((status, body["total"].as_u64()), (200, Some(1)));
+    }
+    // The same search spelled differently is the same validated filter: still one load.
+    let (status, _, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/products?q=%D0%9F%D0%98%D0%A6%D0%A6%D0%90"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn an_order_refreshes_the_products_it_touched() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let stock = Arc::new(AtomicU32::new(5));
+    let mut mocks = Mocks::new().with_customer();
+    let seen = stock.clone();
+    mocks
+        .catalog
+        .expect_find_active_product()
+        .times(2)
+        .returning(move |id| {
+            Ok(Some(domain::Product {
+                stock: Some(seen.load(Ordering::SeqCst)),
+                ..product(id.0, 25_000)
+            }))
+        });
+    let taken = stock.clone();
+    mocks.orders.expect_place().returning(move |_| {
+        taken.store(3, Ordering::SeqCst);
+        Ok(order(123))
+    });
+    let app = mocks.app().await;
+    let card = || TestRequest::get().uri("/api/v1/products/1");
+    assert_eq!(call(&app, card()).await.2["stock"], 5);
+    assert_eq!(call(&app, card()).await.2["stock"], 5, "served from memory");
+
+    let order = TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(987_654_321)))
+        .set_json(serde_json::json!({
+            "items": [{"product_id": 1, "quantity": 2}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }));
+    assert_eq!(call(&app, order).await.0, 201);
+    assert_eq!(
+        call(&app, card()).await.2["stock"],
+        3,
+        "the order's product was reloaded"
+    );
+}

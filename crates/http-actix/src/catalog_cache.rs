@@ -1,0 +1,233 @@
+//! The catalog's answers, kept ready to send.
+//!
+//! A Mini App opens the catalog on every launch, so the same few pages are asked for again
+//! and again. Each answer's JSON bytes and `ETag` are kept here, so a hit costs no database
+//! round trip, no serialisation and no hashing.
+//!
+//! Freshness: an entry lives at most `ttl` (`CATALOG_CACHE_TTL`), which bounds staleness
+//! after catalog writes made outside this process (another instance, an SQL console).
+//! Writes made through this process invalidate at once: placing an order changes the
+//! stock of the products it names, so every entry showing one of them is dropped. Prices
+//! at checkout never come from here: the order's transaction reads them.
+//!
+//! Memory: at most `max_entries` entries and `max_bytes` of bodies; beyond either, expired
+//! entries go first, then the oldest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+
+/// One cached answer.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub body: Bytes,
+    pub etag: String,
+    stored_at: Instant,
+    /// The products this answer shows, for invalidation.
+    products: Box<[i64]>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, Arc<Entry>>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct CatalogCache {
+    inner: Mutex<Inner>,
+    ttl: Duration,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl CatalogCache {
+    /// A `ttl` of zero turns the cache off.
+    pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            ttl,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.ttl.is_zero() && self.max_entries > 0
+    }
+
+    /// The fresh entry for `key`, if any.
+    pub fn get(&self, key: &str, now: Instant) -> Option<Arc<Entry>> {
+        if !self.enabled() {
+            return None;
+        }
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = inner.entries.get(key)?;
+        (now.saturating_duration_since(entry.stored_at) < self.ttl).then(|| Arc::clone(entry))
+    }
+
+    /// Stores an answer and returns it as an entry (also when the cache is off or the body
+    /// is too big to keep, so callers always answer the same way).
+    pub fn put(
+        &self,
+        key: String,
+        body: Bytes,
+        etag: String,
+        products: Vec<i64>,
+        now: Instant,
+    ) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            body,
+            etag,
+            stored_at: now,
+            products: products.into_boxed_slice(),
+        });
+        let size = entry.body.len();
+        if !self.enabled() || size > self.max_bytes {
+            return entry;
+        }
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(old) = inner.entries.remove(&key) {
+            inner.bytes -= old.body.len();
+        }
+        if inner.entries.len() >= self.max_entries || inner.bytes + size > self.max_bytes {
+            self.evict(&mut inner, size, now);
+        }
+        inner.bytes += size;
+        inner.entries.insert(key, Arc::clone(&entry));
+        entry
+    }
+
+    /// Makes room for `incoming` bytes: expired entries first, then the oldest.
+    fn evict(&self, inner: &mut Inner, incoming: usize, now: Instant) {
+        let ttl = self.ttl;
+        let before = inner.entries.len();
+        inner
+            .entries
+            .retain(|_, entry| now.saturating_duration_since(entry.stored_at) < ttl);
+        if inner.entries.len() != before {
+            inner.bytes = inner.entries.values().map(|e| e.body.len()).sum();
+        }
+        while !inner.entries.is_empty()
+            && (inner.entries.len() >= self.max_entries || inner.bytes + incoming > self.max_bytes)
+        {
+            // Eviction runs only on a miss with a full cache; a scan of a few thousand
+            // entries then is cheaper than keeping an ordered index on every hit.
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.stored_at)
+                .map(|(key, _)| key.clone());
+            let Some(oldest) = oldest else { break };
+            if let Some(entry) = inner.entries.remove(&oldest) {
+                inner.bytes -= entry.body.len();
+            }
+        }
+    }
+
+    /// Drops every entry that shows one of these products.
+    pub fn invalidate_products(&self, products: &[i64]) {
+        if !self.enabled() || products.is_empty() {
+            return;
+        }
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = inner.entries.len();
+        inner
+            .entries
+            .retain(|_, entry| !entry.products.iter().any(|p| products.contains(p)));
+        if inner.entries.len() != before {
+            inner.bytes = inner.entries.values().map(|e| e.body.len()).sum();
+        }
+    }
+
+    #[cfg(test)]
+    fn usage(&self) -> (usize, usize) {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (inner.entries.len(), inner.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> CatalogCache {
+        CatalogCache::new(Duration::from_secs(5), 3, 100)
+    }
+
+    fn put(cache: &CatalogCache, key: &str, size: usize, products: &[i64], at: Instant) {
+        cache.put(
+            key.into(),
+            Bytes::from(vec![b'x'; size]),
+            "\"e\"".into(),
+            products.to_vec(),
+            at,
+        );
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = cache();
+        let t0 = Instant::now();
+        put(&cache, "a", 10, &[], t0);
+        assert!(cache.get("a", t0 + Duration::from_millis(4_999)).is_some());
+        assert!(cache.get("a", t0 + Duration::from_secs(5)).is_none());
+    }
+
+    #[test]
+    fn entries_and_bytes_are_bounded_evicting_the_oldest() {
+        let cache = cache();
+        let t0 = Instant::now();
+        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            put(&cache, key, 10, &[], t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(cache.usage().0, 3);
+        assert!(cache.get("a", t0).is_none(), "the oldest went first");
+        put(&cache, "big", 90, &[], t0 + Duration::from_millis(10));
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= 100, "{bytes} bytes kept");
+        assert!(entries >= 1 && cache.get("big", t0 + Duration::from_millis(10)).is_some());
+        put(&cache, "huge", 101, &[], t0);
+        assert!(
+            cache.get("huge", t0).is_none(),
+            "a body over the whole budget is not kept"
+        );
+    }
+
+    #[test]
+    fn invalidation_drops_every_answer_showing_the_product() {
+        let cache = cache();
+        let t0 = Instant::now();
+        put(&cache, "card:7", 10, &[7], t0);
+        put(&cache, "page:1", 10, &[5, 7, 9], t0);
+        put(&cache, "page:2", 10, &[11, 12], t0);
+        cache.invalidate_products(&[7]);
+        assert!(cache.get("card:7", t0).is_none());
+        assert!(cache.get("page:1", t0).is_none());
+        assert!(cache.get("page:2", t0).is_some());
+        assert_eq!(cache.usage(), (1, 10));
+    }
+
+    #[test]
+    fn a_zero_ttl_turns_the_cache_off() {
+        let cache = CatalogCache::new(Duration::ZERO, 10, 1_000);
+        let t0 = Instant::now();
+        put(&cache, "a", 10, &[], t0);
+        assert!(cache.get("a", t0).is_none());
+        assert_eq!(cache.usage(), (0, 0));
+    }
+}
