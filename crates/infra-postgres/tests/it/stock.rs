@@ -262,7 +262,7 @@ async fn a_negative_stock_is_rejected_by_the_database(db: &TestDatabase) {
 /// there was enough: a trigger makes the database skip the update, as a concurrent change
 /// the locks somehow missed would, and the order is refused with nothing written.
 async fn a_stock_update_that_changes_no_row_writes_nothing(db: &TestDatabase) {
-    let (user, toffee, chocolate, _) = shop(db).await;
+    let (user, toffee, chocolate, marshmallow) = shop(db).await;
     if db.is_sqlite() {
         db.execute(
             "CREATE TRIGGER skip_stock BEFORE UPDATE OF stock ON products \
@@ -301,6 +301,33 @@ async fn a_stock_update_that_changes_no_row_writes_nothing(db: &TestDatabase) {
         other => panic!("expected InsufficientStock, got {other:?}"),
     }
     assert_nothing_written(db, &[(toffee, Some(5)), (chocolate, None)]).await;
+
+    // Two limited lines at once (one statement on PostgreSQL): both refused, both listed.
+    let result = db
+        .store()
+        .place(new_order(&user, &[(marshmallow, 1), (toffee, 2)], T0))
+        .await;
+    match result {
+        Err(PlaceOrderError::InsufficientStock(mut shortages)) => {
+            shortages.sort_by_key(|s| s.product_id);
+            let mut expected = vec![
+                StockShortage {
+                    product_id: toffee,
+                    requested: 2,
+                    available: 5,
+                },
+                StockShortage {
+                    product_id: marshmallow,
+                    requested: 1,
+                    available: 1,
+                },
+            ];
+            expected.sort_by_key(|s| s.product_id);
+            assert_eq!(shortages, expected);
+        }
+        other => panic!("expected InsufficientStock, got {other:?}"),
+    }
+    assert_nothing_written(db, &[(toffee, Some(5)), (marshmallow, Some(1))]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
