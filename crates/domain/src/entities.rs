@@ -108,7 +108,9 @@ impl FromStr for OrderStatus {
 
 /// A placed order with its lines. Line names and prices are snapshots taken when the
 /// order was placed, so later catalog changes do not alter it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output redacts the customer's personal data (phone, address, comment).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: OrderId,
     pub user_id: UserId,
@@ -120,6 +122,23 @@ pub struct Order {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub items: Vec<OrderItem>,
+}
+
+impl fmt::Debug for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Order")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("status", &self.status)
+            .field("total_amount", &self.total_amount)
+            .field("delivery_address", &"<redacted>")
+            .field("phone", &"<redacted>")
+            .field("comment", &self.comment.as_ref().map(|_| "<redacted>"))
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("items", &self.items)
+            .finish()
+    }
 }
 
 /// One line of an order.
@@ -143,6 +162,26 @@ impl OrderItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_debug_output_holds_no_personal_data() {
+        let order = Order {
+            id: crate::values::OrderId(1),
+            user_id: UserId(1),
+            status: OrderStatus::Pending,
+            total_amount: Money::ZERO,
+            delivery_address: "ул. Секретная, 7".into(),
+            phone: "+79995551234".into(),
+            comment: Some("код 1234".into()),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            items: vec![],
+        };
+        let printed = format!("{order:?}");
+        for secret in ["Секретная", "9995551234", "код 1234"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
 
     #[test]
     fn order_status_round_trips_through_its_spelling() {

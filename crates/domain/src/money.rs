@@ -37,7 +37,11 @@ impl Money {
         if normalized.scale() > 2 {
             return Err(MoneyError::TooPrecise);
         }
-        let minor = normalized * Decimal::ONE_HUNDRED;
+        // Checked: a client can send any decimal (a price filter of 10^27), and plain `*`
+        // panics on overflow.
+        let minor = normalized
+            .checked_mul(Decimal::ONE_HUNDRED)
+            .ok_or(MoneyError::TooLarge)?;
         if minor > Decimal::from(MAX_MINOR) {
             return Err(MoneyError::TooLarge);
         }
@@ -141,6 +145,16 @@ mod tests {
             .checked_add(Money::parse(dec("0.20")).unwrap())
             .unwrap();
         assert_eq!(sum.to_string(), "0.50");
+    }
+
+    #[test]
+    fn absurdly_large_amounts_are_refused_not_panicked_on() {
+        assert_eq!(Money::parse(Decimal::MAX), Err(MoneyError::TooLarge));
+        assert_eq!(
+            Money::parse(dec("1000000000000000000000000000")),
+            Err(MoneyError::TooLarge)
+        );
+        assert_eq!(Money::parse(dec("10000000001")), Err(MoneyError::TooLarge));
     }
 
     #[test]

@@ -235,6 +235,10 @@ pub enum PlaceOrderError {
     /// The idempotency key was used before for a different request.
     #[error("the idempotency key was used for a different request")]
     IdempotencyKeyReused,
+    /// The caller's admission check refused a new placement (a rate limit); retry after
+    /// this long.
+    #[error("too many orders; retry in {0:?}")]
+    NotAdmitted(std::time::Duration),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }

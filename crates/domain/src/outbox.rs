@@ -124,8 +124,9 @@ pub struct RelayConfig {
     pub batch_size: u32,
     /// How long one delivery may take before it counts as a transient failure.
     pub send_timeout: Duration,
-    /// How long a claim lasts. MUST exceed `send_timeout`, so that a live relay never
-    /// loses an event it is still sending; a dead relay's events wait this long.
+    /// How long a claim lasts. MUST exceed `send_timeout` (by a few seconds): a relay starts
+    /// a send only while the claim can outlast it, releasing the rest of its batch
+    /// otherwise; a dead relay's events wait this long.
     pub lease: Duration,
     /// Attempts before an event is declared dead.
     pub max_attempts: u32,
@@ -176,6 +177,13 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
+
+/// The longest wait a 429 may impose on the chat.
+pub const MAX_RETRY_AFTER: time::Duration = time::Duration::hours(1);
+
+/// Headroom between the end of the longest possible send and the end of its claim, for
+/// recording the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 /// What one pass of the relay did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -282,15 +290,22 @@ impl Relay {
             claimed: events.len(),
             ..RelayPass::default()
         };
-        let mut remaining = events.into_iter();
-        for event in remaining.by_ref() {
+        let mut events = events.into_iter();
+        let mut unattempted: Vec<EventId> = Vec::new();
+        for event in events.by_ref() {
+            // Never start a send that could outlast the claim: another relay may claim the
+            // event once the lease runs out, and would send it a second time.
+            if self.clock.now() + self.config.send_timeout + LEASE_MARGIN > lease_until {
+                unattempted.push(event.id);
+                break;
+            }
             self.attempt(event, &mut pass).await?;
             let stopping = shutdown.is_some_and(|s| *s.borrow());
             if pass.held_until.is_some() || stopping {
                 break;
             }
         }
-        let unattempted: Vec<EventId> = remaining.map(|e| e.id).collect();
+        unattempted.extend(events.map(|e| e.id));
         if !unattempted.is_empty() {
             self.outbox.release(&unattempted).await?;
         }
@@ -334,6 +349,9 @@ impl Relay {
             }) => {
                 // Telegram limits the chat, not the message: hold every pending event back.
                 // The wait is Telegram's instruction, not our failure, so it costs no attempt.
+                // Clamped, so that an absurd value (from a proxy, say) cannot stall delivery
+                // for ever or overflow the clock.
+                let wait = wait.clamp(time::Duration::ZERO, MAX_RETRY_AFTER);
                 let until = now + wait;
                 self.outbox.postpone_pending(until).await?;
                 self.outbox
@@ -807,6 +825,72 @@ mod tests {
         let event = outbox.state(1);
         assert_eq!((event.attempts, event.locked_until), (1, None));
         assert!(event.next_attempt_at > start() + config.send_timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_batch_never_sends_past_its_claim() {
+        struct Slow {
+            clock: TokioClock,
+            calls: Mutex<Vec<OffsetDateTime>>,
+        }
+        #[async_trait]
+        impl Notifier for Slow {
+            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+                self.calls.lock().unwrap().push(self.clock.now());
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(DeliveryReceipt {
+                    message_id: Some(1),
+                })
+            }
+        }
+        let clock = TokioClock::starting_at(start());
+        let outbox = Arc::new(FakeOutbox::with_events(&[1, 2, 3, 4, 5]));
+        let notifier = Arc::new(Slow {
+            clock,
+            calls: Mutex::new(Vec::new()),
+        });
+        let config = RelayConfig::default(); // lease 30 s, sends of up to 15 s
+        let relay = Relay::new(
+            outbox.clone(),
+            notifier.clone(),
+            Arc::new(clock),
+            config.clone(),
+            Arc::new(Notify::new()),
+        );
+        let pass = relay.pass(None).await.unwrap();
+
+        let lease_until = start() + config.lease;
+        let calls = notifier.calls.lock().unwrap().clone();
+        assert!(!calls.is_empty());
+        for at in &calls {
+            assert!(
+                *at + config.send_timeout <= lease_until,
+                "a send started at {at} could outlast the claim ending {lease_until}"
+            );
+        }
+        assert_eq!(pass.sent, calls.len());
+        let released = outbox.releases.lock().unwrap().clone();
+        assert_eq!(
+            released.len(),
+            5 - calls.len(),
+            "the rest of the batch went back in line"
+        );
+        for id in released {
+            assert_eq!(outbox.state(id.0).locked_until, None);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_clamped_to_an_hour() {
+        let script = vec![Err(NotifyError::Transient {
+            reason: "Too Many Requests".into(),
+            retry_after: Some(time::Duration::seconds(i64::MAX / 4)),
+        })];
+        let mut h = Harness::start(&[1], script, RelayConfig::default());
+        assert_eq!(h.next_call().await.1, 0.0);
+        let (_, at) = h.next_call().await;
+        assert!((3600.0..3601.0).contains(&at), "retried after {at} s");
+        h.stop().await;
     }
 
     #[test]

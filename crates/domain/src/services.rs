@@ -39,36 +39,60 @@ const KNOWN_USER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 const KNOWN_USERS_MAX: usize = 20_000;
 
 /// Recently upserted customers by Telegram id. Bounded in size and age.
+///
+/// A hit needs the same initData session (the same `auth_date`) as well as the same
+/// profile: a new launch of the Mini App always writes through once, so a profile changed
+/// meanwhile through another server instance is corrected at the next launch.
 #[derive(Default)]
 struct KnownUsers {
-    users: std::sync::Mutex<std::collections::HashMap<i64, (User, std::time::Instant)>>,
+    users: std::sync::Mutex<std::collections::HashMap<i64, KnownUser>>,
+}
+
+struct KnownUser {
+    user: User,
+    auth_date: OffsetDateTime,
+    seen: std::time::Instant,
 }
 
 impl KnownUsers {
-    fn get(&self, profile: &crate::auth::TelegramUser, now: std::time::Instant) -> Option<User> {
+    fn get(
+        &self,
+        verified: &crate::auth::VerifiedInitData,
+        now: std::time::Instant,
+    ) -> Option<User> {
         let users = self
             .users
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (user, seen) = users.get(&profile.id.get())?;
-        let unchanged = user.username == profile.username
-            && user.first_name == profile.first_name
-            && user.last_name == profile.last_name;
-        (unchanged && now.saturating_duration_since(*seen) < KNOWN_USER_TTL).then(|| user.clone())
+        let known = users.get(&verified.user.id.get())?;
+        let profile = &verified.user;
+        let unchanged = known.auth_date == verified.auth_date
+            && known.user.username == profile.username
+            && known.user.first_name == profile.first_name
+            && known.user.last_name == profile.last_name;
+        (unchanged && now.saturating_duration_since(known.seen) < KNOWN_USER_TTL)
+            .then(|| known.user.clone())
     }
 
-    fn remember(&self, user: &User, now: std::time::Instant) {
+    fn remember(&self, user: &User, auth_date: OffsetDateTime, now: std::time::Instant) {
         let mut users = self
             .users
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if users.len() >= KNOWN_USERS_MAX {
-            users.retain(|_, (_, seen)| now.saturating_duration_since(*seen) < KNOWN_USER_TTL);
+            users.retain(|_, known| now.saturating_duration_since(known.seen) < KNOWN_USER_TTL);
             if users.len() >= KNOWN_USERS_MAX {
                 users.clear();
             }
         }
-        users.insert(user.telegram_id.get(), (user.clone(), now));
+        users.insert(
+            user.telegram_id.get(),
+            KnownUser {
+                user: user.clone(),
+                auth_date,
+                seen: now,
+            },
+        );
     }
 }
 
@@ -100,11 +124,11 @@ impl Authenticator {
         let init_data = init_data_from_authorization(authorization)?;
         let verified = self.verifier.verify(init_data, now)?;
         let seen_at = std::time::Instant::now();
-        if let Some(user) = self.known.get(&verified.user, seen_at) {
+        if let Some(user) = self.known.get(&verified, seen_at) {
             return Ok(user);
         }
         let user = self.users.upsert(&verified.user, now).await?;
-        self.known.remember(&user, seen_at);
+        self.known.remember(&user, verified.auth_date, seen_at);
         Ok(user)
     }
 }
@@ -167,18 +191,24 @@ impl OrderService {
     /// answer back ([`Placement::Replayed`] or [`Placement::Recovered`]). A request that
     /// fails without placing an order releases its key, so the client may retry with it.
     ///
+    /// `admit` is asked only before a NEW placement (a rate limit, say): a retry answered
+    /// from its key is never refused by it, and never counts against it.
+    ///
     /// # Errors
     /// As [`OrderRepository::place`], plus [`PlaceOrderError::IdempotencyKeyInUse`] while
-    /// the key's first request runs and [`PlaceOrderError::IdempotencyKeyReused`] when the
-    /// key was used for a different request.
+    /// the key's first request runs, [`PlaceOrderError::IdempotencyKeyReused`] when the
+    /// key was used for a different request, and [`PlaceOrderError::NotAdmitted`] when
+    /// `admit` refuses.
     pub async fn place(
         &self,
         customer: &User,
         draft: OrderDraft,
         key: Option<KeyedRequest>,
         now: OffsetDateTime,
+        admit: impl FnOnce() -> Result<(), std::time::Duration>,
     ) -> Result<Placement, PlaceOrderError> {
         let Some(KeyedRequest { key, fingerprint }) = key else {
+            admit().map_err(PlaceOrderError::NotAdmitted)?;
             return self
                 .place_new(customer, draft, None, now)
                 .await
@@ -203,10 +233,14 @@ impl OrderService {
             KeyClaim::InProgress => return Err(PlaceOrderError::IdempotencyKeyInUse),
             KeyClaim::Mismatch => return Err(PlaceOrderError::IdempotencyKeyReused),
         }
-        match self
-            .place_new(customer, draft, Some(key.clone()), now)
-            .await
-        {
+        let placed = match admit() {
+            Ok(()) => {
+                self.place_new(customer, draft, Some(key.clone()), now)
+                    .await
+            }
+            Err(retry_after) => Err(PlaceOrderError::NotAdmitted(retry_after)),
+        };
+        match placed {
             Ok(order) => Ok(Placement::Placed(order)),
             Err(error) => {
                 // Nothing was placed: free the key for a corrected retry. If this fails the
@@ -327,7 +361,7 @@ mod tests {
         );
 
         let placement = service
-            .place(&customer(), draft(), None, now())
+            .place(&customer(), draft(), None, now(), || Ok(()))
             .await
             .unwrap();
         assert!(matches!(placement, Placement::Placed(order) if order.id == OrderId(123)));
@@ -350,7 +384,9 @@ mod tests {
             wake.clone(),
         );
         assert!(matches!(
-            service.place(&customer(), draft(), None, now()).await,
+            service
+                .place(&customer(), draft(), None, now(), || Ok(()))
+                .await,
             Err(PlaceOrderError::ProductNotFound(_))
         ));
         let woken =
@@ -392,7 +428,7 @@ mod tests {
             .times(1)
             .returning(|new| Ok(stored(&new)));
         let placement = keyed_service(orders, store)
-            .place(&customer(), draft(), Some(keyed()), now())
+            .place(&customer(), draft(), Some(keyed()), now(), || Ok(()))
             .await
             .unwrap();
         assert!(matches!(placement, Placement::Placed(_)));
@@ -410,7 +446,7 @@ mod tests {
         let mut orders = MockOrderRepository::new();
         orders.expect_place().times(0);
         let placement = keyed_service(orders, store)
-            .place(&customer(), draft(), Some(keyed()), now())
+            .place(&customer(), draft(), Some(keyed()), now(), || Ok(()))
             .await
             .unwrap();
         assert_eq!(
@@ -442,7 +478,7 @@ mod tests {
                 })))
             });
         let placement = keyed_service(orders, store)
-            .place(&customer(), draft(), Some(keyed()), now())
+            .place(&customer(), draft(), Some(keyed()), now(), || Ok(()))
             .await
             .unwrap();
         assert!(matches!(placement, Placement::Recovered(order) if order.id == OrderId(123)));
@@ -461,11 +497,46 @@ mod tests {
             let mut orders = MockOrderRepository::new();
             orders.expect_place().times(0);
             let error = keyed_service(orders, store)
-                .place(&customer(), draft(), Some(keyed()), now())
+                .place(&customer(), draft(), Some(keyed()), now(), || Ok(()))
                 .await
                 .unwrap_err();
             assert!(error.to_string().contains(expected), "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_never_refused_by_admission() {
+        let mut store = MockIdempotencyStore::new();
+        store.expect_claim().returning(|_, _, _, _| {
+            Ok(KeyClaim::Replay(StoredResponse {
+                status: 201,
+                body: b"{}".to_vec(),
+            }))
+        });
+        let placement = keyed_service(MockOrderRepository::new(), store)
+            .place(&customer(), draft(), Some(keyed()), now(), || {
+                panic!("admission must not be consulted for a replay")
+            })
+            .await
+            .unwrap();
+        assert!(matches!(placement, Placement::Replayed(_)));
+    }
+
+    #[tokio::test]
+    async fn a_refused_new_placement_releases_its_key_and_places_nothing() {
+        let mut store = MockIdempotencyStore::new();
+        store
+            .expect_claim()
+            .returning(|_, _, _, _| Ok(KeyClaim::Claimed));
+        store.expect_release().times(1).returning(|_, _| Ok(()));
+        let mut orders = MockOrderRepository::new();
+        orders.expect_place().times(0);
+        let result = keyed_service(orders, store)
+            .place(&customer(), draft(), Some(keyed()), now(), || {
+                Err(std::time::Duration::from_secs(6))
+            })
+            .await;
+        assert!(matches!(result, Err(PlaceOrderError::NotAdmitted(d)) if d.as_secs() == 6));
     }
 
     #[tokio::test]
@@ -484,7 +555,7 @@ mod tests {
             .expect_place()
             .returning(|_| Err(PlaceOrderError::ProductUnavailable(vec![ProductId(1)])));
         let result = keyed_service(orders, store)
-            .place(&customer(), draft(), Some(keyed()), now())
+            .place(&customer(), draft(), Some(keyed()), now(), || Ok(()))
             .await;
         assert!(matches!(
             result,

@@ -7,8 +7,11 @@
 //! Freshness: an entry lives at most `ttl` (`CATALOG_CACHE_TTL`), which bounds staleness
 //! after catalog writes made outside this process (another instance, an SQL console).
 //! Writes made through this process invalidate at once: placing an order changes the
-//! stock of the products it names, so every entry showing one of them is dropped. Prices
-//! at checkout never come from here: the order's transaction reads them.
+//! stock of the products it names, so every entry showing one of them is dropped, and so
+//! is every listing filtered by stock (a product selling out changes which products it
+//! shows, and its `total`). An answer loaded while an invalidation happened is not kept:
+//! it may predate the write. Prices at checkout never come from here: the order's
+//! transaction reads them.
 //!
 //! Memory: at most `max_entries` entries and `max_bytes` of bodies; beyond either, expired
 //! entries go first, then the oldest.
@@ -27,6 +30,19 @@ pub(crate) struct Entry {
     stored_at: Instant,
     /// The products this answer shows, for invalidation.
     products: Box<[i64]>,
+    /// Whether stock decides which products the answer shows (`in_stock=true`).
+    stock_filtered: bool,
+}
+
+/// An answer to keep: its bytes, its `ETag`, what it shows.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub body: Bytes,
+    pub etag: String,
+    /// The products it shows.
+    pub products: Vec<i64>,
+    /// Whether stock decides which products it shows.
+    pub stock_filtered: bool,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +54,8 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct CatalogCache {
     inner: Mutex<Inner>,
+    /// Bumped by every invalidation; an answer loaded across a bump is not stored.
+    generation: std::sync::atomic::AtomicU64,
     ttl: Duration,
     max_entries: usize,
     max_bytes: usize,
@@ -48,6 +66,7 @@ impl CatalogCache {
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             ttl,
             max_entries,
             max_bytes,
@@ -71,21 +90,21 @@ impl CatalogCache {
         (now.saturating_duration_since(entry.stored_at) < self.ttl).then(|| Arc::clone(entry))
     }
 
-    /// Stores an answer and returns it as an entry (also when the cache is off or the body
-    /// is too big to keep, so callers always answer the same way).
-    pub fn put(
-        &self,
-        key: String,
-        body: Bytes,
-        etag: String,
-        products: Vec<i64>,
-        now: Instant,
-    ) -> Arc<Entry> {
+    /// The current generation: read it before loading an answer, hand it to [`Self::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stores an answer loaded at `generation` and returns it as an entry (also when it is
+    /// not kept — the cache is off, the body is too big, or an invalidation happened while
+    /// it was loaded — so callers always answer the same way).
+    pub fn put(&self, key: String, answer: Answer, generation: u64, now: Instant) -> Arc<Entry> {
         let entry = Arc::new(Entry {
-            body,
-            etag,
+            body: answer.body,
+            etag: answer.etag,
             stored_at: now,
-            products: products.into_boxed_slice(),
+            products: answer.products.into_boxed_slice(),
+            stock_filtered: answer.stock_filtered,
         });
         let size = entry.body.len();
         if !self.enabled() || size > self.max_bytes {
@@ -95,6 +114,10 @@ impl CatalogCache {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Checked under the lock that invalidation takes too, so no bump slips in between.
+        if self.generation() != generation {
+            return entry;
+        }
         if let Some(old) = inner.entries.remove(&key) {
             inner.bytes -= old.body.len();
         }
@@ -142,10 +165,12 @@ impl CatalogCache {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let before = inner.entries.len();
-        inner
-            .entries
-            .retain(|_, entry| !entry.products.iter().any(|p| products.contains(p)));
+        inner.entries.retain(|_, entry| {
+            !entry.stock_filtered && !entry.products.iter().any(|p| products.contains(p))
+        });
         if inner.entries.len() != before {
             inner.bytes = inner.entries.values().map(|e| e.body.len()).sum();
         }
@@ -169,12 +194,20 @@ mod tests {
         CatalogCache::new(Duration::from_secs(5), 3, 100)
     }
 
+    fn answer(size: usize, products: &[i64], stock_filtered: bool) -> Answer {
+        Answer {
+            body: Bytes::from(vec![b'x'; size]),
+            etag: "\"e\"".into(),
+            products: products.to_vec(),
+            stock_filtered,
+        }
+    }
+
     fn put(cache: &CatalogCache, key: &str, size: usize, products: &[i64], at: Instant) {
         cache.put(
             key.into(),
-            Bytes::from(vec![b'x'; size]),
-            "\"e\"".into(),
-            products.to_vec(),
+            answer(size, products, false),
+            cache.generation(),
             at,
         );
     }
@@ -220,6 +253,37 @@ mod tests {
         assert!(cache.get("page:1", t0).is_none());
         assert!(cache.get("page:2", t0).is_some());
         assert_eq!(cache.usage(), (1, 10));
+    }
+
+    #[test]
+    fn an_answer_loaded_across_an_invalidation_is_not_kept() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let loaded_at = cache.generation();
+        // An order commits while the answer is being loaded...
+        cache.invalidate_products(&[7]);
+        let entry = cache.put("card:7".into(), answer(10, &[7], false), loaded_at, t0);
+        assert_eq!(entry.body.len(), 10, "the caller still answers with it");
+        assert!(
+            cache.get("card:7", t0).is_none(),
+            "...so it may be stale: not kept"
+        );
+    }
+
+    #[test]
+    fn any_stock_change_drops_stock_filtered_listings() {
+        let cache = cache();
+        let t0 = Instant::now();
+        cache.put(
+            "in-stock:page2".into(),
+            answer(10, &[40, 41], true),
+            cache.generation(),
+            t0,
+        );
+        put(&cache, "page:2", 10, &[40, 41], t0);
+        cache.invalidate_products(&[3]);
+        assert!(cache.get("in-stock:page2", t0).is_none());
+        assert!(cache.get("page:2", t0).is_some());
     }
 
     #[test]

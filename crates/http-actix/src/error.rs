@@ -376,6 +376,7 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::InsufficientStock(shortages) => ApiError::InsufficientStock(shortages),
             PlaceOrderError::IdempotencyKeyInUse => ApiError::IdempotencyKeyInUse,
             PlaceOrderError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            PlaceOrderError::NotAdmitted(retry_after) => ApiError::RateLimited { retry_after },
             PlaceOrderError::Repository(e) => e.into(),
         }
     }

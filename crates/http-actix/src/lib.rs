@@ -282,7 +282,13 @@ impl Http {
                 header::HeaderName::from_static("idempotency-key"),
                 X_REQUEST_ID,
             ])
-            .expose_headers([X_REQUEST_ID, header::LOCATION, header::RETRY_AFTER])
+            .expose_headers([
+                X_REQUEST_ID,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::ETAG,
+                routes::orders::IDEMPOTENT_REPLAYED,
+            ])
             .max_age(CORS_MAX_AGE_SECS);
         match &self.cors {
             CorsMode::AnyOrigin => cors.allow_any_origin(),

@@ -27,7 +27,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 
 use crate::entities::outbox_events::{self, Column};
-use crate::entities::{orders, users};
+use crate::entities::{order_items, orders, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::orders::lines_of;
 use crate::store::{SqlStore, order_from_rows, timestamp_value};
@@ -287,17 +287,22 @@ impl SqlStore {
             .await
             .map_err(|err| repository_error(err, context))?;
         if result.rows_affected() == 0 {
-            tracing::warn!(event_id = id.0, "{context}: the event no longer exists");
+            tracing::warn!(
+                event_id = id.0,
+                "{context}: the event is gone or no longer pending"
+            );
         }
         Ok(())
     }
 }
 
-/// An update of the one event `id`, to which the caller adds the values.
+/// An update of the one event `id`, to which the caller adds the values. Only a pending
+/// event changes: recording an outcome can never turn a sent event dead, or revive one.
 fn update_event(id: EventId) -> UpdateStatement {
     Query::update()
         .table(outbox_events::Entity)
         .and_where(Column::Id.eq(id.0))
+        .and_where(Column::Status.eq(PENDING))
         .to_owned()
 }
 
@@ -368,44 +373,72 @@ async fn claim_in(
         .into_iter()
         .collect();
 
-    claimed
+    let (ready, broken): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .map(|event| {
             let id = event.id;
-            // The foreign keys make a missing order or customer impossible; finding one
-            // means the data is broken, not that the event can be skipped.
-            let order = orders.get(&event.order_id).cloned().ok_or_else(|| {
-                corrupt_row(format!(
-                    "outbox event {id} refers to order {}, which does not exist",
-                    event.order_id
-                ))
-            })?;
-            let telegram_id = customers.get(&order.user_id).copied().ok_or_else(|| {
-                corrupt_row(format!(
-                    "order {} belongs to user {}, who does not exist",
-                    order.id, order.user_id
-                ))
-            })?;
-            let customer = TelegramId::parse(telegram_id).map_err(|err| {
-                corrupt_row(format!(
-                    "user {} has an invalid telegram id: {err}",
-                    order.user_id
-                ))
-            })?;
-            let attempts = u32::try_from(event.attempts).map_err(|err| {
-                corrupt_row(format!("outbox event {id} has invalid attempts: {err}"))
-            })?;
-            // Cloned rather than taken: once there are other kinds, one batch may hold
-            // several events of one order.
-            let items = lines.get(&order.id).cloned().unwrap_or_default();
-            Ok(ClaimedEvent {
-                id: EventId(id),
-                attempts,
-                notification: OrderPlaced {
-                    order: order_from_rows(order, items)?,
-                    customer,
-                },
-            })
+            to_claimed_event(event, &orders, &customers, &lines).map_err(|err| (id, err))
         })
-        .collect()
+        .partition(Result::is_ok);
+    // One unreadable event must not stop every other notification: it would head every
+    // claim for ever. It is made dead, with why, and logged once.
+    for (id, err) in broken.into_iter().filter_map(Result::err) {
+        let reason = format!("unreadable event: {err:#}");
+        tracing::error!(event_id = id, %reason, "manager notification is dead");
+        let dead = Query::update()
+            .table(outbox_events::Entity)
+            .value(Column::Status, DEAD)
+            .value(Column::LastError, reason)
+            .value(Column::DeadAt, timestamp_value(backend, now))
+            .value(Column::LockedUntil, Expr::null())
+            .and_where(Column::Id.eq(id))
+            .to_owned();
+        transaction.execute(&dead).await.map_err(|err| {
+            repository_error(err, "failed to set aside an unreadable outbox event")
+        })?;
+    }
+    Ok(ready.into_iter().filter_map(Result::ok).collect())
+}
+
+/// One claimed row with its order, lines and customer.
+fn to_claimed_event(
+    event: ClaimedRow,
+    orders: &HashMap<i64, orders::Model>,
+    customers: &HashMap<i64, i64>,
+    lines: &HashMap<i64, Vec<order_items::Model>>,
+) -> Result<ClaimedEvent, RepositoryError> {
+    let id = event.id;
+    // The foreign keys make a missing order or customer impossible; finding one means the
+    // data is broken.
+    let order = orders.get(&event.order_id).cloned().ok_or_else(|| {
+        corrupt_row(format!(
+            "outbox event {id} refers to order {}, which does not exist",
+            event.order_id
+        ))
+    })?;
+    let telegram_id = customers.get(&order.user_id).copied().ok_or_else(|| {
+        corrupt_row(format!(
+            "order {} belongs to user {}, who does not exist",
+            order.id, order.user_id
+        ))
+    })?;
+    let customer = TelegramId::parse(telegram_id).map_err(|err| {
+        corrupt_row(format!(
+            "user {} has an invalid telegram id: {err}",
+            order.user_id
+        ))
+    })?;
+    let attempts = u32::try_from(event.attempts)
+        .map_err(|err| corrupt_row(format!("outbox event {id} has invalid attempts: {err}")))?;
+    // Cloned rather than taken: once there are other kinds, one batch may hold several
+    // events of one order.
+    let items = lines.get(&order.id).cloned().unwrap_or_default();
+    Ok(ClaimedEvent {
+        id: EventId(id),
+        attempts,
+        notification: OrderPlaced {
+            order: order_from_rows(order, items)?,
+            customer,
+        },
+    })
 }

@@ -63,14 +63,24 @@ impl Application {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
                 warn_if_manager_unreachable(Arc::clone(&telegram));
-                let relay = Relay::new(
+                let (outbox, config, wake) = (
                     store.clone(),
-                    telegram,
-                    Arc::new(SystemClock),
                     settings.relay.clone(),
                     Arc::clone(&relay_wake),
                 );
-                Some(tokio::spawn(relay.run(background_stopped.clone())))
+                let make_relay = move || {
+                    Relay::new(
+                        outbox.clone(),
+                        telegram.clone(),
+                        Arc::new(SystemClock),
+                        config.clone(),
+                        Arc::clone(&wake),
+                    )
+                };
+                Some(tokio::spawn(supervise_relay(
+                    make_relay,
+                    background_stopped.clone(),
+                )))
             }
             Notifications::Off { reason } => {
                 tracing::warn!(
@@ -183,6 +193,24 @@ impl Application {
         served?;
         tracing::info!("BotShop stopped");
         Ok(())
+    }
+}
+
+/// Runs the relay until shutdown, restarting it if it ever crashes: notifications must not
+/// stop silently while the API goes on taking orders.
+async fn supervise_relay(make: impl Fn() -> Relay + Send + 'static, stop: watch::Receiver<bool>) {
+    loop {
+        match tokio::spawn(make().run(stop.clone())).await {
+            Ok(()) => return,
+            Err(error) => {
+                if *stop.borrow() {
+                    return;
+                }
+                tracing::error!(%error, "the notification relay crashed; restarting it");
+                // A pause, so that a relay failing at once does not spin.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

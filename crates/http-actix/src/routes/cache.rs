@@ -8,7 +8,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::catalog_cache::{CatalogCache, Entry};
+use crate::catalog_cache::{Answer, CatalogCache, Entry};
 use crate::error::ApiError;
 
 /// Public catalog answers may be cached briefly by browsers and proxies: the catalog
@@ -16,11 +16,13 @@ use crate::error::ApiError;
 pub(crate) const CATALOG_CACHE_CONTROL: &str = "public, max-age=30";
 
 /// Answers from the catalog cache, loading (and caching) the answer on a miss. `load`
-/// returns the body and the ids of the products it shows, for invalidation.
+/// returns the body and the ids of the products it shows, for invalidation;
+/// `stock_filtered` says whether stock decides which products it shows.
 pub(crate) async fn serve_cached<T, Load, Fut>(
     req: &HttpRequest,
     cache: &CatalogCache,
     key: String,
+    stock_filtered: bool,
     load: Load,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -32,10 +34,16 @@ where
     let entry = match cache.get(&key, now) {
         Some(entry) => entry,
         None => {
+            let generation = cache.generation();
             let (body, products) = load().await?;
             let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(Box::new(e)))?;
-            let etag = etag_of(&bytes);
-            cache.put(key, Bytes::from(bytes), etag, products, now)
+            let answer = Answer {
+                etag: etag_of(&bytes),
+                body: Bytes::from(bytes),
+                products,
+                stock_filtered,
+            };
+            cache.put(key, answer, generation, now)
         }
     };
     Ok(respond(req, &entry))

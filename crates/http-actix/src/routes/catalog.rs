@@ -39,7 +39,7 @@ pub async fn list_categories(
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
     let key = format!("categories:{}:{}", page.limit(), page.offset());
-    serve_cached(&req, &cache, key, || async {
+    serve_cached(&req, &cache, key, false, || async {
         let categories = state.catalog.list_categories(page).await?;
         Ok((
             PageDto::from_page(categories, CategoryDto::from),
@@ -95,7 +95,8 @@ pub async fn list_products(
     .map_err(ApiError::Validation)?;
     // The validated filter, not the raw query: `?q=Пицца` and `?q=пицца` share an entry.
     let key = format!("products:{filter:?}:{}:{}", page.limit(), page.offset());
-    serve_cached(&req, &cache, key, || async {
+    let stock_filtered = filter.in_stock_only;
+    serve_cached(&req, &cache, key, stock_filtered, || async {
         let products = state.catalog.list_products(filter, page).await?;
         let shown = products.items.iter().map(|p| p.id.0).collect();
         Ok((PageDto::from_page(products, ProductDto::from), shown))
@@ -132,7 +133,7 @@ pub async fn get_product(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId(path_id(&id)?);
-    serve_cached(&req, &cache, format!("product:{id}"), || async {
+    serve_cached(&req, &cache, format!("product:{id}"), false, || async {
         match state.catalog.find_active_product(id).await? {
             Some(product) => Ok((ProductDto::from(product), vec![id.0])),
             None => Err(ApiError::NotFound),

@@ -95,18 +95,18 @@ pub async fn create(
         })
         .transpose()?;
     let draft = OrderDraft::parse(request.into()).map_err(ApiError::Validation)?;
-    // Keyed by the verified Telegram user, never by address: customers behind one carrier
-    // NAT must not share an allowance, and one customer cannot escape it by changing
-    // networks. Counted after validation, so fixing a typo costs nothing, but before the
-    // database, so every attempt that reaches it counts.
-    limits
-        .orders
-        .check(customer.telegram_id.get(), crate::limiter_now())
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let key = keyed.as_ref().map(|k| k.key.clone());
+    // The per-customer limit is keyed by the verified Telegram user, never by address:
+    // customers behind one carrier NAT must not share an allowance, and one customer cannot
+    // escape it by changing networks. It is consulted only for a NEW placement (after
+    // validation, so fixing a typo costs nothing): a retry answered from its
+    // Idempotency-Key is never refused and never counts.
+    let telegram_id = customer.telegram_id.get();
     let placement = state
         .order_service
-        .place(&customer, draft, keyed, OffsetDateTime::now_utc())
+        .place(&customer, draft, keyed, OffsetDateTime::now_utc(), || {
+            limits.orders.check(telegram_id, crate::limiter_now())
+        })
         .await?;
     let (response, replayed) = match placement {
         Placement::Placed(order) => {

@@ -222,6 +222,8 @@ async fn invalid_listing_parameters_are_422_naming_each() {
         ("limit=101", "limit"),
         ("in_stock=maybe", "in_stock"),
         ("max_price=1.005", "max_price"),
+        ("min_price=1000000000000000000000000000", "min_price"),
+        ("max_price=79228162514264337593543950335", "max_price"),
     ] {
         let body = problem(
             &app,

@@ -109,7 +109,14 @@ async fn answers_to_an_allowed_origin_expose_request_id_location_and_retry_after
         .header("access-control-expose-headers")
         .unwrap()
         .to_lowercase();
-    for header in ["x-request-id", "location", "retry-after"] {
+    // A Mini App's fetch must be able to read the replay marker and the catalog's ETag.
+    for header in [
+        "x-request-id",
+        "location",
+        "retry-after",
+        "etag",
+        "idempotent-replayed",
+    ] {
         assert!(exposed.contains(header), "{exposed}");
     }
 }

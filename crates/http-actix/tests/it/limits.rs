@@ -244,3 +244,38 @@ async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
     assert_eq!(call_raw(&app, via("203.0.113.5")).await.status, 200);
     assert_eq!(call_raw(&app, via("203.0.113.6")).await.status, 429);
 }
+
+#[actix_web::test]
+async fn a_replayed_order_is_never_rate_limited_and_does_not_count() {
+    use domain::idempotency::{KeyClaim, StoredResponse};
+    let mut mocks = Mocks::new().with_customer().with_config(|c| {
+        c.order_rate_limit_per_minute = 1;
+        c.order_rate_limit_burst = 1;
+    });
+    // The customer's one order of the minute has been placed; every retry of it replays.
+    mocks.idempotency.expect_claim().returning(|_, _, _, _| {
+        Ok(KeyClaim::Replay(StoredResponse {
+            status: 201,
+            body: br#"{"id":1}"#.to_vec(),
+        }))
+    });
+    mocks.orders.expect_place().times(0);
+    let app = mocks.app().await;
+    for _ in 0..5 {
+        let req = TestRequest::post()
+            .uri("/api/v1/orders")
+            .insert_header(("Authorization", auth_header(987_654_321)))
+            .insert_header(("Idempotency-Key", "retry-me"))
+            .set_json(serde_json::json!({
+                "items": [{"product_id": 1, "quantity": 1}],
+                "delivery_address": "ул. Пушкина, д. 10",
+                "phone": "+79001234567"
+            }));
+        let response = actix_web::test::call_service(&app, req.to_request()).await;
+        assert_eq!(response.status().as_u16(), 201);
+        assert_eq!(
+            response.headers().get("idempotent-replayed").unwrap(),
+            "true"
+        );
+    }
+}

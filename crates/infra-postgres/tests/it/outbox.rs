@@ -25,6 +25,8 @@ contract_tests!(
     counts_summarise_the_outbox,
     retry_dead_puts_dead_events_back_in_line,
     a_failing_event_insert_leaves_no_order_behind,
+    a_late_outcome_never_changes_a_sent_event,
+    an_unreadable_event_is_set_aside_and_the_rest_are_delivered,
 );
 
 /// An outbox row as stored.
@@ -607,4 +609,54 @@ async fn a_failing_event_insert_leaves_no_order_behind(db: &TestDatabase) {
     assert_eq!(count(db, "orders").await, 1);
     assert_eq!(count(db, "order_items").await, 1);
     assert_eq!(events(db).await[0].order_id, order.id.0);
+}
+
+async fn a_late_outcome_never_changes_a_sent_event(db: &TestDatabase) {
+    let (_, ids) = orders_with_events(db, 1).await;
+    let store = db.store();
+    claim(db, T0 + Duration::seconds(5), 10).await;
+    store
+        .mark_sent(ids[0], Some(1), T0 + Duration::seconds(6))
+        .await
+        .unwrap();
+    // A relay that lost its claim reports a failure afterwards: it must not undo the send.
+    store
+        .mark_dead(ids[0], 1, "late failure", T0 + Duration::seconds(7))
+        .await
+        .unwrap();
+    store
+        .retry_later(ids[0], 1, T0 + Duration::seconds(8), "late")
+        .await
+        .unwrap();
+    let sent = event(db, ids[0]).await;
+    assert_eq!(sent.status, "SENT");
+    assert_eq!(sent.last_error, None);
+    assert_eq!(store.retry_dead(T0 + Duration::days(1)).await.unwrap(), 0);
+}
+
+async fn an_unreadable_event_is_set_aside_and_the_rest_are_delivered(db: &TestDatabase) {
+    let (orders, ids) = orders_with_events(db, 2).await;
+    // Break the first event's customer: a Telegram id the domain refuses.
+    let broken_user = orders[0].user_id.0;
+    db.execute(&format!(
+        "UPDATE users SET telegram_id = -{broken_user} WHERE id = {broken_user}"
+    ))
+    .await
+    .unwrap();
+    // Both orders belong to that customer in this fixture, so add a healthy one.
+    let product = one_product(db).await;
+    let healthy = new_user(db, 2002).await;
+    let healthy_order = place_order(db, &healthy, product, 1, T0 + Duration::seconds(3)).await;
+
+    let claimed = claim(db, T0 + Duration::seconds(10), 10).await;
+    assert_eq!(
+        order_ids(&claimed),
+        [healthy_order.id.0],
+        "the healthy event still goes out"
+    );
+    for id in &ids {
+        let dead = event(db, *id).await;
+        assert_eq!(dead.status, "DEAD");
+        assert!(dead.last_error.unwrap().contains("unreadable event"));
+    }
 }
