@@ -16,8 +16,8 @@ use domain::{
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
@@ -60,19 +60,44 @@ impl OrderRepository for SqlStore {
         page: Page,
     ) -> Result<Paginated<Order>, RepositoryError> {
         let of_user = orders::Entity::find().filter(orders::Column::UserId.eq(user.0));
-        let rows = of_user
+        // The total rides along with the page (`COUNT(*) OVER ()`, counted before LIMIT):
+        // one round trip instead of two. Only a page past the end has no row to carry it.
+        let backend = self.db.get_database_backend();
+        let page_query = of_user
             .clone()
+            .expr_as(Expr::cust("COUNT(*) OVER ()"), "total_matching")
             .order_by_desc(orders::Column::CreatedAt)
             .order_by_desc(orders::Column::Id)
             .limit(u64::from(page.limit()))
             .offset(page.offset())
-            .all(&self.db)
+            .build(backend);
+        let found = self
+            .db
+            .query_all_raw(page_query)
             .await
             .map_err(|err| repository_error(err, "failed to list orders"))?;
-        let total = of_user
-            .count(&self.db)
-            .await
-            .map_err(|err| repository_error(err, "failed to count orders"))?;
+        let mut total: Option<u64> = None;
+        let mut rows = Vec::with_capacity(found.len());
+        for row in &found {
+            rows.push(
+                orders::Model::from_query_result(row, "")
+                    .map_err(|err| repository_error(err, "failed to read an order"))?,
+            );
+            if total.is_none() {
+                let matching: i64 = row
+                    .try_get("", "total_matching")
+                    .map_err(|err| repository_error(err, "failed to read the order count"))?;
+                total = Some(u64::try_from(matching).unwrap_or(0));
+            }
+        }
+        let total = match total {
+            Some(total) => total,
+            None if page.offset() == 0 => 0,
+            None => of_user
+                .count(&self.db)
+                .await
+                .map_err(|err| repository_error(err, "failed to count orders"))?,
+        };
 
         let mut lines = lines_of(&self.db, rows.iter().map(|order| order.id).collect()).await?;
         let items = rows

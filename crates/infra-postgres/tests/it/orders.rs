@@ -252,6 +252,11 @@ async fn list_for_user_is_newest_first_paginated_and_only_theirs(db: &TestDataba
         .unwrap();
     assert!(nobody.items.is_empty());
     assert_eq!(nobody.total, 0);
+
+    // A page past the end is empty but still knows how many there are.
+    let beyond = store.list_for_user(user.id, page(10, 50)).await.unwrap();
+    assert!(beyond.items.is_empty());
+    assert_eq!(beyond.total, 4);
 }
 
 async fn find_for_user_hides_other_customers_orders(db: &TestDatabase) {
