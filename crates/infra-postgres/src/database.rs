@@ -83,6 +83,10 @@ impl Database {
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(options.idle_timeout)
             .connect_lazy(options.connect_lazily)
+            // A ping on every acquire costs a round trip per query; pinging only connections
+            // that sat idle keeps the protection against ones a database restart broke,
+            // without taxing a busy server.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             // Statements are traced by SeaORM's own spans; sqlx's per-statement log lines
             // would print every query at INFO.
             .sqlx_logging(false);
