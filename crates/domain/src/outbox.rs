@@ -103,8 +103,10 @@ pub trait Outbox: Send + Sync {
     async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError>;
 
     /// Holds every pending event back until at least `until` (Telegram asked the chat to
-    /// wait): `next_attempt_at = max(next_attempt_at, until)`.
-    async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
+    /// wait): no event is claimed before then, by this relay or any other. A hold never
+    /// moves earlier. One write however many events wait: the events themselves keep
+    /// their schedule.
+    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
 
     /// Counts events by state.
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
@@ -353,7 +355,7 @@ impl Relay {
                 // for ever or overflow the clock.
                 let wait = wait.clamp(time::Duration::ZERO, MAX_RETRY_AFTER);
                 let until = now + wait;
-                self.outbox.postpone_pending(until).await?;
+                self.outbox.hold_pending(until).await?;
                 self.outbox
                     .retry_later(event.id, event.attempts, until, &reason)
                     .await?;
@@ -468,6 +470,7 @@ mod tests {
     struct FakeOutbox {
         events: Mutex<Vec<Stored>>,
         releases: Mutex<Vec<EventId>>,
+        held_until: Mutex<Option<OffsetDateTime>>,
     }
 
     impl FakeOutbox {
@@ -513,6 +516,14 @@ mod tests {
             lease_until: OffsetDateTime,
             limit: u32,
         ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+            if self
+                .held_until
+                .lock()
+                .unwrap()
+                .is_some_and(|until| until > now)
+            {
+                return Ok(Vec::new());
+            }
             let mut events = self.events.lock().unwrap();
             Ok(events
                 .iter_mut()
@@ -584,12 +595,9 @@ mod tests {
             Ok(())
         }
 
-        async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
-            for e in self.events.lock().unwrap().iter_mut() {
-                if e.state == State::Pending && e.next_attempt_at < until {
-                    e.next_attempt_at = until;
-                }
-            }
+        async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+            let mut held = self.held_until.lock().unwrap();
+            *held = Some(held.map_or(until, |held| held.max(until)));
             Ok(())
         }
 
@@ -755,6 +763,18 @@ mod tests {
             assert_eq!(h.outbox.state(id).state, State::Sent(Some(1)));
         }
         assert_eq!(h.outbox.state(1).attempts, 0, "a 429 costs no attempt");
+        assert_eq!(
+            *h.outbox.held_until.lock().unwrap(),
+            Some(start() + time::Duration::seconds(5)),
+            "the hold is stored, so that other relays wait too"
+        );
+        for id in [2, 3] {
+            assert_eq!(
+                h.outbox.state(id).next_attempt_at,
+                start(),
+                "the waiting events keep their schedule: a hold is one write, not one per event"
+            );
+        }
         assert_eq!(
             *h.outbox.releases.lock().unwrap(),
             [EventId(2), EventId(3)],

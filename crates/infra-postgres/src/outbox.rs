@@ -39,7 +39,8 @@ pub(crate) const SENT: &str = "SENT";
 /// Given up on; `last_error` says why, and `retry_dead` puts it back in line.
 pub(crate) const DEAD: &str = "DEAD";
 
-/// Leases up to `$3` due events, oldest first, until `$1`; `$2` is now. `{lock}` is
+/// Leases up to `$3` due events, oldest first, until `$1`; `$2` is now. Nothing is due
+/// while a hold (`outbox_holds`, see [`HOLD_SQL`]) runs. `{lock}` is
 /// `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent claimer skips the rows this one is
 /// leasing instead of waiting for them, and PostgreSQL re-checks the condition on rows
 /// another claimer has just leased, so that no event is leased twice. SQLite has no row
@@ -56,6 +57,7 @@ WHERE "id" IN (
     WHERE "status" = 'PENDING'
       AND "next_attempt_at" <= $2
       AND ("locked_until" IS NULL OR "locked_until" <= $2)
+      AND NOT EXISTS (SELECT 1 FROM "outbox_holds" WHERE "held_until" > $2)
     ORDER BY "id"
     LIMIT $3
     {lock}
@@ -70,6 +72,14 @@ fn claim_sql(backend: DatabaseBackend) -> String {
     };
     CLAIM_SQL.replace("{lock}", lock)
 }
+
+/// Holds the manager's chat until `$1`: one row, written only if it moves the hold later.
+/// Both backends read `excluded` and a `WHERE` on the update.
+const HOLD_SQL: &str = r#"
+INSERT INTO "outbox_holds" ("channel", "held_until") VALUES ('manager_chat', $1)
+ON CONFLICT ("channel") DO UPDATE SET "held_until" = excluded."held_until"
+WHERE "outbox_holds"."held_until" < excluded."held_until"
+"#;
 
 /// The counts and the oldest pending event in one pass over the table.
 const COUNTS_SQL: &str = r#"
@@ -213,20 +223,17 @@ impl Outbox for SqlStore {
         Ok(())
     }
 
-    async fn postpone_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
-        let until = timestamp_value(self.backend(), until);
-        // Leased events are postponed too: their relay clears the lease when it is done
-        // with them, and they then wait like the rest.
-        let statement = Query::update()
-            .table(outbox_events::Entity)
-            .value(Column::NextAttemptAt, until.clone())
-            .and_where(Column::Status.eq(PENDING))
-            .and_where(Column::NextAttemptAt.lt(until))
-            .to_owned();
+    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+        // One row, not the backlog: a 429 during a rush must not rewrite every waiting event.
+        let statement = Statement::from_sql_and_values(
+            self.backend(),
+            HOLD_SQL,
+            [timestamp_value(self.backend(), until)],
+        );
         self.db
-            .execute(&statement)
+            .execute_raw(statement)
             .await
-            .map_err(|err| repository_error(err, "failed to postpone pending outbox events"))?;
+            .map_err(|err| repository_error(err, "failed to hold the outbox"))?;
         Ok(())
     }
 

@@ -66,7 +66,7 @@ impl Outbox for HangingOutbox {
     async fn release(&self, _: &[EventId]) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
-    async fn postpone_pending(&self, _: OffsetDateTime) -> Result<(), RepositoryError> {
+    async fn hold_pending(&self, _: OffsetDateTime) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {

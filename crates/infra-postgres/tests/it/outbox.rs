@@ -21,7 +21,8 @@ contract_tests!(
     retry_later_reschedules_the_event_and_keeps_the_error,
     mark_dead_ends_delivery_with_the_reason,
     release_clears_only_the_lease,
-    postpone_pending_holds_back_only_pending_events_due_earlier,
+    a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none,
+    a_hold_never_moves_earlier,
     counts_summarise_the_outbox,
     retry_dead_puts_dead_events_back_in_line,
     a_failing_event_insert_leaves_no_order_behind,
@@ -399,61 +400,56 @@ async fn release_clears_only_the_lease(db: &TestDatabase) {
     assert_eq!(again[0].attempts, 2);
 }
 
-async fn postpone_pending_holds_back_only_pending_events_due_earlier(db: &TestDatabase) {
-    let (_, ids) = orders_with_events(db, 5).await;
+async fn a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none(db: &TestDatabase) {
+    let (_, ids) = orders_with_events(db, 3).await;
     let store = db.store();
     let now = T0 + Duration::seconds(10);
     let until = now + Duration::seconds(5);
-    // ids[0]: due now, leased (the event that got the 429);
-    // ids[1]: due now, free;
-    // ids[2]: due after `until` already;
-    // ids[3]: sent; ids[4]: dead.
-    let claimed = claim(db, now, 10).await;
-    assert_eq!(claimed.len(), 5);
-    store
-        .release(&[ids[1], ids[2], ids[3], ids[4]])
-        .await
-        .unwrap();
-    let far = now + Duration::minutes(10);
-    store.retry_later(ids[2], 1, far, "HTTP 503").await.unwrap();
-    store.mark_sent(ids[3], Some(1), now).await.unwrap();
-    store
-        .mark_dead(ids[4], 1, "Bad Request: chat not found", now)
-        .await
-        .unwrap();
+    // ids[0]: the event that got the 429, leased; ids[1], ids[2]: due now, free.
+    let claimed = claim(db, now, 1).await;
+    assert_eq!(claimed[0].id, ids[0]);
     let before = events(db).await;
 
-    store.postpone_pending(until).await.unwrap();
+    store.hold_pending(until).await.unwrap();
 
-    let after = events(db).await;
-    assert_eq!(after[0].next_attempt_at, until);
     assert_eq!(
-        after[0].locked_until, before[0].locked_until,
-        "the lease is kept"
+        events(db).await,
+        before,
+        "a hold writes no event: a 429 during a rush must not rewrite the backlog"
     );
-    assert_eq!(after[1].next_attempt_at, until);
-    assert_eq!(after[2].next_attempt_at, far, "never brought forward");
-    assert_eq!(after[3], before[3]);
-    assert_eq!(after[4], before[4]);
-    for (before, after) in before.iter().zip(&after) {
-        assert_eq!(
-            (&after.status, after.attempts),
-            (&before.status, before.attempts)
-        );
-    }
-
-    // Nothing is due until then.
     store.release(&[ids[0]]).await.unwrap();
     assert!(
         claim(db, until - Duration::milliseconds(1), 10)
             .await
-            .is_empty()
+            .is_empty(),
+        "nothing is claimed while the hold runs"
     );
     let resumed = claim(db, until, 10).await;
     assert_eq!(
         resumed.iter().map(|e| e.id).collect::<Vec<_>>(),
-        [ids[0], ids[1]]
+        ids,
+        "when it ends, every due event is claimed in its own order"
     );
+}
+
+async fn a_hold_never_moves_earlier(db: &TestDatabase) {
+    let (_, ids) = orders_with_events(db, 1).await;
+    let store = db.store();
+    let now = T0 + Duration::seconds(10);
+    let later = now + Duration::seconds(30);
+
+    store.hold_pending(later).await.unwrap();
+    store
+        .hold_pending(now + Duration::seconds(1))
+        .await
+        .unwrap();
+
+    assert!(
+        claim(db, now + Duration::seconds(2), 10).await.is_empty(),
+        "a shorter hold does not cut a longer one short"
+    );
+    let resumed = claim(db, later, 10).await;
+    assert_eq!(resumed.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
 }
 
 async fn counts_summarise_the_outbox(db: &TestDatabase) {
