@@ -1,5 +1,6 @@
 //! Opening and closing the connection pool.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -9,6 +10,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
 
 use crate::error::repository_error;
+use crate::orders::Placements;
 use crate::store::SqlStore;
 
 /// How the pool behaves. Each field has a sensible [`Default`].
@@ -55,6 +57,8 @@ impl Default for PoolOptions {
 pub struct Database {
     connection: DatabaseConnection,
     max_connections: u32,
+    /// Shared by every store over this pool, as the pool is.
+    placements: Arc<Placements>,
 }
 
 impl Database {
@@ -111,6 +115,7 @@ impl Database {
         Ok(Self {
             connection,
             max_connections: options.max_connections,
+            placements: Arc::default(),
         })
     }
 
@@ -122,7 +127,10 @@ impl Database {
 
     /// The repositories over this pool.
     pub fn store(&self) -> SqlStore {
-        SqlStore::new(self)
+        SqlStore {
+            db: self.connection.clone(),
+            placements: Arc::clone(&self.placements),
+        }
     }
 
     /// Whether this is a SQLite database (rather than PostgreSQL).

@@ -35,6 +35,7 @@ mod error;
 mod idempotency;
 mod orders;
 mod outbox;
+mod price_hints;
 mod seed;
 mod store;
 #[cfg(feature = "test-support")]
@@ -42,5 +43,6 @@ pub mod test_support;
 mod users;
 
 pub use database::{Database, PoolOptions};
+pub use orders::PlacementCounts;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
 pub use store::SqlStore;

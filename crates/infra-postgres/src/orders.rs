@@ -1,6 +1,7 @@
 //! [`OrderRepository`] over SQL.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use domain::idempotency::IdempotencyKey;
@@ -10,8 +11,8 @@ use domain::order::{
 use domain::outbox::ORDER_CREATED;
 use domain::ports::OrderRepository;
 use domain::{
-    Order, OrderId, OrderItem, OrderStatus, Page, Paginated, Product, ProductId, RepositoryError,
-    UserId,
+    CategoryId, Order, OrderId, OrderItem, OrderStatus, Page, Paginated, Product, ProductId,
+    RepositoryError, UserId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -23,7 +24,11 @@ use sea_orm::{
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
 use crate::error::{corrupt_row, is_transaction_conflict, repository_error};
 use crate::outbox::PENDING;
-use crate::store::{SqlStore, order_from_rows, product_from_row, stored_instant, timestamp_value};
+use crate::price_hints::PriceHints;
+use crate::store::{
+    SqlStore, money, order_from_rows, product_from_row, stored_instant, timestamp_value,
+};
+use time::OffsetDateTime;
 
 /// How many times [`OrderRepository::place`] runs its transaction when PostgreSQL aborts it
 /// because of a concurrent one. Placements lock products in id order and so never deadlock
@@ -34,6 +39,26 @@ const PLACE_ATTEMPTS: u32 = 3;
 #[async_trait]
 impl OrderRepository for SqlStore {
     async fn place(&self, order: NewOrder) -> Result<Order, PlaceOrderError> {
+        if self.backend() == DatabaseBackend::Postgres {
+            match self.place_in_one_statement(&order).await {
+                Ok(Some(placed)) => {
+                    self.placements
+                        .in_one_statement
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(placed);
+                }
+                // No hint, a stale one, or a refusal: the transaction decides, from the
+                // rows it locks, and reports exactly what is wrong.
+                Ok(None) => {}
+                // Aborted by a concurrent transaction, so nothing was written: the
+                // transactional path below retries.
+                Err(err) if is_transaction_conflict(&err) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.placements
+            .in_a_transaction
+            .fetch_add(1, Ordering::Relaxed);
         let mut attempt = 1;
         loop {
             match self.place_once(&order).await {
@@ -131,7 +156,124 @@ impl OrderRepository for SqlStore {
     }
 }
 
+/// How the orders placed through one pool were written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlacementCounts {
+    /// Placements that ended in the single statement (PostgreSQL): priced from hints that
+    /// the database confirmed while it held the products' locks.
+    pub in_one_statement: u64,
+    /// Placements the transactional path decided, placed or refused: every one on SQLite,
+    /// and on PostgreSQL those without a hint or whose hint was stale.
+    pub in_a_transaction: u64,
+}
+
+/// What every store over one pool shares about placing orders.
+#[derive(Debug, Default)]
+pub(crate) struct Placements {
+    pub(crate) hints: PriceHints,
+    in_one_statement: AtomicU64,
+    in_a_transaction: AtomicU64,
+}
+
+impl Placements {
+    pub(crate) fn counts(&self) -> PlacementCounts {
+        PlacementCounts {
+            in_one_statement: self.in_one_statement.load(Ordering::Relaxed),
+            in_a_transaction: self.in_a_transaction.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl SqlStore {
+    /// Places the order in ONE statement, so one round trip and no `BEGIN`/`COMMIT`, when
+    /// every product has a hint: the domain prices the draft from the hints, and the
+    /// statement locks the products in id order, checks each line against its locked row
+    /// (active, same name, same price, enough stock) and, only if every line matches (and
+    /// the idempotency key is still free), takes the stock and inserts the order, its
+    /// lines, its outbox event and the key's order — atomically, as any one statement is.
+    ///
+    /// So the prices written are the database's at commit time, exactly as in the
+    /// transactional path. `Ok(None)` means nothing was written (no hint, a stale one, or
+    /// a line the database refuses): the transactional path then decides, with the
+    /// precise error. Either way the locked rows refresh the hints.
+    async fn place_in_one_statement(
+        &self,
+        order: &NewOrder,
+    ) -> Result<Option<Order>, RepositoryError> {
+        let NewOrder {
+            user_id,
+            draft,
+            placed_at,
+            idempotency_key,
+        } = order;
+        let ids = draft.product_ids();
+        let Some(hinted) = self.placements.hints.get(&ids) else {
+            return Ok(None);
+        };
+        let Ok(priced) = price_order(draft, &hinted) else {
+            // What the hints say is wrong (inactive, out of stock) may no longer be: only
+            // the locked rows may refuse an order.
+            return Ok(None);
+        };
+        let placed_at = stored_instant(*placed_at);
+        let at = timestamp_value(DatabaseBackend::Postgres, placed_at);
+        let row = NewOrderRow {
+            user_id: *user_id,
+            total_amount_minor: priced.total_amount.minor_units(),
+            draft,
+            at,
+            items: &priced.items,
+        };
+        let (mut values, lines) = order_values(&row)?;
+        let product_params: Vec<String> = (0..priced.items.len())
+            .map(|position| format!("${}", ORDER_PARAMS + 1 + position * LINE_PARAMS))
+            .collect();
+        let key_param = idempotency_key.as_ref().map(|key| {
+            values.push(key.as_str().into());
+            values.len()
+        });
+        let sql = one_statement_sql(&lines, &product_params.join(", "), ids.len(), key_param);
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .map_err(|err| repository_error(err, "failed to place the order in one statement"))?;
+
+        let mut order_id: Option<i64> = None;
+        let mut seen = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if order_id.is_none() {
+                order_id = row
+                    .try_get("", "order_id")
+                    .map_err(|err| repository_error(err, "failed to read the new order's id"))?;
+            }
+            seen.push(locked_product(row)?);
+        }
+        if order_id.is_some() {
+            // The rows are as locked, before the statement took the stock.
+            for product in &mut seen {
+                let taken = draft
+                    .lines()
+                    .iter()
+                    .find(|line| line.product_id == product.id)
+                    .map_or(0, |line| line.quantity.get());
+                product.stock = product.stock.map(|stock| stock.saturating_sub(taken));
+            }
+        }
+        let gone: Vec<ProductId> = ids
+            .iter()
+            .filter(|id| !seen.iter().any(|product| product.id == **id))
+            .copied()
+            .collect();
+        self.placements.hints.remember(seen, &gone);
+
+        Ok(order_id.map(|id| pending_order(id, *user_id, draft, placed_at, priced)))
+    }
+
     /// One attempt at placing the order, in one transaction.
     async fn place_once(&self, order: &NewOrder) -> Result<Order, PlaceOrderError> {
         // On SQLite, a deferred transaction that reads and then writes can fail at once
@@ -147,7 +289,7 @@ impl SqlStore {
             .await
             .map_err(|err| repository_error(err, "failed to begin the order transaction"))?;
 
-        match place_in(&transaction, order).await {
+        match place_in(&transaction, order, &self.placements.hints).await {
             Ok(order) => {
                 transaction
                     .commit()
@@ -194,6 +336,7 @@ pub(crate) async fn lines_of(
 async fn place_in(
     transaction: &DatabaseTransaction,
     order: &NewOrder,
+    hints: &PriceHints,
 ) -> Result<Order, PlaceOrderError> {
     let NewOrder {
         user_id,
@@ -203,6 +346,12 @@ async fn place_in(
     } = order;
     let (user_id, placed_at) = (*user_id, stored_instant(*placed_at));
     let catalog = products_for(transaction, draft).await?;
+    let gone: Vec<ProductId> = draft
+        .product_ids()
+        .into_iter()
+        .filter(|id| !catalog.iter().any(|product| product.id == *id))
+        .collect();
+    hints.remember(catalog.iter().cloned(), &gone);
     let PricedOrder {
         items,
         total_amount,
@@ -227,18 +376,38 @@ async fn place_in(
         attach_to_key(transaction, user_id, key, order_id).await?;
     }
 
-    Ok(Order {
+    Ok(pending_order(
+        order_id,
+        user_id,
+        draft,
+        placed_at,
+        PricedOrder {
+            items,
+            total_amount,
+        },
+    ))
+}
+
+/// The order as it was just written.
+fn pending_order(
+    order_id: i64,
+    user_id: UserId,
+    draft: &OrderDraft,
+    placed_at: OffsetDateTime,
+    priced: PricedOrder,
+) -> Order {
+    Order {
         id: OrderId(order_id),
         user_id,
         status: OrderStatus::Pending,
-        total_amount,
+        total_amount: priced.total_amount,
         delivery_address: draft.delivery_address().as_str().to_owned(),
         phone: draft.phone().as_str().to_owned(),
         comment: draft.comment().map(|comment| comment.as_str().to_owned()),
         created_at: placed_at,
         updated_at: placed_at,
-        items,
-    })
+        items: priced.items,
+    }
 }
 
 /// What the order's insert statements write.
@@ -357,42 +526,7 @@ async fn insert_order_in_one_statement(
     transaction: &DatabaseTransaction,
     row: &NewOrderRow<'_>,
 ) -> Result<i64, PlaceOrderError> {
-    use std::fmt::Write as _;
-
-    let mut values: Vec<sea_orm::Value> = vec![
-        row.user_id.0.into(),
-        OrderStatus::Pending.as_str().into(),
-        row.total_amount_minor.into(),
-        row.draft.delivery_address().as_str().into(),
-        row.draft.phone().as_str().into(),
-        row.draft
-            .comment()
-            .map(|comment| comment.as_str().to_owned())
-            .into(),
-        row.at.clone(),
-        ORDER_CREATED.into(),
-        PENDING.into(),
-    ];
-    let mut lines = String::new();
-    for (position, item) in row.items.iter().enumerate() {
-        let quantity = i32::try_from(item.quantity)
-            .map_err(|err| corrupt_row(format!("quantity out of range: {err}")))?;
-        let first = values.len() + 1;
-        if position > 0 {
-            lines.push_str(", ");
-        }
-        let _ = write!(
-            lines,
-            "(${first}::bigint, ${}::text, ${}::integer, ${}::bigint, {position})",
-            first + 1,
-            first + 2,
-            first + 3
-        );
-        values.push(item.product_id.0.into());
-        values.push(item.product_name.as_str().into());
-        values.push(quantity.into());
-        values.push(item.price.minor_units().into());
-    }
+    let (values, lines) = order_values(row)?;
     let sql = format!(
         r#"WITH new_order AS (
     INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
@@ -425,6 +559,154 @@ SELECT "id" FROM new_order"#
         .ok_or_else(|| corrupt_row("the order insert returned no id".to_owned()))?
         .try_get("", "id")
         .map_err(|err| repository_error(err, "failed to read the new order's id").into())
+}
+
+/// Parameters `$1`..`$9` of the order statements: the order's columns, then its event's.
+const ORDER_PARAMS: usize = 9;
+/// Parameters per line, after the order's: product id, name, quantity, price.
+const LINE_PARAMS: usize = 4;
+
+/// The order's parameters (`$1`..`$9`: user, status, total, address, phone, comment, time,
+/// event kind, event status) followed by each line's four, and the `VALUES` rows that
+/// name the lines' parameters: `(product_id, product_name, quantity, price_minor,
+/// position)`.
+fn order_values(row: &NewOrderRow<'_>) -> Result<(Vec<sea_orm::Value>, String), RepositoryError> {
+    use std::fmt::Write as _;
+
+    let mut values: Vec<sea_orm::Value> =
+        Vec::with_capacity(ORDER_PARAMS + LINE_PARAMS * row.items.len() + 1);
+    values.extend([
+        row.user_id.0.into(),
+        OrderStatus::Pending.as_str().into(),
+        row.total_amount_minor.into(),
+        row.draft.delivery_address().as_str().into(),
+        row.draft.phone().as_str().into(),
+        row.draft
+            .comment()
+            .map(|comment| comment.as_str().to_owned())
+            .into(),
+        row.at.clone(),
+        ORDER_CREATED.into(),
+        PENDING.into(),
+    ]);
+    let mut lines = String::new();
+    for (position, item) in row.items.iter().enumerate() {
+        let quantity = i32::try_from(item.quantity)
+            .map_err(|err| corrupt_row(format!("quantity out of range: {err}")))?;
+        let first = values.len() + 1;
+        if position > 0 {
+            lines.push_str(", ");
+        }
+        let _ = write!(
+            lines,
+            "(${first}::bigint, ${}::text, ${}::integer, ${}::bigint, {position})",
+            first + 1,
+            first + 2,
+            first + 3
+        );
+        values.push(item.product_id.0.into());
+        values.push(item.product_name.as_str().into());
+        values.push(quantity.into());
+        values.push(item.price.minor_units().into());
+    }
+    Ok((values, lines))
+}
+
+/// The single statement of [`SqlStore::place_in_one_statement`]. `lines` are the `VALUES`
+/// rows of [`order_values`], `product_params` the lines' product-id parameters, `products`
+/// how many distinct products the cart has, and `key_param` the idempotency key's
+/// parameter, if the request has one.
+///
+/// `locked` takes the row locks in id order, as the transactional path does, and returns
+/// each row's newest version (PostgreSQL re-reads a row it had to wait for), so `verdict`
+/// judges the rows as they are at commit. Every write is conditional on `verdict`; the
+/// stock update finds the rows already locked by this statement, and the `CHECK (stock >=
+/// 0)` constraint stands behind its condition. The answer is the locked rows, each with
+/// the new order's id (NULL when nothing was written).
+fn one_statement_sql(
+    lines: &str,
+    product_params: &str,
+    products: usize,
+    key_param: Option<usize>,
+) -> String {
+    let (claim_key, key_is_free, attach_key) = match key_param {
+        Some(key) => (
+            format!(
+                r#"claimed_key AS (
+    SELECT 1 FROM "idempotency_keys"
+    WHERE "user_id" = $1 AND "key" = ${key} AND "order_id" IS NULL
+    FOR UPDATE
+), "#
+            ),
+            " AND EXISTS (SELECT 1 FROM claimed_key)",
+            format!(
+                r#", attached AS (
+    UPDATE "idempotency_keys" SET "order_id" = new_order."id" FROM new_order
+    WHERE "idempotency_keys"."user_id" = $1 AND "idempotency_keys"."key" = ${key}
+      AND "idempotency_keys"."order_id" IS NULL
+)"#
+            ),
+        ),
+        None => (String::new(), "", String::new()),
+    };
+    format!(
+        r#"WITH line (product_id, product_name, quantity, price_minor, position) AS (
+    VALUES {lines}
+), locked AS (
+    SELECT product."id", product."category_id", product."name", product."price_minor",
+           product."is_active", product."sort_order", product."stock"
+    FROM "products" AS product
+    WHERE product."id" IN ({product_params})
+    ORDER BY product."id"
+    FOR UPDATE
+), {claim_key}verdict AS (
+    SELECT count(*) = {products}{key_is_free} AS ok
+    FROM locked JOIN line ON line.product_id = locked."id"
+    WHERE locked."is_active" AND locked."price_minor" = line.price_minor
+      AND locked."name" = line.product_name
+      AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
+), taken AS (
+    UPDATE "products" AS product SET "stock" = product."stock" - line.quantity
+    FROM line, verdict
+    WHERE verdict.ok AND product."id" = line.product_id AND product."stock" IS NOT NULL
+), new_order AS (
+    INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
+    SELECT $1, $2, $3, $4, $5, $6, $7, $7 FROM verdict WHERE verdict.ok
+    RETURNING "id"
+), new_lines AS (
+    INSERT INTO "order_items" ("order_id", "product_id", "product_name", "quantity", "price_minor")
+    SELECT new_order."id", line.product_id, line.product_name, line.quantity, line.price_minor
+    FROM new_order, line
+    ORDER BY line.position
+), new_event AS (
+    INSERT INTO "outbox_events" ("kind", "order_id", "status", "next_attempt_at", "created_at")
+    SELECT $8, new_order."id", $9, $7, $7 FROM new_order
+){attach_key}
+SELECT (SELECT "id" FROM new_order) AS "order_id", locked.* FROM locked"#
+    )
+}
+
+/// A row of `locked`: the fields pricing reads.
+fn locked_product(row: &sea_orm::QueryResult) -> Result<Product, RepositoryError> {
+    let read = |err| repository_error(err, "failed to read a locked product");
+    let id: i64 = row.try_get("", "id").map_err(read)?;
+    let stock: Option<i32> = row.try_get("", "stock").map_err(read)?;
+    Ok(Product {
+        id: ProductId(id),
+        category_id: CategoryId(row.try_get("", "category_id").map_err(read)?),
+        name: row.try_get("", "name").map_err(read)?,
+        description: None,
+        price: money(row.try_get("", "price_minor").map_err(read)?, || {
+            format!("the price of product {id}")
+        })?,
+        image_url: None,
+        is_active: row.try_get("", "is_active").map_err(read)?,
+        sort_order: row.try_get("", "sort_order").map_err(read)?,
+        stock: stock
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|err| corrupt_row(format!("product {id} has an invalid stock: {err}")))?,
+    })
 }
 
 /// The draft's products as they are now, whether active or not (the pricing rule tells

@@ -1,5 +1,7 @@
 //! The repositories' shared state and the conversions between rows and domain types.
 
+use std::sync::Arc;
+
 use domain::{Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product};
 use domain::{ProductId, RepositoryError, TelegramId, User, UserId};
 use sea_orm::sea_query::Value;
@@ -11,6 +13,7 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::Database;
 use crate::entities::{categories, order_items, orders, products, users};
 use crate::error::corrupt_row;
+use crate::orders::{PlacementCounts, Placements};
 
 /// The repositories: implements [`domain::ports::UserRepository`],
 /// [`domain::ports::CatalogRepository`], [`domain::ports::OrderRepository`],
@@ -21,14 +24,19 @@ use crate::error::corrupt_row;
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) db: DatabaseConnection,
+    /// Shared by every store over the same [`Database`].
+    pub(crate) placements: Arc<Placements>,
 }
 
 impl SqlStore {
-    /// The repositories over `database`'s pool.
+    /// The repositories over `database`'s pool (the same as [`Database::store`]).
     pub fn new(database: &Database) -> Self {
-        Self {
-            db: database.connection().clone(),
-        }
+        database.store()
+    }
+
+    /// How the orders placed through this pool were written, since it opened.
+    pub fn placement_counts(&self) -> PlacementCounts {
+        self.placements.counts()
     }
 
     pub(crate) fn backend(&self) -> DatabaseBackend {

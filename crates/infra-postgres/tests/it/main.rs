@@ -48,6 +48,7 @@ mod database;
 mod errors;
 mod idempotency;
 mod migrations;
+mod one_statement;
 mod orders;
 mod outbox;
 mod relay;

@@ -337,7 +337,7 @@ async fn fifty_customers_racing_for_ten_units_buy_exactly_ten() {
     };
     seed(
         &db,
-        &[stocked_category("tickets", &[("Билет", "1000", Some(10))])],
+        &[stocked_category("tickets", &[("Билет", "1000", Some(11))])],
     )
     .await;
     let ticket = product_id(&db, "Билет").await;
@@ -347,6 +347,14 @@ async fn fifty_customers_racing_for_ten_units_buy_exactly_ten() {
     }
     let pool = wide_pool(&db, 20).await;
     let store = pool.store();
+    // One ticket sold first, so that the store knows the product and the race runs
+    // through the single-statement placement (and its fallback) as well as the
+    // transactional one.
+    let first = new_user(&db, 100).await;
+    store
+        .place(new_order(&first, &[(ticket, 1)], T0))
+        .await
+        .unwrap();
 
     // Every task waits at the barrier, so the placements start together.
     let start = Arc::new(Barrier::new(customers.len()));
@@ -382,8 +390,13 @@ async fn fifty_customers_racing_for_ten_units_buy_exactly_ten() {
     }
     assert_eq!((placed, refused), (10, 40));
     assert_eq!(stock(&db, ticket).await, Some(0));
-    assert_eq!(count(&db, "orders").await, 10);
-    assert_eq!(count(&db, "outbox_events").await, 10);
+    assert_eq!(count(&db, "orders").await, 11);
+    assert_eq!(count(&db, "outbox_events").await, 11);
+    assert!(
+        store.placement_counts().in_one_statement > 0,
+        "some of the race ran in one statement: {:?}",
+        store.placement_counts()
+    );
 
     pool.close().await.unwrap();
     db.cleanup().await;
@@ -413,6 +426,13 @@ async fn carts_locking_the_same_products_in_opposite_orders_never_deadlock() {
     let (first, second) = (new_user(&db, 1).await, new_user(&db, 2).await);
     let pool = wide_pool(&db, 4).await;
     let store = pool.store();
+    // Known products, so that every round's placements are single statements, each
+    // locking the products in id order like the transaction does.
+    store
+        .place(new_order(&first, &[(a, 1), (b, 1)], T0))
+        .await
+        .unwrap();
+    let warmed = store.placement_counts();
 
     for round in 0..ROUNDS {
         let start = Arc::new(Barrier::new(2));
@@ -434,9 +454,18 @@ async fn carts_locking_the_same_products_in_opposite_orders_never_deadlock() {
             }
         }
     }
-    assert_eq!(stock(&db, a).await, Some(1_000 - 3 * ROUNDS));
-    assert_eq!(stock(&db, b).await, Some(1_000 - 3 * ROUNDS));
-    assert_eq!(count(&db, "orders").await, 2 * ROUNDS);
+    assert_eq!(stock(&db, a).await, Some(1_000 - 1 - 3 * ROUNDS));
+    assert_eq!(stock(&db, b).await, Some(1_000 - 1 - 3 * ROUNDS));
+    assert_eq!(count(&db, "orders").await, 1 + 2 * ROUNDS);
+    let counts = store.placement_counts();
+    assert_eq!(
+        (
+            counts.in_one_statement - warmed.in_one_statement,
+            counts.in_a_transaction - warmed.in_a_transaction
+        ),
+        (2 * ROUNDS as u64, 0),
+        "every racing placement was a single statement, none fell back"
+    );
 
     pool.close().await.unwrap();
     db.cleanup().await;

@@ -1,0 +1,127 @@
+//! What the last placements saw of each product, so that the next one can be priced before
+//! it reaches the database and placed in one statement (see `crate::orders`).
+//!
+//! A hint is never trusted: the statement that places the order checks every line against
+//! the locked row (active, same name, same price, enough stock) and writes nothing unless
+//! all of them match. A stale hint costs one round trip and the transactional path, never
+//! a wrong price.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use domain::{Product, ProductId};
+
+/// The most products remembered. A shop with more still places orders for the others,
+/// through the transactional path whenever their hint has been dropped.
+const CAPACITY: usize = 10_000;
+
+/// Products as a placement last read them: only the fields pricing reads (`description`
+/// and `image_url` are left out).
+#[derive(Default)]
+pub(crate) struct PriceHints {
+    products: Mutex<HashMap<ProductId, Product>>,
+}
+
+impl std::fmt::Debug for PriceHints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.lock().len();
+        f.debug_struct("PriceHints")
+            .field("products", &len)
+            .finish()
+    }
+}
+
+impl PriceHints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProductId, Product>> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that
+        // matters: every entry is a whole product, and each one is only a hint.
+        self.products.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hinted products for `ids`, or `None` if any of them has no hint.
+    pub(crate) fn get(&self, ids: &[ProductId]) -> Option<Vec<Product>> {
+        let products = self.lock();
+        ids.iter().map(|id| products.get(id).cloned()).collect()
+    }
+
+    /// Remembers these products as they are now, and forgets `gone` (asked for, but not
+    /// found).
+    pub(crate) fn remember(&self, seen: impl IntoIterator<Item = Product>, gone: &[ProductId]) {
+        let mut products = self.lock();
+        for id in gone {
+            products.remove(id);
+        }
+        for mut product in seen {
+            if products.len() >= CAPACITY && !products.contains_key(&product.id) {
+                // Bounded memory: start over rather than track recency. The products
+                // being ordered now come back with their next placement.
+                products.clear();
+            }
+            product.description = None;
+            product.image_url = None;
+            products.insert(product.id, product);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{CategoryId, Money};
+
+    use super::*;
+
+    fn product(id: i64) -> Product {
+        Product {
+            id: ProductId(id),
+            category_id: CategoryId(1),
+            name: format!("Товар {id}"),
+            description: Some("long text".into()),
+            price: Money::from_minor(100 * id).unwrap(),
+            image_url: Some("https://example.com/p.jpg".into()),
+            is_active: true,
+            sort_order: 0,
+            stock: Some(3),
+        }
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let hints = PriceHints::default();
+        hints.remember([product(1), product(2)], &[]);
+        let got = hints.get(&[ProductId(2), ProductId(1)]).unwrap();
+        assert_eq!(got[0].id, ProductId(2));
+        assert_eq!(got[0].price, product(2).price);
+        assert_eq!(got[0].description, None, "only what pricing reads is kept");
+        assert!(hints.get(&[ProductId(1), ProductId(3)]).is_none());
+    }
+
+    #[test]
+    fn gone_products_are_forgotten_and_newer_rows_replace_older() {
+        let hints = PriceHints::default();
+        hints.remember([product(1), product(2)], &[]);
+        let mut repriced = product(2);
+        repriced.price = Money::from_minor(1).unwrap();
+        hints.remember([repriced], &[ProductId(1)]);
+        assert!(hints.get(&[ProductId(1)]).is_none());
+        assert_eq!(
+            hints.get(&[ProductId(2)]).unwrap()[0].price,
+            Money::from_minor(1).unwrap()
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let hints = PriceHints::default();
+        let capacity = i64::try_from(CAPACITY).unwrap();
+        hints.remember((1..=capacity).map(product), &[]);
+        assert_eq!(hints.len(), CAPACITY);
+        hints.remember([product(capacity + 1)], &[]);
+        assert!(hints.len() <= CAPACITY);
+        assert!(hints.get(&[ProductId(capacity + 1)]).is_some());
+    }
+}

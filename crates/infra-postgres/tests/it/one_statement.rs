@@ -1,0 +1,275 @@
+//! Placing an order in one statement (PostgreSQL): priced from the hints of earlier
+//! placements, written only when the locked rows agree; anything else falls back to the
+//! transaction, which decides. On SQLite every placement is transactional, and the same
+//! behaviour holds.
+
+use domain::idempotency::{IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint};
+use domain::order::{NewOrder, PlaceOrderError, StockShortage};
+use domain::ports::OrderRepository;
+use domain::{ProductId, User};
+use infra_postgres::PlacementCounts;
+use infra_postgres::test_support::TestDatabase;
+
+use crate::support::{
+    T0, count, deactivate, new_order, new_user, product_id, rub, seed, stock, stocked_category,
+};
+
+contract_tests!(
+    an_order_of_known_products_is_placed_in_one_statement,
+    a_price_changed_behind_the_hint_is_charged_at_the_database_price,
+    a_product_deactivated_behind_the_hint_is_refused_and_nothing_written,
+    stock_sold_elsewhere_behind_the_hint_is_refused_with_what_is_left,
+    a_renamed_product_is_stored_under_its_new_name,
+    an_idempotency_key_is_attached_in_the_same_statement,
+    a_key_that_already_placed_an_order_places_no_second_one,
+);
+
+/// "Ириска" at 0.10 (stock 5), "Шоколад" at 19.99 (unlimited), and a customer.
+async fn shop(db: &TestDatabase) -> (User, ProductId, ProductId) {
+    seed(
+        db,
+        &[stocked_category(
+            "sweets",
+            &[("Ириска", "0.10", Some(5)), ("Шоколад", "19.99", None)],
+        )],
+    )
+    .await;
+    (
+        new_user(db, 1001).await,
+        product_id(db, "Ириска").await,
+        product_id(db, "Шоколад").await,
+    )
+}
+
+/// The counts, or what they must be on SQLite: every placement transactional.
+fn expect(db: &TestDatabase, in_one_statement: u64, in_a_transaction: u64) -> PlacementCounts {
+    if db.is_sqlite() {
+        PlacementCounts {
+            in_one_statement: 0,
+            in_a_transaction: in_one_statement + in_a_transaction,
+        }
+    } else {
+        PlacementCounts {
+            in_one_statement,
+            in_a_transaction,
+        }
+    }
+}
+
+async fn an_order_of_known_products_is_placed_in_one_statement(db: &TestDatabase) {
+    let (user, toffee, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(toffee, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(store.placement_counts(), expect(db, 0, 1), "no hint yet");
+
+    let order = store
+        .place(new_order(&user, &[(chocolate, 2), (toffee, 3)], T0))
+        .await
+        .unwrap();
+    // The first order read "Ириска"; "Шоколад" is new, so this one is transactional too.
+    assert_eq!(store.placement_counts(), expect(db, 0, 2));
+    let again = store
+        .place(new_order(&user, &[(chocolate, 1), (toffee, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(store.placement_counts(), expect(db, 1, 2));
+
+    // What it wrote is what the transaction writes: lines in cart order, exact prices,
+    // stock taken, the outbox event, and the same order read back.
+    assert_eq!(again.total_amount, rub("20.09"));
+    assert_eq!(order.total_amount, rub("40.28"));
+    let lines: Vec<_> = again
+        .items
+        .iter()
+        .map(|item| (item.product_id, item.product_name.as_str(), item.quantity))
+        .collect();
+    assert_eq!(lines, [(chocolate, "Шоколад", 1), (toffee, "Ириска", 1)]);
+    assert_eq!(stock(db, toffee).await, Some(0));
+    assert_eq!(stock(db, chocolate).await, None);
+    assert_eq!(count(db, "outbox_events").await, 3);
+    let stored = store.find_for_user(user.id, again.id).await.unwrap();
+    assert_eq!(stored, Some(again));
+}
+
+async fn a_price_changed_behind_the_hint_is_charged_at_the_database_price(db: &TestDatabase) {
+    let (user, _, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    // Changed behind the application's back (an operator, another instance).
+    db.execute(&format!(
+        "UPDATE products SET price_minor = 2499 WHERE id = {}",
+        chocolate.0
+    ))
+    .await
+    .unwrap();
+
+    let order = store
+        .place(new_order(&user, &[(chocolate, 2)], T0))
+        .await
+        .unwrap();
+    assert_eq!(order.total_amount, rub("49.98"), "the database's price");
+    assert_eq!(order.items[0].price, rub("24.99"));
+    assert_eq!(count(db, "orders").await, 2);
+    assert_eq!(
+        store.placement_counts(),
+        expect(db, 0, 2),
+        "the stale hint fell back"
+    );
+
+    // The refused statement refreshed the hint: the next order needs no fallback.
+    let next = store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(next.total_amount, rub("24.99"));
+    assert_eq!(store.placement_counts(), expect(db, 1, 2));
+}
+
+async fn a_product_deactivated_behind_the_hint_is_refused_and_nothing_written(db: &TestDatabase) {
+    let (user, toffee, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(toffee, 1), (chocolate, 1)], T0))
+        .await
+        .unwrap();
+    deactivate(db, chocolate).await;
+
+    let result = store
+        .place(new_order(&user, &[(toffee, 1), (chocolate, 1)], T0))
+        .await;
+    assert!(
+        matches!(&result, Err(PlaceOrderError::ProductUnavailable(ids)) if ids == &[chocolate]),
+        "got {result:?}"
+    );
+    assert_eq!(count(db, "orders").await, 1);
+    assert_eq!(count(db, "order_items").await, 2);
+    assert_eq!(count(db, "outbox_events").await, 1);
+    assert_eq!(stock(db, toffee).await, Some(4), "no stock taken");
+}
+
+async fn stock_sold_elsewhere_behind_the_hint_is_refused_with_what_is_left(db: &TestDatabase) {
+    let (user, toffee, _) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(toffee, 1)], T0))
+        .await
+        .unwrap();
+    // The hint says 4 are left; another instance sold 3 of them.
+    db.execute(&format!(
+        "UPDATE products SET stock = 1 WHERE id = {}",
+        toffee.0
+    ))
+    .await
+    .unwrap();
+
+    let result = store.place(new_order(&user, &[(toffee, 2)], T0)).await;
+    match result {
+        Err(PlaceOrderError::InsufficientStock(shortages)) => assert_eq!(
+            shortages,
+            [StockShortage {
+                product_id: toffee,
+                requested: 2,
+                available: 1
+            }]
+        ),
+        other => panic!("expected InsufficientStock, got {other:?}"),
+    }
+    assert_eq!(stock(db, toffee).await, Some(1));
+    assert_eq!(count(db, "orders").await, 1);
+
+    // And the unit that is left can still be bought.
+    store
+        .place(new_order(&user, &[(toffee, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(stock(db, toffee).await, Some(0));
+}
+
+async fn a_renamed_product_is_stored_under_its_new_name(db: &TestDatabase) {
+    let (user, _, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE products SET name = 'Шоколад горький' WHERE id = {}",
+        chocolate.0
+    ))
+    .await
+    .unwrap();
+
+    let order = store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(order.items[0].product_name, "Шоколад горький");
+    let stored = store.find_for_user(user.id, order.id).await.unwrap();
+    assert_eq!(stored.unwrap().items[0].product_name, "Шоколад горький");
+}
+
+const KEY: &str = "6b0d6f5e-2c57-4d1e-8a3e-5a8f0c2e9d41";
+
+fn keyed(user: &User, lines: &[(ProductId, i64)]) -> NewOrder {
+    NewOrder {
+        idempotency_key: Some(IdempotencyKey::parse(KEY).unwrap()),
+        ..new_order(user, lines, T0)
+    }
+}
+
+async fn claim_key(db: &TestDatabase, user: &User) {
+    let claim = db
+        .store()
+        .claim(
+            user.id,
+            &IdempotencyKey::parse(KEY).unwrap(),
+            RequestFingerprint::of(b"cart"),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(claim, KeyClaim::Claimed), "got {claim:?}");
+}
+
+async fn an_idempotency_key_is_attached_in_the_same_statement(db: &TestDatabase) {
+    let (user, _, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    claim_key(db, &user).await;
+
+    let order = store.place(keyed(&user, &[(chocolate, 1)])).await.unwrap();
+    assert_eq!(store.placement_counts(), expect(db, 1, 1));
+    let attached = db
+        .query_i64(&format!(
+            "SELECT order_id FROM idempotency_keys WHERE key = '{KEY}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(attached, order.id.0);
+}
+
+async fn a_key_that_already_placed_an_order_places_no_second_one(db: &TestDatabase) {
+    let (user, _, chocolate) = shop(db).await;
+    let store = db.store();
+    claim_key(db, &user).await;
+    store.place(keyed(&user, &[(chocolate, 1)])).await.unwrap();
+
+    // A hint for every product now, and the key taken: the statement must write nothing.
+    let result = store.place(keyed(&user, &[(chocolate, 1)])).await;
+    assert!(
+        matches!(result, Err(PlaceOrderError::IdempotencyKeyInUse)),
+        "got {result:?}"
+    );
+    assert_eq!(count(db, "orders").await, 1);
+    assert_eq!(count(db, "order_items").await, 1);
+    assert_eq!(count(db, "outbox_events").await, 1);
+}
