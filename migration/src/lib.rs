@@ -32,7 +32,7 @@ mod m20250101_000003_create_orders;
 mod m20250101_000004_create_outbox_events;
 mod m20250101_000005_add_product_stock_and_search_text;
 mod m20250101_000006_create_idempotency_keys;
-mod m20250101_000007_create_outbox_holds;
+mod m20250101_000007_relay_at_scale;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000004_create_outbox_events::Migration),
             Box::new(m20250101_000005_add_product_stock_and_search_text::Migration),
             Box::new(m20250101_000006_create_idempotency_keys::Migration),
-            Box::new(m20250101_000007_create_outbox_holds::Migration),
+            Box::new(m20250101_000007_relay_at_scale::Migration),
         ]
     }
 }
