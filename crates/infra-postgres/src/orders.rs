@@ -1,6 +1,7 @@
 //! [`OrderRepository`] over SQL.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -17,8 +18,8 @@ use domain::{
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
@@ -84,53 +85,65 @@ impl OrderRepository for SqlStore {
         user: UserId,
         page: Page,
     ) -> Result<Paginated<Order>, RepositoryError> {
-        let of_user = orders::Entity::find().filter(orders::Column::UserId.eq(user.0));
-        // The total rides along with the page (`COUNT(*) OVER ()`, counted before LIMIT):
-        // one round trip instead of two. Only a page past the end has no row to carry it.
+        // One round trip: the page of orders (with the total riding along, `COUNT(*) OVER
+        // ()` counted before LIMIT), joined to its lines. Only a page past the end has no
+        // row to carry the total.
         let backend = self.db.get_database_backend();
-        let page_query = of_user
-            .clone()
-            .expr_as(Expr::cust("COUNT(*) OVER ()"), "total_matching")
-            .order_by_desc(orders::Column::CreatedAt)
-            .order_by_desc(orders::Column::Id)
-            .limit(u64::from(page.limit()))
-            .offset(page.offset())
-            .build(backend);
+        let limit = i64::from(page.limit());
+        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
         let found = self
             .db
-            .query_all_raw(page_query)
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                page_with_lines_sql(backend),
+                [user.0.into(), limit.into(), offset.into()],
+            ))
             .await
             .map_err(|err| repository_error(err, "failed to list orders"))?;
+
         let mut total: Option<u64> = None;
-        let mut rows = Vec::with_capacity(found.len());
+        let mut orders: Vec<(orders::Model, Vec<order_items::Model>)> = Vec::new();
         for row in &found {
-            rows.push(
-                orders::Model::from_query_result(row, "")
-                    .map_err(|err| repository_error(err, "failed to read an order"))?,
-            );
+            let order_id: i64 = row
+                .try_get("", "id")
+                .map_err(|err| repository_error(err, "failed to read an order"))?;
+            if orders.last().is_none_or(|(order, _)| order.id != order_id) {
+                orders.push((
+                    orders::Model::from_query_result(row, "")
+                        .map_err(|err| repository_error(err, "failed to read an order"))?,
+                    Vec::new(),
+                ));
+            }
             if total.is_none() {
                 let matching: i64 = row
                     .try_get("", "total_matching")
                     .map_err(|err| repository_error(err, "failed to read the order count"))?;
                 total = Some(u64::try_from(matching).unwrap_or(0));
             }
+            let line_id: Option<i64> = row
+                .try_get("", "line_id")
+                .map_err(|err| repository_error(err, "failed to read an order line"))?;
+            if line_id.is_some()
+                && let Some((_, lines)) = orders.last_mut()
+            {
+                lines.push(
+                    order_items::Model::from_query_result(row, "line_")
+                        .map_err(|err| repository_error(err, "failed to read an order line"))?,
+                );
+            }
         }
         let total = match total {
             Some(total) => total,
             None if page.offset() == 0 => 0,
-            None => of_user
+            None => orders::Entity::find()
+                .filter(orders::Column::UserId.eq(user.0))
                 .count(&self.db)
                 .await
                 .map_err(|err| repository_error(err, "failed to count orders"))?,
         };
-
-        let mut lines = lines_of(&self.db, rows.iter().map(|order| order.id).collect()).await?;
-        let items = rows
+        let items = orders
             .into_iter()
-            .map(|order| {
-                let items = lines.remove(&order.id).unwrap_or_default();
-                order_from_rows(order, items)
-            })
+            .map(|(order, lines)| order_from_rows(order, lines))
             .collect::<Result<_, _>>()?;
         Ok(Paginated { items, total, page })
     }
@@ -308,6 +321,38 @@ impl SqlStore {
         }
     }
 }
+
+/// A customer's page of orders, newest first, each joined to its lines in line order; every
+/// row carries the number of the customer's orders (`total_matching`). Parameters: the
+/// user id, the limit, the offset.
+fn page_with_lines_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Sqlite => PAGE_WITH_LINES_SQL_SQLITE.as_str(),
+        _ => PAGE_WITH_LINES_SQL,
+    }
+}
+
+const PAGE_WITH_LINES_SQL: &str = r#"SELECT page.*,
+       line."id" AS "line_id", line."order_id" AS "line_order_id",
+       line."product_id" AS "line_product_id", line."product_name" AS "line_product_name",
+       line."quantity" AS "line_quantity", line."price_minor" AS "line_price_minor"
+FROM (
+    SELECT "orders".*, COUNT(*) OVER () AS "total_matching"
+    FROM "orders"
+    WHERE "orders"."user_id" = $1
+    ORDER BY "orders"."created_at" DESC, "orders"."id" DESC
+    LIMIT $2 OFFSET $3
+) AS page
+LEFT JOIN "order_items" AS line ON line."order_id" = page."id"
+ORDER BY page."created_at" DESC, page."id" DESC, line."id" ASC"#;
+
+/// [`PAGE_WITH_LINES_SQL`] with SQLite's placeholders.
+static PAGE_WITH_LINES_SQL_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    PAGE_WITH_LINES_SQL
+        .replace("$1", "?")
+        .replace("$2", "?")
+        .replace("$3", "?")
+});
 
 /// The lines of these orders, in one query, grouped by order and in line order.
 pub(crate) async fn lines_of(
