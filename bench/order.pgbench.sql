@@ -2,19 +2,21 @@
 -- (one line with limited stock), in the same round trips, as a pgbench script: the
 -- database ceiling for placing one order.
 --
--- Mirrors: crates/infra-postgres/src/orders.rs at ee07dae (bench/run.sh warns when that
+-- Mirrors: crates/infra-postgres/src/orders.rs at 14b9ece (bench/run.sh warns when that
 -- file has changed since; update the statements below and this line together).
 --
--- In one transaction: the products, locked FOR UPDATE in id order (products_for); the
--- stock of the one limited line (take_stock's single-line UPDATE; several limited lines
--- share one UPDATE ... FROM VALUES); the order, its lines and its outbox event in one CTE
--- (insert_order_in_one_statement). No user upsert: the benchmark's customers are
--- returning ones with an unchanged profile and session, whom the server's known-user
--- cache answers from memory after their first request.
+-- In ONE statement, as place_in_one_statement sends it once the server has a hint for each
+-- product (after its first order of that product): the products locked FOR UPDATE in id
+-- order, every line checked against its locked row (active, name, price, stock), the
+-- stock taken, and the order, its lines and its outbox event inserted, each conditional on
+-- the check. No BEGIN/COMMIT: one statement is its own transaction. No user upsert: the
+-- benchmark's customers are returning ones with an unchanged profile and session, whom
+-- the server's known-user cache answers from memory after their first request.
 --
 -- pgbench -n -M prepared -D signed_users=2000 -f bench/order.pgbench.sql ...
--- Customers and products are picked as orders_create.lua picks them, and the prices follow
--- bench/seed.sql's formula, so the lines carry the real prices.
+-- Customers and products are picked as orders_create.lua picks them; the prices and the
+-- names follow bench/seed.sql's formulas (the names as SQL expressions, since pgbench
+-- variables are numbers), so every line matches its product and every order is placed.
 \set uid random(1, :signed_users)
 \set k random(0, 199)
 \set a 5 * :k + 5
@@ -25,29 +27,46 @@
 \set pc 9900 + (:c * 7919) % 190000
 \set total :pa + :pb + :pc
 \set q 1
-BEGIN;
-SELECT "products"."id", "products"."category_id", "products"."name", "products"."description",
-       "products"."price_minor", "products"."image_url", "products"."is_active",
-       "products"."sort_order", "products"."stock", "products"."search_text",
-       "products"."created_at", "products"."updated_at"
-FROM "products" WHERE "products"."id" IN (:c, :b, :a) ORDER BY "products"."id" ASC FOR UPDATE;
-UPDATE "products" SET "stock" = "stock" - :q WHERE "products"."id" = :a AND "products"."stock" >= :q;
-WITH new_order AS (
+WITH line (product_id, product_name, quantity, price_minor, position) AS (
+    VALUES (:a::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:a - 1) / 50 + 1]
+             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:a - 1) % 50) % 10 + 1]
+             || '» №' || ((:a - 1) % 50 + 1))::text, :q::integer, :pa::bigint, 0),
+           (:b::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:b - 1) / 50 + 1]
+             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:b - 1) % 50) % 10 + 1]
+             || '» №' || ((:b - 1) % 50 + 1))::text, :q::integer, :pb::bigint, 1),
+           (:c::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:c - 1) / 50 + 1]
+             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:c - 1) % 50) % 10 + 1]
+             || '» №' || ((:c - 1) % 50 + 1))::text, :q::integer, :pc::bigint, 2)
+), locked AS (
+    SELECT product."id", product."category_id", product."name", product."price_minor",
+           product."is_active", product."sort_order", product."stock"
+    FROM "products" AS product
+    WHERE product."id" IN (:a, :b, :c)
+    ORDER BY product."id"
+    FOR UPDATE
+), verdict AS (
+    SELECT count(*) = 3 AS ok
+    FROM locked JOIN line ON line.product_id = locked."id"
+    WHERE locked."is_active" AND locked."price_minor" = line.price_minor
+      AND locked."name" = line.product_name
+      AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
+), taken AS (
+    UPDATE "products" AS product SET "stock" = product."stock" - line.quantity
+    FROM line, verdict
+    WHERE verdict.ok AND product."id" = line.product_id AND product."stock" IS NOT NULL
+), new_order AS (
     INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
-    VALUES (:uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567',
-            'Домофон не работает', now(), now())
+    SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567',
+           'Домофон не работает', now(), now()
+    FROM verdict WHERE verdict.ok
     RETURNING "id"
 ), new_lines AS (
     INSERT INTO "order_items" ("order_id", "product_id", "product_name", "quantity", "price_minor")
     SELECT new_order."id", line.product_id, line.product_name, line.quantity, line.price_minor
-    FROM new_order, (VALUES (:a::bigint, 'Пицца «Макси» №5'::text, 1::integer, :pa::bigint, 0),
-                            (:b::bigint, 'Пицца «Домашний» №4'::text, 1::integer, :pb::bigint, 1),
-                            (:c::bigint, 'Пицца «Острый» №3'::text, 1::integer, :pc::bigint, 2))
-         AS line (product_id, product_name, quantity, price_minor, position)
+    FROM new_order, line
     ORDER BY line.position
 ), new_event AS (
     INSERT INTO "outbox_events" ("kind", "order_id", "status", "next_attempt_at", "created_at")
     SELECT 'order_created', new_order."id", 'PENDING', now(), now() FROM new_order
 )
-SELECT "id" FROM new_order;
-COMMIT;
+SELECT (SELECT "id" FROM new_order) AS "order_id", locked.* FROM locked;

@@ -113,7 +113,7 @@ impl Default for RawSettings {
             init_data_max_age: 86_400,
             telegram_api_url: "https://api.telegram.org".into(),
             notify_utc_offset: "+03:00".into(),
-            database_max_connections: 10,
+            database_max_connections: 20,
             run_migrations: true,
             sqlite_path: "botshop.db".into(),
             log_format: None,
