@@ -176,7 +176,8 @@ pub struct PlacementCounts {
     /// the database confirmed while it held the products' locks.
     pub in_one_statement: u64,
     /// Placements the transactional path decided, placed or refused: every one on SQLite,
-    /// and on PostgreSQL those without a hint or whose hint was stale.
+    /// and on PostgreSQL those without a hint, whose hint was stale, that the database
+    /// refused, or whose statement a concurrent transaction aborted.
     pub in_a_transaction: u64,
 }
 
@@ -256,15 +257,24 @@ impl SqlStore {
             .await
             .map_err(|err| repository_error(err, "failed to place the order in one statement"))?;
 
-        let mut order_id: Option<i64> = None;
+        let order_id: Option<i64> = match rows.first() {
+            Some(row) => row
+                .try_get("", "order_id")
+                .map_err(|err| repository_error(err, "failed to read the new order's id"))?,
+            None => None,
+        };
+        // The order (if any) is committed: nothing below may fail the placement, or a retry
+        // would place it twice. An unreadable row only costs its hint.
         let mut seen = Vec::with_capacity(rows.len());
         for row in &rows {
-            if order_id.is_none() {
-                order_id = row
-                    .try_get("", "order_id")
-                    .map_err(|err| repository_error(err, "failed to read the new order's id"))?;
+            match locked_product(row) {
+                Ok(product) => seen.push(product),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read a locked product back; dropping the hints");
+                    seen.clear();
+                    break;
+                }
             }
-            seen.push(locked_product(row)?);
         }
         if order_id.is_some() {
             // The rows are as locked, before the statement took the stock.
@@ -664,10 +674,15 @@ fn order_values(row: &NewOrderRow<'_>) -> Result<(Vec<sea_orm::Value>, String), 
 ///
 /// `locked` takes the row locks in id order, as the transactional path does, and returns
 /// each row's newest version (PostgreSQL re-reads a row it had to wait for), so `verdict`
-/// judges the rows as they are at commit. Every write is conditional on `verdict`; the
-/// stock update finds the rows already locked by this statement, and the `CHECK (stock >=
-/// 0)` constraint stands behind its condition. The answer is the locked rows, each with
-/// the new order's id (NULL when nothing was written).
+/// judges the rows as they are at commit. Every write is conditional on `verdict`.
+///
+/// The writes filter on what `locked` and `claimed_key` returned, never on a column of
+/// the row they update: their scans read the statement's snapshot, which may be older
+/// than the locked row. (A product made limited after the snapshot would otherwise look
+/// unlimited to the stock update, and keep its stock.) Each write finds its row already
+/// locked by this statement and updates the newest version, computing the stock from it;
+/// the `CHECK (stock >= 0)` constraint stands behind `verdict`. The answer is the locked
+/// rows, each with the new order's id (NULL when nothing was written).
 fn one_statement_sql(
     lines: &str,
     product_params: &str,
@@ -688,7 +703,6 @@ fn one_statement_sql(
                 r#", attached AS (
     UPDATE "idempotency_keys" SET "order_id" = new_order."id" FROM new_order
     WHERE "idempotency_keys"."user_id" = $1 AND "idempotency_keys"."key" = ${key}
-      AND "idempotency_keys"."order_id" IS NULL
 )"#
             ),
         ),
@@ -712,8 +726,8 @@ fn one_statement_sql(
       AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
 ), taken AS (
     UPDATE "products" AS product SET "stock" = product."stock" - line.quantity
-    FROM line, verdict
-    WHERE verdict.ok AND product."id" = line.product_id AND product."stock" IS NOT NULL
+    FROM locked JOIN line ON line.product_id = locked."id", verdict
+    WHERE verdict.ok AND product."id" = locked."id" AND locked."stock" IS NOT NULL
 ), new_order AS (
     INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
     SELECT $1, $2, $3, $4, $5, $6, $7, $7 FROM verdict WHERE verdict.ok

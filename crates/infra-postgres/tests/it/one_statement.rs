@@ -273,3 +273,63 @@ async fn a_key_that_already_placed_an_order_places_no_second_one(db: &TestDataba
     assert_eq!(count(db, "order_items").await, 1);
     assert_eq!(count(db, "outbox_events").await, 1);
 }
+
+/// Another session makes an unlimited product limited while the placement's statement is
+/// already running: the statement's snapshot still says unlimited, but it waits for the
+/// row lock and must judge, and take stock from, the row as committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (user, _, chocolate) = shop(&db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+
+    let operator = db
+        .hold(&format!(
+            "UPDATE products SET stock = 5 WHERE id = {}",
+            chocolate.0
+        ))
+        .await
+        .unwrap();
+    let placing = store.clone();
+    let order = new_order(&user, &[(chocolate, 2)], T0);
+    let placement = tokio::spawn(async move { placing.place(order).await });
+    // Wait until the statement waits for the operator's row lock. (Polling is the only
+    // way to observe another session's lock wait.)
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while db
+            .query_i64(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+            .unwrap()
+            == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the placement never waited for the operator's lock");
+    operator.release().await.unwrap();
+
+    placement.await.unwrap().unwrap();
+    assert_eq!(
+        store.placement_counts(),
+        PlacementCounts {
+            in_one_statement: 1,
+            in_a_transaction: 1
+        }
+    );
+    assert_eq!(
+        stock(&db, chocolate).await,
+        Some(3),
+        "the order took its units from the stock the operator set"
+    );
+    db.cleanup().await;
+}
