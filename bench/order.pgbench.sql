@@ -2,7 +2,7 @@
 -- (one line with limited stock), in the same round trips, as a pgbench script: the
 -- database ceiling for placing one order.
 --
--- Mirrors: crates/infra-postgres/src/orders.rs at 14b9ece (bench/run.sh warns when that
+-- Mirrors: crates/infra-postgres/src/orders.rs at ec65e12 (bench/run.sh warns when that
 -- file has changed since; update the statements below and this line together).
 --
 -- In ONE statement, as place_in_one_statement sends it once the server has a hint for each
@@ -52,8 +52,8 @@ WITH line (product_id, product_name, quantity, price_minor, position) AS (
       AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
 ), taken AS (
     UPDATE "products" AS product SET "stock" = product."stock" - line.quantity
-    FROM line, verdict
-    WHERE verdict.ok AND product."id" = line.product_id AND product."stock" IS NOT NULL
+    FROM locked JOIN line ON line.product_id = locked."id", verdict
+    WHERE verdict.ok AND product."id" = locked."id" AND locked."stock" IS NOT NULL
 ), new_order AS (
     INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
     SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567',
