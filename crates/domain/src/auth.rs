@@ -249,12 +249,57 @@ impl InitDataVerifier {
     }
 }
 
+/// Splits `part` (which holds no raw `&`) at its first `=` and decodes both sides as
+/// `application/x-www-form-urlencoded`, exactly as `form_urlencoded::parse` (and the
+/// browser's URLSearchParams) does: `+` is a space, `%XX` a byte, a malformed `%` stays as
+/// it is, and bytes that are not UTF-8 become U+FFFD.
 fn decode_pair(part: &str) -> (Cow<'_, str>, Cow<'_, str>) {
-    // `part` holds no raw `&`, so the parser yields at most one pair: it splits at the first
-    // `=` and percent-decodes both sides (`+` is a space), as URLSearchParams does.
-    form_urlencoded::parse(part.as_bytes())
-        .next()
-        .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")))
+    let (key, value) = part.split_once('=').unwrap_or((part, ""));
+    (decode_component(key), decode_component(value))
+}
+
+/// One side of a pair (see [`decode_pair`]). Borrowed when there is nothing to decode.
+///
+/// Our own rather than `form_urlencoded::parse`, which was a third of verifying initData:
+/// the user's JSON is nearly all `%XX`, and a plain loop over the bytes decodes it several
+/// times faster than the crate's iterator chain. A property test holds the two equal.
+fn decode_component(encoded: &str) -> Cow<'_, str> {
+    let bytes = encoded.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| b == b'%' || b == b'+') else {
+        return Cow::Borrowed(encoded);
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push((high << 4) | low);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            _ => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(decoded) => Cow::Owned(decoded),
+        Err(invalid) => Cow::Owned(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+    }
 }
 
 /// Compares in time independent of where the bytes differ, so the comparison does not
@@ -606,6 +651,33 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn pairs_decode_exactly_as_form_urlencoded_does(
+            part in proptest::collection::vec(
+                prop_oneof![
+                    Just("%".to_owned()),
+                    Just("+".to_owned()),
+                    Just("=".to_owned()),
+                    Just("%D0%98".to_owned()),
+                    Just("%d0".to_owned()),
+                    Just("%FF".to_owned()),
+                    Just("%7b%22".to_owned()),
+                    Just("%G1".to_owned()),
+                    "[a-zA-Z0-9%+=]",
+                    "\\PC",
+                ],
+                0..24,
+            )
+            // A part never holds a raw `&`: the query string is split at them first.
+            .prop_map(|pieces| pieces.concat().replace('&', "a"))
+        ) {
+            let ours = decode_pair(&part);
+            let theirs = form_urlencoded::parse(part.as_bytes())
+                .next()
+                .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")));
+            prop_assert_eq!(ours, theirs);
+        }
+
         #[test]
         fn sign_then_verify_round_trips(
             id in 1i64..i64::MAX,
