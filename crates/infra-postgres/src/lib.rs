@@ -35,6 +35,7 @@ mod error;
 mod idempotency;
 mod orders;
 mod outbox;
+mod pg;
 mod price_hints;
 mod seed;
 mod store;

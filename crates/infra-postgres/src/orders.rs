@@ -25,6 +25,7 @@ use sea_orm::{
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
 use crate::error::{corrupt_row, is_transaction_conflict, repository_error};
 use crate::outbox::PENDING;
+use crate::pg;
 use crate::price_hints::PriceHints;
 use crate::store::{
     SqlStore, money, order_from_rows, product_from_row, stored_instant, timestamp_value,
@@ -91,15 +92,20 @@ impl OrderRepository for SqlStore {
         let backend = self.db.get_database_backend();
         let limit = i64::from(page.limit());
         let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
-        let found = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                page_with_lines_sql(backend),
-                [user.0.into(), limit.into(), offset.into()],
-            ))
-            .await
-            .map_err(|err| repository_error(err, "failed to list orders"))?;
+        let values: Vec<sea_orm::Value> = vec![user.0.into(), limit.into(), offset.into()];
+        let found = match backend {
+            DatabaseBackend::Postgres => pg::fetch_all(&self.db, PAGE_WITH_LINES_SQL, values).await,
+            _ => {
+                self.db
+                    .query_all_raw(Statement::from_sql_and_values(
+                        backend,
+                        page_with_lines_sql(backend),
+                        values,
+                    ))
+                    .await
+            }
+        }
+        .map_err(|err| repository_error(err, "failed to list orders"))?;
 
         let mut total: Option<u64> = None;
         let mut orders: Vec<(orders::Model, Vec<order_items::Model>)> = Vec::new();
@@ -247,13 +253,7 @@ impl SqlStore {
             values.len()
         });
         let sql = one_statement_sql(&lines, &product_params.join(", "), ids.len(), key_param);
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                sql,
-                values,
-            ))
+        let rows = pg::fetch_all(&self.db, &sql, values)
             .await
             .map_err(|err| repository_error(err, "failed to place the order in one statement"))?;
 

@@ -333,3 +333,42 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
     );
     db.cleanup().await;
 }
+
+/// The hot statements (an order of known products, a customer's orders page) hand their
+/// connection back before they return, rather than leaving it to a task that a busy
+/// worker runs later. On this single-threaded runtime such a task could not have run yet.
+#[tokio::test]
+async fn hot_statements_return_their_connection_before_they_return() {
+    use domain::ports::StorageProbe;
+
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (user, _, chocolate) = shop(&db).await;
+    let pool = crate::support::wide_pool(&db, 1).await;
+    let store = pool.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+
+    // The only connection must come back for this one to start at all.
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(store.placement_counts().in_one_statement, 1);
+    let stats = pool.pool_stats();
+    assert_eq!((stats.in_use, stats.idle), (0, 1), "after placing");
+
+    let page = store
+        .list_for_user(user.id, crate::support::page(20, 0))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    let stats = pool.pool_stats();
+    assert_eq!((stats.in_use, stats.idle), (0, 1), "after listing");
+
+    pool.close().await.unwrap();
+    db.cleanup().await;
+}
