@@ -2,7 +2,7 @@
 -- (one line with limited stock), in the same round trips, as a pgbench script: the
 -- database ceiling for placing one order.
 --
--- Mirrors: crates/infra-postgres/src/orders.rs at ec65e12 (bench/run.sh warns when that
+-- Mirrors: crates/infra-postgres/src/orders.rs at 257ac70 (bench/run.sh warns when that
 -- file has changed since; update the statements below and this line together).
 --
 -- In ONE statement, as place_in_one_statement sends it once the server has a hint for each
