@@ -1,7 +1,6 @@
 //! [`OrderRepository`] over SQL.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -28,7 +27,8 @@ use crate::outbox::PENDING;
 use crate::pg;
 use crate::price_hints::PriceHints;
 use crate::store::{
-    SqlStore, money, order_from_rows, product_from_row, stored_instant, timestamp_value,
+    SqlStore, money, order_from_rows, product_from_row, stored_instant, stored_stock,
+    timestamp_value,
 };
 use time::OffsetDateTime;
 
@@ -99,7 +99,7 @@ impl OrderRepository for SqlStore {
                 self.db
                     .query_all_raw(Statement::from_sql_and_values(
                         backend,
-                        page_with_lines_sql(backend),
+                        PAGE_WITH_LINES_SQL,
                         values,
                     ))
                     .await
@@ -287,12 +287,7 @@ impl SqlStore {
                 product.stock = product.stock.map(|stock| stock.saturating_sub(taken));
             }
         }
-        let gone: Vec<ProductId> = ids
-            .iter()
-            .filter(|id| !seen.iter().any(|product| product.id == **id))
-            .copied()
-            .collect();
-        self.placements.hints.remember(seen, &gone);
+        self.placements.hints.remember(&ids, seen);
 
         Ok(order_id.map(|id| pending_order(id, *user_id, draft, placed_at, priced)))
     }
@@ -334,14 +329,7 @@ impl SqlStore {
 
 /// A customer's page of orders, newest first, each joined to its lines in line order; every
 /// row carries the number of the customer's orders (`total_matching`). Parameters: the
-/// user id, the limit, the offset.
-fn page_with_lines_sql(backend: DatabaseBackend) -> &'static str {
-    match backend {
-        DatabaseBackend::Sqlite => PAGE_WITH_LINES_SQL_SQLITE.as_str(),
-        _ => PAGE_WITH_LINES_SQL,
-    }
-}
-
+/// user id, the limit, the offset (`$n` placeholders, which sqlx binds on SQLite too).
 const PAGE_WITH_LINES_SQL: &str = r#"SELECT page.*,
        line."id" AS "line_id", line."order_id" AS "line_order_id",
        line."product_id" AS "line_product_id", line."product_name" AS "line_product_name",
@@ -355,14 +343,6 @@ FROM (
 ) AS page
 LEFT JOIN "order_items" AS line ON line."order_id" = page."id"
 ORDER BY page."created_at" DESC, page."id" DESC, line."id" ASC"#;
-
-/// [`PAGE_WITH_LINES_SQL`] with SQLite's placeholders.
-static PAGE_WITH_LINES_SQL_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    PAGE_WITH_LINES_SQL
-        .replace("$1", "?")
-        .replace("$2", "?")
-        .replace("$3", "?")
-});
 
 /// The lines of these orders, in one query, grouped by order and in line order.
 pub(crate) async fn lines_of(
@@ -401,26 +381,18 @@ async fn place_in(
     } = order;
     let (user_id, placed_at) = (*user_id, stored_instant(*placed_at));
     let catalog = products_for(transaction, draft).await?;
-    let gone: Vec<ProductId> = draft
-        .product_ids()
-        .into_iter()
-        .filter(|id| !catalog.iter().any(|product| product.id == *id))
-        .collect();
-    hints.remember(catalog.iter().cloned(), &gone);
-    let PricedOrder {
-        items,
-        total_amount,
-    } = price_order(draft, &catalog)?;
+    hints.remember(&draft.product_ids(), catalog.clone());
+    let priced = price_order(draft, &catalog)?;
     take_stock(transaction, draft, &catalog).await?;
 
     let backend = transaction.get_database_backend();
     let at = timestamp_value(backend, placed_at);
     let new_order = NewOrderRow {
         user_id,
-        total_amount_minor: total_amount.minor_units(),
+        total_amount_minor: priced.total_amount.minor_units(),
         draft,
         at,
-        items: &items,
+        items: &priced.items,
     };
     let order_id = match backend {
         DatabaseBackend::Postgres => insert_order_in_one_statement(transaction, &new_order).await?,
@@ -431,16 +403,7 @@ async fn place_in(
         attach_to_key(transaction, user_id, key, order_id).await?;
     }
 
-    Ok(pending_order(
-        order_id,
-        user_id,
-        draft,
-        placed_at,
-        PricedOrder {
-            items,
-            total_amount,
-        },
-    ))
+    Ok(pending_order(order_id, user_id, draft, placed_at, priced))
 }
 
 /// The order as it was just written.
@@ -761,10 +724,7 @@ fn locked_product(row: &sea_orm::QueryResult) -> Result<Product, RepositoryError
         image_url: None,
         is_active: row.try_get("", "is_active").map_err(read)?,
         sort_order: row.try_get("", "sort_order").map_err(read)?,
-        stock: stock
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|err| corrupt_row(format!("product {id} has an invalid stock: {err}")))?,
+        stock: stored_stock(id, stock)?,
     })
 }
 

@@ -44,12 +44,14 @@ impl PriceHints {
         ids.iter().map(|id| products.get(id).cloned()).collect()
     }
 
-    /// Remembers these products as they are now, and forgets `gone` (asked for, but not
-    /// found).
-    pub(crate) fn remember(&self, seen: impl IntoIterator<Item = Product>, gone: &[ProductId]) {
+    /// Remembers the products a placement read for `asked`: `seen` as they are now, and
+    /// forgets those asked for but not found.
+    pub(crate) fn remember(&self, asked: &[ProductId], seen: Vec<Product>) {
         let mut products = self.lock();
-        for id in gone {
-            products.remove(id);
+        for id in asked {
+            if !seen.iter().any(|product| product.id == *id) {
+                products.remove(id);
+            }
         }
         for mut product in seen {
             if products.len() >= CAPACITY && !products.contains_key(&product.id) {
@@ -92,7 +94,7 @@ mod tests {
     #[test]
     fn all_or_nothing() {
         let hints = PriceHints::default();
-        hints.remember([product(1), product(2)], &[]);
+        hints.remember(&[], vec![product(1), product(2)]);
         let got = hints.get(&[ProductId(2), ProductId(1)]).unwrap();
         assert_eq!(got[0].id, ProductId(2));
         assert_eq!(got[0].price, product(2).price);
@@ -103,10 +105,10 @@ mod tests {
     #[test]
     fn gone_products_are_forgotten_and_newer_rows_replace_older() {
         let hints = PriceHints::default();
-        hints.remember([product(1), product(2)], &[]);
+        hints.remember(&[], vec![product(1), product(2)]);
         let mut repriced = product(2);
         repriced.price = Money::from_minor(1).unwrap();
-        hints.remember([repriced], &[ProductId(1)]);
+        hints.remember(&[ProductId(1), ProductId(2)], vec![repriced]);
         assert!(hints.get(&[ProductId(1)]).is_none());
         assert_eq!(
             hints.get(&[ProductId(2)]).unwrap()[0].price,
@@ -118,9 +120,9 @@ mod tests {
     fn memory_is_bounded() {
         let hints = PriceHints::default();
         let capacity = i64::try_from(CAPACITY).unwrap();
-        hints.remember((1..=capacity).map(product), &[]);
+        hints.remember(&[], (1..=capacity).map(product).collect());
         assert_eq!(hints.len(), CAPACITY);
-        hints.remember([product(capacity + 1)], &[]);
+        hints.remember(&[], vec![product(capacity + 1)]);
         assert!(hints.len() <= CAPACITY);
         assert!(hints.get(&[ProductId(capacity + 1)]).is_some());
     }

@@ -97,13 +97,17 @@ pub(crate) fn category_from_row(row: categories::Model) -> Category {
     }
 }
 
-pub(crate) fn product_from_row(row: products::Model) -> Result<Product, RepositoryError> {
-    let id = row.id;
-    let stock = row
-        .stock
+/// A product's stock as stored (`NULL` is unlimited); a CHECK keeps it non-negative.
+pub(crate) fn stored_stock(id: i64, stock: Option<i32>) -> Result<Option<u32>, RepositoryError> {
+    stock
         .map(u32::try_from)
         .transpose()
-        .map_err(|err| corrupt_row(format!("product {id} has an invalid stock: {err}")))?;
+        .map_err(|err| corrupt_row(format!("product {id} has an invalid stock: {err}")))
+}
+
+pub(crate) fn product_from_row(row: products::Model) -> Result<Product, RepositoryError> {
+    let id = row.id;
+    let stock = stored_stock(id, row.stock)?;
     Ok(Product {
         id: ProductId(id),
         category_id: CategoryId(row.category_id),
