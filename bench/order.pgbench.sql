@@ -1,22 +1,19 @@
--- The statements POST /api/v1/orders runs for bench/lua/orders_create.lua's 3-line order
--- (one line with limited stock), in the same round trips, as a pgbench script: the
--- database ceiling for placing one order.
+-- GENERATED from crates/infra-postgres/src/orders/place_postgres.rs (`placement_sql`) by
+-- its test `the_pgbench_script_is_the_placement_statement`; do not edit by hand. Rewrite it
+-- with: BOTSHOP_BLESS=1 cargo test -p infra-postgres pgbench
 --
--- Mirrors: crates/infra-postgres/src/orders.rs at 257ac70 (bench/run.sh warns when that
--- file has changed since; update the statements below and this line together).
---
--- In ONE statement, as place_in_one_statement sends it once the server has a hint for each
--- product (after its first order of that product): the products locked FOR UPDATE in id
--- order, every line checked against its locked row (active, name, price, stock), the
--- stock taken, and the order, its lines and its outbox event inserted, each conditional on
--- the check. No BEGIN/COMMIT: one statement is its own transaction. No user upsert: the
--- benchmark's customers are returning ones with an unchanged profile and session, whom
--- the server's known-user cache answers from memory after their first request.
+-- The statement POST /api/v1/orders sends for bench/lua/orders_create.lua's 3-line order
+-- (one line with limited stock), as a pgbench script: the database ceiling for placing
+-- one order. It is the one statement the server sends once it knows the products (after
+-- its first order of them): no BEGIN/COMMIT, since one statement is its own transaction,
+-- and no user upsert, since the benchmark's customers are returning ones with an
+-- unchanged profile and session, whom the server's known-user cache answers from memory.
 --
 -- pgbench -n -M prepared -D signed_users=2000 -f bench/order.pgbench.sql ...
 -- Customers and products are picked as orders_create.lua picks them; the prices and the
 -- names follow bench/seed.sql's formulas (the names as SQL expressions, since pgbench
--- variables are numbers), so every line matches its product and every order is placed.
+-- variables are numbers), and every product is at revision 0 (the benchmark never edits
+-- one), so every order is placed.
 \set uid random(1, :signed_users)
 \set k random(0, 199)
 \set a 5 * :k + 5
@@ -27,19 +24,13 @@
 \set pc 9900 + (:c * 7919) % 190000
 \set total :pa + :pb + :pc
 \set q 1
-WITH line (product_id, product_name, quantity, price_minor, position) AS (
-    VALUES (:a::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:a - 1) / 50 + 1]
-             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:a - 1) % 50) % 10 + 1]
-             || '» №' || ((:a - 1) % 50 + 1))::text, :q::integer, :pa::bigint, 0),
-           (:b::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:b - 1) / 50 + 1]
-             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:b - 1) % 50) % 10 + 1]
-             || '» №' || ((:b - 1) % 50 + 1))::text, :q::integer, :pb::bigint, 1),
-           (:c::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:c - 1) / 50 + 1]
-             || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:c - 1) % 50) % 10 + 1]
-             || '» №' || ((:c - 1) % 50 + 1))::text, :q::integer, :pc::bigint, 2)
+WITH line (product_id, product_name, quantity, price_minor, revision, position) AS (
+    VALUES (:a::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:a - 1) / 50 + 1] || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:a - 1) % 50) % 10 + 1] || '» №' || ((:a - 1) % 50 + 1))::text, :q::integer, :pa::bigint, 0::bigint, 0),
+           (:b::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:b - 1) / 50 + 1] || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:b - 1) % 50) % 10 + 1] || '» №' || ((:b - 1) % 50 + 1))::text, :q::integer, :pb::bigint, 0::bigint, 1),
+           (:c::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:c - 1) / 50 + 1] || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:c - 1) % 50) % 10 + 1] || '» №' || ((:c - 1) % 50 + 1))::text, :q::integer, :pc::bigint, 0::bigint, 2)
 ), locked AS (
     SELECT product."id", product."category_id", product."name", product."price_minor",
-           product."is_active", product."sort_order", product."stock"
+           product."is_active", product."sort_order", product."stock", product."revision"
     FROM "products" AS product
     WHERE product."id" IN (:a, :b, :c)
     ORDER BY product."id"
@@ -47,8 +38,7 @@ WITH line (product_id, product_name, quantity, price_minor, position) AS (
 ), verdict AS (
     SELECT count(*) = 3 AS ok
     FROM locked JOIN line ON line.product_id = locked."id"
-    WHERE locked."is_active" AND locked."price_minor" = line.price_minor
-      AND locked."name" = line.product_name
+    WHERE locked."revision" = line.revision
       AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
 ), taken AS (
     UPDATE "products" AS product SET "stock" = product."stock" - line.quantity
@@ -56,9 +46,7 @@ WITH line (product_id, product_name, quantity, price_minor, position) AS (
     WHERE verdict.ok AND product."id" = locked."id" AND locked."stock" IS NOT NULL
 ), new_order AS (
     INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
-    SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567',
-           'Домофон не работает', now(), now()
-    FROM verdict WHERE verdict.ok
+    SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567', 'Домофон не работает', now(), now() FROM verdict WHERE verdict.ok
     RETURNING "id"
 ), new_lines AS (
     INSERT INTO "order_items" ("order_id", "product_id", "product_name", "quantity", "price_minor")
@@ -69,4 +57,5 @@ WITH line (product_id, product_name, quantity, price_minor, position) AS (
     INSERT INTO "outbox_events" ("kind", "order_id", "status", "next_attempt_at", "created_at")
     SELECT 'order_created', new_order."id", 'PENDING', now(), now() FROM new_order
 )
-SELECT (SELECT "id" FROM new_order) AS "order_id", locked.* FROM locked;
+SELECT (SELECT "id" FROM new_order) AS "order_id", TRUE AS "key_free", locked.*
+FROM locked;

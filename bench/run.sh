@@ -380,14 +380,6 @@ stop_server
 
 # --- The database ceiling ------------------------------------------------------------------
 
-# order.pgbench.sql is a hand-kept copy of the endpoint's SQL: say so when the code it copies
-# has changed since (committed or not), since the ratio would then compare different SQL.
-mirrored=$(sed -n 's/^-- Mirrors: \(.*\) at \([0-9a-f]*\).*/\1 \2/p' "$BENCH/order.pgbench.sql")
-if [[ -n $mirrored ]] && ! (cd "$ROOT" && git diff --quiet "${mirrored#* }" -- "${mirrored% *}") 2>/dev/null; then
-  meta pgbench_drift "${mirrored% *} has changed since bench/order.pgbench.sql copied its statements (at ${mirrored#* })"
-  log "warning: $(grep '^pgbench_drift=' "$META" | cut -d= -f2-); update the script"
-fi
-
 # The order's statements, with nothing else running against the database (the server is
 # stopped); per-transaction latencies come from pgbench's log.
 if wants pgbench; then

@@ -44,6 +44,10 @@ pub mod test_support;
 mod users;
 
 pub use database::{Database, PoolOptions};
+/// The query behind a customer's orders page on PostgreSQL, for the tests of its plan.
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub use orders::PAGE_WITH_LINES_POSTGRES;
 pub use orders::PlacementCounts;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
 pub use store::SqlStore;

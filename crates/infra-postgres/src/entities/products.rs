@@ -18,6 +18,9 @@ pub struct Model {
     /// `domain::catalog::product_search_text` of the name and description, written with
     /// every product; what the catalog search matches.
     pub search_text: String,
+    /// Bumped by a trigger whenever a field pricing reads changes (everything but the
+    /// stock); the placement statement compares it (migration 8).
+    pub revision: i64,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
 }

@@ -97,9 +97,20 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let mut with_stock: Vec<&str> = PRODUCT_COLUMNS.to_vec();
     with_stock.extend(["search_text", "stock"]);
     with_stock.sort_unstable();
-    assert_eq!(columns(db, "products").await, with_stock);
+    let mut with_revision = with_stock.clone();
+    with_revision.push("revision");
+    with_revision.sort_unstable();
+    assert_eq!(columns(db, "products").await, with_revision);
     new_user(db, 1).await;
     seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+
+    // The revision and its trigger go; the product stays, and can still be repriced.
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(columns(db, "products").await, with_stock);
+    db.execute("UPDATE products SET price_minor = 50000")
+        .await
+        .unwrap();
+    assert_eq!(count(db, "products").await, 1);
 
     Migrator::down(connection, Some(1)).await.unwrap();
     let mut before_holds: Vec<&str> = full
@@ -189,7 +200,7 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
 async fn adding_search_text_fills_it_in_for_existing_products(db: &TestDatabase) {
     let connection = db.database().connection();
     // Back to before stock and search text.
-    Migrator::down(connection, Some(3)).await.unwrap();
+    Migrator::down(connection, Some(4)).await.unwrap();
     db.execute("INSERT INTO categories (name, slug) VALUES ('Пицца', 'pizza')")
         .await
         .unwrap();

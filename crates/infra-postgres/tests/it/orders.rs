@@ -284,3 +284,60 @@ async fn find_for_user_hides_other_customers_orders(db: &TestDatabase) {
             .is_some()
     );
 }
+
+/// The orders page fetches each order's lines through the `order_items(order_id)` index
+/// whatever the planner's statistics say. Stale statistics (right after a burst of
+/// orders, before autovacuum analyses) made PostgreSQL hash-join a sequential scan of
+/// every order line; here the planner is pushed the same way by making nested loops look
+/// prohibitively expensive, which a plain join would answer with exactly that plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_page_reads_lines_through_their_index_whatever_the_statistics() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (user, toffee, chocolate) = shop(&db).await;
+    let store = db.store();
+    for _ in 0..3 {
+        store
+            .place(new_order(&user, &[(toffee, 1), (chocolate, 2)], T0))
+            .await
+            .unwrap();
+    }
+    let sql = infra_postgres::PAGE_WITH_LINES_POSTGRES
+        .replace("$1", &user.id.0.to_string())
+        .replace("$2", "20")
+        .replace("$3", "0");
+    let connection = db.database().connection();
+    let transaction = connection.begin().await.unwrap();
+    transaction
+        .execute_unprepared("SET LOCAL enable_nestloop = off")
+        .await
+        .unwrap();
+    let plan: Vec<String> = transaction
+        .query_all_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!("EXPLAIN {sql}"),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+        .collect();
+    transaction.rollback().await.unwrap();
+    let plan = plan.join("\n");
+    // An index scan or a bitmap index scan, for each order of the page.
+    assert!(plan.contains("on idx_order_items_order_id"), "{plan}");
+    assert!(
+        plan.contains("Index Cond: (order_id = orders.id)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on order_items"), "{plan}");
+
+    // And the page itself is right: three orders of two lines each.
+    let listed = store.list_for_user(user.id, page(20, 0)).await.unwrap();
+    assert_eq!(listed.total, 3);
+    assert!(listed.items.iter().all(|order| order.items.len() == 2));
+    db.cleanup().await;
+}

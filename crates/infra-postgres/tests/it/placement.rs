@@ -1,7 +1,7 @@
-//! Placing an order in one statement (PostgreSQL): priced from the hints of earlier
-//! placements, written only when the locked rows agree; anything else falls back to the
-//! transaction, which decides. On SQLite every placement is transactional, and the same
-//! behaviour holds.
+//! Placing an order. On PostgreSQL: priced by the domain from what earlier placements
+//! saw (or a plain read), and written by one statement only when every locked product
+//! still has the revision that was priced; otherwise priced again from the locked rows.
+//! On SQLite every placement is one transaction. The same behaviour holds on both.
 
 use domain::idempotency::{IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint};
 use domain::order::{NewOrder, PlaceOrderError, StockShortage};
@@ -18,8 +18,11 @@ contract_tests!(
     an_order_of_known_products_is_placed_in_one_statement,
     a_price_changed_behind_the_hint_is_charged_at_the_database_price,
     a_product_deactivated_behind_the_hint_is_refused_and_nothing_written,
+    a_product_reactivated_behind_the_hint_can_be_ordered,
+    a_deleted_product_is_not_found,
     stock_sold_elsewhere_behind_the_hint_is_refused_with_what_is_left,
     a_renamed_product_is_stored_under_its_new_name,
+    the_revision_follows_what_pricing_reads_but_not_the_stock,
     an_idempotency_key_is_attached_in_the_same_statement,
     a_key_that_already_placed_an_order_places_no_second_one,
 );
@@ -41,17 +44,25 @@ async fn shop(db: &TestDatabase) -> (User, ProductId, ProductId) {
     )
 }
 
-/// The counts, or what they must be on SQLite: every placement transactional.
-fn expect(db: &TestDatabase, in_one_statement: u64, in_a_transaction: u64) -> PlacementCounts {
+/// The counts after `placements` placements: on PostgreSQL, `reads` plain reads and
+/// `statements` statements of which `refused` wrote nothing; on SQLite, one transaction
+/// each.
+fn expect(
+    db: &TestDatabase,
+    placements: u64,
+    (reads, statements, refused): (u64, u64, u64),
+) -> PlacementCounts {
     if db.is_sqlite() {
         PlacementCounts {
-            in_one_statement: 0,
-            in_a_transaction: in_one_statement + in_a_transaction,
+            transactions: placements,
+            ..PlacementCounts::default()
         }
     } else {
         PlacementCounts {
-            in_one_statement,
-            in_a_transaction,
+            reads,
+            statements,
+            refused,
+            transactions: 0,
         }
     }
 }
@@ -63,19 +74,27 @@ async fn an_order_of_known_products_is_placed_in_one_statement(db: &TestDatabase
         .place(new_order(&user, &[(toffee, 1)], T0))
         .await
         .unwrap();
-    assert_eq!(store.placement_counts(), expect(db, 0, 1), "no hint yet");
+    assert_eq!(
+        store.placement_counts(),
+        expect(db, 1, (1, 1, 0)),
+        "no hint yet: a plain read, then the statement"
+    );
 
     let order = store
         .place(new_order(&user, &[(chocolate, 2), (toffee, 3)], T0))
         .await
         .unwrap();
-    // The first order read "Ириска"; "Шоколад" is new, so this one is transactional too.
-    assert_eq!(store.placement_counts(), expect(db, 0, 2));
+    // The first order read "Ириска"; "Шоколад" is new, so this one reads first too.
+    assert_eq!(store.placement_counts(), expect(db, 2, (2, 2, 0)));
     let again = store
         .place(new_order(&user, &[(chocolate, 1), (toffee, 1)], T0))
         .await
         .unwrap();
-    assert_eq!(store.placement_counts(), expect(db, 1, 2));
+    assert_eq!(
+        store.placement_counts(),
+        expect(db, 3, (2, 3, 0)),
+        "known products: the statement alone"
+    );
 
     // What it wrote is what the transaction writes: lines in cart order, exact prices,
     // stock taken, the outbox event, and the same order read back.
@@ -118,17 +137,17 @@ async fn a_price_changed_behind_the_hint_is_charged_at_the_database_price(db: &T
     assert_eq!(count(db, "orders").await, 2);
     assert_eq!(
         store.placement_counts(),
-        expect(db, 0, 2),
-        "the stale hint fell back"
+        expect(db, 2, (1, 3, 1)),
+        "the stale hint was refused, and the order priced again from the locked row"
     );
 
-    // The refused statement refreshed the hint: the next order needs no fallback.
+    // The refused statement refreshed the hint: the next order goes through at once.
     let next = store
         .place(new_order(&user, &[(chocolate, 1)], T0))
         .await
         .unwrap();
     assert_eq!(next.total_amount, rub("24.99"));
-    assert_eq!(store.placement_counts(), expect(db, 1, 2));
+    assert_eq!(store.placement_counts(), expect(db, 3, (1, 4, 1)));
 }
 
 async fn a_product_deactivated_behind_the_hint_is_refused_and_nothing_written(db: &TestDatabase) {
@@ -151,6 +170,113 @@ async fn a_product_deactivated_behind_the_hint_is_refused_and_nothing_written(db
     assert_eq!(count(db, "order_items").await, 2);
     assert_eq!(count(db, "outbox_events").await, 1);
     assert_eq!(stock(db, toffee).await, Some(4), "no stock taken");
+}
+
+async fn a_product_reactivated_behind_the_hint_can_be_ordered(db: &TestDatabase) {
+    let (user, _, chocolate) = shop(db).await;
+    let store = db.store();
+    deactivate(db, chocolate).await;
+    let refused = store.place(new_order(&user, &[(chocolate, 1)], T0)).await;
+    assert!(
+        matches!(&refused, Err(PlaceOrderError::ProductUnavailable(ids)) if ids == &[chocolate]),
+        "got {refused:?}"
+    );
+    db.execute(&format!(
+        "UPDATE products SET is_active = TRUE WHERE id = {}",
+        chocolate.0
+    ))
+    .await
+    .unwrap();
+
+    // The hint still says inactive; only the database may refuse the order.
+    let order = store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+    assert_eq!(order.total_amount, rub("19.99"));
+    assert_eq!(count(db, "orders").await, 1);
+    assert_eq!(
+        store.placement_counts(),
+        expect(db, 2, (2, 1, 0)),
+        "the hint's refusal was checked with a plain read"
+    );
+}
+
+async fn a_deleted_product_is_not_found(db: &TestDatabase) {
+    let (user, toffee, chocolate) = shop(db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(toffee, 1), (chocolate, 1)], T0))
+        .await
+        .unwrap();
+    // A product no order refers to can be deleted; the hint still has it.
+    db.execute(&format!(
+        "DELETE FROM order_items WHERE product_id = {}",
+        chocolate.0
+    ))
+    .await
+    .unwrap();
+    db.execute(&format!("DELETE FROM products WHERE id = {}", chocolate.0))
+        .await
+        .unwrap();
+
+    let result = store
+        .place(new_order(&user, &[(toffee, 1), (chocolate, 1)], T0))
+        .await;
+    assert!(
+        matches!(&result, Err(PlaceOrderError::ProductNotFound(ids)) if ids == &[chocolate]),
+        "got {result:?}"
+    );
+    assert_eq!(count(db, "orders").await, 1);
+    assert_eq!(stock(db, toffee).await, Some(4), "no stock taken");
+}
+
+async fn the_revision_follows_what_pricing_reads_but_not_the_stock(db: &TestDatabase) {
+    let (_, toffee, _) = shop(db).await;
+    let revision = || async {
+        db.query_i64(&format!(
+            "SELECT revision FROM products WHERE id = {}",
+            toffee.0
+        ))
+        .await
+        .unwrap()
+    };
+    assert_eq!(revision().await, 0);
+    let id = toffee.0;
+    let changes = [
+        (format!("UPDATE products SET stock = 3 WHERE id = {id}"), 0),
+        (
+            format!("UPDATE products SET description = 'Тянучка' WHERE id = {id}"),
+            0,
+        ),
+        (
+            format!("UPDATE products SET price_minor = price_minor WHERE id = {id}"),
+            0,
+        ),
+        (
+            format!("UPDATE products SET price_minor = 11 WHERE id = {id}"),
+            1,
+        ),
+        (
+            format!("UPDATE products SET name = 'Ириска «Кис-кис»' WHERE id = {id}"),
+            2,
+        ),
+        (
+            format!("UPDATE products SET is_active = FALSE WHERE id = {id}"),
+            3,
+        ),
+        (
+            format!(
+                "UPDATE products SET category_id = category_id, stock = NULL, \
+                 is_active = TRUE, price_minor = 12 WHERE id = {id}"
+            ),
+            4,
+        ),
+    ];
+    for (change, expected) in changes {
+        db.execute(&change).await.unwrap();
+        assert_eq!(revision().await, expected, "after {change}");
+    }
 }
 
 async fn stock_sold_elsewhere_behind_the_hint_is_refused_with_what_is_left(db: &TestDatabase) {
@@ -247,7 +373,7 @@ async fn an_idempotency_key_is_attached_in_the_same_statement(db: &TestDatabase)
     claim_key(db, &user).await;
 
     let order = store.place(keyed(&user, &[(chocolate, 1)])).await.unwrap();
-    assert_eq!(store.placement_counts(), expect(db, 1, 1));
+    assert_eq!(store.placement_counts(), expect(db, 2, (1, 2, 0)));
     let attached = db
         .query_i64(&format!(
             "SELECT order_id FROM idempotency_keys WHERE key = '{KEY}'"
@@ -322,9 +448,12 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
     assert_eq!(
         store.placement_counts(),
         PlacementCounts {
-            in_one_statement: 1,
-            in_a_transaction: 1
-        }
+            reads: 1,
+            statements: 2,
+            refused: 0,
+            transactions: 0
+        },
+        "the stock the operator set is enough: the statement placed the order at once"
     );
     assert_eq!(
         stock(&db, chocolate).await,
@@ -357,7 +486,7 @@ async fn hot_statements_return_their_connection_before_they_return() {
         .place(new_order(&user, &[(chocolate, 1)], T0))
         .await
         .unwrap();
-    assert_eq!(store.placement_counts().in_one_statement, 1);
+    assert_eq!(store.placement_counts().statements, 2);
     let stats = pool.pool_stats();
     assert_eq!((stats.in_use, stats.idle), (0, 1), "after placing");
 
