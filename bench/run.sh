@@ -15,7 +15,7 @@
 # BENCH_PORT (18000), BENCH_STUB_PORT (18001), BENCH_TELEGRAM (limited|ok, see
 # telegram_stub.py), BENCH_SERVER_ENV ("KEY=value ..." added to the server's settings),
 # BENCH_ONLY (space-separated parts to run: micro health categories products_page
-# product_card orders_my orders_create pgbench),
+# product_card orders_my orders_create orders_my_after_burst pgbench),
 # PGHOST / PGPORT / PGUSER / PGPASSWORD (by default the local server's Unix socket in
 # /var/run/postgresql when it has one, else 127.0.0.1; 5432; postgres; none).
 set -euo pipefail
@@ -369,7 +369,24 @@ run_wrk categories static.lua /api/v1/categories
 run_wrk products_page static.lua "/api/v1/products?category_id=$CATEGORY_ID"
 run_wrk product_card product_card.lua /api/v1/products/1
 run_wrk orders_my orders_my.lua /api/v1/orders/my
+# The burst of orders, then the customers' orders pages again at once, before anything
+# analyses the tables anew: a query whose plan depends on fresh statistics shows here.
+# Autovacuum is off for the two tables meanwhile, so that it cannot analyse them
+# half-way through.
+if wants orders_create || wants orders_my_after_burst; then
+  psql_db -c "ALTER TABLE orders SET (autovacuum_enabled = false)" \
+    -c "ALTER TABLE order_items SET (autovacuum_enabled = false)"
+  orders_before=$(psql_db -tA -c "SELECT count(*) FROM orders")
+fi
 run_wrk orders_create orders_create.lua /api/v1/orders
+if wants orders_create || wants orders_my_after_burst; then
+  meta burst_orders "$(( $(psql_db -tA -c "SELECT count(*) FROM orders") - orders_before ))"
+fi
+run_wrk orders_my_after_burst orders_my.lua /api/v1/orders/my
+if wants orders_create || wants orders_my_after_burst; then
+  psql_db -c "ALTER TABLE orders RESET (autovacuum_enabled)" \
+    -c "ALTER TABLE order_items RESET (autovacuum_enabled)"
+fi
 
 meta peak_hwm_kb "$(status_kb VmHWM)"
 meta telegram "$(curl -s "http://127.0.0.1:$STUB_PORT/stats" | python3 -c 'import json, sys
@@ -416,6 +433,12 @@ meta duration "$DURATION"
 meta signed_users "$SIGNED_USERS"
 
 mkdir -p "$BENCH/results"
+# The previous run of this mode is the baseline every line is compared with.
+if [[ -f $BENCH/results/latest-$MODE.tsv ]]; then
+  cp "$BENCH/results/latest-$MODE.tsv" "$WORK/baseline.tsv"
+  sed -n 's/^- Date: \(.*\)/\1/p' "$BENCH/results/latest-$MODE.md" 2>/dev/null >"$WORK/baseline.commit" || true
+  meta baseline "$WORK/baseline.tsv"
+fi
 python3 "$BENCH/report.py" "$RESULTS" "$META" "$BENCH/results" >"$WORK/report.md"
 cp "$WORK/report.md" "$BENCH/results/latest.md"
 cp "$WORK/report.md" "$BENCH/results/latest-$MODE.md"
