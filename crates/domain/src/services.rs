@@ -7,11 +7,9 @@ use time::OffsetDateTime;
 use crate::auth::{AuthError, InitDataVerifier, init_data_from_authorization};
 use crate::entities::{Order, User};
 use crate::error::RepositoryError;
-use crate::idempotency::{
-    IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint, StoredResponse,
-};
+use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredResponse};
 use crate::order::{NewOrder, OrderDraft, PlaceOrderError};
-use crate::ports::{OrderRepository, UserRepository};
+use crate::ports::{IdempotencyStore, OrderRepository, UserRepository};
 
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -291,10 +289,9 @@ mod tests {
     use super::*;
     use crate::auth::DEFAULT_MAX_AGE;
     use crate::entities::{OrderItem, OrderStatus};
-    use crate::idempotency::MockIdempotencyStore;
     use crate::money::Money;
     use crate::order::{OrderInput, OrderLineInput};
-    use crate::ports::{MockOrderRepository, MockUserRepository};
+    use crate::ports::{MockIdempotencyStore, MockOrderRepository, MockUserRepository};
     use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
     fn now() -> OffsetDateTime {

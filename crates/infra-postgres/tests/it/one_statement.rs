@@ -3,9 +3,9 @@
 //! transaction, which decides. On SQLite every placement is transactional, and the same
 //! behaviour holds.
 
-use domain::idempotency::{IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint};
+use domain::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint};
 use domain::order::{NewOrder, PlaceOrderError, StockShortage};
-use domain::ports::OrderRepository;
+use domain::ports::{IdempotencyStore, OrderRepository};
 use domain::{ProductId, User};
 use infra_postgres::PlacementCounts;
 use infra_postgres::test_support::TestDatabase;
