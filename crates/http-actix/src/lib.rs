@@ -50,7 +50,8 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use domain::ports::{CatalogRepository, OrderRepository, Outbox, StorageProbe};
-use domain::services::{Authenticator, OrderService};
+use domain::services::authenticate::Authenticator;
+use domain::services::place_order::OrderService;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 

@@ -9,7 +9,8 @@ use domain::ports::{
     MockCatalogRepository, MockIdempotencyStore, MockOrderRepository, MockOutbox, MockStorageProbe,
     MockUserRepository, Outbox, PoolStats, StorageProbe,
 };
-use domain::services::{Authenticator, OrderService};
+use domain::services::authenticate::Authenticator;
+use domain::services::place_order::OrderService;
 use domain::{
     Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product, ProductId,
     TelegramId, User, UserId,
