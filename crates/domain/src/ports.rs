@@ -60,15 +60,6 @@ pub trait CatalogRepository: Send + Sync {
     /// The product if it exists and is active; `None` otherwise, so that an inactive
     /// product is indistinguishable from a missing one.
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
-
-    /// Puts stock back (a cancelled order's lines, from [`crate::order::stock_to_return`]):
-    /// adds each quantity to its product's stock in one transaction, touching rows in
-    /// product-id order. Products with unlimited stock (`None`) stay unlimited; a product
-    /// that no longer exists is skipped.
-    async fn return_stock(
-        &self,
-        returns: &[crate::order::StockReturn],
-    ) -> Result<(), RepositoryError>;
 }
 
 /// Stores orders.
