@@ -7,12 +7,11 @@
 //! before the response is stored; the response is then kept for replay. Keys expire after
 //! [`KEY_TTL`].
 
-use async_trait::async_trait;
 use ring::digest;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-use crate::error::{FieldError, RepositoryError};
-use crate::values::{OrderId, UserId};
+use crate::error::FieldError;
+use crate::values::OrderId;
 
 /// How long a key is remembered.
 pub const KEY_TTL: Duration = Duration::hours(24);
@@ -87,40 +86,6 @@ pub enum KeyClaim {
     InProgress,
     /// The key was used for a different request.
     Mismatch,
-}
-
-/// Stores idempotency keys.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for `user`'s request, atomically: of concurrent claims of one key,
-    /// exactly one gets [`KeyClaim::Claimed`].
-    ///
-    /// An expired key (older than [`KEY_TTL`]) is treated as new; so is an in-progress key
-    /// with no order whose claim is older than [`IN_PROGRESS_LEASE`]. A key whose stored
-    /// fingerprint differs gets [`KeyClaim::Mismatch`], whatever its state.
-    async fn claim(
-        &self,
-        user: UserId,
-        key: &IdempotencyKey,
-        fingerprint: RequestFingerprint,
-        now: OffsetDateTime,
-    ) -> Result<KeyClaim, RepositoryError>;
-
-    /// Stores the response of the request that claimed the key, for replay.
-    async fn complete(
-        &self,
-        user: UserId,
-        key: &IdempotencyKey,
-        response: StoredResponse,
-    ) -> Result<(), RepositoryError>;
-
-    /// Forgets a claimed key whose request failed without placing an order, so that the
-    /// client may retry with it. A key that has an order is kept.
-    async fn release(&self, user: UserId, key: &IdempotencyKey) -> Result<(), RepositoryError>;
-
-    /// Deletes keys older than [`KEY_TTL`]; returns how many.
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
 }
 
 #[cfg(test)]

@@ -83,11 +83,6 @@ impl Money {
         let sum = self.0.checked_add(other.0)?;
         Money::parse(sum).ok()
     }
-
-    /// Whether the amount is a whole number of roubles.
-    pub fn is_whole(&self) -> bool {
-        self.0.fract().is_zero()
-    }
 }
 
 fn with_two_places(amount: Decimal) -> Decimal {

@@ -181,31 +181,6 @@ pub struct StockShortage {
     pub available: u32,
 }
 
-/// Units to put back into a product's stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StockReturn {
-    pub product_id: ProductId,
-    pub quantity: u32,
-}
-
-/// What a cancelled order gives back to stock: each product's quantity, summed over its
-/// lines, in product-id order (the order storage touches rows in).
-pub fn stock_to_return(order: &crate::entities::Order) -> Vec<StockReturn> {
-    let mut returns: Vec<StockReturn> = Vec::with_capacity(order.items.len());
-    let mut items: Vec<&OrderItem> = order.items.iter().collect();
-    items.sort_by_key(|item| item.product_id);
-    for item in items {
-        match returns.last_mut() {
-            Some(last) if last.product_id == item.product_id => last.quantity += item.quantity,
-            _ => returns.push(StockReturn {
-                product_id: item.product_id,
-                quantity: item.quantity,
-            }),
-        }
-    }
-    returns
-}
-
 /// An order's lines priced from the catalog, and their exact total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedOrder {
@@ -504,42 +479,6 @@ mod tests {
         assert!(
             price_order(&draft, &[product(1, "10", true)]).is_ok(),
             "no stock count means unlimited"
-        );
-    }
-
-    #[test]
-    fn a_cancelled_order_returns_each_products_quantity_once() {
-        use crate::entities::{Order, OrderStatus};
-        let item = |id: i64, quantity: u32| OrderItem {
-            product_id: ProductId(id),
-            product_name: format!("Товар {id}"),
-            quantity,
-            price: Money::from_minor(100).unwrap(),
-        };
-        let order = Order {
-            id: crate::values::OrderId(1),
-            user_id: UserId(1),
-            status: OrderStatus::Cancelled,
-            total_amount: Money::from_minor(600).unwrap(),
-            delivery_address: "a".into(),
-            phone: "+79001234567".into(),
-            comment: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-            items: vec![item(7, 2), item(3, 1), item(7, 3)],
-        };
-        assert_eq!(
-            stock_to_return(&order),
-            [
-                StockReturn {
-                    product_id: ProductId(3),
-                    quantity: 1
-                },
-                StockReturn {
-                    product_id: ProductId(7),
-                    quantity: 5
-                },
-            ]
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Placing an order writes an `order_created` event in the order's own transaction, so an
 //! order never exists without its notification, nor a notification without its order. The
-//! [`Relay`] then delivers events through the [`Notifier`] port until each one is sent or,
+//! [`Relay`] then delivers events, claimed through the [`Outbox`] port, through the
+//! [`Notifier`] port until each one is sent or,
 //! when retrying cannot help, dead:
 //!
 //! - it claims due events under a lease (`locked_until`), so several relays — several
@@ -18,13 +19,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::error::RepositoryError;
-use crate::ports::{Notifier, NotifyError, OrderPlaced};
+use crate::ports::{Notifier, NotifyError, OrderPlaced, Outbox};
 
 /// An outbox event's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,70 +50,6 @@ pub struct OutboxCounts {
     pub dead: u64,
     /// When the oldest pending event was created.
     pub oldest_pending: Option<OffsetDateTime>,
-}
-
-/// Stores outbox events. Events are created by [`crate::ports::OrderRepository::place`]
-/// in the order's transaction; this port moves them through their life.
-///
-/// An event is *pending* (waiting for delivery), *sent* or *dead*. A pending event is *due*
-/// when its `next_attempt_at` has passed and no unexpired lease holds it.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait Outbox: Send + Sync {
-    /// Claims up to `limit` due events, oldest first, by setting their lease to
-    /// `lease_until`, and returns them with their notifications.
-    ///
-    /// MUST be safe under concurrency: two claimers never both receive an event while the
-    /// first one's lease is unexpired (on PostgreSQL, `FOR UPDATE SKIP LOCKED`).
-    async fn claim_due(
-        &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<ClaimedEvent>, RepositoryError>;
-
-    /// Marks the event sent, keeping Telegram's message id, and clears its lease.
-    async fn mark_sent(
-        &self,
-        id: EventId,
-        message_id: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError>;
-
-    /// Schedules another attempt: stores `attempts`, `next_attempt_at` and the error
-    /// (which MUST hold no secrets or personal data), and clears the lease.
-    async fn retry_later(
-        &self,
-        id: EventId,
-        attempts: u32,
-        next_attempt_at: OffsetDateTime,
-        error: &str,
-    ) -> Result<(), RepositoryError>;
-
-    /// Moves the event to the dead state with its reason, and clears its lease.
-    async fn mark_dead(
-        &self,
-        id: EventId,
-        attempts: u32,
-        reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError>;
-
-    /// Clears the leases of events claimed but not attempted, keeping their schedule.
-    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError>;
-
-    /// Holds every pending event back until at least `until` (Telegram asked the chat to
-    /// wait): no event is claimed before then, by this relay or any other. A hold never
-    /// moves earlier. One write however many events wait: the events themselves keep
-    /// their schedule.
-    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
-
-    /// Counts events by state.
-    async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
-
-    /// Puts every dead event back in line: pending, due at `now`, attempts reset. Returns
-    /// how many.
-    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
 }
 
 /// How the relay paces itself.
@@ -411,13 +347,14 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
+    use async_trait::async_trait;
     use tokio::sync::mpsc;
 
     use super::*;
     use crate::clock::TokioClock;
     use crate::entities::{Order, OrderStatus};
     use crate::money::Money;
-    use crate::ports::{DeliveryReceipt, MockNotifier};
+    use crate::ports::{DeliveryReceipt, MockNotifier, MockOutbox};
     use crate::values::{OrderId, TelegramId, UserId};
 
     fn start() -> OffsetDateTime {

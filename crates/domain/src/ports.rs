@@ -1,5 +1,10 @@
 //! The ports: what the domain needs from the outside world.
 //!
+//! Every trait an adapter implements lives here: the repositories, the outbox and the
+//! idempotency store (storage), the notifier (Telegram) and the storage probe. The types
+//! they speak in stay with their use case ([`crate::outbox`], [`crate::idempotency`],
+//! [`crate::order`], ...), as does the logic around them (the relay, key parsing).
+//!
 //! Adapters implement these traits; the domain and its tests see only the traits. Share
 //! them as `Arc<dyn Port>`. With the `mocks` feature, mockall generates `Mock*` doubles.
 
@@ -9,7 +14,9 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::TelegramUser;
 use crate::entities::{Category, Order, Product, User};
 use crate::error::RepositoryError;
+use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredResponse};
 use crate::order::{NewOrder, PlaceOrderError};
+use crate::outbox::{ClaimedEvent, EventId, OutboxCounts};
 use crate::pagination::{Page, Paginated};
 use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
@@ -53,15 +60,6 @@ pub trait CatalogRepository: Send + Sync {
     /// The product if it exists and is active; `None` otherwise, so that an inactive
     /// product is indistinguishable from a missing one.
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
-
-    /// Puts stock back (a cancelled order's lines, from [`crate::order::stock_to_return`]):
-    /// adds each quantity to its product's stock in one transaction, touching rows in
-    /// product-id order. Products with unlimited stock (`None`) stay unlimited; a product
-    /// that no longer exists is skipped.
-    async fn return_stock(
-        &self,
-        returns: &[crate::order::StockReturn],
-    ) -> Result<(), RepositoryError>;
 }
 
 /// Stores orders.
@@ -76,7 +74,7 @@ pub trait OrderRepository: Send + Sync {
     /// line's quantity with a conditional update (`stock >= n`), the database's
     /// `CHECK (stock >= 0)` as the backstop; MUST attach the order to
     /// `order.idempotency_key` (already claimed through
-    /// [`crate::idempotency::IdempotencyStore::claim`]) when there is one; MUST write
+    /// [`IdempotencyStore::claim`]) when there is one; MUST write
     /// the order, all its lines and its `order_created` outbox event (see
     /// [`crate::outbox`]) atomically, with status `PENDING`: an order without its event, or
     /// an event without its order, must be impossible.
@@ -167,4 +165,103 @@ pub trait StorageProbe: Send + Sync {
 
     /// The pool's occupancy right now; no I/O.
     fn pool_stats(&self) -> PoolStats;
+}
+
+/// Stores outbox events (see [`crate::outbox`]). Events are created by
+/// [`OrderRepository::place`] in the order's transaction; this port moves them through
+/// their life.
+///
+/// An event is *pending* (waiting for delivery), *sent* or *dead*. A pending event is *due*
+/// when its `next_attempt_at` has passed and no unexpired lease holds it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` due events, oldest first, by setting their lease to
+    /// `lease_until`, and returns them with their notifications.
+    ///
+    /// MUST be safe under concurrency: two claimers never both receive an event while the
+    /// first one's lease is unexpired (on PostgreSQL, `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEvent>, RepositoryError>;
+
+    /// Marks the event sent, keeping Telegram's message id, and clears its lease.
+    async fn mark_sent(
+        &self,
+        id: EventId,
+        message_id: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError>;
+
+    /// Schedules another attempt: stores `attempts`, `next_attempt_at` and the error
+    /// (which MUST hold no secrets or personal data), and clears the lease.
+    async fn retry_later(
+        &self,
+        id: EventId,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Moves the event to the dead state with its reason, and clears its lease.
+    async fn mark_dead(
+        &self,
+        id: EventId,
+        attempts: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepositoryError>;
+
+    /// Clears the leases of events claimed but not attempted, keeping their schedule.
+    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError>;
+
+    /// Holds every pending event back until at least `until` (Telegram asked the chat to
+    /// wait): no event is claimed before then, by this relay or any other. A hold never
+    /// moves earlier. One write however many events wait: the events themselves keep
+    /// their schedule.
+    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
+
+    /// Counts events by state.
+    async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
+
+    /// Puts every dead event back in line: pending, due at `now`, attempts reset. Returns
+    /// how many.
+    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
+}
+
+/// Stores idempotency keys (see [`crate::idempotency`]).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for `user`'s request, atomically: of concurrent claims of one key,
+    /// exactly one gets [`KeyClaim::Claimed`].
+    ///
+    /// An expired key (older than [`KEY_TTL`](crate::idempotency::KEY_TTL)) is treated as new; so is an in-progress key
+    /// with no order whose claim is older than [`IN_PROGRESS_LEASE`](crate::idempotency::IN_PROGRESS_LEASE). A key whose stored
+    /// fingerprint differs gets [`KeyClaim::Mismatch`], whatever its state.
+    async fn claim(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+        now: OffsetDateTime,
+    ) -> Result<KeyClaim, RepositoryError>;
+
+    /// Stores the response of the request that claimed the key, for replay.
+    async fn complete(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+        response: StoredResponse,
+    ) -> Result<(), RepositoryError>;
+
+    /// Forgets a claimed key whose request failed without placing an order, so that the
+    /// client may retry with it. A key that has an order is kept.
+    async fn release(&self, user: UserId, key: &IdempotencyKey) -> Result<(), RepositoryError>;
+
+    /// Deletes keys older than [`KEY_TTL`](crate::idempotency::KEY_TTL); returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
 }

@@ -11,7 +11,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use domain::auth::AuthError;
 use domain::order::{PlaceOrderError, StockShortage};
-use domain::services::AuthenticateError;
+use domain::services::authenticate::AuthenticateError;
 use domain::{FieldError, ProductId, RepositoryError};
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -49,9 +49,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::{App, HttpRequest, HttpResponse, web};
-use domain::outbox::Outbox;
-use domain::ports::{CatalogRepository, OrderRepository, StorageProbe};
-use domain::services::{Authenticator, OrderService};
+use domain::ports::{CatalogRepository, OrderRepository, Outbox, StorageProbe};
+use domain::services::authenticate::Authenticator;
+use domain::services::place_order::OrderService;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 

@@ -2,17 +2,15 @@
 
 use async_trait::async_trait;
 use domain::catalog::ProductSort;
-use domain::order::StockReturn;
 use domain::ports::{CatalogRepository, ProductFilter};
 use domain::{Category, Page, Paginated, Product, ProductId, RepositoryError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use crate::entities::{categories, products};
-use crate::error::{corrupt_row, repository_error};
+use crate::error::repository_error;
 use crate::store::{SqlStore, category_from_row, product_from_row};
 
 // The page and its total are two statements outside a transaction: a catalog edit between
@@ -79,36 +77,6 @@ impl CatalogRepository for SqlStore {
             .map(product_from_row)
             .transpose()
     }
-
-    async fn return_stock(&self, returns: &[StockReturn]) -> Result<(), RepositoryError> {
-        if returns.is_empty() {
-            return Ok(());
-        }
-        // IMMEDIATE on SQLite for the same reason as an order's transaction: it queues for
-        // the write lock instead of failing with SQLITE_BUSY.
-        let transaction = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .map_err(|err| repository_error(err, "failed to begin returning stock"))?;
-        match return_stock_in(&transaction, returns).await {
-            Ok(()) => transaction
-                .commit()
-                .await
-                .map_err(|err| repository_error(err, "failed to commit the returned stock")),
-            Err(err) => {
-                if let Err(rollback) = transaction.rollback().await {
-                    // The pool discards a connection whose transaction it cannot end, so
-                    // nothing was written either way.
-                    tracing::warn!(error = %rollback, "failed to roll back returning stock");
-                }
-                Err(err)
-            }
-        }
-    }
 }
 
 /// The active products that match every part of `filter`, unordered.
@@ -171,41 +139,6 @@ fn escape_like(text: &str) -> String {
         escaped.push(c);
     }
     escaped
-}
-
-/// Adds each quantity back, in product-id order (the order placements lock rows in, so
-/// the two never deadlock). Unlimited products stay unlimited; missing ones are skipped.
-async fn return_stock_in(
-    transaction: &DatabaseTransaction,
-    returns: &[StockReturn],
-) -> Result<(), RepositoryError> {
-    let mut returns = returns.to_vec();
-    returns.sort_unstable_by_key(|r| r.product_id);
-    for StockReturn {
-        product_id,
-        quantity,
-    } in returns
-    {
-        let quantity = i32::try_from(quantity).map_err(|err| {
-            corrupt_row(format!(
-                "{quantity} units cannot be returned to stock: {err}"
-            ))
-        })?;
-        let update = Query::update()
-            .table(products::Entity)
-            .value(
-                products::Column::Stock,
-                Expr::col(products::Column::Stock).add(quantity),
-            )
-            .and_where(products::Column::Id.eq(product_id.0))
-            .and_where(products::Column::Stock.is_not_null())
-            .to_owned();
-        transaction
-            .execute(&update)
-            .await
-            .map_err(|err| repository_error(err, "failed to return stock"))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

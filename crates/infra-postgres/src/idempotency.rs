@@ -9,9 +9,9 @@
 
 use async_trait::async_trait;
 use domain::idempotency::{
-    IN_PROGRESS_LEASE, IdempotencyKey, IdempotencyStore, KEY_TTL, KeyClaim, RequestFingerprint,
-    StoredResponse,
+    IN_PROGRESS_LEASE, IdempotencyKey, KEY_TTL, KeyClaim, RequestFingerprint, StoredResponse,
 };
+use domain::ports::IdempotencyStore;
 use domain::{OrderId, RepositoryError, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Statement};

@@ -3,8 +3,8 @@
 //! [`Database`] opens the pool (PostgreSQL in production, SQLite for a single-file
 //! deployment or a quick start); [`SqlStore`] implements
 //! [`domain::ports::UserRepository`], [`domain::ports::CatalogRepository`],
-//! [`domain::ports::OrderRepository`], the transactional outbox [`domain::outbox::Outbox`]
-//! and [`domain::idempotency::IdempotencyStore`] over it. The schema lives in the
+//! [`domain::ports::OrderRepository`], the transactional outbox [`domain::ports::Outbox`]
+//! and [`domain::ports::IdempotencyStore`] over it. The schema lives in the
 //! `migration` crate, which the server runs against [`Database::connection`].
 //!
 //! Architecture invariants:

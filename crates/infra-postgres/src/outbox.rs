@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::outbox::{ClaimedEvent, EventId, Outbox, OutboxCounts};
-use domain::ports::OrderPlaced;
+use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::ports::{OrderPlaced, Outbox};
 use domain::{RepositoryError, TelegramId};
 use sea_orm::sea_query::{Expr, Query, UpdateStatement};
 use sea_orm::{

@@ -17,7 +17,7 @@ use crate::orders::{PlacementCounts, Placements};
 
 /// The repositories: implements [`domain::ports::UserRepository`],
 /// [`domain::ports::CatalogRepository`], [`domain::ports::OrderRepository`],
-/// [`domain::outbox::Outbox`] and [`domain::idempotency::IdempotencyStore`] over one
+/// [`domain::ports::Outbox`] and [`domain::ports::IdempotencyStore`] over one
 /// connection pool.
 ///
 /// Cheap to clone (it shares the pool); wrap it in an `Arc` once per port.

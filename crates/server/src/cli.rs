@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::auth::InitDataVerifier;
-use domain::outbox::Outbox;
+use domain::ports::Outbox;
 use migration::{MigrationStatus, Migrator, MigratorTrait};
 
 use crate::app::{Application, connect};

@@ -4,7 +4,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::idempotency::{IdempotencyKey, RequestFingerprint, StoredResponse};
 use domain::order::OrderDraft;
-use domain::services::{KeyedRequest, Placement};
+use domain::services::place_order::{KeyedRequest, Placement};
 use domain::{Order, OrderId};
 use time::OffsetDateTime;
 

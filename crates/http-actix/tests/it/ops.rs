@@ -4,8 +4,8 @@ use actix_web::test::TestRequest;
 use async_trait::async_trait;
 use domain::RepositoryError;
 use domain::order::PlaceOrderError;
-use domain::outbox::{ClaimedEvent, EventId, MockOutbox, Outbox, OutboxCounts};
-use domain::ports::{MockStorageProbe, PoolStats, StorageProbe};
+use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::ports::{MockOutbox, MockStorageProbe, Outbox, PoolStats, StorageProbe};
 use time::OffsetDateTime;
 
 use crate::support::*;

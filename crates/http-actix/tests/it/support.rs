@@ -4,14 +4,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
-use domain::idempotency::MockIdempotencyStore;
 use domain::outbox::OutboxCounts;
-use domain::outbox::{MockOutbox, Outbox};
-use domain::ports::PoolStats;
 use domain::ports::{
-    MockCatalogRepository, MockOrderRepository, MockStorageProbe, MockUserRepository, StorageProbe,
+    MockCatalogRepository, MockIdempotencyStore, MockOrderRepository, MockOutbox, MockStorageProbe,
+    MockUserRepository, Outbox, PoolStats, StorageProbe,
 };
-use domain::services::{Authenticator, OrderService};
+use domain::services::authenticate::Authenticator;
+use domain::services::place_order::OrderService;
 use domain::{
     Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product, ProductId,
     TelegramId, User, UserId,

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use domain::idempotency::{
-    IN_PROGRESS_LEASE, IdempotencyKey, IdempotencyStore, KEY_TTL, KeyClaim, RequestFingerprint,
-    StoredResponse,
+    IN_PROGRESS_LEASE, IdempotencyKey, KEY_TTL, KeyClaim, RequestFingerprint, StoredResponse,
 };
 use domain::order::{NewOrder, PlaceOrderError};
-use domain::ports::OrderRepository;
+use domain::ports::{IdempotencyStore, OrderRepository};
 use domain::{Order, ProductId, User};
 use infra_postgres::test_support::TestDatabase;
 use time::{Duration, OffsetDateTime};

@@ -1,8 +1,8 @@
 //! `Outbox` contract, and the outbox half of `OrderRepository::place`.
 
 use domain::order::{NewOrder, PlaceOrderError};
-use domain::outbox::{ClaimedEvent, EventId, Outbox, OutboxCounts};
-use domain::ports::OrderRepository;
+use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::ports::{OrderRepository, Outbox};
 use domain::{Order, TelegramId};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{Database, PoolOptions};

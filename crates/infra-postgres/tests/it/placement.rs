@@ -3,9 +3,9 @@
 //! still has the revision that was priced; otherwise priced again from the locked rows.
 //! On SQLite every placement is one transaction. The same behaviour holds on both.
 
-use domain::idempotency::{IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint};
+use domain::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint};
 use domain::order::{NewOrder, PlaceOrderError, StockShortage};
-use domain::ports::OrderRepository;
+use domain::ports::{IdempotencyStore, OrderRepository};
 use domain::{ProductId, User};
 use infra_postgres::PlacementCounts;
 use infra_postgres::test_support::TestDatabase;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::clock::SystemClock;
-use domain::outbox::{Outbox, Relay, RelayConfig};
-use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced};
+use domain::outbox::{Relay, RelayConfig};
+use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced, Outbox};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{Database, PoolOptions};
 use tokio::sync::{Barrier, Notify};

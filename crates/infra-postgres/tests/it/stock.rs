@@ -1,10 +1,10 @@
-//! Limited stock: placing takes it, atomically and never below zero; `return_stock` puts
-//! it back. The PostgreSQL tests race real transactions against each other.
+//! Limited stock: placing takes it, atomically and never below zero. The PostgreSQL tests
+//! race real transactions against each other.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::order::{PlaceOrderError, StockReturn, StockShortage, stock_to_return};
+use domain::order::{PlaceOrderError, StockShortage};
 use domain::ports::{CatalogRepository, OrderRepository};
 use domain::{ProductId, User};
 use infra_postgres::test_support::TestDatabase;
@@ -20,7 +20,6 @@ contract_tests!(
     too_much_of_anything_writes_nothing_and_lists_what_is_left,
     quantities_of_one_product_are_summed_before_checking,
     unlimited_products_stay_unlimited,
-    return_stock_adds_back_and_leaves_unlimited_products_alone,
     listed_products_carry_their_stock,
     a_negative_stock_is_rejected_by_the_database,
 );
@@ -176,42 +175,6 @@ async fn unlimited_products_stay_unlimited(db: &TestDatabase) {
             .unwrap();
     }
     assert_eq!(stock(db, chocolate).await, None);
-}
-
-async fn return_stock_adds_back_and_leaves_unlimited_products_alone(db: &TestDatabase) {
-    let (user, toffee, chocolate, marshmallow) = shop(db).await;
-    let store = db.store();
-    let order = store
-        .place(new_order(
-            &user,
-            &[(marshmallow, 1), (toffee, 2), (chocolate, 4), (toffee, 1)],
-            T0,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(stock(db, toffee).await, Some(2));
-    assert_eq!(stock(db, marshmallow).await, Some(0));
-
-    // What a cancellation of this order gives back.
-    store.return_stock(&stock_to_return(&order)).await.unwrap();
-    assert_eq!(stock(db, toffee).await, Some(5));
-    assert_eq!(stock(db, marshmallow).await, Some(1));
-    assert_eq!(stock(db, chocolate).await, None);
-
-    // A product that no longer exists is skipped; the rest is still returned.
-    let returns = [
-        StockReturn {
-            product_id: toffee,
-            quantity: 10,
-        },
-        StockReturn {
-            product_id: ProductId(9_999),
-            quantity: 1,
-        },
-    ];
-    store.return_stock(&returns).await.unwrap();
-    assert_eq!(stock(db, toffee).await, Some(15));
-    store.return_stock(&[]).await.unwrap();
 }
 
 async fn listed_products_carry_their_stock(db: &TestDatabase) {

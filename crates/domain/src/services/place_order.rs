@@ -1,137 +1,15 @@
-//! Use cases with logic of their own. Plain reads go straight to the repository ports.
+//! Placing an order: idempotent with a key, admitted by the caller, and announced to the
+//! manager through the outbox.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::auth::{AuthError, InitDataVerifier, init_data_from_authorization};
 use crate::entities::{Order, User};
 use crate::error::RepositoryError;
-use crate::idempotency::{
-    IdempotencyKey, IdempotencyStore, KeyClaim, RequestFingerprint, StoredResponse,
-};
+use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredResponse};
 use crate::order::{NewOrder, OrderDraft, PlaceOrderError};
-use crate::ports::{OrderRepository, UserRepository};
-
-/// Why a request could not be authenticated.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthenticateError {
-    #[error(transparent)]
-    Rejected(#[from] AuthError),
-    #[error(transparent)]
-    Repository(#[from] RepositoryError),
-}
-
-/// Turns an `Authorization` header into a known customer, onboarding them on first sight.
-///
-/// Customers it has just seen, with the same profile, are answered from memory: the
-/// upsert would change nothing, and skipping it saves a database write on every request.
-#[derive(Clone)]
-pub struct Authenticator {
-    verifier: Arc<InitDataVerifier>,
-    users: Arc<dyn UserRepository>,
-    known: Arc<KnownUsers>,
-}
-
-/// How long a remembered customer is trusted without asking storage again.
-const KNOWN_USER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-/// The most customers remembered: a few MB at most.
-const KNOWN_USERS_MAX: usize = 20_000;
-
-/// Recently upserted customers by Telegram id. Bounded in size and age.
-///
-/// A hit needs the same initData session (the same `auth_date`) as well as the same
-/// profile: a new launch of the Mini App always writes through once, so a profile changed
-/// meanwhile through another server instance is corrected at the next launch.
-#[derive(Default)]
-struct KnownUsers {
-    users: std::sync::Mutex<std::collections::HashMap<i64, KnownUser>>,
-}
-
-struct KnownUser {
-    user: User,
-    auth_date: OffsetDateTime,
-    seen: std::time::Instant,
-}
-
-impl KnownUsers {
-    fn get(
-        &self,
-        verified: &crate::auth::VerifiedInitData,
-        now: std::time::Instant,
-    ) -> Option<User> {
-        let users = self
-            .users
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let known = users.get(&verified.user.id.get())?;
-        let profile = &verified.user;
-        let unchanged = known.auth_date == verified.auth_date
-            && known.user.username == profile.username
-            && known.user.first_name == profile.first_name
-            && known.user.last_name == profile.last_name;
-        (unchanged && now.saturating_duration_since(known.seen) < KNOWN_USER_TTL)
-            .then(|| known.user.clone())
-    }
-
-    fn remember(&self, user: &User, auth_date: OffsetDateTime, now: std::time::Instant) {
-        let mut users = self
-            .users
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if users.len() >= KNOWN_USERS_MAX {
-            users.retain(|_, known| now.saturating_duration_since(known.seen) < KNOWN_USER_TTL);
-            if users.len() >= KNOWN_USERS_MAX {
-                users.clear();
-            }
-        }
-        users.insert(
-            user.telegram_id.get(),
-            KnownUser {
-                user: user.clone(),
-                auth_date,
-                seen: now,
-            },
-        );
-    }
-}
-
-impl std::fmt::Debug for Authenticator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("verifier", &self.verifier)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Authenticator {
-    pub fn new(verifier: Arc<InitDataVerifier>, users: Arc<dyn UserRepository>) -> Self {
-        Self {
-            verifier,
-            users,
-            known: Arc::default(),
-        }
-    }
-
-    /// Verifies the header's initData and upserts the user it names.
-    ///
-    /// The user's identity comes only from the verified `user` field.
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Result<User, AuthenticateError> {
-        let init_data = init_data_from_authorization(authorization)?;
-        let verified = self.verifier.verify(init_data, now)?;
-        let seen_at = std::time::Instant::now();
-        if let Some(user) = self.known.get(&verified, seen_at) {
-            return Ok(user);
-        }
-        let user = self.users.upsert(&verified.user, now).await?;
-        self.known.remember(&user, verified.auth_date, seen_at);
-        Ok(user)
-    }
-}
+use crate::ports::{IdempotencyStore, OrderRepository};
 
 /// Places orders. The manager is told through the outbox: placement writes the event in
 /// the order's transaction, and the relay delivers it.
@@ -286,15 +164,11 @@ impl OrderService {
 
 #[cfg(test)]
 mod tests {
-    use mockall::predicate::always;
-
     use super::*;
-    use crate::auth::DEFAULT_MAX_AGE;
     use crate::entities::{OrderItem, OrderStatus};
-    use crate::idempotency::MockIdempotencyStore;
     use crate::money::Money;
     use crate::order::{OrderInput, OrderLineInput};
-    use crate::ports::{MockOrderRepository, MockUserRepository};
+    use crate::ports::{MockIdempotencyStore, MockOrderRepository};
     use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
     fn now() -> OffsetDateTime {
@@ -560,77 +434,6 @@ mod tests {
         assert!(matches!(
             result,
             Err(PlaceOrderError::ProductUnavailable(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn authentication_upserts_the_verified_user_only() {
-        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
-        let auth_date = now().unix_timestamp().to_string();
-        let header = format!(
-            "tma {}",
-            verifier.sign(&[
-                ("auth_date", &auth_date),
-                ("user", r#"{"id":987654321,"first_name":"Иван"}"#)
-            ])
-        );
-        let mut users = MockUserRepository::new();
-        users
-            .expect_upsert()
-            .withf(|profile, _| profile.id.get() == 987_654_321)
-            .times(1)
-            .returning(|_, _| Ok(customer()));
-        let auth = Authenticator::new(verifier, Arc::new(users));
-        let user = auth.authenticate(Some(&header), now()).await.unwrap();
-        assert_eq!(user.id, UserId(1));
-    }
-
-    #[tokio::test]
-    async fn a_returning_customer_with_the_same_profile_skips_the_upsert() {
-        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
-        let auth_date = now().unix_timestamp().to_string();
-        let header = |name: &str| {
-            let user = format!(r#"{{"id":987654321,"first_name":"{name}"}}"#);
-            format!(
-                "tma {}",
-                verifier.sign(&[("auth_date", &auth_date), ("user", &user)])
-            )
-        };
-        let mut users = MockUserRepository::new();
-        users.expect_upsert().times(2).returning(|profile, _| {
-            Ok(User {
-                first_name: profile.first_name.clone(),
-                ..customer()
-            })
-        });
-        let auth = Authenticator::new(verifier.clone(), Arc::new(users));
-        for _ in 0..3 {
-            let user = auth
-                .authenticate(Some(&header("Иван")), now())
-                .await
-                .unwrap();
-            assert_eq!(user.first_name.as_deref(), Some("Иван"));
-        }
-        // A changed name is written through at once.
-        let user = auth
-            .authenticate(Some(&header("Ваня")), now())
-            .await
-            .unwrap();
-        assert_eq!(user.first_name.as_deref(), Some("Ваня"));
-    }
-
-    #[tokio::test]
-    async fn rejected_init_data_never_reaches_the_repository() {
-        let verifier = Arc::new(InitDataVerifier::new("1:T", DEFAULT_MAX_AGE));
-        let mut users = MockUserRepository::new();
-        users.expect_upsert().with(always(), always()).times(0);
-        let auth = Authenticator::new(verifier, Arc::new(users));
-        let result = auth
-            .authenticate(Some("tma user=%7B%7D&hash=00"), now())
-            .await;
-        assert!(matches!(
-            result,
-            Err(AuthenticateError::Rejected(AuthError::InvalidHashFormat))
         ));
     }
 }
