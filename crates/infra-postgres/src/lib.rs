@@ -14,9 +14,10 @@
 //!   signature is the connection handed to the migrator.
 //! - Pricing is the domain's: [`domain::order::price_order`] decides totals and which
 //!   products may be ordered; SQL only stores what it decided.
-//! - Stock never oversells: a placement locks its products in id order, the domain checks
-//!   the stock it read, and a conditional update (`stock >= n`) takes it, with a CHECK
-//!   constraint behind both.
+//! - Stock never oversells: on PostgreSQL the placement statement locks its products in id
+//!   order and takes stock only if each locked row still holds the units (and the priced
+//!   revision); on SQLite the IMMEDIATE transaction is the only writer, and a conditional
+//!   update (`stock >= n`) takes it. A CHECK constraint stands behind both.
 //! - Catalog search matches the application's normalised `search_text`
 //!   ([`domain::catalog::product_search_text`], written with every product), never SQL's
 //!   case folding, which on SQLite covers ASCII only.
