@@ -9,7 +9,10 @@ use sea_orm::{DbErr, RuntimeErr};
 /// Maps a driver error: trouble reaching the database becomes
 /// [`RepositoryError::Unavailable`], anything else [`RepositoryError::Unknown`]; both keep
 /// the driver error as their source, under `context` ("failed to ...").
-pub(crate) fn repository_error(err: DbErr, context: &'static str) -> RepositoryError {
+pub(crate) fn repository_error(
+    err: DbErr,
+    context: impl std::fmt::Display + Send + Sync + 'static,
+) -> RepositoryError {
     let unavailable = is_unavailable(&err);
     let err = anyhow::Error::new(err).context(context);
     if unavailable {

@@ -42,6 +42,7 @@ mod seed;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod transaction;
 mod users;
 
 pub use database::{Database, PoolOptions};

@@ -21,8 +21,7 @@ use domain::{RepositoryError, TelegramId};
 use sea_orm::sea_query::{Expr, Query, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    FromQueryResult, QueryFilter, QuerySelect, Statement,
 };
 use time::OffsetDateTime;
 
@@ -31,6 +30,7 @@ use crate::entities::{order_items, orders, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::orders::lines_of;
 use crate::store::{SqlStore, order_from_rows, timestamp_value};
+use crate::transaction::write_transaction;
 
 /// Waiting for delivery (the column's default).
 pub(crate) const PENDING: &str = "PENDING";
@@ -119,35 +119,12 @@ impl Outbox for SqlStore {
             return Ok(Vec::new());
         }
         // The claim and the reads of its orders share one transaction, so a failed read
-        // leaves no lease behind. On SQLite it is IMMEDIATE: it takes the write lock up
-        // front and queues under the busy timeout, instead of failing with SQLITE_BUSY when
-        // another writer got there between its read and its write.
-        let transaction = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .map_err(|err| repository_error(err, "failed to begin the outbox claim"))?;
-
-        match claim_in(&transaction, now, lease_until, limit).await {
-            Ok(events) => {
-                transaction
-                    .commit()
-                    .await
-                    .map_err(|err| repository_error(err, "failed to commit the outbox claim"))?;
-                Ok(events)
-            }
-            Err(err) => {
-                if let Err(rollback) = transaction.rollback().await {
-                    // The pool discards a connection whose transaction it cannot end, so
-                    // the leases were not written either way.
-                    tracing::warn!(error = %rollback, "failed to roll back an outbox claim");
-                }
-                Err(err)
-            }
-        }
+        // leaves no lease behind. On SQLite it is IMMEDIATE (see `write_transaction`), so
+        // claimers take turns instead of failing with SQLITE_BUSY.
+        write_transaction(&self.db, "the outbox claim", async |transaction| {
+            claim_in(transaction, now, lease_until, limit).await
+        })
+        .await
     }
 
     async fn mark_sent(

@@ -4,14 +4,12 @@ use anyhow::Context as _;
 use domain::Money;
 use domain::catalog::product_search_text;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ConnectionTrait, EntityTrait, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use time::OffsetDateTime;
 
 use crate::entities::{categories, products};
 use crate::store::{SqlStore, timestamp_value};
+use crate::transaction::write_transaction;
 
 /// A category to create, with its products.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,107 +51,99 @@ impl SqlStore {
     /// If the database fails; nothing is written then.
     pub async fn seed_catalog(&self, categories: &[SeedCategory]) -> anyhow::Result<SeedOutcome> {
         let now = OffsetDateTime::now_utc();
-        let transaction = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .context("failed to begin the seed transaction")?;
-        let backend = transaction.get_database_backend();
+        write_transaction(&self.db, "the seed transaction", async |transaction| {
+            let backend = transaction.get_database_backend();
 
-        let mut outcome = SeedOutcome::default();
-        for category in categories {
-            let insert_category = Query::insert()
-                .into_table(categories::Entity)
-                .columns([
-                    categories::Column::Name,
-                    categories::Column::Slug,
-                    categories::Column::SortOrder,
-                ])
-                .values([
-                    Expr::val(category.name.as_str()),
-                    Expr::val(category.slug.as_str()),
-                    Expr::val(category.sort_order),
-                ])
-                .context("failed to build the category insert")?
-                .on_conflict(
-                    OnConflict::column(categories::Column::Slug)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .returning_col(categories::Column::Id)
-                .to_owned();
-            let Some(row) = transaction
-                .query_one(&insert_category)
-                .await
-                .with_context(|| format!("failed to insert category {:?}", category.slug))?
-            else {
-                outcome.categories_skipped += 1;
-                continue;
-            };
-            let category_id: i64 = row
-                .try_get("", "id")
-                .context("failed to read the new category's id")?;
-            outcome.categories_created += 1;
-
-            if category.products.is_empty() {
-                continue;
-            }
-            let mut insert_products = Query::insert()
-                .into_table(products::Entity)
-                .columns([
-                    products::Column::CategoryId,
-                    products::Column::Name,
-                    products::Column::Description,
-                    products::Column::PriceMinor,
-                    products::Column::ImageUrl,
-                    products::Column::IsActive,
-                    products::Column::SortOrder,
-                    products::Column::Stock,
-                    products::Column::SearchText,
-                    products::Column::CreatedAt,
-                    products::Column::UpdatedAt,
-                ])
-                .to_owned();
-            for product in &category.products {
-                let stock = product
-                    .stock
-                    .map(i32::try_from)
-                    .transpose()
-                    .with_context(|| format!("the stock of {:?} is too large", product.name))?;
-                insert_products
-                    .values([
-                        Expr::val(category_id),
-                        Expr::val(product.name.as_str()),
-                        Expr::val(product.description.clone()),
-                        Expr::val(product.price.minor_units()),
-                        Expr::val(product.image_url.clone()),
-                        Expr::val(true),
-                        Expr::val(product.sort_order),
-                        Expr::val(stock),
-                        Expr::val(product_search_text(
-                            &product.name,
-                            product.description.as_deref(),
-                        )),
-                        Expr::val(timestamp_value(backend, now)),
-                        Expr::val(timestamp_value(backend, now)),
+            let mut outcome = SeedOutcome::default();
+            for category in categories {
+                let insert_category = Query::insert()
+                    .into_table(categories::Entity)
+                    .columns([
+                        categories::Column::Name,
+                        categories::Column::Slug,
+                        categories::Column::SortOrder,
                     ])
-                    .context("failed to build the product insert")?;
-            }
-            transaction
-                .execute(&insert_products)
-                .await
-                .with_context(|| format!("failed to insert the products of {:?}", category.slug))?;
-            outcome.products_created += category.products.len();
-        }
+                    .values([
+                        Expr::val(category.name.as_str()),
+                        Expr::val(category.slug.as_str()),
+                        Expr::val(category.sort_order),
+                    ])
+                    .context("failed to build the category insert")?
+                    .on_conflict(
+                        OnConflict::column(categories::Column::Slug)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .returning_col(categories::Column::Id)
+                    .to_owned();
+                let Some(row) = transaction
+                    .query_one(&insert_category)
+                    .await
+                    .with_context(|| format!("failed to insert category {:?}", category.slug))?
+                else {
+                    outcome.categories_skipped += 1;
+                    continue;
+                };
+                let category_id: i64 = row
+                    .try_get("", "id")
+                    .context("failed to read the new category's id")?;
+                outcome.categories_created += 1;
 
-        transaction
-            .commit()
-            .await
-            .context("failed to commit the seed transaction")?;
-        Ok(outcome)
+                if category.products.is_empty() {
+                    continue;
+                }
+                let mut insert_products = Query::insert()
+                    .into_table(products::Entity)
+                    .columns([
+                        products::Column::CategoryId,
+                        products::Column::Name,
+                        products::Column::Description,
+                        products::Column::PriceMinor,
+                        products::Column::ImageUrl,
+                        products::Column::IsActive,
+                        products::Column::SortOrder,
+                        products::Column::Stock,
+                        products::Column::SearchText,
+                        products::Column::CreatedAt,
+                        products::Column::UpdatedAt,
+                    ])
+                    .to_owned();
+                for product in &category.products {
+                    let stock = product
+                        .stock
+                        .map(i32::try_from)
+                        .transpose()
+                        .with_context(|| format!("the stock of {:?} is too large", product.name))?;
+                    insert_products
+                        .values([
+                            Expr::val(category_id),
+                            Expr::val(product.name.as_str()),
+                            Expr::val(product.description.clone()),
+                            Expr::val(product.price.minor_units()),
+                            Expr::val(product.image_url.clone()),
+                            Expr::val(true),
+                            Expr::val(product.sort_order),
+                            Expr::val(stock),
+                            Expr::val(product_search_text(
+                                &product.name,
+                                product.description.as_deref(),
+                            )),
+                            Expr::val(timestamp_value(backend, now)),
+                            Expr::val(timestamp_value(backend, now)),
+                        ])
+                        .context("failed to build the product insert")?;
+                }
+                transaction
+                    .execute(&insert_products)
+                    .await
+                    .with_context(|| {
+                        format!("failed to insert the products of {:?}", category.slug)
+                    })?;
+                outcome.products_created += category.products.len();
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     /// Whether the shop has no category at all (and so no product), which is when the

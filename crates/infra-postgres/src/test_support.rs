@@ -5,7 +5,8 @@
 //!
 //! # async fn example() {
 //! // PostgreSQL: `None` (with a note on stderr) when neither TEST_DATABASE_URL nor a
-//! // Docker engine is available, so the test returns early instead of failing.
+//! // Docker engine is available, so the test returns early instead of failing; with
+//! // BOTSHOP_REQUIRE_POSTGRES=1 it panics instead.
 //! let Some(db) = TestDatabase::postgres().await else { return };
 //! let store = db.store();
 //! // ... exercise `store`, or hand `db.url()` to the server under test ...
@@ -18,8 +19,8 @@
 //! ```
 //!
 //! PostgreSQL databases come from `TEST_DATABASE_URL` (a maintenance URL such as
-//! `postgres://postgres@127.0.0.1:5432/postgres`) or, failing that, from a container
-//! started with testcontainers. Each test gets its own database, created with
+//! `postgres://postgres@127.0.0.1:5432/postgres`) or, failing that, from one container
+//! per process started with testcontainers. Each test gets its own database, created with
 //! `CREATE DATABASE ... TEMPLATE botshop_template_<hash>`: the template is migrated once
 //! (per set of migration names) and copying it takes milliseconds. The template is built
 //! under a PostgreSQL advisory lock, so that test processes starting together (nextest
@@ -28,8 +29,18 @@
 //! renamed, drop the stale template by hand:
 //! `ALTER DATABASE botshop_template_<hash> IS_TEMPLATE false; DROP DATABASE ...`.
 //!
-//! Nothing here is shared between tests through a `static`: every `#[tokio::test]` has its
-//! own runtime, and a pool created on one runtime breaks on another.
+//! Where no PostgreSQL is available, the PostgreSQL half of a suite is skipped with a note
+//! on stderr. CI sets [`REQUIRE_POSTGRES`] (`BOTSHOP_REQUIRE_POSTGRES=1`) so that a
+//! missing or unreachable PostgreSQL fails the run instead of passing it silently.
+//!
+//! The container is the only thing shared between tests, through a `static`: it is
+//! started once per process (per test binary), by whichever test needs it first, and
+//! every test creates its own database in it, as with `TEST_DATABASE_URL`. Pools are never
+//! shared: every `#[tokio::test]` has its own runtime, and a pool created on one runtime
+//! breaks on another. Rust never drops a `static`, and testcontainers removes a container
+//! only when its handle is dropped, so the container outlives the process: it is labelled
+//! [`CONTAINER_LABEL`], and `docker rm -f $(docker ps -aq --filter label=botshop.test-support)`
+//! clears those left behind. Setting `TEST_DATABASE_URL` avoids containers altogether.
 //!
 //! Call [`TestDatabase::cleanup`] at the end of a test. A test that panics before that
 //! still drops its database, from `Drop`, on a helper thread with its own runtime.
@@ -47,13 +58,24 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::testcontainers::runners::AsyncRunner as _;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt as _};
+use tokio::sync::OnceCell;
 
 use crate::{Database, PoolOptions, SqlStore};
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
 
-const SKIP_MESSAGE: &str = "skipped: PostgreSQL tests need TEST_DATABASE_URL or a Docker engine";
+/// The environment variable that turns a missing PostgreSQL from a skip into a failure:
+/// when it is set (to anything but `0` or the empty string), [`TestDatabase::postgres`]
+/// panics instead of returning `None`. CI sets it.
+pub const REQUIRE_POSTGRES: &str = "BOTSHOP_REQUIRE_POSTGRES";
+
+/// The label (key) of the PostgreSQL containers started by this module; its value is the
+/// test process's id.
+pub const CONTAINER_LABEL: &str = "botshop.test-support";
+
+const NO_POSTGRES: &str = "PostgreSQL tests need TEST_DATABASE_URL or a Docker engine, and \
+                           neither is available";
 
 /// A migrated database that exists for one test.
 pub struct TestDatabase {
@@ -66,7 +88,6 @@ enum Resource {
     Postgres {
         maintenance_url: String,
         name: String,
-        container: Option<Box<ContainerAsync<Postgres>>>,
     },
     Sqlite {
         path: PathBuf,
@@ -82,26 +103,30 @@ impl fmt::Debug for TestDatabase {
 }
 
 impl TestDatabase {
-    /// A fresh PostgreSQL database with the schema applied, or `None` (after telling
-    /// stderr why) when no PostgreSQL is available.
+    /// A fresh PostgreSQL database with the schema applied, in the server named by
+    /// `TEST_DATABASE_URL` or, without it, in this process's container (started on first
+    /// use). `None` (after telling stderr why) when neither TEST_DATABASE_URL nor a Docker
+    /// engine is available.
     ///
     /// # Panics
-    /// When PostgreSQL is configured but the database cannot be prepared.
+    /// - When PostgreSQL is configured but the database cannot be prepared (the server is
+    ///   unreachable, the container does not start, a migration fails).
+    /// - When no PostgreSQL is available and [`REQUIRE_POSTGRES`] is set.
     pub async fn postgres() -> Option<Self> {
-        let (maintenance_url, container) = match std::env::var(TEST_DATABASE_URL) {
-            Ok(url) if !url.trim().is_empty() => (url, None),
+        let maintenance_url = match std::env::var(TEST_DATABASE_URL) {
+            Ok(url) if !url.trim().is_empty() => url,
             _ => {
                 if !docker_engine_configured() {
-                    eprintln!("{SKIP_MESSAGE}");
+                    if postgres_required() {
+                        panic!("{REQUIRE_POSTGRES} is set, but {NO_POSTGRES}");
+                    }
+                    eprintln!("skipped: {NO_POSTGRES}");
                     return None;
                 }
-                let (url, container) = or_panic(start_container().await);
-                (url, Some(container))
+                or_panic(shared_container_url().await)
             }
         };
-        Some(or_panic(
-            Self::create_postgres(maintenance_url, container).await,
-        ))
+        Some(or_panic(Self::create_postgres(maintenance_url).await))
     }
 
     /// A fresh SQLite database file under the temporary directory, with the schema
@@ -190,6 +215,31 @@ impl TestDatabase {
         Ok(HeldTransaction { transaction })
     }
 
+    /// Waits until at least `sessions` sessions of this database are waiting for a lock
+    /// (PostgreSQL only): a request has reached a lock a [`TestDatabase::hold`] keeps, say.
+    /// Polls `pg_stat_activity` every 10 ms, the only way to observe another session's lock
+    /// wait; the loop ends on the condition, not on a timing assumption.
+    ///
+    /// # Errors
+    /// If fewer sessions are waiting after 30 seconds, or the query fails.
+    pub async fn wait_for_lock_waiters(&self, sessions: i64) -> anyhow::Result<()> {
+        const WAITING: &str = "SELECT COUNT(*) FROM pg_stat_activity \
+                               WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting = self.query_i64(WAITING).await?;
+            if waiting >= sessions {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{waiting} of the {sessions} expected sessions were waiting for a lock after 30 s"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Closes the pool and removes the database.
     pub async fn cleanup(mut self) {
         if let Some(database) = self.database.take()
@@ -204,10 +254,7 @@ impl TestDatabase {
         }
     }
 
-    async fn create_postgres(
-        maintenance_url: String,
-        container: Option<ContainerAsync<Postgres>>,
-    ) -> anyhow::Result<Self> {
+    async fn create_postgres(maintenance_url: String) -> anyhow::Result<Self> {
         let template = ensure_template(&maintenance_url).await?;
         let name = unique_name("botshop_test");
         let mut maintenance = PgConnection::connect(&maintenance_url)
@@ -229,7 +276,6 @@ impl TestDatabase {
             resource: Some(Resource::Postgres {
                 maintenance_url,
                 name,
-                container: container.map(Box::new),
             }),
         };
         test_database.database = Some(Database::connect(&url, test_pool_options()).await?);
@@ -290,15 +336,7 @@ impl Resource {
             Resource::Postgres {
                 maintenance_url,
                 name,
-                container,
             } => {
-                // With a container of its own, the database goes with the container.
-                if let Some(container) = container {
-                    return (*container)
-                        .rm()
-                        .await
-                        .context("failed to remove the PostgreSQL container");
-                }
                 let mut maintenance = PgConnection::connect(&maintenance_url)
                     .await
                     .context("failed to connect to the maintenance database")?;
@@ -473,10 +511,49 @@ fn docker_engine_configured() -> bool {
     sockets.iter().any(|socket| socket.exists())
 }
 
+/// Whether [`REQUIRE_POSTGRES`] is set.
+fn postgres_required() -> bool {
+    std::env::var(REQUIRE_POSTGRES).is_ok_and(|value| !matches!(value.trim(), "" | "0"))
+}
+
+/// This process's PostgreSQL container, once started.
+#[derive(Debug)]
+struct SharedContainer {
+    /// The maintenance URL (the `postgres` database) of the server in the container.
+    url: String,
+    /// Held for the life of the process, never dropped (see the module docs).
+    _container: ContainerAsync<Postgres>,
+}
+
+/// The container, or why it could not start. A failure is kept too: every later test
+/// fails at once with the same reason instead of trying to start another container.
+static CONTAINER: OnceCell<Result<SharedContainer, String>> = OnceCell::const_new();
+
+/// The maintenance URL of this process's container, starting it on first use. Tests that
+/// ask at the same time wait for the one start.
+async fn shared_container_url() -> anyhow::Result<String> {
+    let started = CONTAINER
+        .get_or_init(|| async {
+            start_container()
+                .await
+                .map(|(url, container)| SharedContainer {
+                    url,
+                    _container: container,
+                })
+                .map_err(|err| format!("{err:#}"))
+        })
+        .await;
+    match started {
+        Ok(shared) => Ok(shared.url.clone()),
+        Err(reason) => Err(anyhow::anyhow!("{reason}")),
+    }
+}
+
 async fn start_container() -> anyhow::Result<(String, ContainerAsync<Postgres>)> {
     // PostgreSQL 13+ for `DROP DATABASE ... WITH (FORCE)`; the module defaults to 11.
     let container = Postgres::default()
         .with_tag("16-alpine")
+        .with_label(CONTAINER_LABEL, std::process::id().to_string())
         .start()
         .await
         .context(
@@ -578,10 +655,5 @@ mod tests {
             url_with_database("postgres://u@db:5432", "t1"),
             "postgres://u@db:5432/t1"
         );
-    }
-
-    #[test]
-    fn template_name_depends_only_on_the_migrations() {
-        assert_eq!(migrations_fingerprint(), migrations_fingerprint());
     }
 }

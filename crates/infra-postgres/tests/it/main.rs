@@ -2,8 +2,8 @@
 //!
 //! Most tests are repository contract tests: written once as an `async fn` taking a
 //! fresh [`TestDatabase`], and run by [`contract_tests!`] against both PostgreSQL
-//! (`postgres::*`, skipped with a note when no PostgreSQL is available) and SQLite
-//! (`sqlite::*`).
+//! (`postgres::*`, skipped with a note when no PostgreSQL is available, or failed when
+//! `BOTSHOP_REQUIRE_POSTGRES=1`) and SQLite (`sqlite::*`).
 //!
 //! Run the PostgreSQL half with
 //! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p infra-postgres`.

@@ -425,23 +425,10 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
     let placing = store.clone();
     let order = new_order(&user, &[(chocolate, 2)], T0);
     let placement = tokio::spawn(async move { placing.place(order).await });
-    // Wait until the statement waits for the operator's row lock. (Polling is the only
-    // way to observe another session's lock wait.)
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while db
-            .query_i64(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await
-            .unwrap()
-            == 0
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the placement never waited for the operator's lock");
+    // Wait until the statement waits for the operator's row lock.
+    db.wait_for_lock_waiters(1)
+        .await
+        .expect("the placement never waited for the operator's lock");
     operator.release().await.unwrap();
 
     placement.await.unwrap().unwrap();

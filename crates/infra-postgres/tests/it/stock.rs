@@ -2,7 +2,6 @@
 //! race real transactions against each other.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use domain::order::{PlaceOrderError, StockShortage};
 use domain::ports::{CatalogRepository, OrderRepository};
@@ -462,23 +461,10 @@ async fn a_placement_aborted_by_a_deadlock_is_retried_not_reported() {
     let order = new_order(&user, &[(a, 1), (b, 1)], T0);
     let placement = tokio::spawn(async move { store.place(order).await });
 
-    // Wait until the placement holds A and waits for B. (Polling is the only way to
-    // observe another session's lock wait.)
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while db
-            .query_i64(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await
-            .unwrap()
-            == 0
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the placement never waited for the script's lock");
+    // Wait until the placement holds A and waits for B.
+    db.wait_for_lock_waiters(1)
+        .await
+        .expect("the placement never waited for the script's lock");
 
     // Now the script wants A: a deadlock. Its statement succeeds, which shows the
     // placement's transaction was the one aborted.

@@ -61,16 +61,9 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         })
         .collect();
     // Wait until all five are blocked on the lock: they are truly in flight.
-    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while db.query_i64(waiting).await.unwrap() < 5 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the orders never reached the database"
-        );
-        // A poll interval, not a timing assumption: the loop ends on the condition.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    db.wait_for_lock_waiters(5)
+        .await
+        .expect("the orders never reached the database");
 
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
