@@ -18,7 +18,7 @@ use migration::{Migrator, MigratorTrait};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Notifications, Settings};
+use crate::config::{ExposeSecret, Notifications, Settings};
 use crate::demo;
 
 /// A built, bound application, ready to run.
@@ -93,7 +93,7 @@ impl Application {
         };
 
         let verifier = Arc::new(InitDataVerifier::new(
-            settings.bot_token.expose(),
+            settings.bot_token.expose_secret(),
             settings.init_data_max_age,
         ));
         let state = ApiState {
@@ -272,7 +272,7 @@ fn telegram_notifier(settings: &Settings, chat_id: i64) -> anyhow::Result<Telegr
         api_url: settings.telegram_api_url.clone(),
         utc_offset: settings.notify_utc_offset,
         timeout: settings.telegram_timeout,
-        ..TelegramConfig::new(settings.bot_token.expose(), chat_id)
+        ..TelegramConfig::new(settings.bot_token.expose_secret(), chat_id)
     };
     TelegramNotifier::new(config).context("invalid Telegram configuration")
 }

@@ -8,7 +8,7 @@ use domain::outbox::Outbox;
 use migration::{MigrationStatus, Migrator, MigratorTrait};
 
 use crate::app::{Application, connect};
-use crate::config::Settings;
+use crate::config::{ExposeSecret, Settings};
 use crate::demo;
 
 #[derive(Debug, Parser)]
@@ -236,7 +236,10 @@ pub fn sign_init_data(
             user[key] = serde_json::Value::String(value);
         }
     }
-    let verifier = InitDataVerifier::new(settings.bot_token.expose(), settings.init_data_max_age);
+    let verifier = InitDataVerifier::new(
+        settings.bot_token.expose_secret(),
+        settings.init_data_max_age,
+    );
     let auth_date = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
     let user = user.to_string();
     let init_data = verifier.sign(&[

@@ -4,14 +4,14 @@
 //! keys) < `.env` (optional) < the process environment (upper-case keys, the seed's names).
 //! A bad value stops start-up with a message naming its key.
 
-use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use domain::outbox::RelayConfig;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use figment::providers::{Env, Format, Toml};
+pub use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use time::UtcOffset;
 use time::macros::format_description;
 
@@ -49,32 +49,12 @@ pub const KEYS: &[&str] = &[
     "CATALOG_CACHE_TTL",
 ];
 
-/// A secret that never prints.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 /// The raw settings as figment reads them, before cross-field validation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 struct RawSettings {
-    database_url: Option<Secret>,
-    telegram_bot_token: Option<Secret>,
+    database_url: Option<SecretString>,
+    telegram_bot_token: Option<SecretString>,
     manager_chat_id: Option<i64>,
     debug: bool,
     host: String,
@@ -135,10 +115,10 @@ impl Default for RawSettings {
 }
 
 /// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DatabaseTarget {
     /// Production: DATABASE_URL=postgres://...
-    Url(Secret),
+    Url(SecretString),
     /// The embedded default when DATABASE_URL is unset: a SQLite file.
     EmbeddedSqlite(String),
 }
@@ -147,7 +127,7 @@ impl DatabaseTarget {
     /// The connection URL. For SQLite, the file is created if missing.
     pub fn url(&self) -> String {
         match self {
-            DatabaseTarget::Url(url) => url.expose().to_owned(),
+            DatabaseTarget::Url(url) => url.expose_secret().to_owned(),
             DatabaseTarget::EmbeddedSqlite(path) => format!("sqlite://{path}?mode=rwc"),
         }
     }
@@ -179,7 +159,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database: DatabaseTarget,
-    pub bot_token: Secret,
+    pub bot_token: SecretString,
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
     pub demo_token: bool,
     pub notifications: Notifications,
@@ -234,13 +214,12 @@ impl Settings {
     }
 
     fn figment(toml: &Path) -> Figment {
-        Figment::from(Serialized::defaults(RawSettings::default()))
-            .merge(Toml::file(toml))
-            .merge(
-                Env::raw()
-                    .only(KEYS)
-                    .map(|key| key.as_str().to_ascii_lowercase().into()),
-            )
+        // Keys no source sets take `RawSettings::default()`.
+        Figment::from(Toml::file(toml)).merge(
+            Env::raw()
+                .only(KEYS)
+                .map(|key| key.as_str().to_ascii_lowercase().into()),
+        )
     }
 
     fn from_figment(figment: Figment) -> anyhow::Result<Self> {
@@ -253,8 +232,8 @@ impl Settings {
 
     fn validate(raw: RawSettings) -> anyhow::Result<Self> {
         let database = match raw.database_url {
-            Some(url) if !url.expose().trim().is_empty() => {
-                let lower = url.expose().to_ascii_lowercase();
+            Some(url) if !url.expose_secret().trim().is_empty() => {
+                let lower = url.expose_secret().to_ascii_lowercase();
                 if !(lower.starts_with("postgres://")
                     || lower.starts_with("postgresql://")
                     || lower.starts_with("sqlite:"))
@@ -270,9 +249,9 @@ impl Settings {
 
         let token = raw
             .telegram_bot_token
-            .filter(|t| !t.expose().trim().is_empty());
+            .filter(|t| !t.expose_secret().trim().is_empty());
         if let Some(token) = &token
-            && !looks_like_bot_token(token.expose())
+            && !looks_like_bot_token(token.expose_secret())
         {
             bail!(
                 "invalid configuration: TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (digits, a colon, then the secret)"
@@ -296,7 +275,7 @@ impl Settings {
                 },
             ),
             (None, _) => (
-                Secret::new(DEMO_BOT_TOKEN),
+                SecretString::from(DEMO_BOT_TOKEN),
                 true,
                 Notifications::Off {
                     reason: "TELEGRAM_BOT_TOKEN is not set (using the demo token)",
@@ -488,9 +467,8 @@ mod tests {
         Jail::expect_with(|jail| {
             let s = load_in(jail).unwrap();
             assert!(s.debug);
-            assert_eq!(
-                s.database,
-                DatabaseTarget::EmbeddedSqlite("botshop.db".into())
+            assert!(
+                matches!(&s.database, DatabaseTarget::EmbeddedSqlite(path) if path == "botshop.db")
             );
             assert!(s.demo_token);
             assert!(matches!(s.notifications, Notifications::Off { .. }));
@@ -511,10 +489,10 @@ mod tests {
             jail.set_env("DEBUG", "false");
             jail.set_env("NOTIFY_UTC_OFFSET", "+05:00");
             let s = load_in(jail).unwrap();
-            assert_eq!(
-                s.database,
-                DatabaseTarget::Url(Secret::new("postgres://shop@db/botshop"))
-            );
+            assert!(matches!(
+                &s.database,
+                DatabaseTarget::Url(url) if url.expose_secret() == "postgres://shop@db/botshop"
+            ));
             assert_eq!(
                 s.notifications,
                 Notifications::Telegram {

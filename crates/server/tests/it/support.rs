@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{DatabaseTarget, Notifications, Secret, Settings};
+use server::config::{DatabaseTarget, Notifications, SecretString, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -58,7 +58,7 @@ impl FakeTelegram {
 pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
     let mut settings = Settings::defaults().unwrap();
     settings.database = database;
-    settings.bot_token = Secret::new(TOKEN);
+    settings.bot_token = SecretString::from(TOKEN);
     settings.demo_token = false;
     settings.notifications = Notifications::Telegram {
         chat_id: MANAGER_CHAT,
