@@ -38,6 +38,7 @@ mod outbox;
 mod pg;
 mod price_hints;
 mod seed;
+mod settings;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -46,4 +47,5 @@ mod users;
 pub use database::{Database, PoolOptions};
 pub use orders::PlacementCounts;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
+pub use settings::{DatabaseSettings, DatabaseTarget};
 pub use store::SqlStore;
