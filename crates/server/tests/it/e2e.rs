@@ -234,7 +234,7 @@ async fn a_slow_database_gives_a_503_problem_not_a_hanging_request() {
         DatabaseTarget::Url(SecretString::from(database.url())),
         &telegram.server.uri(),
     );
-    settings.database_statement_timeout = std::time::Duration::from_millis(300);
+    settings.database.database_statement_timeout_ms = 300;
     let app = TestApp::spawn(&settings).await;
 
     // Product 1 is locked, so placing an order for it waits on the database.
@@ -292,8 +292,8 @@ async fn twenty_concurrent_requests_with_one_idempotency_key_place_one_order() {
         &telegram.server.uri(),
     );
     // This test is about idempotency, not about the per-customer rate limit.
-    settings.order_rate_limit_per_minute = 1_000;
-    settings.order_rate_limit_burst = 1_000;
+    settings.http.order_rate_limit_per_minute = 1_000;
+    settings.http.order_rate_limit_burst = 1_000;
     let app = std::sync::Arc::new(TestApp::spawn(&settings).await);
     let buyer = auth(555, "Ольга");
     let body = json!({
