@@ -18,13 +18,52 @@ use ring::hmac;
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
+use crate::settings::InvalidSetting;
 use crate::values::TelegramId;
 
 /// How far in the future an `auth_date` may lie, for clocks that disagree a little.
 pub const MAX_CLOCK_SKEW: Duration = Duration::seconds(60);
 
+/// The default for how old initData may be, in seconds (`INIT_DATA_MAX_AGE`): one day.
+pub const DEFAULT_MAX_AGE_SECS: u32 = 86_400;
+
 /// The default for how old initData may be: one day.
-pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(86_400);
+// A u32 always fits an i64 (`i64::from` is not const).
+pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(DEFAULT_MAX_AGE_SECS as i64);
+
+/// The authentication configuration keys; each field name is its key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Seconds after which initData is refused as expired (positive).
+    pub init_data_max_age: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            init_data_max_age: DEFAULT_MAX_AGE_SECS,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Checks every value, naming the key of the first bad one.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.init_data_max_age == 0 {
+            return Err(InvalidSetting::new(
+                "INIT_DATA_MAX_AGE",
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How old initData may be.
+    pub fn max_age(&self) -> Duration {
+        Duration::seconds(i64::from(self.init_data_max_age))
+    }
+}
 
 /// Why initData was refused. Each reason has a stable `code` for API clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

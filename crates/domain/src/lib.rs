@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod ports;
 pub mod services;
+pub mod settings;
 pub mod values;
 
 pub use entities::{Category, Order, OrderItem, OrderStatus, Product, User};

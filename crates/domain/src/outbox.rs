@@ -25,6 +25,7 @@ use tokio::sync::{Notify, watch};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::ports::{Notifier, NotifyError, OrderPlaced, Outbox};
+use crate::settings::{InvalidSetting, check_range};
 
 /// An outbox event's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,13 +78,68 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(u64::from(DEFAULT_OUTBOX_POLL_INTERVAL_MS)),
             batch_size: 10,
             send_timeout: Duration::from_secs(15),
             lease: Duration::from_secs(30),
-            max_attempts: 20,
+            max_attempts: DEFAULT_OUTBOX_MAX_ATTEMPTS,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `OUTBOX_POLL_INTERVAL_MS`'s default.
+pub const DEFAULT_OUTBOX_POLL_INTERVAL_MS: u32 = 500;
+/// `OUTBOX_MAX_ATTEMPTS`'s default.
+pub const DEFAULT_OUTBOX_MAX_ATTEMPTS: u32 = 20;
+
+/// The relay's configuration keys; each field name is its key. The server turns them into
+/// a [`RelayConfig`] with [`RelaySettings::relay_config`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct RelaySettings {
+    /// How often the relay looks for due events written by other instances (10–60000 ms).
+    pub outbox_poll_interval_ms: u32,
+    /// Failed attempts before an event is declared dead (at least 1).
+    pub outbox_max_attempts: u32,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            outbox_poll_interval_ms: DEFAULT_OUTBOX_POLL_INTERVAL_MS,
+            outbox_max_attempts: DEFAULT_OUTBOX_MAX_ATTEMPTS,
+        }
+    }
+}
+
+impl RelaySettings {
+    /// Checks every value, naming the key of the first bad one.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        check_range(
+            "OUTBOX_POLL_INTERVAL_MS",
+            self.outbox_poll_interval_ms,
+            10..=60_000,
+        )?;
+        if self.outbox_max_attempts == 0 {
+            return Err(InvalidSetting::new(
+                "OUTBOX_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The relay's configuration for a notifier whose sends take at most `send_timeout`:
+    /// a claim lasts twice that, so a live relay never loses an event it is still sending.
+    pub fn relay_config(&self, send_timeout: Duration) -> RelayConfig {
+        RelayConfig {
+            poll_interval: Duration::from_millis(u64::from(self.outbox_poll_interval_ms)),
+            send_timeout,
+            lease: send_timeout * 2,
+            max_attempts: self.outbox_max_attempts,
+            ..RelayConfig::default()
         }
     }
 }

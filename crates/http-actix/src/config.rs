@@ -1,7 +1,164 @@
-//! The HTTP adapter's own settings. The server fills them from its configuration; this
-//! crate never reads the environment.
+//! The HTTP adapter's own settings: [`HttpSettings`], the configuration keys it owns, with
+//! their defaults and checks, and [`HttpConfig`], what the running API uses. The server
+//! reads the keys from its sources; this crate never reads the environment.
 
 use std::net::IpAddr;
+use std::time::Duration;
+
+use domain::settings::{InvalidSetting, check_range};
+use serde::{Deserialize, Deserializer};
+
+/// The most clients each rate limiter tracks (not a configuration key).
+pub const RATE_LIMIT_MAX_KEYS: usize = 100_000;
+/// The most catalog answers kept (not a configuration key).
+pub const CATALOG_CACHE_MAX_ENTRIES: usize = 4_096;
+/// The most bytes of catalog answers kept (not a configuration key).
+pub const CATALOG_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// The HTTP configuration keys; each field name is its key, lower case
+/// (`order_rate_limit_burst` is `ORDER_RATE_LIMIT_BURST`). Unset keys take [`Default`]; the
+/// lists are checked as they are read, the rest by [`HttpSettings::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Address to listen on (not empty; surrounding spaces are dropped).
+    #[serde(deserialize_with = "trimmed")]
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// How long in-flight requests may take to finish after SIGTERM or SIGINT, in seconds
+    /// (1–600).
+    pub shutdown_timeout_secs: u32,
+    /// Comma-separated exact origins allowed to call the API from a browser.
+    #[serde(deserialize_with = "origin_list")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Orders one Telegram user may place per minute (at least 1).
+    pub order_rate_limit_per_minute: u32,
+    /// Orders one Telegram user may place at once (at least 1).
+    pub order_rate_limit_burst: u32,
+    /// Requests one client address may make to `/api/v1` per minute (at least 1).
+    pub ip_rate_limit_per_minute: u32,
+    /// Comma-separated IP addresses of reverse proxies whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "ip_list")]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics_enabled: bool,
+    /// Seconds catalog answers may be served from memory (0–3600; 0 turns the cache off).
+    pub catalog_cache_ttl: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8000,
+            shutdown_timeout_secs: 30,
+            cors_allowed_origins: Vec::new(),
+            order_rate_limit_per_minute: 10,
+            order_rate_limit_burst: 3,
+            ip_rate_limit_per_minute: 300,
+            trusted_proxies: Vec::new(),
+            metrics_enabled: true,
+            catalog_cache_ttl: 5,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Checks every value, naming the key of the first bad one.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.host.trim().is_empty() {
+            return Err(InvalidSetting::new("HOST", "must not be empty"));
+        }
+        for (key, value) in [
+            (
+                "ORDER_RATE_LIMIT_PER_MINUTE",
+                self.order_rate_limit_per_minute,
+            ),
+            ("IP_RATE_LIMIT_PER_MINUTE", self.ip_rate_limit_per_minute),
+            ("ORDER_RATE_LIMIT_BURST", self.order_rate_limit_burst),
+        ] {
+            if value == 0 {
+                return Err(InvalidSetting::new(key, "must be at least 1"));
+            }
+        }
+        if self.catalog_cache_ttl > 3600 {
+            return Err(InvalidSetting::new(
+                "CATALOG_CACHE_TTL",
+                "must be between 0 (off) and 3600 seconds",
+            ));
+        }
+        check_range("SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs, 1..=600)
+    }
+
+    /// How long in-flight requests may take to finish after a stop signal.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.shutdown_timeout_secs))
+    }
+
+    /// The API's configuration. `allow_any_origin` opens CORS to every origin (the server
+    /// sets it when `DEBUG=true`).
+    pub fn config(&self, allow_any_origin: bool) -> HttpConfig {
+        HttpConfig {
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+            cors_allow_any_origin: allow_any_origin,
+            order_rate_limit_per_minute: self.order_rate_limit_per_minute,
+            order_rate_limit_burst: self.order_rate_limit_burst,
+            ip_rate_limit_per_minute: self.ip_rate_limit_per_minute,
+            trusted_proxies: self.trusted_proxies.clone(),
+            expose_metrics: self.metrics_enabled,
+            rate_limit_max_keys: RATE_LIMIT_MAX_KEYS,
+            catalog_cache_ttl: Duration::from_secs(u64::from(self.catalog_cache_ttl)),
+            catalog_cache_max_entries: CATALOG_CACHE_MAX_ENTRIES,
+            catalog_cache_max_bytes: CATALOG_CACHE_MAX_BYTES,
+        }
+    }
+}
+
+fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(String::deserialize(deserializer)?.trim().to_owned())
+}
+
+/// The non-blank entries of a comma-separated list, trimmed.
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+}
+
+/// `CORS_ALLOWED_ORIGINS`: `https://a.example, https://b.example/` → exact origins without a
+/// trailing `/`, each checked.
+fn origin_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let list = String::deserialize(deserializer)?;
+    entries(&list)
+        .map(|origin| {
+            let origin = origin.trim_end_matches('/');
+            if is_origin(&origin.to_ascii_lowercase()) {
+                Ok(origin.to_owned())
+            } else {
+                Err(serde::de::Error::custom(InvalidSetting::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("must list origins like https://shop.example.com, got {origin:?}"),
+                )))
+            }
+        })
+        .collect()
+}
+
+/// `TRUSTED_PROXIES`: `10.0.0.1, ::1` → IP addresses.
+fn ip_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpAddr>, D::Error> {
+    let list = String::deserialize(deserializer)?;
+    entries(&list)
+        .map(|proxy| {
+            proxy.parse().map_err(|_| {
+                serde::de::Error::custom(InvalidSetting::new(
+                    "TRUSTED_PROXIES",
+                    format!("has {proxy:?}, which is not an IP address"),
+                ))
+            })
+        })
+        .collect()
+}
 
 /// How the API protects and exposes itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +188,7 @@ pub struct HttpConfig {
     pub rate_limit_max_keys: usize,
     /// How long a catalog answer may be served from memory (`CATALOG_CACHE_TTL`): the bound
     /// on staleness after catalog writes made outside this process. Zero turns it off.
-    pub catalog_cache_ttl: std::time::Duration,
+    pub catalog_cache_ttl: Duration,
     /// The most catalog answers kept.
     pub catalog_cache_max_entries: usize,
     /// The most bytes of catalog answers kept.
@@ -39,20 +196,9 @@ pub struct HttpConfig {
 }
 
 impl Default for HttpConfig {
+    /// [`HttpSettings::default`]'s values, CORS closed.
     fn default() -> Self {
-        Self {
-            cors_allowed_origins: Vec::new(),
-            cors_allow_any_origin: false,
-            order_rate_limit_per_minute: 10,
-            order_rate_limit_burst: 3,
-            ip_rate_limit_per_minute: 300,
-            trusted_proxies: Vec::new(),
-            expose_metrics: true,
-            rate_limit_max_keys: 100_000,
-            catalog_cache_ttl: std::time::Duration::from_secs(5),
-            catalog_cache_max_entries: 4_096,
-            catalog_cache_max_bytes: 32 * 1024 * 1024,
-        }
+        HttpSettings::default().config(false)
     }
 }
 
@@ -84,7 +230,7 @@ impl HttpConfig {
 
 /// Lower case without a trailing `/`, the way browsers spell the `Origin` header. Entries
 /// that cannot be an origin (no scheme, a path) are dropped with a warning: they would never
-/// match anyway, and the server's configuration already refuses them.
+/// match anyway, and [`HttpSettings`] already refuses them.
 pub(crate) fn normalized_origins(origins: &[String]) -> Vec<String> {
     origins
         .iter()
@@ -153,5 +299,65 @@ mod tests {
                 "http://localhost:5173".into()
             ])
         );
+    }
+
+    fn settings(json: &str) -> Result<HttpSettings, String> {
+        let settings: HttpSettings = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        settings.validate().map_err(|e| e.to_string())?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn settings_defaults_are_the_configs_defaults() {
+        let s = settings("{}").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
+        assert_eq!(s.shutdown_timeout(), Duration::from_secs(30));
+        assert_eq!(s.config(false), HttpConfig::default());
+        assert_eq!(
+            HttpConfig::default().catalog_cache_ttl,
+            Duration::from_secs(5)
+        );
+        assert!(s.config(true).cors_allow_any_origin);
+    }
+
+    #[test]
+    fn lists_are_comma_separated_and_checked() {
+        let s = settings(
+            r#"{"cors_allowed_origins": "https://shop.example.com, https://t.example.org/",
+                "trusted_proxies": "10.0.0.1, ::1", "host": " 0.0.0.0 "}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://shop.example.com", "https://t.example.org"]
+        );
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.host, "0.0.0.0");
+        for (json, key) in [
+            (
+                r#"{"cors_allowed_origins": "shop.example.com"}"#,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (
+                r#"{"cors_allowed_origins": "https://a.example/app"}"#,
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (r#"{"trusted_proxies": "proxy.local"}"#, "TRUSTED_PROXIES"),
+            (r#"{"host": "  "}"#, "HOST"),
+            (
+                r#"{"order_rate_limit_per_minute": 0}"#,
+                "ORDER_RATE_LIMIT_PER_MINUTE",
+            ),
+            (
+                r#"{"ip_rate_limit_per_minute": 0}"#,
+                "IP_RATE_LIMIT_PER_MINUTE",
+            ),
+            (r#"{"order_rate_limit_burst": 0}"#, "ORDER_RATE_LIMIT_BURST"),
+            (r#"{"catalog_cache_ttl": 3601}"#, "CATALOG_CACHE_TTL"),
+            (r#"{"shutdown_timeout_secs": 0}"#, "SHUTDOWN_TIMEOUT_SECS"),
+        ] {
+            let error = settings(json).unwrap_err();
+            assert!(error.contains(key), "{json}: {error}");
+        }
     }
 }

@@ -56,7 +56,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::catalog_cache::CatalogCache;
-pub use crate::config::{CorsMode, HttpConfig};
+pub use crate::config::{CorsMode, HttpConfig, HttpSettings};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::metrics::Metrics;

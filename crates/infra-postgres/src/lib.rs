@@ -39,6 +39,7 @@ mod outbox;
 mod pg;
 mod price_hints;
 mod seed;
+mod settings;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -52,4 +53,5 @@ pub use database::{Database, PoolOptions};
 pub use orders::PAGE_WITH_LINES_POSTGRES;
 pub use orders::PlacementCounts;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
+pub use settings::{DatabaseSettings, DatabaseTarget};
 pub use store::SqlStore;

@@ -19,7 +19,8 @@ mod notifier;
 mod render;
 
 pub use config::{
-    DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_UTC_OFFSET, TelegramConfig, TelegramConfigError,
+    BotToken, DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECS, DEFAULT_UTC_OFFSET,
+    TelegramConfig, TelegramConfigError, TelegramSettings,
 };
 pub use notifier::TelegramNotifier;
 pub use render::{MESSAGE_LIMIT, format_rubles, render_order_message};

@@ -11,7 +11,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use time::UtcOffset;
 
-use crate::config::{TelegramConfig, TelegramConfigError, check_token, normalize_api_url};
+use crate::config::{TelegramConfig, TelegramConfigError, normalize_api_url};
 use crate::render::render_order_message;
 
 /// What replaces the bot token in every string this crate builds.
@@ -55,7 +55,6 @@ impl TelegramNotifier {
     /// [`TelegramConfigError`] for an empty or malformed token, a malformed API URL, a zero
     /// timeout, or a client that cannot be built (no TLS backend).
     pub fn new(config: TelegramConfig) -> Result<Self, TelegramConfigError> {
-        check_token(&config.bot_token)?;
         let api_url = normalize_api_url(&config.api_url)?;
         if config.timeout.is_zero() {
             return Err(TelegramConfigError::ZeroTimeout);
@@ -69,9 +68,9 @@ impl TelegramNotifier {
             .map_err(|e| TelegramConfigError::HttpClient(e.without_url().to_string()))?;
         Ok(Self {
             client,
-            method_base_url: format!("{api_url}/bot{}/", config.bot_token),
+            method_base_url: format!("{api_url}/bot{}/", config.bot_token.expose()),
             api_url,
-            bot_token: config.bot_token,
+            bot_token: config.bot_token.expose().to_owned(),
             manager_chat_id: config.manager_chat_id,
             utc_offset: config.utc_offset,
             timeout: config.timeout,
@@ -253,7 +252,7 @@ impl TelegramNotifier {
     }
 
     fn redact(&self, text: &str) -> String {
-        // `check_token` guarantees the token is non-empty and appears unencoded in URLs.
+        // `BotToken::new` guarantees the token is non-empty and appears unencoded in URLs.
         text.replace(&self.bot_token, REDACTED)
     }
 }

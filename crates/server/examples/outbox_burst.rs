@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{DatabaseTarget, Notifications, Secret, Settings};
+use server::config::{BotToken, DatabaseTarget, Notifications, SecretString, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -77,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     let (database, label) = match &postgres {
-        Some(db) => (DatabaseTarget::Url(Secret::new(db.url())), "PostgreSQL"),
+        Some(db) => (
+            DatabaseTarget::Url(SecretString::from(db.url())),
+            "PostgreSQL",
+        ),
         None => (
             DatabaseTarget::EmbeddedSqlite(scratch.join("bench.db").to_string_lossy().into_owned()),
             "embedded SQLite",
@@ -105,14 +108,14 @@ async fn main() -> anyhow::Result<()> {
         .await;
 
     let mut settings = Settings::defaults()?;
-    settings.database = database.clone();
-    settings.bot_token = Secret::new(TOKEN);
+    settings.database.set_target(database.clone());
+    settings.bot_token = BotToken::new(TOKEN)?;
     settings.demo_token = false;
     settings.notifications = Notifications::Telegram { chat_id: CHAT };
-    settings.debug = false;
-    settings.port = 0;
-    settings.telegram_api_url = telegram.uri();
-    settings.notify_utc_offset = time::UtcOffset::UTC;
+    settings.server.debug = false;
+    settings.http.port = 0;
+    settings.telegram.telegram_api_url = telegram.uri();
+    settings.telegram.notify_utc_offset = time::UtcOffset::UTC;
     let app = Application::build(&settings).await?;
     if !database.is_embedded() {
         let db = server::app::connect(&settings).await?;

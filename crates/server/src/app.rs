@@ -12,9 +12,9 @@ use domain::outbox::Relay;
 use domain::ports::IdempotencyStore;
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
-use http_actix::{ApiState, CorsMode, Http, HttpConfig};
+use http_actix::{ApiState, CorsMode, Http};
 use infra_postgres::Database;
-use infra_telegram::{TelegramConfig, TelegramNotifier};
+use infra_telegram::TelegramNotifier;
 use migration::{Migrator, MigratorTrait};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -46,13 +46,13 @@ impl Application {
     /// here, so a test can ask for port 0 and learn the real port from [`Application::port`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let database = connect(settings).await?;
-        if settings.run_migrations {
+        if settings.database.run_migrations {
             Migrator::up(database.connection(), None)
                 .await
                 .context("could not apply database migrations")?;
         }
         let store = Arc::new(database.store());
-        if settings.database.is_embedded() && store.catalog_is_empty().await? {
+        if settings.database.target().is_embedded() && store.catalog_is_empty().await? {
             store.seed_catalog(&demo::catalog()).await?;
             tracing::info!("the embedded database was empty: loaded the demo catalog");
         }
@@ -66,7 +66,7 @@ impl Application {
                 warn_if_manager_unreachable(Arc::clone(&telegram));
                 let (outbox, config, wake) = (
                     store.clone(),
-                    settings.relay.clone(),
+                    settings.relay_config(),
                     Arc::clone(&relay_wake),
                 );
                 let make_relay = move || {
@@ -95,7 +95,7 @@ impl Application {
 
         let verifier = Arc::new(InitDataVerifier::new(
             settings.bot_token.expose(),
-            settings.init_data_max_age,
+            settings.auth.max_age(),
         ));
         let state = ApiState {
             catalog: store.clone(),
@@ -105,17 +105,8 @@ impl Application {
             storage: Arc::new(database.clone()),
             outbox: store,
         };
-        let config = HttpConfig {
-            cors_allowed_origins: settings.cors_allowed_origins.clone(),
-            cors_allow_any_origin: settings.debug,
-            order_rate_limit_per_minute: settings.order_rate_limit_per_minute,
-            order_rate_limit_burst: settings.order_rate_limit_burst,
-            ip_rate_limit_per_minute: settings.ip_rate_limit_per_minute,
-            trusted_proxies: settings.trusted_proxies.clone(),
-            expose_metrics: settings.metrics_enabled,
-            catalog_cache_ttl: settings.catalog_cache_ttl,
-            ..HttpConfig::default()
-        };
+        // DEBUG=true opens CORS to any origin.
+        let config = settings.http.config(settings.server.debug);
         match config.cors_mode() {
             CorsMode::Closed => tracing::warn!(
                 "CORS: no CORS_ALLOWED_ORIGINS and DEBUG=false, so no cross-origin requests are allowed; \
@@ -136,15 +127,16 @@ impl Application {
             background_stopped,
         ));
 
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
-            .with_context(|| format!("could not listen on {}:{}", settings.host, settings.port))?;
+        let (host, port) = (settings.http.host.as_str(), settings.http.port);
+        let listener = TcpListener::bind((host, port))
+            .with_context(|| format!("could not listen on {host}:{port}"))?;
         let address = listener
             .local_addr()
             .context("could not read the bound address")?;
         let server = HttpServer::new(move || http.app())
             .listen(listener)
             .context("could not start the HTTP server")?
-            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            .shutdown_timeout(settings.http.shutdown_timeout().as_secs())
             // actix treats SIGINT as a forced stop; we handle both signals ourselves so that
             // each one drains in-flight requests (see `run_until_stopped`).
             .disable_signals()
@@ -257,24 +249,18 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
 
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
-    let options = infra_postgres::PoolOptions {
-        max_connections: settings.database_max_connections,
-        acquire_timeout: settings.database_acquire_timeout,
-        statement_timeout: Some(settings.database_statement_timeout),
-        ..infra_postgres::PoolOptions::default()
-    };
-    Database::connect(&settings.database.url(), options)
-        .await
-        .context("could not connect to the database")
+    Database::connect(
+        &settings.database.target().url(),
+        settings.database.pool_options(),
+    )
+    .await
+    .context("could not connect to the database")
 }
 
 fn telegram_notifier(settings: &Settings, chat_id: i64) -> anyhow::Result<TelegramNotifier> {
-    let config = TelegramConfig {
-        api_url: settings.telegram_api_url.clone(),
-        utc_offset: settings.notify_utc_offset,
-        timeout: settings.telegram_timeout,
-        ..TelegramConfig::new(settings.bot_token.expose(), chat_id)
-    };
+    let config = settings
+        .telegram
+        .config(settings.bot_token.clone(), chat_id);
     TelegramNotifier::new(config).context("invalid Telegram configuration")
 }
 

@@ -146,7 +146,7 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
 
 async fn seed(settings: &Settings) -> anyhow::Result<()> {
     let database = connect(settings).await?;
-    if settings.run_migrations {
+    if settings.database.run_migrations {
         Migrator::up(database.connection(), None)
             .await
             .context("could not apply database migrations")?;
@@ -164,13 +164,13 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
 /// curl. A wildcard HOST is reached through the loopback address.
 async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = match settings.host.as_str() {
+    let host = match settings.http.host.as_str() {
         "0.0.0.0" => "127.0.0.1",
         "::" | "[::]" => "::1",
         other => other,
     };
     let check = async {
-        let mut stream = tokio::net::TcpStream::connect((host, settings.port)).await?;
+        let mut stream = tokio::net::TcpStream::connect((host, settings.http.port)).await?;
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await?;
@@ -236,7 +236,7 @@ pub fn sign_init_data(
             user[key] = serde_json::Value::String(value);
         }
     }
-    let verifier = InitDataVerifier::new(settings.bot_token.expose(), settings.init_data_max_age);
+    let verifier = InitDataVerifier::new(settings.bot_token.expose(), settings.auth.max_age());
     let auth_date = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
     let user = user.to_string();
     let init_data = verifier.sign(&[

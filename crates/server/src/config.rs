@@ -3,157 +3,162 @@
 //! Sources, later ones winning: built-in defaults < `botshop.toml` (optional, lower-case
 //! keys) < `.env` (optional) < the process environment (upper-case keys, the seed's names).
 //! A bad value stops start-up with a message naming its key.
+//!
+//! Each key belongs to the crate that uses it, in a settings type whose field name IS the
+//! key, lower case, with its default and its check: [`HttpSettings`] (http-actix),
+//! [`TelegramSettings`] (infra-telegram), [`DatabaseSettings`] (infra-postgres),
+//! [`RelaySettings`] and [`AuthSettings`] (domain), and [`ServerSettings`] here for the
+//! server's own keys. This module only reads the sources into each of them, derives the
+//! list of accepted keys from their field names ([`keys`]), and applies the rules that span
+//! several of them (DEBUG's demo token, the relay's lease from the Telegram timeout).
 
-use std::fmt;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use domain::outbox::RelayConfig;
+use domain::settings::InvalidSetting;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
-use time::UtcOffset;
-use time::macros::format_description;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use domain::auth::AuthSettings;
+pub use domain::outbox::RelaySettings;
+pub use http_actix::HttpSettings;
+pub use infra_postgres::{DatabaseSettings, DatabaseTarget};
+pub use infra_telegram::{BotToken, TelegramSettings};
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// The token used when DEBUG=true and none is configured, so the shop runs out of the box.
 /// It is not a real bot's token: notifications are off with it.
 pub const DEMO_BOT_TOKEN: &str = "123456789:DEMO-TOKEN-botshop-not-for-production";
 
-/// Every key the application reads, as environment variables spell them.
-pub const KEYS: &[&str] = &[
-    "DATABASE_URL",
-    "TELEGRAM_BOT_TOKEN",
-    "MANAGER_CHAT_ID",
-    "DEBUG",
-    "HOST",
-    "PORT",
-    "INIT_DATA_MAX_AGE",
-    "TELEGRAM_API_URL",
-    "NOTIFY_UTC_OFFSET",
-    "DATABASE_MAX_CONNECTIONS",
-    "RUN_MIGRATIONS",
-    "SQLITE_PATH",
-    "LOG_FORMAT",
-    "TELEGRAM_TIMEOUT_SECS",
-    "OUTBOX_POLL_INTERVAL_MS",
-    "OUTBOX_MAX_ATTEMPTS",
-    "DATABASE_ACQUIRE_TIMEOUT_MS",
-    "DATABASE_STATEMENT_TIMEOUT_MS",
-    "CORS_ALLOWED_ORIGINS",
-    "ORDER_RATE_LIMIT_PER_MINUTE",
-    "ORDER_RATE_LIMIT_BURST",
-    "IP_RATE_LIMIT_PER_MINUTE",
-    "TRUSTED_PROXIES",
-    "METRICS_ENABLED",
-    "SHUTDOWN_TIMEOUT_SECS",
-    "CATALOG_CACHE_TTL",
-];
-
-/// A secret that never prints.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// The keys only the server reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Development mode: allows the demo token and missing Telegram settings, opens CORS
+    /// to any origin, and makes logs text by default.
+    pub debug: bool,
+    /// `json` or `text`; unset: text when DEBUG=true, else JSON.
+    pub log_format: Option<String>,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// The raw settings as figment reads them, before cross-field validation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RawSettings {
-    database_url: Option<Secret>,
-    telegram_bot_token: Option<Secret>,
-    manager_chat_id: Option<i64>,
-    debug: bool,
-    host: String,
-    port: u16,
-    init_data_max_age: u32,
-    telegram_api_url: String,
-    notify_utc_offset: String,
-    database_max_connections: u32,
-    run_migrations: bool,
-    sqlite_path: String,
-    log_format: Option<String>,
-    telegram_timeout_secs: u32,
-    outbox_poll_interval_ms: u32,
-    outbox_max_attempts: u32,
-    database_acquire_timeout_ms: u32,
-    database_statement_timeout_ms: u32,
-    cors_allowed_origins: String,
-    order_rate_limit_per_minute: u32,
-    order_rate_limit_burst: u32,
-    ip_rate_limit_per_minute: u32,
-    trusted_proxies: String,
-    metrics_enabled: bool,
-    shutdown_timeout_secs: u32,
-    catalog_cache_ttl: u32,
-}
-
-impl Default for RawSettings {
+impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            database_url: None,
-            telegram_bot_token: None,
-            manager_chat_id: None,
             debug: true,
-            host: "127.0.0.1".into(),
-            port: 8000,
-            init_data_max_age: 86_400,
-            telegram_api_url: "https://api.telegram.org".into(),
-            notify_utc_offset: "+03:00".into(),
-            database_max_connections: 20,
-            run_migrations: true,
-            sqlite_path: "botshop.db".into(),
             log_format: None,
-            telegram_timeout_secs: 10,
-            outbox_poll_interval_ms: 500,
-            outbox_max_attempts: 20,
-            database_acquire_timeout_ms: 5_000,
-            database_statement_timeout_ms: 5_000,
-            cors_allowed_origins: String::new(),
-            order_rate_limit_per_minute: 10,
-            order_rate_limit_burst: 3,
-            ip_rate_limit_per_minute: 300,
-            trusted_proxies: String::new(),
-            metrics_enabled: true,
-            shutdown_timeout_secs: 30,
-            catalog_cache_ttl: 5,
         }
     }
 }
 
-/// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseTarget {
-    /// Production: DATABASE_URL=postgres://...
-    Url(Secret),
-    /// The embedded default when DATABASE_URL is unset: a SQLite file.
-    EmbeddedSqlite(String),
+impl ServerSettings {
+    /// The log format, checked, defaulting by DEBUG.
+    pub fn log_format(&self) -> Result<LogFormat, InvalidSetting> {
+        match self
+            .log_format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") if self.debug => Ok(LogFormat::Text),
+            None | Some("") => Ok(LogFormat::Json),
+            Some("json") => Ok(LogFormat::Json),
+            Some("text") => Ok(LogFormat::Text),
+            Some(other) => Err(InvalidSetting::new(
+                "LOG_FORMAT",
+                format!("must be json or text, got {other:?}"),
+            )),
+        }
+    }
 }
 
-impl DatabaseTarget {
-    /// The connection URL. For SQLite, the file is created if missing.
-    pub fn url(&self) -> String {
-        match self {
-            DatabaseTarget::Url(url) => url.expose().to_owned(),
-            DatabaseTarget::EmbeddedSqlite(path) => format!("sqlite://{path}?mode=rwc"),
+/// Every settings type the server reads, in one place: adding one here is all it takes
+/// for its keys to be read, accepted and checked against the documentation.
+macro_rules! settings_types {
+    ($callback:ident) => {
+        $callback!(
+            server: ServerSettings,
+            auth: AuthSettings,
+            database: DatabaseSettings,
+            telegram: TelegramSettings,
+            relay: RelaySettings,
+            http: HttpSettings,
+        )
+    };
+}
+
+/// Every key the application reads, upper case as environment variables spell them:
+/// the field names of the settings types.
+pub fn keys() -> Vec<String> {
+    lower_case_keys()
+        .into_iter()
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+fn lower_case_keys() -> Vec<&'static str> {
+    macro_rules! all_fields {
+        ($($_name:ident: $type:ty,)*) => {
+            [$(field_names::<$type>()),*].concat()
+        };
+    }
+    settings_types!(all_fields)
+}
+
+/// The field names of a plain `#[derive(Deserialize)]` struct, as serde itself lists them:
+/// a deserializer that only records what `deserialize_struct` is told, then stops.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(field_names::Recorder(&mut fields));
+    fields
+}
+
+mod field_names {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    pub struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded")
         }
     }
 
-    pub fn is_embedded(&self) -> bool {
-        matches!(self, DatabaseTarget::EmbeddedSqlite(_))
+    impl std::error::Error for Stop {}
+
+    impl serde::de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    pub struct Recorder<'a>(pub &'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Recorder<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = fields;
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
     }
 }
 
@@ -175,43 +180,37 @@ pub enum LogFormat {
     Text,
 }
 
-/// The validated configuration.
+/// The validated configuration: each crate's settings, and what the server decided from
+/// several of them.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub database: DatabaseTarget,
-    pub bot_token: Secret,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+    pub telegram: TelegramSettings,
+    pub relay: RelaySettings,
+    pub http: HttpSettings,
+    /// The configured token, or [`DEMO_BOT_TOKEN`] when DEBUG=true and none is set.
+    pub bot_token: BotToken,
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
     pub demo_token: bool,
     pub notifications: Notifications,
-    pub debug: bool,
-    pub host: String,
-    pub port: u16,
-    pub init_data_max_age: time::Duration,
-    pub telegram_api_url: String,
-    pub notify_utc_offset: UtcOffset,
-    pub database_max_connections: u32,
-    pub run_migrations: bool,
     pub log_format: LogFormat,
-    /// How long one Telegram API call may take.
-    pub telegram_timeout: std::time::Duration,
-    /// How the notification relay paces itself.
-    pub relay: RelayConfig,
-    /// How long a query waits for a pooled connection before the request gets a 503.
-    pub database_acquire_timeout: std::time::Duration,
-    /// PostgreSQL cancels any statement running longer than this (the request gets a 503).
-    pub database_statement_timeout: std::time::Duration,
-    /// Exact origins allowed to call the API from a browser (the Mini App's domains).
-    pub cors_allowed_origins: Vec<String>,
-    pub order_rate_limit_per_minute: u32,
-    pub order_rate_limit_burst: u32,
-    pub ip_rate_limit_per_minute: u32,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    pub metrics_enabled: bool,
-    /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
-    pub shutdown_timeout: std::time::Duration,
-    /// How long catalog answers may be served from memory; zero turns the cache off.
-    pub catalog_cache_ttl: std::time::Duration,
+}
+
+/// Each settings type as read from the sources, before the rules that span several.
+#[derive(Debug, Default)]
+struct Parts {
+    server: ServerSettings,
+    auth: AuthSettings,
+    database: DatabaseSettings,
+    telegram: TelegramSettings,
+    relay: RelaySettings,
+    http: HttpSettings,
+}
+
+fn invalid(error: InvalidSetting) -> anyhow::Error {
+    anyhow::anyhow!("invalid configuration: {error}")
 }
 
 impl Settings {
@@ -230,64 +229,59 @@ impl Settings {
     /// The built-in defaults alone (development mode, embedded SQLite, demo token): a
     /// starting point for tests and tools that then adjust fields.
     pub fn defaults() -> anyhow::Result<Self> {
-        Self::validate(RawSettings::default())
+        Self::validate(Parts::default())
     }
 
     fn figment(toml: &Path) -> Figment {
-        Figment::from(Serialized::defaults(RawSettings::default()))
-            .merge(Toml::file(toml))
-            .merge(
-                Env::raw()
-                    .only(KEYS)
-                    .map(|key| key.as_str().to_ascii_lowercase().into()),
-            )
+        let keys = lower_case_keys();
+        // Keys no source sets take their settings type's `Default`.
+        Figment::from(Toml::file(toml)).merge(
+            Env::raw()
+                .only(&keys)
+                .map(|key| key.as_str().to_ascii_lowercase().into()),
+        )
     }
 
     fn from_figment(figment: Figment) -> anyhow::Result<Self> {
-        let raw: RawSettings = figment.extract().map_err(|e| {
+        fn extract<T: DeserializeOwned>(figment: &Figment) -> anyhow::Result<T> {
             // figment names the key and where its value came from.
-            anyhow::anyhow!("invalid configuration: {e}")
-        })?;
-        Self::validate(raw)
+            figment
+                .extract()
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+        }
+        macro_rules! read_parts {
+            ($($name:ident: $_type:ty,)*) => {
+                Parts { $($name: extract(&figment)?,)* }
+            };
+        }
+        Self::validate(settings_types!(read_parts))
     }
 
-    fn validate(raw: RawSettings) -> anyhow::Result<Self> {
-        let database = match raw.database_url {
-            Some(url) if !url.expose().trim().is_empty() => {
-                let lower = url.expose().to_ascii_lowercase();
-                if !(lower.starts_with("postgres://")
-                    || lower.starts_with("postgresql://")
-                    || lower.starts_with("sqlite:"))
-                {
-                    bail!(
-                        "invalid configuration: DATABASE_URL must start with postgres://, postgresql:// or sqlite:"
-                    );
-                }
-                DatabaseTarget::Url(url)
-            }
-            _ => DatabaseTarget::EmbeddedSqlite(raw.sqlite_path.clone()),
-        };
+    fn validate(parts: Parts) -> anyhow::Result<Self> {
+        let Parts {
+            server,
+            auth,
+            database,
+            telegram,
+            relay,
+            http,
+        } = parts;
+        database.validate().map_err(invalid)?;
+        telegram.validate().map_err(invalid)?;
+        auth.validate().map_err(invalid)?;
+        http.validate().map_err(invalid)?;
+        relay.validate().map_err(invalid)?;
+        let log_format = server.log_format().map_err(invalid)?;
 
-        let token = raw
-            .telegram_bot_token
-            .filter(|t| !t.expose().trim().is_empty());
-        if let Some(token) = &token
-            && !looks_like_bot_token(token.expose())
-        {
-            bail!(
-                "invalid configuration: TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (digits, a colon, then the secret)"
-            );
-        }
-        if raw.manager_chat_id == Some(0) {
-            bail!("invalid configuration: MANAGER_CHAT_ID must be a non-zero Telegram chat id");
-        }
-        let (bot_token, demo_token, notifications) = match (token, raw.manager_chat_id) {
+        // DEBUG decides what a missing token or chat means.
+        let (bot_token, demo_token, notifications) = match (
+            telegram.telegram_bot_token.clone(),
+            telegram.manager_chat_id,
+        ) {
             (Some(token), Some(chat_id)) => (token, false, Notifications::Telegram { chat_id }),
-            _ if !raw.debug => {
-                bail!(
-                    "invalid configuration: TELEGRAM_BOT_TOKEN and MANAGER_CHAT_ID are required when DEBUG=false"
-                )
-            }
+            _ if !server.debug => anyhow::bail!(
+                "invalid configuration: TELEGRAM_BOT_TOKEN and MANAGER_CHAT_ID are required when DEBUG=false"
+            ),
             (Some(token), None) => (
                 token,
                 false,
@@ -296,7 +290,7 @@ impl Settings {
                 },
             ),
             (None, _) => (
-                Secret::new(DEMO_BOT_TOKEN),
+                BotToken::new(DEMO_BOT_TOKEN).context("the demo token is malformed")?,
                 true,
                 Notifications::Off {
                     reason: "TELEGRAM_BOT_TOKEN is not set (using the demo token)",
@@ -304,170 +298,25 @@ impl Settings {
             ),
         };
 
-        if raw.init_data_max_age == 0 {
-            bail!("invalid configuration: INIT_DATA_MAX_AGE must be a positive number of seconds");
-        }
-        let offset_format = format_description!("[offset_hour sign:mandatory]:[offset_minute]");
-        let notify_utc_offset = UtcOffset::parse(raw.notify_utc_offset.trim(), &offset_format).map_err(|_| {
-            anyhow::anyhow!(
-                "invalid configuration: NOTIFY_UTC_OFFSET must look like +03:00 or -05:30, got {:?}",
-                raw.notify_utc_offset
-            )
-        })?;
-        let api_url = raw.telegram_api_url.trim().trim_end_matches('/').to_owned();
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            bail!("invalid configuration: TELEGRAM_API_URL must be an http:// or https:// URL");
-        }
-        if raw.database_max_connections == 0 {
-            bail!("invalid configuration: DATABASE_MAX_CONNECTIONS must be at least 1");
-        }
-        if raw.host.trim().is_empty() {
-            bail!("invalid configuration: HOST must not be empty");
-        }
-        let log_format = match raw
-            .log_format
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("") => {
-                if raw.debug {
-                    LogFormat::Text
-                } else {
-                    LogFormat::Json
-                }
-            }
-            Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(other) => {
-                bail!("invalid configuration: LOG_FORMAT must be json or text, got {other:?}")
-            }
-        };
-
-        if !(1..=60).contains(&raw.telegram_timeout_secs) {
-            bail!("invalid configuration: TELEGRAM_TIMEOUT_SECS must be between 1 and 60");
-        }
-        if !(10..=60_000).contains(&raw.outbox_poll_interval_ms) {
-            bail!("invalid configuration: OUTBOX_POLL_INTERVAL_MS must be between 10 and 60000");
-        }
-        if raw.outbox_max_attempts == 0 {
-            bail!("invalid configuration: OUTBOX_MAX_ATTEMPTS must be at least 1");
-        }
-        let telegram_timeout = std::time::Duration::from_secs(u64::from(raw.telegram_timeout_secs));
-        // A send may take the whole HTTP timeout plus a little; a claim must outlive any send
-        // so a live relay never loses an event it is still sending.
-        let send_timeout = telegram_timeout + std::time::Duration::from_secs(2);
-        let relay = RelayConfig {
-            poll_interval: std::time::Duration::from_millis(u64::from(raw.outbox_poll_interval_ms)),
-            send_timeout,
-            lease: send_timeout * 2,
-            max_attempts: raw.outbox_max_attempts,
-            ..RelayConfig::default()
-        };
-
-        if !(100..=600_000).contains(&raw.database_acquire_timeout_ms) {
-            bail!(
-                "invalid configuration: DATABASE_ACQUIRE_TIMEOUT_MS must be between 100 and 600000"
-            );
-        }
-        if !(100..=600_000).contains(&raw.database_statement_timeout_ms) {
-            bail!(
-                "invalid configuration: DATABASE_STATEMENT_TIMEOUT_MS must be between 100 and 600000"
-            );
-        }
-        let cors_allowed_origins = parse_origins(&raw.cors_allowed_origins)?;
-        if raw.order_rate_limit_per_minute == 0 || raw.ip_rate_limit_per_minute == 0 {
-            bail!(
-                "invalid configuration: ORDER_RATE_LIMIT_PER_MINUTE and IP_RATE_LIMIT_PER_MINUTE must be at least 1"
-            );
-        }
-        if raw.order_rate_limit_burst == 0 {
-            bail!("invalid configuration: ORDER_RATE_LIMIT_BURST must be at least 1");
-        }
-        let trusted_proxies = raw
-            .trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse::<std::net::IpAddr>()
-                    .map_err(|_| anyhow::anyhow!("invalid configuration: TRUSTED_PROXIES has {p:?}, which is not an IP address"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if raw.catalog_cache_ttl > 3600 {
-            bail!(
-                "invalid configuration: CATALOG_CACHE_TTL must be between 0 (off) and 3600 seconds"
-            );
-        }
-        if !(1..=600).contains(&raw.shutdown_timeout_secs) {
-            bail!("invalid configuration: SHUTDOWN_TIMEOUT_SECS must be between 1 and 600");
-        }
-
         Ok(Self {
-            database_acquire_timeout: std::time::Duration::from_millis(u64::from(
-                raw.database_acquire_timeout_ms,
-            )),
-            database_statement_timeout: std::time::Duration::from_millis(u64::from(
-                raw.database_statement_timeout_ms,
-            )),
-            cors_allowed_origins,
-            order_rate_limit_per_minute: raw.order_rate_limit_per_minute,
-            order_rate_limit_burst: raw.order_rate_limit_burst,
-            ip_rate_limit_per_minute: raw.ip_rate_limit_per_minute,
-            trusted_proxies,
-            metrics_enabled: raw.metrics_enabled,
-            shutdown_timeout: std::time::Duration::from_secs(u64::from(raw.shutdown_timeout_secs)),
-            catalog_cache_ttl: std::time::Duration::from_secs(u64::from(raw.catalog_cache_ttl)),
-            telegram_timeout,
-            relay,
+            server,
+            auth,
             database,
+            telegram,
+            relay,
+            http,
             bot_token,
             demo_token,
             notifications,
-            debug: raw.debug,
-            host: raw.host.trim().to_owned(),
-            port: raw.port,
-            init_data_max_age: time::Duration::seconds(i64::from(raw.init_data_max_age)),
-            telegram_api_url: api_url,
-            notify_utc_offset,
-            database_max_connections: raw.database_max_connections,
-            run_migrations: raw.run_migrations,
             log_format,
         })
     }
-}
 
-/// `https://a.example, https://b.example` → exact origins, each checked.
-fn parse_origins(list: &str) -> anyhow::Result<Vec<String>> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(|origin| {
-            let origin = origin.trim_end_matches('/');
-            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin.split_once("://").is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/'));
-            if valid {
-                Ok(origin.to_owned())
-            } else {
-                bail!(
-                    "invalid configuration: CORS_ALLOWED_ORIGINS must list origins like https://shop.example.com, got {origin:?}"
-                )
-            }
-        })
-        .collect()
-}
-
-fn looks_like_bot_token(token: &str) -> bool {
-    match token.split_once(':') {
-        Some((id, secret)) => {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_digit())
-                && !secret.is_empty()
-                && secret
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }
-        None => false,
+    /// How the notification relay paces itself: a send may take the whole Telegram
+    /// timeout plus a little, and a claim outlives any send.
+    pub fn relay_config(&self) -> RelayConfig {
+        let send_timeout = self.telegram.timeout() + std::time::Duration::from_secs(2);
+        self.relay.relay_config(send_timeout)
     }
 }
 
@@ -476,6 +325,7 @@ fn looks_like_bot_token(token: &str) -> bool {
 #[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
+    use time::UtcOffset;
 
     use super::*;
 
@@ -487,16 +337,18 @@ mod tests {
     fn nothing_configured_means_debug_with_embedded_sqlite_and_demo_token() {
         Jail::expect_with(|jail| {
             let s = load_in(jail).unwrap();
-            assert!(s.debug);
-            assert_eq!(
-                s.database,
-                DatabaseTarget::EmbeddedSqlite("botshop.db".into())
+            assert!(s.server.debug);
+            assert!(
+                matches!(s.database.target(), DatabaseTarget::EmbeddedSqlite(path) if path == "botshop.db")
             );
             assert!(s.demo_token);
             assert!(matches!(s.notifications, Notifications::Off { .. }));
-            assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
-            assert_eq!(s.notify_utc_offset, UtcOffset::from_hms(3, 0, 0).unwrap());
-            assert_eq!(s.init_data_max_age, time::Duration::seconds(86_400));
+            assert_eq!((s.http.host.as_str(), s.http.port), ("127.0.0.1", 8000));
+            assert_eq!(
+                s.telegram.notify_utc_offset,
+                UtcOffset::from_hms(3, 0, 0).unwrap()
+            );
+            assert_eq!(s.auth.max_age(), time::Duration::seconds(86_400));
             assert_eq!(s.log_format, LogFormat::Text);
             Ok(())
         });
@@ -511,18 +363,21 @@ mod tests {
             jail.set_env("DEBUG", "false");
             jail.set_env("NOTIFY_UTC_OFFSET", "+05:00");
             let s = load_in(jail).unwrap();
-            assert_eq!(
-                s.database,
-                DatabaseTarget::Url(Secret::new("postgres://shop@db/botshop"))
-            );
+            assert!(matches!(
+                s.database.target(),
+                DatabaseTarget::Url(url) if url.expose_secret() == "postgres://shop@db/botshop"
+            ));
             assert_eq!(
                 s.notifications,
                 Notifications::Telegram {
                     chat_id: -1_001_234_567_890
                 }
             );
-            assert!(!s.debug && !s.demo_token);
-            assert_eq!(s.notify_utc_offset, UtcOffset::from_hms(5, 0, 0).unwrap());
+            assert!(!s.server.debug && !s.demo_token);
+            assert_eq!(
+                s.telegram.notify_utc_offset,
+                UtcOffset::from_hms(5, 0, 0).unwrap()
+            );
             assert_eq!(
                 s.log_format,
                 LogFormat::Json,
@@ -541,9 +396,9 @@ mod tests {
             )?;
             jail.set_env("PORT", "9100");
             let s = load_in(jail).unwrap();
-            assert_eq!(s.port, 9100, "environment wins over the file");
-            assert_eq!(s.host, "0.0.0.0", "the file wins over defaults");
-            assert_eq!(s.database_max_connections, 3);
+            assert_eq!(s.http.port, 9100, "environment wins over the file");
+            assert_eq!(s.http.host, "0.0.0.0", "the file wins over defaults");
+            assert_eq!(s.database.database_max_connections, 3);
             Ok(())
         });
     }
@@ -605,10 +460,10 @@ mod tests {
             jail.set_env("TRUSTED_PROXIES", "10.0.0.1, ::1");
             let s = load_in(jail).unwrap();
             assert_eq!(
-                s.cors_allowed_origins,
+                s.http.cors_allowed_origins,
                 ["https://shop.example.com", "https://t.example.org"]
             );
-            assert_eq!(s.trusted_proxies.len(), 2);
+            assert_eq!(s.http.trusted_proxies.len(), 2);
             Ok(())
         });
         Jail::expect_with(|jail| {
@@ -638,19 +493,30 @@ mod tests {
         Jail::expect_with(|jail| {
             let s = load_in(jail).unwrap();
             assert_eq!(
-                (s.order_rate_limit_per_minute, s.ip_rate_limit_per_minute),
+                (
+                    s.http.order_rate_limit_per_minute,
+                    s.http.ip_rate_limit_per_minute
+                ),
                 (10, 300)
             );
             assert_eq!(
-                s.database_statement_timeout,
+                s.database.statement_timeout(),
                 std::time::Duration::from_secs(5)
             );
             assert_eq!(
-                s.database_acquire_timeout,
+                s.database.acquire_timeout(),
                 std::time::Duration::from_secs(5)
             );
-            assert_eq!(s.shutdown_timeout, std::time::Duration::from_secs(30));
-            assert!(s.metrics_enabled && s.cors_allowed_origins.is_empty());
+            assert_eq!(
+                s.http.shutdown_timeout(),
+                std::time::Duration::from_secs(30)
+            );
+            assert!(s.http.metrics_enabled && s.http.cors_allowed_origins.is_empty());
+            let relay = s.relay_config();
+            assert_eq!(relay.poll_interval, std::time::Duration::from_millis(500));
+            assert_eq!(relay.max_attempts, 20);
+            assert_eq!(relay.send_timeout, std::time::Duration::from_secs(12));
+            assert_eq!(relay.lease, std::time::Duration::from_secs(24));
             Ok(())
         });
     }
@@ -667,5 +533,22 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_keys_are_the_settings_field_names() {
+        let keys = keys();
+        assert_eq!(keys.len(), 26, "{keys:?}");
+        let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "two settings types share a key");
+        for key in [
+            "DATABASE_URL",
+            "TELEGRAM_BOT_TOKEN",
+            "DEBUG",
+            "PORT",
+            "CATALOG_CACHE_TTL",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key}");
+        }
     }
 }

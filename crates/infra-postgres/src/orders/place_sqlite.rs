@@ -15,7 +15,7 @@ use domain::{Order, OrderStatus, Product, ProductId, RepositoryError, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use super::pending_order;
@@ -23,39 +23,15 @@ use crate::entities::{idempotency_keys, order_items, orders, outbox_events, prod
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::PENDING;
 use crate::store::{SqlStore, product_from_row, stored_instant, timestamp_value};
+use crate::transaction::write_transaction;
 
-/// Places the order in one transaction.
+/// Places the order in one transaction. An IMMEDIATE one (see [`write_transaction`]): it
+/// makes the placement the only writer, which is what serialises stock.
 pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, PlaceOrderError> {
-    // A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY
-    // when another writer got there first; an IMMEDIATE one takes the write lock up front
-    // and waits its turn under the busy timeout instead. It also makes the placement the
-    // only writer, which is what serialises stock.
-    let transaction = store
-        .db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await
-        .map_err(|err| repository_error(err, "failed to begin the order transaction"))?;
-
-    match place_in(&transaction, order).await {
-        Ok(order) => {
-            transaction
-                .commit()
-                .await
-                .map_err(|err| repository_error(err, "failed to commit the order"))?;
-            Ok(order)
-        }
-        Err(err) => {
-            if let Err(rollback) = transaction.rollback().await {
-                // The pool discards a connection whose transaction it cannot end, so
-                // nothing was written either way; `err` is what the caller needs.
-                tracing::warn!(error = %rollback, "failed to roll back an order transaction");
-            }
-            Err(err)
-        }
-    }
+    write_transaction(&store.db, "the order transaction", async |transaction| {
+        place_in(transaction, order).await
+    })
+    .await
 }
 
 /// Prices the draft against the products as the transaction reads them, takes the stock

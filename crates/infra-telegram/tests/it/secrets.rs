@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::ports::{Notifier, NotifyError};
-use infra_telegram::{TelegramConfig, TelegramConfigError, TelegramNotifier};
+use infra_telegram::{BotToken, TelegramConfig, TelegramConfigError, TelegramNotifier};
 use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::{
@@ -88,19 +88,18 @@ fn the_notifier_and_its_config_never_print_the_token() {
 
 #[test]
 fn a_rejected_config_never_shows_the_token() {
-    let bad_token = TelegramConfig::new("123456:SECRET TOKEN", 1);
-    let error = TelegramNotifier::new(bad_token).unwrap_err();
+    // A token is checked once, when it becomes a `BotToken`: a config cannot hold a bad one.
+    let error = BotToken::new("123456:SECRET TOKEN").unwrap_err();
     assert_eq!(error, TelegramConfigError::InvalidToken);
     assert!(!format!("{error} {error:?}").contains("SECRET"));
 
-    let empty = TelegramConfig::new("", 1);
     assert_eq!(
-        TelegramNotifier::new(empty).unwrap_err(),
+        BotToken::new("").unwrap_err(),
         TelegramConfigError::EmptyToken
     );
     let zero_timeout = TelegramConfig {
         timeout: Duration::ZERO,
-        ..TelegramConfig::new(TOKEN, 1)
+        ..TelegramConfig::new(BotToken::new(TOKEN).unwrap(), 1)
     };
     assert_eq!(
         TelegramNotifier::new(zero_timeout).unwrap_err(),

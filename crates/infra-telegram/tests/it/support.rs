@@ -7,7 +7,7 @@ use std::time::Duration;
 use domain::entities::{Order, OrderItem, OrderStatus};
 use domain::ports::{NotifyError, OrderPlaced};
 use domain::{Money, OrderId, ProductId, TelegramId, UserId};
-use infra_telegram::{TelegramConfig, TelegramNotifier};
+use infra_telegram::{BotToken, TelegramConfig, TelegramNotifier};
 use rust_decimal::Decimal;
 use serde_json::json;
 use time::macros::{datetime, offset};
@@ -73,7 +73,7 @@ pub fn config(api_url: &str) -> TelegramConfig {
     TelegramConfig {
         api_url: api_url.to_owned(),
         utc_offset: offset!(+3),
-        ..TelegramConfig::new(TOKEN, MANAGER_CHAT_ID)
+        ..TelegramConfig::new(BotToken::new(TOKEN).unwrap(), MANAGER_CHAT_ID)
     }
 }
 

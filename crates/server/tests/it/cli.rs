@@ -8,7 +8,7 @@ fn server() -> Command {
     let dir = std::env::temp_dir().join(format!("botshop-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     command.current_dir(dir);
-    for key in server::config::KEYS {
+    for key in server::config::keys() {
         command.env_remove(key);
     }
     command

@@ -1,10 +1,12 @@
-//! The deployment files agree with the application: every variable they pass is a key the
-//! app reads, and `.env.example` documents every key.
+//! The deployment files and the documentation agree with the application: every variable
+//! they pass or document is a key the app reads, and README.md's Configuration table and
+//! `.env.example` document every key. The keys are the settings types' field names
+//! (`server::config::keys`), so a key added to a settings struct fails these tests until it
+//! is documented.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use server::config::KEYS;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo_file(name: &str) -> String {
@@ -12,8 +14,14 @@ fn repo_file(name: &str) -> String {
     std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn known() -> BTreeSet<&'static str> {
-    KEYS.iter().copied().chain(["RUST_LOG"]).collect()
+/// Every key the application reads, upper case.
+fn keys() -> Vec<String> {
+    server::config::keys()
+}
+
+/// The keys, and RUST_LOG (read by the log filter, not by the settings).
+fn known() -> BTreeSet<String> {
+    keys().into_iter().chain(["RUST_LOG".to_owned()]).collect()
 }
 
 #[test]
@@ -65,10 +73,39 @@ fn dotenv_example_documents_every_key_and_only_known_ones() {
             documented.insert(key.to_owned());
         }
     }
-    for key in KEYS {
+    for key in keys() {
         assert!(
-            documented.contains(*key),
+            documented.contains(&key),
             ".env.example does not document {key}"
+        );
+    }
+}
+
+#[test]
+fn readme_configuration_table_documents_every_key_and_only_known_ones() {
+    let readme = repo_file("README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .expect("README.md has a Configuration section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut documented = BTreeSet::new();
+    for row in section.lines().filter(|line| line.starts_with("| `")) {
+        // The first cell names the key, or several: `ORDER_RATE_LIMIT_PER_MINUTE` / `ORDER_RATE_LIMIT_BURST`.
+        let first_cell = row.trim_start_matches('|').split('|').next().unwrap();
+        for key in first_cell.split('`').skip(1).step_by(2) {
+            assert!(
+                known().contains(key),
+                "README.md's Configuration table lists {key}, which the app does not read"
+            );
+            documented.insert(key.to_owned());
+        }
+    }
+    assert!(documented.contains("RUST_LOG"), "the table was found");
+    for key in keys() {
+        assert!(
+            documented.contains(&key),
+            "README.md's Configuration table does not document {key}"
         );
     }
 }

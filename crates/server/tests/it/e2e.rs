@@ -1,6 +1,6 @@
 use infra_postgres::test_support::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, Secret};
+use server::config::{DatabaseTarget, SecretString};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -192,7 +192,7 @@ async fn a_customer_walks_the_shop_on_postgres() {
         .unwrap();
     db.close().await.unwrap();
 
-    walk_the_shop(DatabaseTarget::Url(Secret::new(database.url()))).await;
+    walk_the_shop(DatabaseTarget::Url(SecretString::from(database.url()))).await;
     database.cleanup().await;
 }
 
@@ -231,10 +231,10 @@ async fn a_slow_database_gives_a_503_problem_not_a_hanging_request() {
         .unwrap();
     let telegram = FakeTelegram::start().await;
     let mut settings = settings(
-        DatabaseTarget::Url(Secret::new(database.url())),
+        DatabaseTarget::Url(SecretString::from(database.url())),
         &telegram.server.uri(),
     );
-    settings.database_statement_timeout = std::time::Duration::from_millis(300);
+    settings.database.database_statement_timeout_ms = 300;
     let app = TestApp::spawn(&settings).await;
 
     // Product 1 is locked, so placing an order for it waits on the database.
@@ -288,12 +288,12 @@ async fn twenty_concurrent_requests_with_one_idempotency_key_place_one_order() {
         .unwrap();
     let telegram = FakeTelegram::start().await;
     let mut settings = settings(
-        DatabaseTarget::Url(Secret::new(database.url())),
+        DatabaseTarget::Url(SecretString::from(database.url())),
         &telegram.server.uri(),
     );
     // This test is about idempotency, not about the per-customer rate limit.
-    settings.order_rate_limit_per_minute = 1_000;
-    settings.order_rate_limit_burst = 1_000;
+    settings.http.order_rate_limit_per_minute = 1_000;
+    settings.http.order_rate_limit_burst = 1_000;
     let app = std::sync::Arc::new(TestApp::spawn(&settings).await);
     let buyer = auth(555, "Ольга");
     let body = json!({

@@ -40,7 +40,7 @@ impl Drop for ServerProcess {
 
 pub fn command(database: &Database, telegram: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    for key in server::config::KEYS {
+    for key in server::config::keys() {
         command.env_remove(key);
     }
     command

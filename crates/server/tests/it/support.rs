@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{DatabaseTarget, Notifications, Secret, Settings};
+use server::config::{BotToken, DatabaseTarget, Notifications, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -57,15 +57,15 @@ impl FakeTelegram {
 
 pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
     let mut settings = Settings::defaults().unwrap();
-    settings.database = database;
-    settings.bot_token = Secret::new(TOKEN);
+    settings.database.set_target(database);
+    settings.bot_token = BotToken::new(TOKEN).unwrap();
     settings.demo_token = false;
     settings.notifications = Notifications::Telegram {
         chat_id: MANAGER_CHAT,
     };
-    settings.port = 0;
-    settings.telegram_api_url = telegram_url.to_owned();
-    settings.database_max_connections = 5;
+    settings.http.port = 0;
+    settings.telegram.telegram_api_url = telegram_url.to_owned();
+    settings.database.database_max_connections = 5;
     settings
 }
 
