@@ -28,7 +28,7 @@ use crate::error::repository_error;
 ///
 /// `work` is an async closure borrowing the transaction (and whatever it captures):
 ///
-/// ```ignore
+/// ```text
 /// let order = write_transaction(&self.db, "the order transaction", async |transaction| {
 ///     place_in(transaction, order, &self.placements.hints).await
 /// })
