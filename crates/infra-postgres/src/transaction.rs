@@ -29,8 +29,8 @@ use crate::error::repository_error;
 /// `work` is an async closure borrowing the transaction (and whatever it captures):
 ///
 /// ```text
-/// let order = write_transaction(&self.db, "the order transaction", async |transaction| {
-///     place_in(transaction, order, &self.placements.hints).await
+/// let order = write_transaction(&store.db, "the order transaction", async |transaction| {
+///     place_in(transaction, order).await
 /// })
 /// .await?;
 /// ```
