@@ -33,7 +33,7 @@ mod m20250101_000004_create_outbox_events;
 mod m20250101_000005_add_product_stock_and_search_text;
 mod m20250101_000006_create_idempotency_keys;
 mod m20250101_000007_relay_at_scale;
-mod m20250101_000008_add_product_revision;
+mod m20250101_000008_products_revision;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000005_add_product_stock_and_search_text::Migration),
             Box::new(m20250101_000006_create_idempotency_keys::Migration),
             Box::new(m20250101_000007_relay_at_scale::Migration),
-            Box::new(m20250101_000008_add_product_revision::Migration),
+            Box::new(m20250101_000008_products_revision::Migration),
         ]
     }
 }

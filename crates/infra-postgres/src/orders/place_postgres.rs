@@ -63,7 +63,11 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
         None => (read_products(store, &ids).await?, true),
     };
     let mut attempt = 0;
+    // Why the last statement wrote nothing, for the error when the attempts run out.
+    let mut last_refusal: Option<anyhow::Error> = None;
     loop {
+        // Priced before the attempts are counted: whatever the last refused statement
+        // locked, a pricing error from it is the answer.
         let priced = match price_order(draft, &seen.products) {
             Ok(priced) => priced,
             Err(err) if fresh => return Err(err),
@@ -75,6 +79,14 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
                 continue;
             }
         };
+        if attempt >= PLACE_ATTEMPTS {
+            let cause = last_refusal.unwrap_or_else(|| anyhow::anyhow!("refused"));
+            return Err(RepositoryError::Unavailable(cause.context(format!(
+                "the ordered products kept changing while the order was placed \
+                 ({PLACE_ATTEMPTS} statements)"
+            )))
+            .into());
+        }
         attempt += 1;
         match send(store, order, &priced, &seen).await {
             Ok(Sent::Placed { order_id, locked }) => {
@@ -99,6 +111,9 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
                     price_order(draft, &seen.products)?;
                     return Err(PlaceOrderError::IdempotencyKeyInUse);
                 }
+                last_refusal = Some(anyhow::anyhow!(
+                    "a product changed between pricing and locking"
+                ));
             }
             // Aborted by a concurrent transaction, so nothing was written: go again.
             Err(err) if is_transaction_conflict(&err) => {
@@ -108,15 +123,12 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
                     error = format!("{err:#}"),
                     "an order statement conflicted with another transaction; retrying"
                 );
+                last_refusal = Some(anyhow::Error::new(err));
             }
-            Err(err) => return Err(err.into()),
-        }
-        if attempt >= PLACE_ATTEMPTS {
-            return Err(RepositoryError::Unavailable(anyhow::anyhow!(
-                "the ordered products kept changing while the order was placed \
-                 ({PLACE_ATTEMPTS} attempts)"
-            ))
-            .into());
+            Err(err) => {
+                placements.count_statement(false);
+                return Err(err.into());
+            }
         }
     }
 }
@@ -179,13 +191,17 @@ async fn send(
         })?;
 
     let read = |err| repository_error(err, "failed to read the placement's answer");
-    let (order_id, key_free) = match rows.first() {
-        Some(row) => (
-            row.try_get::<Option<i64>>("", "order_id").map_err(read)?,
-            row.try_get::<bool>("", "key_free").map_err(read)?,
-        ),
-        // None of the products exists: pricing says so before the key matters.
-        None => (None, true),
+    let order_id = match rows.first() {
+        Some(row) => row.try_get::<Option<i64>>("", "order_id").map_err(read)?,
+        None => None,
+    };
+    // Read only when nothing was written: once the order is committed, nothing below may
+    // fail the placement, or a retry would place it twice.
+    let key_free = match (order_id, rows.first()) {
+        (None, Some(row)) => row.try_get::<bool>("", "key_free").map_err(read)?,
+        // Placed; or none of the products exists, which pricing says before the key
+        // matters.
+        _ => true,
     };
     // The order (if any) is committed: an unreadable row must not fail the placement, or
     // a retry would place it twice; it only costs the hints.
@@ -302,6 +318,7 @@ fn order_values(order: &NewOrder, priced: &PricedOrder) -> Result<Vec<Value>, Re
 /// rows, each with the new order's id (NULL when nothing was written) and whether the key
 /// was free.
 pub(crate) fn placement_sql(lines: usize, keyed: bool) -> String {
+    debug_assert!(lines > 0, "a draft has at least one line");
     let mut values = String::new();
     let mut product_params = String::new();
     for position in 0..lines {
@@ -401,15 +418,44 @@ mod tests {
         );
     }
 
+    /// The `$n` placeholders of `sql`, in order of first appearance, each once.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '$' {
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            let n: usize = digits.parse().unwrap();
+            if !found.contains(&n) {
+                found.push(n);
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+
     #[test]
     fn parameters_are_numbered_as_they_are_bound() {
-        let sql = placement_sql(2, true);
-        let highest = (1..=ORDER_PARAMS + 2 * LINE_PARAMS + 1)
-            .filter(|n| sql.contains(&format!("${n}")))
-            .count();
-        assert_eq!(highest, ORDER_PARAMS + 2 * LINE_PARAMS + 1, "{sql}");
-        assert!(!sql.contains(&format!("${}", ORDER_PARAMS + 2 * LINE_PARAMS + 2)));
+        for (lines, keyed) in [(1, false), (1, true), (3, false), (50, true)] {
+            let expected = ORDER_PARAMS + lines * LINE_PARAMS + usize::from(keyed);
+            assert_eq!(
+                placeholders(&placement_sql(lines, keyed)),
+                (1..=expected).collect::<Vec<_>>(),
+                "{lines} lines, keyed: {keyed}"
+            );
+        }
         assert!(!placement_sql(1, false).contains("idempotency_keys"));
+        // The key is the last parameter, and the statement compares it.
+        assert!(placement_sql(2, true).contains(&format!(
+            "\"key\" = ${}",
+            ORDER_PARAMS + 2 * LINE_PARAMS + 1
+        )));
     }
 
     /// The header of the pgbench script: how to run it, and the variables it draws.

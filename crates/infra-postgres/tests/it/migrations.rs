@@ -11,12 +11,13 @@ contract_tests!(
     adding_search_text_fills_it_in_for_existing_products,
 );
 
-/// The tables and indexes of our schema (not the migrator's bookkeeping, nor the
-/// indexes backing primary keys and UNIQUE constraints), sorted.
+/// The tables, indexes and triggers of our schema (not the migrator's bookkeeping, nor
+/// the indexes backing primary keys and UNIQUE constraints), sorted; on PostgreSQL also
+/// our functions and sequences other than serial columns'.
 async fn schema_objects(db: &TestDatabase) -> Vec<String> {
     let sql = if db.is_sqlite() {
         "SELECT type || ' ' || name AS object FROM sqlite_master \
-         WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' \
+         WHERE type IN ('table', 'index', 'trigger') AND name NOT LIKE 'sqlite_%' \
          AND name <> 'seaql_migrations' ORDER BY object"
     } else {
         "SELECT 'table ' || table_name AS object FROM information_schema.tables \
@@ -24,6 +25,13 @@ async fn schema_objects(db: &TestDatabase) -> Vec<String> {
          UNION ALL \
          SELECT 'index ' || indexname FROM pg_indexes \
          WHERE schemaname = 'public' AND indexname LIKE 'idx_%' \
+         UNION ALL \
+         SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal \
+         UNION ALL \
+         SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace \
+         UNION ALL \
+         SELECT 'sequence ' || sequencename FROM pg_sequences \
+         WHERE schemaname = 'public' AND sequencename NOT LIKE '%_id_seq' \
          ORDER BY object"
     };
     let connection = db.database().connection();
@@ -93,7 +101,20 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
         "table products",
         "table users",
     ];
-    assert_eq!(schema_objects(db).await, full);
+    // Migration 8's trigger (and on PostgreSQL its function and sequence).
+    let revision_objects: &[&str] = if db.is_sqlite() {
+        &["trigger products_revision"]
+    } else {
+        &[
+            "function products_bump_revision",
+            "sequence products_revision_seq",
+            "trigger products_revision",
+        ]
+    };
+    let mut with_revision_objects: Vec<&str> = full.to_vec();
+    with_revision_objects.extend(revision_objects);
+    with_revision_objects.sort_unstable();
+    assert_eq!(schema_objects(db).await, with_revision_objects);
     let mut with_stock: Vec<&str> = PRODUCT_COLUMNS.to_vec();
     with_stock.extend(["search_text", "stock"]);
     with_stock.sort_unstable();
@@ -107,6 +128,7 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     // The revision and its trigger go; the product stays, and can still be repriced.
     Migrator::down(connection, Some(1)).await.unwrap();
     assert_eq!(columns(db, "products").await, with_stock);
+    assert_eq!(schema_objects(db).await, full);
     db.execute("UPDATE products SET price_minor = 50000")
         .await
         .unwrap();
@@ -181,7 +203,7 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     );
 
     Migrator::up(connection, None).await.unwrap();
-    assert_eq!(schema_objects(db).await, full);
+    assert_eq!(schema_objects(db).await, with_revision_objects);
     assert_eq!(
         Migrator::get_pending_migrations(connection)
             .await

@@ -232,50 +232,82 @@ async fn a_deleted_product_is_not_found(db: &TestDatabase) {
 }
 
 async fn the_revision_follows_what_pricing_reads_but_not_the_stock(db: &TestDatabase) {
-    let (_, toffee, _) = shop(db).await;
-    let revision = || async {
+    let (_, toffee, chocolate) = shop(db).await;
+    let revision = |product: ProductId| async move {
         db.query_i64(&format!(
             "SELECT revision FROM products WHERE id = {}",
-            toffee.0
+            product.0
         ))
         .await
         .unwrap()
     };
-    assert_eq!(revision().await, 0);
     let id = toffee.0;
     let changes = [
-        (format!("UPDATE products SET stock = 3 WHERE id = {id}"), 0),
+        (
+            format!("UPDATE products SET stock = 3 WHERE id = {id}"),
+            false,
+        ),
         (
             format!("UPDATE products SET description = 'Тянучка' WHERE id = {id}"),
-            0,
+            false,
         ),
         (
             format!("UPDATE products SET price_minor = price_minor WHERE id = {id}"),
-            0,
+            false,
         ),
         (
             format!("UPDATE products SET price_minor = 11 WHERE id = {id}"),
-            1,
+            true,
         ),
         (
             format!("UPDATE products SET name = 'Ириска «Кис-кис»' WHERE id = {id}"),
-            2,
+            true,
         ),
         (
             format!("UPDATE products SET is_active = FALSE WHERE id = {id}"),
-            3,
+            true,
         ),
         (
             format!(
                 "UPDATE products SET category_id = category_id, stock = NULL, \
                  is_active = TRUE, price_minor = 12 WHERE id = {id}"
             ),
-            4,
+            true,
         ),
     ];
-    for (change, expected) in changes {
+    let mut seen = vec![revision(toffee).await];
+    for (change, bumps) in changes {
+        let before = revision(toffee).await;
         db.execute(&change).await.unwrap();
-        assert_eq!(revision().await, expected, "after {change}");
+        let after = revision(toffee).await;
+        if bumps {
+            assert!(after > before, "{change}: {before} -> {after}");
+            assert!(!seen.contains(&after), "{change}: {after} was seen before");
+            seen.push(after);
+        } else {
+            assert_eq!(after, before, "{change}");
+        }
+    }
+
+    // PostgreSQL: a product deleted and inserted again under its old id, with other data,
+    // does not come back at a revision a placement may have priced.
+    if !db.is_sqlite() {
+        let before = revision(chocolate).await;
+        db.execute(&format!(
+            "WITH gone AS (DELETE FROM products WHERE id = {0} RETURNING *) \
+             INSERT INTO products (id, category_id, name, description, price_minor, \
+             image_url, is_active, sort_order, stock, search_text, created_at, updated_at) \
+             SELECT id, category_id, name, description, 1, image_url, is_active, \
+             sort_order, stock, search_text, created_at, updated_at FROM gone",
+            chocolate.0
+        ))
+        .await
+        .unwrap();
+        let after = revision(chocolate).await;
+        assert!(
+            after != before && !seen.contains(&after),
+            "{before} -> {after}"
+        );
     }
 }
 
@@ -447,6 +479,56 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
         Some(3),
         "the order took its units from the stock the operator set"
     );
+    db.cleanup().await;
+}
+
+/// Another session changes the price while the placement's statement waits for the
+/// product's lock: the statement sees the new revision on the locked row and writes
+/// nothing, and the order is priced again from that row and placed at the new price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_changed_while_the_statement_waits_for_the_lock_is_charged() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (user, _, chocolate) = shop(&db).await;
+    let store = db.store();
+    store
+        .place(new_order(&user, &[(chocolate, 1)], T0))
+        .await
+        .unwrap();
+
+    let operator = db
+        .hold(&format!(
+            "UPDATE products SET price_minor = 2499 WHERE id = {}",
+            chocolate.0
+        ))
+        .await
+        .unwrap();
+    let placing = store.clone();
+    let order = new_order(&user, &[(chocolate, 2)], T0);
+    let placement = tokio::spawn(async move { placing.place(order).await });
+    db.wait_for_lock_waiters(1)
+        .await
+        .expect("the placement never waited for the operator's lock");
+    operator.release().await.unwrap();
+
+    let placed = placement.await.unwrap().unwrap();
+    assert_eq!(
+        placed.total_amount,
+        rub("49.98"),
+        "the price the operator set"
+    );
+    assert_eq!(
+        store.placement_counts(),
+        PlacementCounts {
+            reads: 1,
+            statements: 3,
+            refused: 1,
+            transactions: 0
+        },
+        "refused once on the new revision, then placed from the locked row"
+    );
+    assert_eq!(count(&db, "orders").await, 2);
     db.cleanup().await;
 }
 

@@ -10,9 +10,13 @@
 //! fields pricing reads.
 //!
 //! A trigger does the bump, so every writer bumps it: the application, an operator's SQL,
-//! a script. On SQLite the trigger exists too, so that both databases keep the same
-//! column with the same meaning (SQLite places orders in a transaction and does not
-//! compare it).
+//! a script. On PostgreSQL the revisions come from one sequence, `products_revision_seq`,
+//! for new products too, so a product id never shows the same revision with other data
+//! (a product deleted and inserted again under its old id gets a new one), and the
+//! trigger is `ENABLE ALWAYS`, so it also fires for writers that run as a replica
+//! (logical replication, `session_replication_role = replica`). On SQLite the column and
+//! a counting trigger exist too, so that both databases keep the same column with the
+//! same meaning (SQLite places orders in a transaction and does not compare it).
 
 use sea_orm_migration::sea_orm::DatabaseBackend;
 use sea_orm_migration::{prelude::*, schema::*};
@@ -26,11 +30,15 @@ enum Products {
     Revision,
 }
 
-/// A change of a watched column bumps the revision, in the row being written.
+/// A change of a watched column gives the row the sequence's next value. The sequence
+/// belongs to the column, so it goes with it.
 const POSTGRES_UP: &str = r#"
+CREATE SEQUENCE products_revision_seq;
+ALTER TABLE "products" ADD COLUMN "revision" bigint NOT NULL DEFAULT nextval('products_revision_seq');
+ALTER SEQUENCE products_revision_seq OWNED BY "products"."revision";
 CREATE FUNCTION products_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $body$
 BEGIN
-    NEW."revision" := OLD."revision" + 1;
+    NEW."revision" := nextval('products_revision_seq');
     RETURN NEW;
 END
 $body$;
@@ -40,11 +48,13 @@ CREATE TRIGGER products_revision
     WHEN ((OLD."name", OLD."price_minor", OLD."is_active", OLD."category_id")
           IS DISTINCT FROM (NEW."name", NEW."price_minor", NEW."is_active", NEW."category_id"))
     EXECUTE FUNCTION products_bump_revision();
+ALTER TABLE "products" ENABLE ALWAYS TRIGGER products_revision;
 "#;
 
 const POSTGRES_DOWN: &str = r#"
 DROP TRIGGER products_revision ON "products";
 DROP FUNCTION products_bump_revision();
+ALTER TABLE "products" DROP COLUMN "revision";
 "#;
 
 /// SQLite's triggers run after the row is written, so this one writes the revision back;
@@ -65,6 +75,13 @@ const SQLITE_DOWN: &str = r#"DROP TRIGGER products_revision;"#;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == DatabaseBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(POSTGRES_UP)
+                .await?;
+            return Ok(());
+        }
         manager
             .alter_table(
                 Table::alter()
@@ -73,20 +90,25 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        let sql = match manager.get_database_backend() {
-            DatabaseBackend::Postgres => POSTGRES_UP,
-            _ => SQLITE_UP,
-        };
-        manager.get_connection().execute_unprepared(sql).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(SQLITE_UP)
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let sql = match manager.get_database_backend() {
-            DatabaseBackend::Postgres => POSTGRES_DOWN,
-            _ => SQLITE_DOWN,
-        };
-        manager.get_connection().execute_unprepared(sql).await?;
+        if manager.get_database_backend() == DatabaseBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(POSTGRES_DOWN)
+                .await?;
+            return Ok(());
+        }
+        manager
+            .get_connection()
+            .execute_unprepared(SQLITE_DOWN)
+            .await?;
         manager
             .alter_table(
                 Table::alter()
