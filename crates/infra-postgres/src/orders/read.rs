@@ -13,6 +13,29 @@ use crate::error::repository_error;
 use crate::pg;
 use crate::store::{SqlStore, order_from_rows};
 
+/// The orders page with `$join` attaching each order's lines as `line`.
+macro_rules! page_with_lines {
+    ($join:literal) => {
+        concat!(
+            r#"SELECT page.*,
+       line."id" AS "line_id", line."order_id" AS "line_order_id",
+       line."product_id" AS "line_product_id", line."product_name" AS "line_product_name",
+       line."quantity" AS "line_quantity", line."price_minor" AS "line_price_minor"
+FROM (
+    SELECT "orders".*, COUNT(*) OVER () AS "total_matching"
+    FROM "orders"
+    WHERE "orders"."user_id" = $1
+    ORDER BY "orders"."created_at" DESC, "orders"."id" DESC
+    LIMIT $2 OFFSET $3
+) AS page
+"#,
+            $join,
+            r#"
+ORDER BY page."created_at" DESC, page."id" DESC, line."id" ASC"#
+        )
+    };
+}
+
 /// A customer's page of orders, newest first, each joined to its lines in line order;
 /// every row carries the number of the customer's orders (`total_matching`). Parameters:
 /// the user id, the limit, the offset.
@@ -23,39 +46,18 @@ use crate::store::{SqlStore, order_from_rows};
 /// index answers. A plain join let the statistics choose the join itself: right after a
 /// burst of orders, before autovacuum had analysed the table, it hash-joined a sequential
 /// scan of every order line, and the page fell from 1 600 to 340 requests a second.
-pub const PAGE_WITH_LINES_POSTGRES: &str = r#"SELECT page.*,
-       line."id" AS "line_id", line."order_id" AS "line_order_id",
-       line."product_id" AS "line_product_id", line."product_name" AS "line_product_name",
-       line."quantity" AS "line_quantity", line."price_minor" AS "line_price_minor"
-FROM (
-    SELECT "orders".*, COUNT(*) OVER () AS "total_matching"
-    FROM "orders"
-    WHERE "orders"."user_id" = $1
-    ORDER BY "orders"."created_at" DESC, "orders"."id" DESC
-    LIMIT $2 OFFSET $3
-) AS page
-LEFT JOIN LATERAL (
+pub const PAGE_WITH_LINES_POSTGRES: &str = page_with_lines!(
+    r#"LEFT JOIN LATERAL (
     SELECT * FROM "order_items"
     WHERE "order_items"."order_id" = page."id"
     ORDER BY "order_items"."id"
-) AS line ON TRUE
-ORDER BY page."created_at" DESC, page."id" DESC, line."id" ASC"#;
+) AS line ON TRUE"#
+);
 
 /// The same page on SQLite, which has no LATERAL and always loops over the page's orders
 /// through the index. (`$n` placeholders, which sqlx binds on SQLite too.)
-const PAGE_WITH_LINES_SQLITE: &str = r#"SELECT page.*,
-       line."id" AS "line_id", line."order_id" AS "line_order_id",
-       line."product_id" AS "line_product_id", line."product_name" AS "line_product_name",
-       line."quantity" AS "line_quantity", line."price_minor" AS "line_price_minor"
-FROM (
-    SELECT "orders".*, COUNT(*) OVER () AS "total_matching"
-    FROM "orders"
-    WHERE "orders"."user_id" = $1
-    ORDER BY "orders"."created_at" DESC, "orders"."id" DESC
-    LIMIT $2 OFFSET $3
-) AS page
-LEFT JOIN "order_items" AS line ON line."order_id" = page."id"
-ORDER BY page."created_at" DESC, page."id" DESC, line."id" ASC"#;
+const PAGE_WITH_LINES_SQLITE: &str =
+    page_with_lines!(r#"LEFT JOIN "order_items" AS line ON line."order_id" = page."id""#);
 
 /// One page of the customer's orders, in one round trip: the page (with the total riding
 /// along, `COUNT(*) OVER ()` counted before LIMIT) and its lines. Only a page past the end

@@ -432,14 +432,19 @@ async fn a_key_that_already_placed_an_order_places_no_second_one(db: &TestDataba
     assert_eq!(count(db, "outbox_events").await, 1);
 }
 
-/// Another session makes an unlimited product limited while the placement's statement is
-/// already running: the statement's snapshot still says unlimited, but it waits for the
-/// row lock and must judge, and take stock from, the row as committed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
-    let Some(db) = TestDatabase::postgres().await else {
-        return;
-    };
+/// Places two "Шоколад" once the store knows the product, while another session holds
+/// `change` (an UPDATE of "Шоколад", `{id}` standing for its id) uncommitted: the placement's
+/// statement waits for the row lock, then the change commits. Returns the database, the
+/// store and what the placement returned; `None` without PostgreSQL.
+async fn place_while_a_change_holds_the_lock(
+    change: &str,
+) -> Option<(
+    TestDatabase,
+    infra_postgres::SqlStore,
+    ProductId,
+    domain::Order,
+)> {
+    let db = TestDatabase::postgres().await?;
     let (user, _, chocolate) = shop(&db).await;
     let store = db.store();
     store
@@ -448,22 +453,30 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
         .unwrap();
 
     let operator = db
-        .hold(&format!(
-            "UPDATE products SET stock = 5 WHERE id = {}",
-            chocolate.0
-        ))
+        .hold(&change.replace("{id}", &chocolate.0.to_string()))
         .await
         .unwrap();
     let placing = store.clone();
     let order = new_order(&user, &[(chocolate, 2)], T0);
     let placement = tokio::spawn(async move { placing.place(order).await });
-    // Wait until the statement waits for the operator's row lock.
     db.wait_for_lock_waiters(1)
         .await
         .expect("the placement never waited for the operator's lock");
     operator.release().await.unwrap();
+    let placed = placement.await.unwrap().unwrap();
+    Some((db, store, chocolate, placed))
+}
 
-    placement.await.unwrap().unwrap();
+/// Another session makes an unlimited product limited while the placement's statement is
+/// already running: the statement's snapshot still says unlimited, but it waits for the
+/// row lock and must judge, and take stock from, the row as committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
+    let Some((db, store, chocolate, _)) =
+        place_while_a_change_holds_the_lock("UPDATE products SET stock = 5 WHERE id = {id}").await
+    else {
+        return;
+    };
     assert_eq!(
         store.placement_counts(),
         PlacementCounts {
@@ -487,32 +500,13 @@ async fn stock_limited_while_the_statement_waits_for_the_lock_is_taken() {
 /// nothing, and the order is priced again from that row and placed at the new price.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_changed_while_the_statement_waits_for_the_lock_is_charged() {
-    let Some(db) = TestDatabase::postgres().await else {
+    let Some((db, store, _, placed)) = place_while_a_change_holds_the_lock(
+        "UPDATE products SET price_minor = 2499 WHERE id = {id}",
+    )
+    .await
+    else {
         return;
     };
-    let (user, _, chocolate) = shop(&db).await;
-    let store = db.store();
-    store
-        .place(new_order(&user, &[(chocolate, 1)], T0))
-        .await
-        .unwrap();
-
-    let operator = db
-        .hold(&format!(
-            "UPDATE products SET price_minor = 2499 WHERE id = {}",
-            chocolate.0
-        ))
-        .await
-        .unwrap();
-    let placing = store.clone();
-    let order = new_order(&user, &[(chocolate, 2)], T0);
-    let placement = tokio::spawn(async move { placing.place(order).await });
-    db.wait_for_lock_waiters(1)
-        .await
-        .expect("the placement never waited for the operator's lock");
-    operator.release().await.unwrap();
-
-    let placed = placement.await.unwrap().unwrap();
     assert_eq!(
         placed.total_amount,
         rub("49.98"),
