@@ -70,6 +70,10 @@ impl AuthSettings {
 pub enum AuthError {
     #[error("the Authorization header is missing")]
     MissingAuthorization,
+    #[error("initData is longer than {MAX_INIT_DATA_BYTES} bytes")]
+    TooLong,
+    #[error("initData has more than {MAX_INIT_DATA_FIELDS} fields")]
+    TooManyFields,
     #[error("the Authorization header must use the tma scheme: `tma <initData>`")]
     InvalidScheme,
     #[error("initData has no hash")]
@@ -99,6 +103,8 @@ impl AuthError {
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::MissingAuthorization => "missing_authorization",
+            AuthError::TooLong => "init_data_too_long",
+            AuthError::TooManyFields => "init_data_too_many_fields",
             AuthError::InvalidScheme => "invalid_auth_scheme",
             AuthError::MissingHash => "missing_hash",
             AuthError::DuplicateKey => "duplicate_key",
@@ -149,6 +155,15 @@ pub fn init_data_from_authorization(header: Option<&str>) -> Result<&str, AuthEr
     Ok(data)
 }
 
+/// The longest initData [`InitDataVerifier::verify`] reads. What Telegram signs (a user,
+/// a chat, a start parameter, a few ids and the signatures) is well under 2 KiB; anything
+/// longer is refused before any decoding or hashing.
+pub const MAX_INIT_DATA_BYTES: usize = 8 * 1024;
+
+/// The most `&`-separated fields [`InitDataVerifier::verify`] reads: Telegram sends about a
+/// dozen.
+pub const MAX_INIT_DATA_FIELDS: usize = 32;
+
 /// Verifies (and, for tools and tests, signs) initData for one bot.
 ///
 /// The secret key is derived from the bot token once, here; the token itself is not kept.
@@ -196,6 +211,14 @@ impl InitDataVerifier {
         init_data: &str,
         now: OffsetDateTime,
     ) -> Result<VerifiedInitData, AuthError> {
+        // Bounded before any parsing: a request cannot make the server decode, sort or
+        // hash more than this.
+        if init_data.len() > MAX_INIT_DATA_BYTES {
+            return Err(AuthError::TooLong);
+        }
+        if init_data.split('&').filter(|p| !p.is_empty()).count() > MAX_INIT_DATA_FIELDS {
+            return Err(AuthError::TooManyFields);
+        }
         let mut fields: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(8);
         let mut hash: Option<Cow<'_, str>> = None;
         for part in init_data.split('&').filter(|p| !p.is_empty()) {
@@ -428,6 +451,35 @@ mod tests {
             check_string.as_bytes(),
         );
         encode_hex(tag.as_ref())
+    }
+
+    /// Validly signed initData with `extra` more fields named `f0`, `f1`, …, each `value`.
+    fn signed_with_extra(extra: usize, value: &str) -> String {
+        let auth_date = NOW.to_string();
+        let user = user_json();
+        let names: Vec<String> = (0..extra).map(|i| format!("f{i}")).collect();
+        let mut fields: Vec<(&str, &str)> = vec![("user", &user), ("auth_date", &auth_date)];
+        fields.extend(names.iter().map(|name| (name.as_str(), value)));
+        signed(&fields)
+    }
+
+    #[test]
+    fn oversized_init_data_is_refused_before_parsing_even_when_signed() {
+        // 31 signed fields and the hash: 32, the most accepted.
+        let most = signed_with_extra(29, "x");
+        assert!(verifier().verify(&most, now()).is_ok());
+        let too_many = signed_with_extra(30, "x");
+        assert!(matches!(
+            verifier().verify(&too_many, now()),
+            Err(AuthError::TooManyFields)
+        ));
+        let long = signed_with_extra(1, &"x".repeat(MAX_INIT_DATA_BYTES));
+        assert!(matches!(
+            verifier().verify(&long, now()),
+            Err(AuthError::TooLong)
+        ));
+        // Empty parts (`&&`) are not fields.
+        assert!(verifier().verify(&format!("&&{most}&&"), now()).is_ok());
     }
 
     #[test]

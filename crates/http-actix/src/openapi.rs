@@ -178,6 +178,8 @@ problem_responses! {
         "Telegram initData is missing or refused; `code` says why",
         &[
             AuthError::MissingAuthorization,
+            AuthError::TooLong,
+            AuthError::TooManyFields,
             AuthError::InvalidScheme,
             AuthError::MissingHash,
             AuthError::DuplicateKey,

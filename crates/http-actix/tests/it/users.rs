@@ -73,3 +73,33 @@ async fn expired_init_data_is_401() {
         .insert_header(("Authorization", header));
     problem(&app, req, 401, "init_data_expired").await;
 }
+
+#[actix_web::test]
+async fn oversized_init_data_is_401_even_when_signed() {
+    let app = Mocks::new().app().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let padding = "x".repeat(domain::auth::MAX_INIT_DATA_BYTES);
+    let long = format!(
+        "tma {}",
+        verifier().sign(&[
+            ("auth_date", &now),
+            ("user", r#"{"id":5}"#),
+            ("start_param", &padding)
+        ])
+    );
+    let req = TestRequest::get()
+        .uri("/api/v1/users/me")
+        .insert_header(("Authorization", long));
+    problem(&app, req, 401, "init_data_too_long").await;
+
+    let names: Vec<String> = (0..domain::auth::MAX_INIT_DATA_FIELDS)
+        .map(|i| format!("f{i}"))
+        .collect();
+    let mut fields: Vec<(&str, &str)> = vec![("auth_date", &now), ("user", r#"{"id":5}"#)];
+    fields.extend(names.iter().map(|name| (name.as_str(), "1")));
+    let many = format!("tma {}", verifier().sign(&fields));
+    let req = TestRequest::get()
+        .uri("/api/v1/users/me")
+        .insert_header(("Authorization", many));
+    problem(&app, req, 401, "init_data_too_many_fields").await;
+}
