@@ -47,8 +47,9 @@ use std::sync::Arc;
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{Method, header};
-use actix_web::{App, HttpRequest, HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use domain::ports::{CatalogRepository, OrderRepository, Outbox, StorageProbe};
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -239,10 +240,20 @@ impl Http {
                 None => (path, false),
             };
             let mut resource = web::resource(relative);
+            let mut methods: Vec<String> = Vec::new();
             for route in routes {
+                methods.push(route.method.to_string());
                 resource = resource.route((route.route)());
             }
-            let resource = resource.default_service(web::to(method_not_allowed));
+            methods.sort_unstable();
+            methods.dedup();
+            // RFC 9110: a 405 says which methods the resource does support.
+            let allow = HeaderValue::from_str(&methods.join(", "))
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
+            let resource = resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(allow) }
+            }));
             if in_api {
                 api = api.service(resource);
             } else {
@@ -347,8 +358,11 @@ pub async fn not_found(_: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The problem answer to a method the resource does not support, with its `Allow`.
+fn method_not_allowed(allow: HeaderValue) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    response.headers_mut().insert(header::ALLOW, allow);
+    response
 }
 
 /// Swagger UI's assets are relative to `/docs/`, so `/docs` must become `/docs/`.

@@ -32,7 +32,8 @@ pub const TMA_SCHEME: &str = "tma";
             `Authorization: tma <initData>`, the raw `Telegram.WebApp.initData`.\n\n\
             Every error is `application/problem+json` (RFC 9457) with a stable `code`. \
             Besides the errors listed per operation, any route answers `405 method_not_allowed` \
-            to a method it does not serve, and any unknown path `404 not_found`. \
+            to a method it does not serve (with an `Allow` header listing those it does), and any \
+            unknown path `404 not_found`. \
             Every response carries an `X-Request-Id` header: the client's own when it sent a \
             sane one (1–128 visible ASCII characters), a generated one otherwise."
     ),
