@@ -105,8 +105,8 @@ impl Application {
             storage: Arc::new(database.clone()),
             outbox: store,
         };
-        // DEBUG=true opens CORS to any origin.
-        let config = settings.http.config(settings.server.debug);
+        // DEBUG=true opens CORS to any origin, unless origins are configured.
+        let config = settings.http.config(settings.cors_allows_any_origin());
         match config.cors_mode() {
             CorsMode::Closed => tracing::warn!(
                 "CORS: no CORS_ALLOWED_ORIGINS and DEBUG=false, so no cross-origin requests are allowed; \

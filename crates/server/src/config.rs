@@ -42,6 +42,9 @@ pub struct ServerSettings {
     pub debug: bool,
     /// `json` or `text`; unset: text when DEBUG=true, else JSON.
     pub log_format: Option<String>,
+    /// Lets DEBUG=true run outside the local embedded setup (see [`Settings::is_local`]).
+    /// The demo token never does.
+    pub allow_debug_outside_local: bool,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +52,7 @@ impl Default for ServerSettings {
         Self {
             debug: true,
             log_format: None,
+            allow_debug_outside_local: false,
         }
     }
 }
@@ -273,6 +277,26 @@ impl Settings {
         relay.validate().map_err(invalid)?;
         let log_format = server.log_format().map_err(invalid)?;
 
+        // The demo token (anyone can sign initData with it) and development mode are for
+        // the local embedded setup only: a shop that keeps its data in PostgreSQL, or
+        // listens beyond this machine, must have its own token and say DEBUG=false.
+        if !is_local(&database, &http) {
+            if telegram.telegram_bot_token.is_none() {
+                anyhow::bail!(
+                    "invalid configuration: TELEGRAM_BOT_TOKEN is required when DATABASE_URL is \
+                     set or HOST is not a loopback address (the demo token is for the local \
+                     embedded setup only)"
+                );
+            }
+            if server.debug && !server.allow_debug_outside_local {
+                anyhow::bail!(
+                    "invalid configuration: DEBUG=true is for the local embedded setup only \
+                     (no DATABASE_URL, HOST a loopback address); set DEBUG=false, or \
+                     ALLOW_DEBUG_OUTSIDE_LOCAL=true to run development mode here anyway"
+                );
+            }
+        }
+
         // DEBUG decides what a missing token or chat means.
         let (bot_token, demo_token, notifications) = match (
             telegram.telegram_bot_token.clone(),
@@ -312,12 +336,36 @@ impl Settings {
         })
     }
 
+    /// Whether this is the local embedded setup: no `DATABASE_URL` (the embedded SQLite
+    /// file) and a loopback `HOST`. Only there may the demo token and DEBUG=true run.
+    pub fn is_local(&self) -> bool {
+        is_local(&self.database, &self.http)
+    }
+
+    /// Whether DEBUG=true opens CORS to any origin: only when no origins are configured.
+    pub fn cors_allows_any_origin(&self) -> bool {
+        self.server.debug && self.http.cors_allowed_origins.is_empty()
+    }
+
     /// How the notification relay paces itself: a send may take the whole Telegram
     /// timeout plus a little, and a claim outlives any send.
     pub fn relay_config(&self) -> RelayConfig {
         let send_timeout = self.telegram.timeout() + std::time::Duration::from_secs(2);
         self.relay.relay_config(send_timeout)
     }
+}
+
+/// See [`Settings::is_local`].
+fn is_local(database: &DatabaseSettings, http: &HttpSettings) -> bool {
+    let embedded = matches!(database.target(), DatabaseTarget::EmbeddedSqlite(_));
+    let host = http.host.trim();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    embedded && loopback
 }
 
 #[cfg(test)]
@@ -395,10 +443,77 @@ mod tests {
                 "port = 9000\nhost = \"0.0.0.0\"\ndatabase_max_connections = 3\n",
             )?;
             jail.set_env("PORT", "9100");
+            // Listening beyond this machine: production settings.
+            jail.set_env("DEBUG", "false");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "42");
             let s = load_in(jail).unwrap();
             assert_eq!(s.http.port, 9100, "environment wins over the file");
             assert_eq!(s.http.host, "0.0.0.0", "the file wins over defaults");
             assert_eq!(s.database.database_max_connections, 3);
+            Ok(())
+        });
+    }
+
+    /// The demo token and DEBUG=true are for the local embedded setup only.
+    #[test]
+    fn outside_the_local_setup_a_token_is_required_and_debug_refused() {
+        Jail::expect_with(|jail| {
+            // PostgreSQL, DEBUG left at its default and no token: refused, naming the key.
+            jail.set_env("DATABASE_URL", "postgres://shop@db/botshop");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_BOT_TOKEN"), "{error}");
+            assert!(!error.contains("DEMO"), "{error}");
+
+            // With a token, DEBUG=true (the default) is still refused there...
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("DEBUG=true"), "{error}");
+            // ...unless explicitly allowed.
+            jail.set_env("ALLOW_DEBUG_OUTSIDE_LOCAL", "true");
+            let s = load_in(jail).unwrap();
+            assert!(s.server.debug && !s.demo_token && !s.is_local());
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            // The embedded database, listening on every interface: the same rules.
+            jail.set_env("HOST", "0.0.0.0");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_BOT_TOKEN"), "{error}");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "42");
+            jail.set_env("DEBUG", "false");
+            assert!(load_in(jail).is_ok());
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            // Loopback spellings are local: zero configuration keeps working.
+            for host in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
+                jail.set_env("HOST", host);
+                let s = load_in(jail).unwrap();
+                assert!(s.is_local() && s.demo_token, "{host}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_never_overrides_configured_cors_origins() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail).unwrap();
+            assert!(
+                s.cors_allows_any_origin(),
+                "DEBUG=true and no origins: any origin"
+            );
+            jail.set_env("CORS_ALLOWED_ORIGINS", "https://shop.example.com");
+            let s = load_in(jail).unwrap();
+            assert!(s.server.debug);
+            assert!(!s.cors_allows_any_origin());
+            assert!(
+                !s.http
+                    .config(s.cors_allows_any_origin())
+                    .cors_allow_any_origin
+            );
             Ok(())
         });
     }
@@ -526,6 +641,8 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("TELEGRAM_BOT_TOKEN", "123456:SUPERSECRET");
             jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/x");
+            jail.set_env("DEBUG", "false");
+            jail.set_env("MANAGER_CHAT_ID", "42");
             let printed = format!("{:?}", load_in(jail).unwrap());
             assert!(
                 !printed.contains("SUPERSECRET") && !printed.contains("hunter2"),
@@ -538,7 +655,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 26, "{keys:?}");
+        assert_eq!(keys.len(), 27, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

@@ -64,6 +64,22 @@ fn production_mode_refuses_to_start_without_token_and_chat() {
     assert!(stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
 }
 
+/// What a new user might try: PostgreSQL and every interface, no token, DEBUG left at
+/// its default. It must not serve with the public demo token.
+#[test]
+fn a_public_server_never_starts_on_the_demo_token() {
+    let output = server()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("HOST", "0.0.0.0")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("serving"), "{stderr}");
+}
+
 #[test]
 fn migrate_and_seed_commands_work_on_the_embedded_database() {
     let dir = std::env::temp_dir().join(format!("botshop-cli-migrate-{}", std::process::id()));

@@ -45,7 +45,7 @@ pub fn command(database: &Database, telegram: &str) -> Command {
     }
     command
         .current_dir(std::env::temp_dir())
-        .env("DEBUG", "true")
+        .env("DEBUG", "false")
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
