@@ -78,6 +78,14 @@ impl ProductFilter {
             other => other.map(CategoryId),
         };
         let search = match input.q.map(search_text) {
+            Some(_) if input.q.is_some_and(crate::values::has_control_character) => {
+                errors.push(FieldError::new(
+                    "q",
+                    "control_character",
+                    "q must not contain control characters (other than newline and tab)",
+                ));
+                None
+            }
             Some(q) if q.chars().count() > MAX_SEARCH_CHARS => {
                 errors.push(FieldError::new(
                     "q",
@@ -210,6 +218,28 @@ mod tests {
         assert_eq!(filter.max_price.unwrap().minor_units(), 99_999);
         assert!(filter.in_stock_only);
         assert_eq!(filter.sort, ProductSort::PriceDesc);
+    }
+
+    #[test]
+    fn a_search_with_a_control_character_is_refused_naming_q() {
+        for q in ["\0", "пиц\0ца", "\u{1b}"] {
+            let errors = ProductFilter::parse(ProductQueryInput {
+                q: Some(q),
+                ..ProductQueryInput::default()
+            })
+            .unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].code),
+                ("q", "control_character")
+            );
+        }
+        // Newline and tab are white space in a search.
+        let filter = ProductFilter::parse(ProductQueryInput {
+            q: Some("пицца\tострая\n"),
+            ..ProductQueryInput::default()
+        })
+        .unwrap();
+        assert_eq!(filter.search.as_deref(), Some("пицца острая"));
     }
 
     #[test]

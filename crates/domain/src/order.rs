@@ -107,13 +107,7 @@ impl OrderDraft {
         }
 
         let delivery_address = DeliveryAddress::parse(&input.delivery_address)
-            .map_err(|e| {
-                errors.push(FieldError::new(
-                    "delivery_address",
-                    "invalid",
-                    e.to_string(),
-                ))
-            })
+            .map_err(|e| errors.push(FieldError::new("delivery_address", e.code(), e.to_string())))
             .ok();
         let phone = Phone::parse(&input.phone)
             .map_err(|e| errors.push(FieldError::new("phone", "invalid", e.to_string())))
@@ -122,7 +116,7 @@ impl OrderDraft {
             None => Some(None),
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
-                errors.push(FieldError::new("comment", "too_long", e.to_string()));
+                errors.push(FieldError::new("comment", e.code(), e.to_string()));
                 None
             }
         };

@@ -124,6 +124,14 @@ impl fmt::Debug for Phone {
     }
 }
 
+/// Whether `text` holds a control character other than newline and tab (NUL, escape,
+/// carriage return, …). No text a client sends may: PostgreSQL refuses NUL outright, and
+/// the others only corrupt what the manager and the customer read.
+pub fn has_control_character(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
 /// Where the order goes: 1 to 500 characters once trimmed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryAddress(String);
@@ -134,6 +142,8 @@ pub enum InvalidDeliveryAddress {
     Empty,
     #[error("delivery address must be at most {max} characters", max = DeliveryAddress::MAX_CHARS)]
     TooLong,
+    #[error("delivery address must not contain control characters (other than newline and tab)")]
+    ControlCharacter,
 }
 
 impl DeliveryAddress {
@@ -146,6 +156,9 @@ impl DeliveryAddress {
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(InvalidDeliveryAddress::TooLong);
+        }
+        if has_control_character(trimmed) {
+            return Err(InvalidDeliveryAddress::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -167,8 +180,32 @@ impl fmt::Debug for DeliveryAddress {
 pub struct Comment(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("comment must be at most {max} characters", max = Comment::MAX_CHARS)]
-pub struct InvalidComment;
+pub enum InvalidComment {
+    #[error("comment must be at most {max} characters", max = Comment::MAX_CHARS)]
+    TooLong,
+    #[error("comment must not contain control characters (other than newline and tab)")]
+    ControlCharacter,
+}
+
+impl InvalidComment {
+    /// The stable code of the field error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidComment::TooLong => "too_long",
+            InvalidComment::ControlCharacter => "control_character",
+        }
+    }
+}
+
+impl InvalidDeliveryAddress {
+    /// The stable code of the field error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidDeliveryAddress::Empty | InvalidDeliveryAddress::TooLong => "invalid",
+            InvalidDeliveryAddress::ControlCharacter => "control_character",
+        }
+    }
+}
 
 impl Comment {
     pub const MAX_CHARS: usize = 1000;
@@ -177,7 +214,10 @@ impl Comment {
     pub fn parse(value: &str) -> Result<Option<Self>, InvalidComment> {
         let trimmed = value.trim();
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidComment);
+            return Err(InvalidComment::TooLong);
+        }
+        if has_control_character(trimmed) {
+            return Err(InvalidComment::ControlCharacter);
         }
         if trimmed.is_empty() {
             return Ok(None);
@@ -254,6 +294,30 @@ mod tests {
             DeliveryAddress::parse(&"ж".repeat(501)),
             Err(InvalidDeliveryAddress::TooLong)
         );
+    }
+
+    #[test]
+    fn control_characters_other_than_newline_and_tab_are_refused() {
+        for bad in [
+            "ул.\0Ленина",
+            "ул. Ленина\u{1b}[31m",
+            "д. 1\r\nкв. 2",
+            "\u{7f}x",
+        ] {
+            assert_eq!(
+                DeliveryAddress::parse(bad),
+                Err(InvalidDeliveryAddress::ControlCharacter),
+                "{bad:?}"
+            );
+            assert_eq!(
+                Comment::parse(bad),
+                Err(InvalidComment::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+        assert!(DeliveryAddress::parse("д. 1\nкв. 2\tподъезд 3").is_ok());
+        assert!(Comment::parse("Домофон\nне работает").unwrap().is_some());
+        assert!(Phone::parse("+7900\u{0}1234567").is_err());
     }
 
     #[test]

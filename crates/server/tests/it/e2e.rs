@@ -65,7 +65,40 @@ async fn walk_the_shop(database: DatabaseTarget) {
         .unwrap();
     assert_eq!(card["name"], first["name"]);
 
+    // A NUL (which PostgreSQL refuses in text) or another control character in any text
+    // the client sends is a 422 naming the field, never a 500.
+    let search = app.get("/products?q=%00", None).await;
+    assert_eq!(search.status().as_u16(), 422);
+    let problem: Value = search.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "q", "{problem}");
+
     let buyer = auth(987_654_321, "Иван");
+    for (field, address, comment) in [
+        ("delivery_address", "ул. Пушкина\u{0}, д. 10", "ок"),
+        ("comment", "ул. Пушкина, д. 10", "Домофон\u{0}"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/orders"))
+            .header("Authorization", &buyer)
+            .json(&json!({
+                "items": [{"product_id": first["id"], "quantity": 1}],
+                "delivery_address": address,
+                "phone": "+79001234567",
+                "comment": comment
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 422, "{field}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert_eq!(
+            problem["errors"][0]["code"], "control_character",
+            "{problem}"
+        );
+    }
+
     let response = app
         .client
         .post(app.url("/orders"))
