@@ -10,6 +10,11 @@ pub enum RepositoryError {
     /// statement timeout). Retrying later may succeed.
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The database refused a value as data (on PostgreSQL, SQLSTATE class 22: a NUL in
+    /// text, a number out of range). Input validation should refuse such a value first;
+    /// this is the backstop, and it is the client's input, not a server fault.
+    #[error("the database refused a value")]
+    InvalidData(#[source] anyhow::Error),
     /// Anything else: a bug, a broken invariant, an unexpected driver error.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

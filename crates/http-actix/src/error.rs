@@ -362,6 +362,15 @@ impl From<RepositoryError> for ApiError {
     fn from(error: RepositoryError) -> Self {
         match error {
             RepositoryError::Unavailable(_) => ApiError::Unavailable(error),
+            RepositoryError::InvalidData(cause) => {
+                // Validation should have refused it: worth knowing which value got through.
+                tracing::warn!(error = %error_chain(cause.as_ref()), "the database refused a value");
+                ApiError::validation(
+                    "request",
+                    "invalid_value",
+                    "a value in the request cannot be stored; check its text and numbers",
+                )
+            }
             RepositoryError::Unknown(_) => ApiError::Internal(Box::new(error)),
         }
     }

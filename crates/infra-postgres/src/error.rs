@@ -14,9 +14,12 @@ pub(crate) fn repository_error(
     context: impl std::fmt::Display + Send + Sync + 'static,
 ) -> RepositoryError {
     let unavailable = is_unavailable(&err);
+    let invalid_data = is_data_exception(&err);
     let err = anyhow::Error::new(err).context(context);
     if unavailable {
         RepositoryError::Unavailable(err)
+    } else if invalid_data {
+        RepositoryError::InvalidData(err)
     } else {
         RepositoryError::Unknown(err)
     }
@@ -32,7 +35,9 @@ pub(crate) fn corrupt_row(context: String) -> RepositoryError {
 /// a whole and the same work can simply run again.
 pub(crate) fn is_transaction_conflict(err: &RepositoryError) -> bool {
     let source = match err {
-        RepositoryError::Unavailable(source) | RepositoryError::Unknown(source) => source,
+        RepositoryError::Unavailable(source)
+        | RepositoryError::InvalidData(source)
+        | RepositoryError::Unknown(source) => source,
     };
     let Some(DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) =
         source.downcast_ref::<DbErr>()
@@ -55,6 +60,20 @@ fn is_unavailable(err: &DbErr) -> bool {
         }
         _ => false,
     }
+}
+
+/// PostgreSQL's data exceptions (SQLSTATE class 22): a value the statement was given
+/// cannot be stored or compared, such as a NUL character in text.
+fn is_data_exception(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(err) = &**err else {
+        return false;
+    };
+    err.try_downcast_ref::<PgDatabaseError>()
+        .is_some_and(|err| err.code().starts_with("22"))
 }
 
 fn sqlx_error_is_unavailable(err: &sea_orm::sqlx::Error) -> bool {

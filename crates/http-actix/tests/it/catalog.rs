@@ -180,6 +180,29 @@ async fn a_database_outage_is_503_without_details() {
 }
 
 #[actix_web::test]
+async fn a_value_the_database_refuses_is_422_not_500() {
+    let mut mocks = Mocks::new();
+    mocks.catalog.expect_list_categories().returning(|_| {
+        Err(RepositoryError::InvalidData(anyhow::anyhow!(
+            "invalid byte sequence for encoding \"UTF8\": 0x00"
+        )))
+    });
+    let app = mocks.app().await;
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/categories"),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "invalid_value");
+    assert!(
+        !body.to_string().contains("0x00"),
+        "no driver detail: {body}"
+    );
+}
+
+#[actix_web::test]
 async fn product_listing_passes_search_filters_and_sort_to_the_catalog() {
     let mut mocks = Mocks::new();
     mocks

@@ -60,3 +60,23 @@ async fn a_closed_pool_is_unavailable() {
     assert_unavailable(store.list_categories(Page::default()).await);
     db.cleanup().await;
 }
+
+/// The backstop behind input validation: a value PostgreSQL refuses as data (here a NUL in
+/// a search, which validation now refuses first) is `InvalidData`, the client's input, not
+/// an unknown server fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_postgres_refuses_as_data_is_invalid_data() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let filter = domain::catalog::ProductFilter {
+        search: Some("пицца\u{0}".to_owned()),
+        ..domain::catalog::ProductFilter::default()
+    };
+    let result = db.store().list_products(filter, Page::default()).await;
+    assert!(
+        matches!(result, Err(RepositoryError::InvalidData(_))),
+        "got {result:?}"
+    );
+    db.cleanup().await;
+}
