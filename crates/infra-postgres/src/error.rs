@@ -39,16 +39,23 @@ pub(crate) fn is_transaction_conflict(err: &RepositoryError) -> bool {
         | RepositoryError::InvalidData(source)
         | RepositoryError::Unknown(source) => source,
     };
-    let Some(DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) =
-        source.downcast_ref::<DbErr>()
+    source
+        .downcast_ref::<DbErr>()
+        .and_then(postgres_code)
+        .is_some_and(|code| matches!(code, "40P01" | "40001"))
+}
+
+/// The SQLSTATE of a PostgreSQL error a statement answered with, if that is what `err` is.
+fn postgres_code(err: &DbErr) -> Option<&str> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
     else {
-        return false;
+        return None;
     };
     let sea_orm::sqlx::Error::Database(err) = &**err else {
-        return false;
+        return None;
     };
     err.try_downcast_ref::<PgDatabaseError>()
-        .is_some_and(|err| matches!(err.code(), "40P01" | "40001"))
+        .map(PgDatabaseError::code)
 }
 
 fn is_unavailable(err: &DbErr) -> bool {
@@ -65,15 +72,7 @@ fn is_unavailable(err: &DbErr) -> bool {
 /// PostgreSQL's data exceptions (SQLSTATE class 22): a value the statement was given
 /// cannot be stored or compared, such as a NUL character in text.
 fn is_data_exception(err: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
-    else {
-        return false;
-    };
-    let sea_orm::sqlx::Error::Database(err) = &**err else {
-        return false;
-    };
-    err.try_downcast_ref::<PgDatabaseError>()
-        .is_some_and(|err| err.code().starts_with("22"))
+    postgres_code(err).is_some_and(|code| code.starts_with("22"))
 }
 
 fn sqlx_error_is_unavailable(err: &sea_orm::sqlx::Error) -> bool {

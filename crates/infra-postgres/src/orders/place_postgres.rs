@@ -418,25 +418,15 @@ mod tests {
         );
     }
 
-    /// The `$n` placeholders of `sql`, in order of first appearance, each once.
+    /// The `$n` placeholders of `sql`, ascending, each once.
     fn placeholders(sql: &str) -> Vec<usize> {
         let mut found = Vec::new();
-        let mut chars = sql.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c != '$' {
-                continue;
-            }
-            let mut digits = String::new();
-            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                digits.push(*d);
-                chars.next();
-            }
-            let n: usize = digits.parse().unwrap();
-            if !found.contains(&n) {
-                found.push(n);
-            }
-        }
+        substitute_with(sql, |n| {
+            found.push(n);
+            String::new()
+        });
         found.sort_unstable();
+        found.dedup();
         found
     }
 
@@ -526,20 +516,24 @@ mod tests {
 
     /// `sql` with each `$n` replaced by `params[n - 1]`.
     fn substitute(sql: &str, params: &[String]) -> String {
+        substitute_with(sql, |n| params[n - 1].clone())
+    }
+
+    /// `sql` with each `$n` replaced by `param(n)`.
+    fn substitute_with(sql: &str, mut param: impl FnMut(usize) -> String) -> String {
         let mut out = String::with_capacity(sql.len() * 2);
-        let mut chars = sql.char_indices().peekable();
-        while let Some((_, c)) = chars.next() {
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
             if c != '$' {
                 out.push(c);
                 continue;
             }
             let mut digits = String::new();
-            while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
                 digits.push(*d);
                 chars.next();
             }
-            let n: usize = digits.parse().unwrap();
-            out.push_str(&params[n - 1]);
+            out.push_str(&param(digits.parse().unwrap()));
         }
         out
     }
