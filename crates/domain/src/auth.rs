@@ -129,6 +129,17 @@ pub struct TelegramUser {
     pub last_name: Option<String>,
 }
 
+/// A profile field as stored and shown: Telegram signed it, so it is never a reason to
+/// refuse the customer, but control characters (NUL, which PostgreSQL refuses, escapes,
+/// line breaks) are dropped.
+fn profile_text(text: String) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars().filter(|c| !c.is_control()).collect()
+    } else {
+        text
+    }
+}
+
 /// initData whose signature and freshness have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedInitData {
@@ -267,9 +278,9 @@ impl InitDataVerifier {
         Ok(VerifiedInitData {
             user: TelegramUser {
                 id,
-                username: user.username,
-                first_name: user.first_name,
-                last_name: user.last_name,
+                username: user.username.map(profile_text),
+                first_name: user.first_name.map(profile_text),
+                last_name: user.last_name.map(profile_text),
             },
             auth_date,
         })
@@ -528,6 +539,19 @@ mod tests {
         let verified = verifier().verify(&raw, now()).unwrap();
         assert_eq!(verified.user.first_name.as_deref(), Some("Ёжик"));
         assert_eq!(verified.user.last_name.as_deref(), Some("В тумане"));
+    }
+
+    #[test]
+    fn control_characters_in_the_signed_profile_are_dropped_not_refused() {
+        let user =
+            r#"{"id":8,"first_name":"Ив\u0000ан\r\n","last_name":"\u001b ","username":"iv\tan"}"#;
+        let auth_date = NOW.to_string();
+        let verified = verifier()
+            .verify(&signed(&[("user", user), ("auth_date", &auth_date)]), now())
+            .unwrap();
+        assert_eq!(verified.user.first_name.as_deref(), Some("Иван"));
+        assert_eq!(verified.user.last_name.as_deref(), Some(" "));
+        assert_eq!(verified.user.username.as_deref(), Some("ivan"));
     }
 
     #[test]

@@ -77,8 +77,9 @@ impl ProductFilter {
             }
             other => other.map(CategoryId),
         };
-        let search = match input.q.map(search_text) {
-            Some(_) if input.q.is_some_and(crate::values::has_control_character) => {
+        // The limits hold for `q` as sent, which is what the published schema can say.
+        let search = match input.q {
+            Some(q) if crate::values::has_control_character(q) => {
                 errors.push(FieldError::new(
                     "q",
                     "control_character",
@@ -94,20 +95,11 @@ impl ProductFilter {
                 ));
                 None
             }
-            Some(q) if q.is_empty() => None,
-            other => other,
+            Some(q) => Some(search_text(q)).filter(|q| !q.is_empty()),
+            None => None,
         };
         let min_price = price_param("min_price", input.min_price, &mut errors);
         let max_price = price_param("max_price", input.max_price, &mut errors);
-        if let (Some(min), Some(max)) = (min_price, max_price)
-            && min > max
-        {
-            errors.push(FieldError::new(
-                "min_price",
-                "min_above_max",
-                "min_price must not be greater than max_price",
-            ));
-        }
         let in_stock_only = match input.in_stock {
             None | Some("false") => false,
             Some("true") => true,
@@ -147,23 +139,41 @@ impl ProductFilter {
     }
 }
 
+/// A price bound: [`crate::values::patterns::PRICE`] exactly (no sign, no exponent, no
+/// white space), so that the server accepts what the published schema describes and
+/// nothing else. A minimum above the maximum is not an error: nothing matches.
 fn price_param(
     name: &'static str,
     raw: Option<&str>,
     errors: &mut Vec<FieldError>,
 ) -> Option<Money> {
-    let raw = raw?.trim();
-    let parsed = Decimal::from_str(raw)
-        .ok()
+    let raw = raw?;
+    let parsed = is_price_text(raw)
+        .then(|| Decimal::from_str(raw).ok())
+        .flatten()
         .and_then(|d| Money::parse(d).ok());
     if parsed.is_none() {
         errors.push(FieldError::new(
             name,
             "invalid_price",
-            format!("{name} must be a non-negative amount with at most two decimal places"),
+            format!(
+                "{name} must be an amount in roubles with at most ten digits before the point \
+                 and two after it, such as 100 or 99.90"
+            ),
         ));
     }
     parsed
+}
+
+/// Whether `raw` is 1–10 ASCII digits, then optionally a point and 1–2 digits.
+pub(crate) fn is_price_text(raw: &str) -> bool {
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (raw, None),
+    };
+    let digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole, 10) && fraction.is_none_or(|f| digits(f, 2))
 }
 
 /// The normalised form products are searched by: Unicode lower case, `ё` folded into `е`
@@ -257,14 +267,66 @@ mod tests {
             fields(&errors),
             ["category_id", "min_price", "max_price", "in_stock", "sort"]
         );
-        let errors = ProductFilter::parse(ProductQueryInput {
+    }
+
+    #[test]
+    fn a_minimum_above_the_maximum_is_an_empty_range_not_an_error() {
+        // The schema cannot say "min_price <= max_price", so the server does not demand it.
+        let filter = ProductFilter::parse(ProductQueryInput {
             min_price: Some("500"),
             max_price: Some("100"),
             ..ProductQueryInput::default()
         })
+        .unwrap();
+        assert!(filter.min_price > filter.max_price);
+    }
+
+    #[test]
+    fn prices_are_exactly_the_published_pattern() {
+        for ok in ["0", "100", "99.9", "99.90", "0000000001", "9999999999.99"] {
+            assert!(is_price_text(ok), "{ok}");
+            let filter = ProductFilter::parse(ProductQueryInput {
+                min_price: Some(ok),
+                ..ProductQueryInput::default()
+            });
+            assert!(filter.is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            " 100",
+            "100 ",
+            "+1",
+            "-1",
+            "1e3",
+            "1_000",
+            ".5",
+            "5.",
+            "1.234",
+            "١٢٣",
+            "12345678901",
+            "100\n",
+            "1,5",
+        ] {
+            assert!(!is_price_text(bad), "{bad:?}");
+            let errors = ProductFilter::parse(ProductQueryInput {
+                min_price: Some(bad),
+                ..ProductQueryInput::default()
+            })
+            .unwrap_err();
+            assert_eq!(errors[0].code, "invalid_price", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_search_limit_counts_the_text_as_sent() {
+        // 101 characters that normalise to fewer are still too long: the schema says 100.
+        let q = format!("{}a", " ".repeat(100));
+        let errors = ProductFilter::parse(ProductQueryInput {
+            q: Some(&q),
+            ..ProductQueryInput::default()
+        })
         .unwrap_err();
-        assert_eq!(fields(&errors), ["min_price"]);
-        assert_eq!(errors[0].code, "min_above_max");
+        assert_eq!(errors[0].code, "too_long");
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl Quantity {
 }
 
 /// A plausible phone number: an optional leading `+`, 7 to 15 digits, and spaces, dashes
-/// and parentheses as the customer likes to type them. Kept as typed (trimmed).
+/// and parentheses as the customer likes to type them. Kept as typed, without the spaces
+/// around it. The exact rule is [`patterns::PHONE`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Phone(String);
 
@@ -96,7 +97,9 @@ pub struct InvalidPhone;
 
 impl Phone {
     pub fn parse(value: &str) -> Result<Self, InvalidPhone> {
-        let trimmed = value.trim();
+        // Spaces may lead (before the `+`) and trail; other white space is refused, as the
+        // published pattern says.
+        let trimmed = value.trim_matches(' ');
         let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
         let mut digits = 0usize;
         for c in body.chars() {
@@ -127,12 +130,51 @@ impl fmt::Debug for Phone {
 /// Whether `text` holds a control character other than newline and tab (NUL, escape,
 /// carriage return, …). No text a client sends may: PostgreSQL refuses NUL outright, and
 /// the others only corrupt what the manager and the customer read.
+///
+/// "Control" is Unicode's general category Cc: U+0000–U+001F and U+007F–U+009F.
 pub fn has_control_character(text: &str) -> bool {
     text.chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
 }
 
-/// Where the order goes: 1 to 500 characters once trimmed.
+/// Whether `text` holds nothing but white space (Unicode's `White_Space`, what
+/// [`str::trim`] removes).
+pub fn is_blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
+/// The rules of the text values a client sends, as ECMA-262 regular expressions for the
+/// OpenAPI document, so that a client generated from it never sends what the server
+/// refuses, and the server refuses everything it does not describe.
+///
+/// They are written in the common subset of ECMA-262, Python's `re` and Rust's `regex`
+/// (`[0-9]` rather than `\d`, white space spelled out rather than `\s`, `\uXXXX` escapes);
+/// a property test checks each against the parser that enforces it.
+pub mod patterns {
+    /// No control character other than newline and tab (see [`super::has_control_character`]).
+    pub const NO_CONTROL: &str = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$";
+
+    /// [`NO_CONTROL`], and at least one character that is not white space.
+    pub const NOT_BLANK_NO_CONTROL: &str = concat!(
+        r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*",
+        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$",
+    );
+
+    /// [`super::Phone`]: spaces around, an optional `+`, then 7 to 15 digits among spaces,
+    /// dashes and parentheses.
+    pub const PHONE: &str = r"^ *\+?[ ()\-]*(?:[0-9][ ()\-]*){7,15}$";
+
+    /// An amount of money in a query: whole roubles with up to two decimal places, at most
+    /// ten digits before the point.
+    pub const PRICE: &str = r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$";
+
+    /// [`crate::idempotency::IdempotencyKey`]: 1 to 255 visible ASCII characters.
+    pub const IDEMPOTENCY_KEY: &str = r"^[!-~]{1,255}$";
+}
+
+/// Where the order goes: at most 500 characters, not blank, no control characters; kept
+/// without the white space around it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryAddress(String);
 
@@ -149,18 +191,19 @@ pub enum InvalidDeliveryAddress {
 impl DeliveryAddress {
     pub const MAX_CHARS: usize = 500;
 
+    /// The limits hold for the text as sent (white space around it included), which is
+    /// what the published schema can say.
     pub fn parse(value: &str) -> Result<Self, InvalidDeliveryAddress> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidDeliveryAddress::Empty);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
+        if value.chars().count() > Self::MAX_CHARS {
             return Err(InvalidDeliveryAddress::TooLong);
         }
-        if has_control_character(trimmed) {
+        if has_control_character(value) {
             return Err(InvalidDeliveryAddress::ControlCharacter);
         }
-        Ok(Self(trimmed.to_owned()))
+        if is_blank(value) {
+            return Err(InvalidDeliveryAddress::Empty);
+        }
+        Ok(Self(value.trim().to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -210,15 +253,15 @@ impl InvalidDeliveryAddress {
 impl Comment {
     pub const MAX_CHARS: usize = 1000;
 
-    /// `Ok(None)` for a blank comment.
+    /// `Ok(None)` for a blank comment. The limits hold for the text as sent.
     pub fn parse(value: &str) -> Result<Option<Self>, InvalidComment> {
-        let trimmed = value.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
+        if value.chars().count() > Self::MAX_CHARS {
             return Err(InvalidComment::TooLong);
         }
-        if has_control_character(trimmed) {
+        if has_control_character(value) {
             return Err(InvalidComment::ControlCharacter);
         }
+        let trimmed = value.trim();
         if trimmed.is_empty() {
             return Ok(None);
         }
@@ -341,6 +384,96 @@ mod tests {
         assert_eq!(
             TelegramId::parse(7_000_000_000).unwrap().get(),
             7_000_000_000
+        );
+    }
+}
+
+/// The published patterns and the parsers agree on every string: what one accepts the
+/// other accepts. Strings are drawn mostly from the characters the rules are about.
+#[cfg(test)]
+mod pattern_agreement {
+    use super::*;
+    use crate::idempotency::IdempotencyKey;
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    /// Digits, separators, white space of every kind, control characters, letters.
+    fn tricky_text(max: usize) -> impl Strategy<Value = String> {
+        let interesting = prop::sample::select(vec![
+            '0', '1', '5', '9', '+', ' ', '-', '(', ')', '.', '\t', '\n', '\r', '\u{0}', '\u{b}',
+            '\u{1c}', '\u{1f}', '\u{7f}', '\u{85}', '\u{9f}', '\u{a0}', '\u{1680}', '\u{2003}',
+            '\u{2028}', '\u{202f}', '\u{3000}', '\u{feff}', '\u{200b}', 'a', 'ж', '٣', '~', '!',
+            'é',
+        ]);
+        prop::collection::vec(prop_oneof![4 => interesting, 1 => any::<char>()], 0..max)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn pattern(source: &str) -> Regex {
+        Regex::new(source).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn phone(text in tricky_text(24)) {
+            prop_assert_eq!(pattern(patterns::PHONE).is_match(&text), Phone::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn delivery_address(text in tricky_text(12)) {
+            let schema = pattern(patterns::NOT_BLANK_NO_CONTROL).is_match(&text)
+                && text.chars().count() <= DeliveryAddress::MAX_CHARS;
+            prop_assert_eq!(schema, DeliveryAddress::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn comment(text in tricky_text(12)) {
+            let schema = pattern(patterns::NO_CONTROL).is_match(&text)
+                && text.chars().count() <= Comment::MAX_CHARS;
+            prop_assert_eq!(schema, Comment::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn idempotency_key(text in tricky_text(12)) {
+            prop_assert_eq!(
+                pattern(patterns::IDEMPOTENCY_KEY).is_match(&text),
+                IdempotencyKey::parse(&text).is_ok(),
+                "{:?}", text
+            );
+        }
+
+        #[test]
+        fn price(text in tricky_text(14)) {
+            prop_assert_eq!(
+                pattern(patterns::PRICE).is_match(&text),
+                crate::catalog::is_price_text(&text),
+                "{:?}", text
+            );
+        }
+
+        #[test]
+        fn no_control_is_has_control_character_negated(text in tricky_text(12)) {
+            prop_assert_eq!(pattern(patterns::NO_CONTROL).is_match(&text), !has_control_character(&text));
+        }
+    }
+
+    #[test]
+    fn limits_count_the_text_as_sent() {
+        let padded = format!("{} x", " ".repeat(DeliveryAddress::MAX_CHARS));
+        assert_eq!(
+            DeliveryAddress::parse(&padded),
+            Err(InvalidDeliveryAddress::TooLong)
+        );
+        assert_eq!(
+            Comment::parse(&format!("{} x", " ".repeat(Comment::MAX_CHARS))),
+            Err(InvalidComment::TooLong)
+        );
+        // A control character is refused even where trimming would have removed it.
+        assert_eq!(
+            DeliveryAddress::parse("ул. Ленина 1\r"),
+            Err(InvalidDeliveryAddress::ControlCharacter)
         );
     }
 }

@@ -227,15 +227,30 @@ pub struct CreateOrderRequest {
     /// 1–50 lines; the same product twice is merged.
     #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<CreateOrderItem>,
-    /// 1–500 characters.
-    #[schema(min_length = 1, max_length = 500, example = "ул. Пушкина, д. 10")]
+    /// At most 500 characters, not blank; no control characters other than newline and tab.
+    /// Kept without the white space around it.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        example = "ул. Пушкина, д. 10",
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub delivery_address: String,
-    /// 7–15 digits, optionally starting with `+` and grouped by spaces, dashes or parentheses.
-    #[schema(example = "+79001234567")]
+    /// 7–15 digits, optionally starting with `+` and grouped by spaces, dashes or parentheses;
+    /// spaces may surround it.
+    #[schema(
+        example = "+79001234567",
+        pattern = r"^ *\+?[ ()\-]*(?:[0-9][ ()\-]*){7,15}$"
+    )]
     pub phone: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no control characters other than newline and tab. Blank or
+    /// `null` means no comment.
     #[serde(default)]
-    #[schema(max_length = 1000, example = "Домофон не работает")]
+    #[schema(
+        max_length = 1000,
+        example = "Домофон не работает",
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub comment: Option<String>,
 }
 
@@ -273,6 +288,18 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+/// The orders a product listing may be sorted in, for the OpenAPI document only: handlers
+/// read [`ListQuery::sort`] as text and the domain parses it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ProductSortParam {
+    Default,
+    PriceAsc,
+    PriceDesc,
+    Newest,
 }
 
 /// Query parameters of collections, kept as text so that a bad value gets a 422 that names

@@ -50,7 +50,12 @@ pub const TMA_SCHEME: &str = "tma";
         routes::ops::metrics,
     ),
     components(
-        schemas(crate::error::Problem, crate::error::ProblemField, crate::error::StockProblem),
+        schemas(
+            crate::error::Problem,
+            crate::error::ProblemField,
+            crate::error::StockProblem,
+            crate::dto::ProductSortParam,
+        ),
         responses(
             MalformedJson,
             Unauthorized,
@@ -229,6 +234,11 @@ problem_responses! {
                 "items[0].quantity",
                 "out_of_range",
                 "quantity must be between 1 and 100",
+            ),
+            ApiError::validation(
+                "Idempotency-Key",
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
             ),
             ApiError::ProductNotFound(vec![ProductId(7)]),
             ApiError::ProductUnavailable(vec![ProductId(2)]),

@@ -107,8 +107,8 @@ pub(crate) struct PageParams {
     /// Page size, 1–100; 50 when absent.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// How many matches to skip; 0 when absent.
-    #[param(minimum = 0)]
+    /// How many matches to skip, at most 1 000 000 000; 0 when absent.
+    #[param(minimum = 0, maximum = 1_000_000_000)]
     offset: Option<u64>,
 }
 

@@ -41,8 +41,8 @@ pub const IDEMPOTENT_REPLAYED: header::HeaderName =
     tag = "customer",
     security(("tma" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
-            description = "Recommended: a new UUID per checkout, resent unchanged on retries",
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$",
+            description = "Recommended: a new UUID per checkout, resent unchanged on retries. 1–255 visible ASCII characters (422 `validation_failed` otherwise). The same key with a different body is a 422 `idempotency_key_reused`; while the first request with the key still runs, a 409 `idempotency_key_in_use`",
             example = "3f1c0e3e-9d7a-4b4e-9a53-0c1f6a0e6b11"),
     ),
     request_body(

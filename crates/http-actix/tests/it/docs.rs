@@ -244,3 +244,116 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
         None => schema,
     }
 }
+
+/// Every limit the server enforces is in the document, spelled from the same constants the
+/// domain enforces it with, so that a client generated from the document never sends a
+/// request the server refuses (and the fuzzer in `.ci/fuzz` holds the server to it).
+#[actix_web::test]
+async fn the_document_states_every_enforced_constraint_from_the_domain_s_own_rules() {
+    use domain::values::{Comment, DeliveryAddress, patterns};
+
+    let (spec, _, _) = spec_of(Mocks::new()).await;
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        spec["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+            .clone()
+    };
+    for path in [
+        "/api/v1/products",
+        "/api/v1/categories",
+        "/api/v1/orders/my",
+    ] {
+        let method = "get";
+        let limit = param(path, method, "limit");
+        assert_eq!(limit["minimum"], 1, "{path}");
+        assert_eq!(limit["maximum"], domain::Page::MAX_LIMIT, "{path}");
+        let offset = param(path, method, "offset");
+        assert_eq!(offset["minimum"], 0, "{path}");
+        assert_eq!(offset["maximum"], domain::Page::MAX_OFFSET, "{path}");
+    }
+    let q = param("/api/v1/products", "get", "q");
+    assert_eq!(q["maxLength"], domain::catalog::MAX_SEARCH_CHARS);
+    assert_eq!(q["pattern"], patterns::NO_CONTROL);
+    for bound in ["min_price", "max_price"] {
+        assert_eq!(
+            param("/api/v1/products", "get", bound)["pattern"],
+            patterns::PRICE
+        );
+    }
+    let sort = resolve(&spec, &param("/api/v1/products", "get", "sort")).clone();
+    assert_eq!(
+        sort["enum"],
+        serde_json::json!(["default", "price_asc", "price_desc", "newest"])
+    );
+    let key = param("/api/v1/orders", "post", "Idempotency-Key");
+    assert_eq!(key["pattern"], patterns::IDEMPOTENCY_KEY);
+    assert_eq!(
+        key["maxLength"],
+        domain::idempotency::IdempotencyKey::MAX_LEN
+    );
+
+    let order = &spec["components"]["schemas"]["CreateOrderRequest"];
+    assert_eq!(order["additionalProperties"], false);
+    let field = |name: &str| &order["properties"][name];
+    assert_eq!(
+        field("delivery_address")["pattern"],
+        patterns::NOT_BLANK_NO_CONTROL
+    );
+    assert_eq!(
+        field("delivery_address")["maxLength"],
+        DeliveryAddress::MAX_CHARS
+    );
+    assert_eq!(field("phone")["pattern"], patterns::PHONE);
+    assert_eq!(field("comment")["pattern"], patterns::NO_CONTROL);
+    assert_eq!(field("comment")["maxLength"], Comment::MAX_CHARS);
+    assert_eq!(field("items")["minItems"], 1);
+    assert_eq!(field("items")["maxItems"], domain::order::MAX_LINES);
+    let item = &spec["components"]["schemas"]["CreateOrderItem"];
+    assert_eq!(item["additionalProperties"], false);
+    assert_eq!(item["properties"]["product_id"]["minimum"], 1);
+    assert_eq!(item["properties"]["quantity"]["minimum"], 1);
+    assert_eq!(item["properties"]["quantity"]["maximum"], 100);
+
+    // The Idempotency-Key's refusals are documented answers of the operation.
+    let responses = &spec["paths"]["/api/v1/orders"]["post"]["responses"];
+    let described = |status: &str| {
+        let response = resolve(&spec, &responses[status]);
+        response["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(described("422").contains("idempotency_key_reused"));
+    assert!(described("422").contains("validation_failed"));
+    assert!(described("409").contains("idempotency_key_in_use"));
+}
+
+/// Every `$ref` of the document points at something: a dangling one makes generated
+/// clients and fuzzers fail on the whole operation.
+#[actix_web::test]
+async fn every_reference_in_the_document_resolves() {
+    fn walk<'a>(node: &'a Value, refs: &mut Vec<&'a str>) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    refs.push(reference);
+                }
+                map.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    let (spec, _, _) = spec_of(Mocks::new()).await;
+    let mut refs = Vec::new();
+    walk(&spec, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let target = resolve(&spec, &serde_json::json!({ "$ref": reference })).clone();
+        assert!(target.is_object(), "{reference} resolves to nothing");
+    }
+}
