@@ -32,7 +32,8 @@ pub enum ApiError {
     },
     UnsupportedMediaType,
     Unauthorized(AuthError),
-    NotFound,
+    /// No such resource; says which kind, e.g. "Product not found".
+    NotFound(&'static str),
     MethodNotAllowed,
     ProductNotFound(Vec<ProductId>),
     ProductUnavailable(Vec<ProductId>),
@@ -75,7 +76,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthorized(reason) => reason.code(),
-            ApiError::NotFound => "not_found",
+            ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ProductNotFound(_) => "product_not_found",
             ApiError::ProductUnavailable(_) => "product_unavailable",
@@ -98,7 +99,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "The request body is too large",
             ApiError::UnsupportedMediaType => "The request body must be application/json",
             ApiError::Unauthorized(_) => "Telegram authentication failed",
-            ApiError::NotFound => "Not found",
+            ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::ProductNotFound(_) => "Some products do not exist",
             ApiError::ProductUnavailable(_) => "Some products are not available",
@@ -116,7 +117,14 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> Option<String> {
+    /// A short human sentence for the customer: clients written for FastAPI show
+    /// `error.detail`. Never internals: a 5xx says only what the client can do.
+    fn detail(&self) -> String {
+        self.detail_text()
+            .unwrap_or_else(|| self.title().to_owned())
+    }
+
+    fn detail_text(&self) -> Option<String> {
         match self {
             ApiError::MalformedJson(reason) => Some(reason.clone()),
             ApiError::PayloadTooLarge { limit } => {
@@ -161,7 +169,20 @@ impl ApiError {
             }
             // actix-cors's messages are fixed sentences about the request's own headers.
             ApiError::CorsRejected(reason) => Some(reason.to_string()),
-            _ => None,
+            ApiError::NotFound(what) => Some((*what).to_owned()),
+            ApiError::UnsupportedMediaType => {
+                Some("send the body with Content-Type: application/json".to_owned())
+            }
+            ApiError::MethodNotAllowed => Some(
+                "this path does not serve that method; the Allow header lists those it does"
+                    .to_owned(),
+            ),
+            ApiError::OrderTotalTooLarge => {
+                Some("the order total is above the largest amount the shop accepts".to_owned())
+            }
+            ApiError::Internal(_) => {
+                Some("something went wrong on our side; please retry later".to_owned())
+            }
         }
     }
 }
@@ -245,11 +266,9 @@ pub struct Problem<'a> {
     pub status: u16,
     /// The stable machine-readable code, e.g. `validation_failed`.
     pub code: &'a str,
-    /// What went wrong with this request. Absent from 5xx answers, which say nothing of
-    /// internals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub detail: Option<String>,
+    /// What went wrong, in a short sentence a client may show to the customer (e.g.
+    /// "Product not found"). Always present; a 5xx says nothing of internals.
+    pub detail: String,
     /// With `validation_failed`: every field that breaks a rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -297,7 +316,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

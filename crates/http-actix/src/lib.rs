@@ -355,7 +355,7 @@ fn remove_operation(openapi: &mut utoipa::openapi::OpenApi, method: &Method, pat
 
 /// Answers any unknown route.
 pub async fn not_found(_: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+    Err(ApiError::NotFound("Not found: no such path"))
 }
 
 /// The problem answer to a method the resource does not support, with its `Allow`.

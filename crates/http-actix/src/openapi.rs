@@ -204,7 +204,7 @@ problem_responses! {
     /// 404.
     NotFound => problem_response(
         "No such resource (or not yours)",
-        &[ApiError::NotFound],
+        &[ApiError::NotFound("Product not found")],
         &[],
     );
     /// 413.

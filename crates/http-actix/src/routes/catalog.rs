@@ -139,7 +139,7 @@ pub async fn get_product(
     serve_cached(&req, &cache, format!("product:{id}"), false, || async {
         match state.catalog.find_active_product(id).await? {
             Some(product) => Ok((ProductDto::from(product), vec![id.0])),
-            None => Err(ApiError::NotFound),
+            None => Err(ApiError::NotFound("Product not found")),
         }
     })
     .await

@@ -249,6 +249,6 @@ pub async fn get_mine(
     let id = OrderId(path_id(&id)?);
     match state.orders.find_for_user(customer.id, id).await? {
         Some(order) => Ok(HttpResponse::Ok().json(OrderDto::from(order))),
-        None => Err(ApiError::NotFound),
+        None => Err(ApiError::NotFound("Order not found")),
     }
 }

@@ -357,3 +357,30 @@ async fn every_reference_in_the_document_resolves() {
         assert!(target.is_object(), "{reference} resolves to nothing");
     }
 }
+
+/// Every problem names what went wrong in words (`detail`), not only in a code: the
+/// document makes it required and each kind of error's example carries one.
+#[actix_web::test]
+async fn every_problem_has_a_human_detail_in_the_document() {
+    let (spec, _, _) = spec_of(Mocks::new()).await;
+    let problem = &spec["components"]["schemas"]["Problem"];
+    let required: Vec<&str> = problem["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(required.contains(&"detail"), "{problem}");
+    let responses = spec["components"]["responses"].as_object().unwrap();
+    let mut examples = 0;
+    for (name, response) in responses {
+        for (_, content) in response["content"].as_object().unwrap() {
+            for (code, example) in content["examples"].as_object().unwrap() {
+                let detail = example["value"]["detail"].as_str().unwrap_or_default();
+                assert!(!detail.is_empty(), "{name} {code}: {example}");
+                examples += 1;
+            }
+        }
+    }
+    assert!(examples > 20, "{examples}");
+}

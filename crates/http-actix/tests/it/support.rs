@@ -280,6 +280,9 @@ where
     assert_eq!(content_type, "application/problem+json");
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["status"], status);
+    // Clients written for FastAPI show `detail` to the customer: every problem has one.
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(!detail.trim().is_empty(), "no human detail: {body}");
     body
 }
 
