@@ -35,9 +35,10 @@ FROM generate_series(1, 20) AS c;
 -- single spaces. The generated texts have no runs of white space to collapse.
 -- Every product at revision 0, which bench/order.pgbench.sql's statement compares with
 -- (a new product would otherwise take the next value of products_revision_seq).
-INSERT INTO products (id, category_id, name, description, price_minor, image_url, is_active,
+INSERT INTO products (id, category_id, name, description, price_minor, images, is_active,
                       sort_order, stock, search_text, created_at, updated_at, revision)
-SELECT id, category_id, name, description, price_minor, image_url, true, sort_order, stock,
+SELECT id, category_id, name, description, price_minor, jsonb_build_array(image_url)::text,
+       true, sort_order, stock,
        lower(translate(coalesce(name || ' ' || description, name),
                        'АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯё',
                        'абвгдеежзийклмнопрстуфхцчшщъыьэюяе')),

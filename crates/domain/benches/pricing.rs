@@ -16,7 +16,7 @@ fn catalog() -> Vec<Product> {
             name: format!("Пицца Фирменная №{id}"),
             description: Some("Томаты, моцарелла, базилик".to_owned()),
             price: Money::from_minor(9_900 + id * 1_234).unwrap_or(Money::ZERO),
-            image_url: None,
+            images: vec![],
             is_active: true,
             sort_order: 0,
             stock: (id % 2 == 0).then_some(1_000),

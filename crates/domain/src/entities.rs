@@ -37,7 +37,9 @@ pub struct Product {
     pub name: String,
     pub description: Option<String>,
     pub price: Money,
-    pub image_url: Option<String>,
+    /// The gallery, in display order: 0 to [`crate::values::MAX_PRODUCT_IMAGES`] absolute
+    /// http(s) URLs (see [`crate::values::product_images`]). The first is the main picture.
+    pub images: Vec<String>,
     pub is_active: bool,
     pub sort_order: i32,
     /// Units left; `None` means unlimited (digital goods, made to order).
@@ -45,6 +47,11 @@ pub struct Product {
 }
 
 impl Product {
+    /// The main picture: the gallery's first image (what the seed's `image_url` was).
+    pub fn image_url(&self) -> Option<&str> {
+        self.images.first().map(String::as_str)
+    }
+
     /// Whether at least one unit can be ordered now.
     pub fn in_stock(&self) -> bool {
         self.stock.is_none_or(|units| units > 0)

@@ -327,7 +327,7 @@ mod tests {
             name: format!("Товар {id}"),
             description: None,
             price: Money::parse(Decimal::from_str(price).unwrap()).unwrap(),
-            image_url: None,
+            images: vec![],
             is_active: active,
             sort_order: 0,
             stock: None,

@@ -143,6 +143,50 @@ pub fn is_blank(text: &str) -> bool {
     text.trim().is_empty()
 }
 
+/// At most this many images per product.
+pub const MAX_PRODUCT_IMAGES: usize = 10;
+/// At most this many characters per image URL.
+pub const MAX_IMAGE_URL_CHARS: usize = 2048;
+
+/// Why a product's gallery was refused; the index names the image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidProductImages {
+    #[error("a product has at most {max} images", max = MAX_PRODUCT_IMAGES)]
+    TooMany,
+    #[error("images[{0}] must be an absolute http or https URL")]
+    NotAbsoluteHttp(usize),
+    #[error("images[{0}] must be at most {max} characters", max = MAX_IMAGE_URL_CHARS)]
+    TooLong(usize),
+}
+
+/// A product's gallery: 0 to [`MAX_PRODUCT_IMAGES`] URLs, each `http://` or `https://`
+/// (any case) followed by a host, at most [`MAX_IMAGE_URL_CHARS`] characters, with no
+/// white space or control characters (a browser would have to guess where it ends).
+pub fn product_images(urls: Vec<String>) -> Result<Vec<String>, InvalidProductImages> {
+    if urls.len() > MAX_PRODUCT_IMAGES {
+        return Err(InvalidProductImages::TooMany);
+    }
+    for (index, url) in urls.iter().enumerate() {
+        if url.chars().count() > MAX_IMAGE_URL_CHARS {
+            return Err(InvalidProductImages::TooLong(index));
+        }
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        let rest = if lower.starts_with("https://") {
+            &url[8..]
+        } else if lower.starts_with("http://") {
+            &url[7..]
+        } else {
+            return Err(InvalidProductImages::NotAbsoluteHttp(index));
+        };
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if host.is_empty() || host.starts_with('@') || host.starts_with(':') || !clean {
+            return Err(InvalidProductImages::NotAbsoluteHttp(index));
+        }
+    }
+    Ok(urls)
+}
+
 /// The rules of the text values a client sends, as ECMA-262 regular expressions for the
 /// OpenAPI document, so that a client generated from it never sends what the server
 /// refuses, and the server refuses everything it does not describe.
@@ -375,6 +419,44 @@ mod tests {
         );
         assert!(Comment::parse(&"x".repeat(1001)).is_err());
         assert!(Comment::parse(&"x".repeat(1000)).is_ok());
+    }
+
+    #[test]
+    fn product_images_are_zero_to_ten_absolute_http_urls() {
+        let url = |s: &str| s.to_owned();
+        assert_eq!(product_images(vec![]), Ok(vec![]));
+        let ok = vec![
+            url("https://cdn.example.com/p/1.jpg"),
+            url("HTTP://127.0.0.1:8000/static/demo/pizza.svg"),
+            url("https://example.com"),
+        ];
+        assert_eq!(product_images(ok.clone()), Ok(ok));
+        assert_eq!(
+            product_images(vec![url("https://e.com/x.jpg"); 11]),
+            Err(InvalidProductImages::TooMany)
+        );
+        assert!(product_images(vec![url("https://e.com/x.jpg"); 10]).is_ok());
+        for (bad, index) in [
+            ("/static/x.svg", 0),
+            ("ftp://e.com/x", 0),
+            ("javascript:alert(1)", 0),
+            ("https://", 0),
+            ("https:///x.svg", 0),
+            ("https://e.com/a b.jpg", 0),
+            ("https://e.com/\u{0}", 0),
+            ("data:image/png;base64,AAAA", 0),
+        ] {
+            assert_eq!(
+                product_images(vec![url(bad)]),
+                Err(InvalidProductImages::NotAbsoluteHttp(index)),
+                "{bad}"
+            );
+        }
+        let long = format!("https://e.com/{}", "a".repeat(MAX_IMAGE_URL_CHARS));
+        assert_eq!(
+            product_images(vec![url("https://e.com/1.jpg"), long]),
+            Err(InvalidProductImages::TooLong(1))
+        );
     }
 
     #[test]

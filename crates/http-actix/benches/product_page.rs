@@ -20,7 +20,7 @@ fn page_of_50() -> PageDto<ProductDto> {
                 10 + id % 20
             )),
             price: Money::from_minor(9_900 + (id * 7_919) % 190_000).unwrap_or(Money::ZERO),
-            image_url: Some(format!("https://cdn.example.com/products/{id}.jpg")),
+            images: vec![format!("https://cdn.example.com/products/{id}.jpg")],
             is_active: true,
             sort_order: i32::try_from(id).unwrap_or(0),
             stock: (id % 5 == 0).then_some(1_000_000),

@@ -63,7 +63,9 @@ impl From<Category> for CategoryDto {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 5, "category_id": 1, "name": "Маргарита", "description": "Томаты, моцарелла, базилик",
-    "price": "250.00", "image_url": null, "sort_order": 0, "stock": 12, "in_stock": true
+    "price": "250.00", "image_url": "https://shop.example.com/static/demo/pizza.svg",
+    "images": ["https://shop.example.com/static/demo/pizza.svg", "https://shop.example.com/static/demo/pizza-slice.svg"],
+    "sort_order": 0, "stock": 12, "in_stock": true
 }))]
 pub struct ProductDto {
     pub id: i64,
@@ -73,7 +75,12 @@ pub struct ProductDto {
     /// Roubles, a decimal string with two places.
     #[schema(example = "250.00", pattern = r"^\d+\.\d{2}$")]
     pub price: String,
+    /// The main picture: the first of `images`, or `null` (kept for clients written for
+    /// the seed).
     pub image_url: Option<String>,
+    /// The gallery in display order: 0–10 absolute http(s) URLs.
+    #[schema(max_items = 10)]
+    pub images: Vec<String>,
     pub sort_order: i32,
     /// Units left; `null` means unlimited.
     pub stock: Option<u32>,
@@ -84,6 +91,7 @@ pub struct ProductDto {
 impl From<Product> for ProductDto {
     fn from(p: Product) -> Self {
         let in_stock = p.in_stock();
+        let image_url = p.image_url().map(str::to_owned);
         ProductDto {
             stock: p.stock,
             in_stock,
@@ -92,7 +100,8 @@ impl From<Product> for ProductDto {
             name: p.name,
             description: p.description,
             price: p.price.to_string(),
-            image_url: p.image_url,
+            image_url,
+            images: p.images,
             sort_order: p.sort_order,
         }
     }

@@ -63,6 +63,7 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 pub use crate::middleware::X_REQUEST_ID;
 use crate::rate_limit::{ClientKey, RateLimiter};
+pub use crate::routes::assets::{DEMO_ASSETS, DEMO_ASSETS_PATH};
 
 /// Every API route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";

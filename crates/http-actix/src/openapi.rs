@@ -45,6 +45,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::orders::create,
         routes::orders::list_mine,
         routes::orders::get_mine,
+        routes::assets::demo_asset,
         routes::ops::health,
         routes::ops::ready,
         routes::ops::metrics,
@@ -76,6 +77,7 @@ pub const TMA_SCHEME: &str = "tma";
         (name = "catalog", description = "Categories and products; no authentication"),
         (name = "customer", description = "The authenticated customer and their orders"),
         (name = "operations", description = "Probes and metrics for operators; not under /api/v1"),
+        (name = "assets", description = "Pictures BotShop serves itself (the demo catalog's); not under /api/v1"),
     )
 )]
 #[derive(Debug)]

@@ -33,7 +33,7 @@ impl Seen {
 }
 
 /// Products as a placement last read them: only the fields pricing reads (`description`
-/// and `image_url` are left out), and the revision.
+/// and `images` are left out), and the revision.
 #[derive(Default)]
 pub(crate) struct PriceHints {
     products: Mutex<HashMap<ProductId, (Product, i64)>>,
@@ -86,7 +86,7 @@ impl PriceHints {
                 products.clear();
             }
             product.description = None;
-            product.image_url = None;
+            product.images = Vec::new();
             products.insert(product.id, (product, revision));
         }
     }
@@ -110,7 +110,7 @@ mod tests {
             name: format!("Товар {id}"),
             description: Some("long text".into()),
             price: Money::from_minor(100 * id).unwrap(),
-            image_url: Some("https://example.com/p.jpg".into()),
+            images: vec!["https://example.com/p.jpg".into()],
             is_active: true,
             sort_order: 0,
             stock: Some(3),

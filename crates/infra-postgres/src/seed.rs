@@ -27,7 +27,8 @@ pub struct SeedProduct {
     pub name: String,
     pub description: Option<String>,
     pub price: Money,
-    pub image_url: Option<String>,
+    /// The gallery, checked with `domain::values::product_images` before anything is written.
+    pub images: Vec<String>,
     pub sort_order: i32,
     /// Units in stock; `None` for unlimited.
     pub stock: Option<u32>,
@@ -99,7 +100,7 @@ impl SqlStore {
                         products::Column::Name,
                         products::Column::Description,
                         products::Column::PriceMinor,
-                        products::Column::ImageUrl,
+                        products::Column::Images,
                         products::Column::IsActive,
                         products::Column::SortOrder,
                         products::Column::Stock,
@@ -120,7 +121,7 @@ impl SqlStore {
                             Expr::val(product.name.as_str()),
                             Expr::val(product.description.clone()),
                             Expr::val(product.price.minor_units()),
-                            Expr::val(product.image_url.clone()),
+                            Expr::val(images_json(&product.name, &product.images)?),
                             Expr::val(true),
                             Expr::val(product.sort_order),
                             Expr::val(stock),
@@ -162,4 +163,11 @@ impl SqlStore {
             .context("failed to check whether the catalog is empty")?;
         Ok(any.is_none())
     }
+}
+
+/// A gallery as stored: checked by the domain's rule, then a JSON array.
+fn images_json(product: &str, images: &[String]) -> anyhow::Result<String> {
+    let images = domain::values::product_images(images.to_vec())
+        .with_context(|| format!("the images of {product:?}"))?;
+    serde_json::to_string(&images).context("failed to encode the images")
 }

@@ -114,7 +114,9 @@ pub(crate) fn product_from_row(row: products::Model) -> Result<Product, Reposito
         name: row.name,
         description: row.description,
         price: money(row.price_minor, || format!("the price of product {id}"))?,
-        image_url: row.image_url,
+        images: serde_json::from_str(&row.images).map_err(|err| {
+            corrupt_row(format!("product {id} has an invalid images array: {err}"))
+        })?,
         is_active: row.is_active,
         sort_order: row.sort_order,
         stock,

@@ -119,7 +119,9 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     if !database.is_embedded() {
         let db = server::app::connect(&settings).await?;
-        db.store().seed_catalog(&server::demo::catalog()).await?;
+        db.store()
+            .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+            .await?;
         db.close().await?;
     }
     let base = format!("http://127.0.0.1:{}/api/v1", app.port());

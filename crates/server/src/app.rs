@@ -53,7 +53,9 @@ impl Application {
         }
         let store = Arc::new(database.store());
         if settings.database.target().is_embedded() && store.catalog_is_empty().await? {
-            store.seed_catalog(&demo::catalog()).await?;
+            store
+                .seed_catalog(&demo::catalog(&settings.public_base_url()))
+                .await?;
             tracing::info!("the embedded database was empty: loaded the demo catalog");
         }
 

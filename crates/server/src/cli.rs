@@ -151,7 +151,10 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
             .await
             .context("could not apply database migrations")?;
     }
-    let outcome = database.store().seed_catalog(&demo::catalog()).await?;
+    let outcome = database
+        .store()
+        .seed_catalog(&demo::catalog(&settings.public_base_url()))
+        .await?;
     println!(
         "demo catalog: {} categories created, {} already present, {} products created",
         outcome.categories_created, outcome.categories_skipped, outcome.products_created

@@ -45,6 +45,9 @@ pub struct ServerSettings {
     /// Lets DEBUG=true run outside the local embedded setup (see [`Settings::is_local`]).
     /// The demo token never does.
     pub allow_debug_outside_local: bool,
+    /// The shop's own address as browsers reach it (`https://shop.example.com`), for the
+    /// absolute URLs of pictures BotShop serves itself; unset: `http://HOST:PORT`.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -53,6 +56,7 @@ impl Default for ServerSettings {
             debug: true,
             log_format: None,
             allow_debug_outside_local: false,
+            public_base_url: None,
         }
     }
 }
@@ -276,6 +280,11 @@ impl Settings {
         http.validate().map_err(invalid)?;
         relay.validate().map_err(invalid)?;
         let log_format = server.log_format().map_err(invalid)?;
+        if let Some(url) = server.public_base_url.as_deref().map(str::trim)
+            && !url.is_empty()
+        {
+            check_public_base_url(url).map_err(invalid)?;
+        }
 
         // The demo token (anyone can sign initData with it) and development mode are for
         // the local embedded setup only: a shop that keeps its data in PostgreSQL, or
@@ -342,6 +351,23 @@ impl Settings {
         is_local(&self.database, &self.http)
     }
 
+    /// The shop's address for absolute URLs: `PUBLIC_BASE_URL` (checked at start-up)
+    /// without a trailing `/`, or
+    /// `http://HOST:PORT`.
+    pub fn public_base_url(&self) -> String {
+        match &self.server.public_base_url {
+            Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+            _ => {
+                let host = self.http.host.trim();
+                let host = match host.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V6(_)) => format!("[{host}]"),
+                    _ => host.to_owned(),
+                };
+                format!("http://{host}:{}", self.http.port)
+            }
+        }
+    }
+
     /// Whether DEBUG=true opens CORS to any origin: only when no origins are configured.
     pub fn cors_allows_any_origin(&self) -> bool {
         self.server.debug && self.http.cors_allowed_origins.is_empty()
@@ -353,6 +379,19 @@ impl Settings {
         let send_timeout = self.telegram.timeout() + std::time::Duration::from_secs(2);
         self.relay.relay_config(send_timeout)
     }
+}
+
+/// An absolute http(s) URL with no query or fragment: picture URLs are built by appending
+/// paths to it.
+fn check_public_base_url(url: &str) -> Result<(), InvalidSetting> {
+    let refuse = |why: &str| InvalidSetting::new("PUBLIC_BASE_URL", why.to_owned());
+    domain::values::product_images(vec![url.to_owned()]).map_err(|_| {
+        refuse("must be an absolute http:// or https:// URL, such as https://shop.example.com")
+    })?;
+    if url.contains(['?', '#']) {
+        return Err(refuse("must not have a query or a fragment"));
+    }
+    Ok(())
 }
 
 /// See [`Settings::is_local`].
@@ -653,9 +692,45 @@ mod tests {
     }
 
     #[test]
+    fn public_base_url_defaults_to_host_and_port_and_must_be_absolute_http() {
+        Jail::expect_with(|jail| {
+            assert_eq!(
+                load_in(jail).unwrap().public_base_url(),
+                "http://127.0.0.1:8000"
+            );
+            jail.set_env("HOST", "::1");
+            jail.set_env("PORT", "9000");
+            assert_eq!(
+                load_in(jail).unwrap().public_base_url(),
+                "http://[::1]:9000"
+            );
+            jail.set_env("PUBLIC_BASE_URL", "https://shop.example.com/");
+            assert_eq!(
+                load_in(jail).unwrap().public_base_url(),
+                "https://shop.example.com"
+            );
+            jail.set_env("PUBLIC_BASE_URL", "");
+            assert_eq!(
+                load_in(jail).unwrap().public_base_url(),
+                "http://[::1]:9000"
+            );
+            for bad in [
+                "shop.example.com",
+                "ftp://shop",
+                "https://shop.example.com/?a=1",
+            ] {
+                jail.set_env("PUBLIC_BASE_URL", bad);
+                let error = load_in(jail).unwrap_err().to_string();
+                assert!(error.contains("PUBLIC_BASE_URL"), "{bad}: {error}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 27, "{keys:?}");
+        assert_eq!(keys.len(), 28, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

@@ -2,15 +2,17 @@
 //! itself into an empty database, so a new user sees a shop at once.
 
 use domain::Money;
+use http_actix::DEMO_ASSETS_PATH;
 use infra_postgres::{SeedCategory, SeedProduct};
 
 fn product(name: &str, description: &str, rubles: i64, sort_order: i32) -> SeedProduct {
     SeedProduct {
+        // Filled in by `catalog`, which knows the category and the shop's address.
+        images: Vec::new(),
         name: name.to_owned(),
         description: Some(description.to_owned()),
         // Every demo price is far below Money's maximum, so this cannot fail.
         price: Money::from_minor(rubles * 100).unwrap_or(Money::ZERO),
-        image_url: None,
         sort_order,
         // Demo goods are made to order: unlimited.
         stock: None,
@@ -26,8 +28,28 @@ fn category(name: &str, slug: &str, sort_order: i32, products: Vec<SeedProduct>)
     }
 }
 
-/// Four categories of five products each, with Russian names and rouble prices.
-pub fn catalog() -> Vec<SeedCategory> {
+/// Four categories of five products each, with Russian names and rouble prices, and
+/// pictures BotShop serves itself: each product's own, then its category's, as absolute
+/// URLs under `base_url` (the shop's `PUBLIC_BASE_URL`).
+pub fn catalog(base_url: &str) -> Vec<SeedCategory> {
+    let mut catalog = categories();
+    let base = base_url.trim_end_matches('/');
+    for category in &mut catalog {
+        for (index, product) in category.products.iter_mut().enumerate() {
+            product.images = vec![
+                format!(
+                    "{base}{DEMO_ASSETS_PATH}{}-{}.svg",
+                    category.slug,
+                    index + 1
+                ),
+                format!("{base}{DEMO_ASSETS_PATH}{}.svg", category.slug),
+            ];
+        }
+    }
+    catalog
+}
+
+fn categories() -> Vec<SeedCategory> {
     vec![
         category(
             "Пицца",
@@ -111,7 +133,7 @@ mod tests {
 
     #[test]
     fn demo_catalog_has_four_categories_of_five_products_with_unique_slugs() {
-        let catalog = catalog();
+        let catalog = catalog("http://127.0.0.1:8000");
         assert_eq!(catalog.len(), 4);
         assert!(catalog.iter().all(|c| c.products.len() == 5));
         let mut slugs: Vec<_> = catalog.iter().map(|c| c.slug.as_str()).collect();
@@ -123,5 +145,24 @@ mod tests {
                 .flat_map(|c| &c.products)
                 .all(|p| p.price > Money::ZERO)
         );
+    }
+
+    #[test]
+    fn every_demo_picture_is_one_botshop_serves_with_an_absolute_url() {
+        let catalog = catalog("https://shop.example.com/");
+        let served: Vec<&str> = http_actix::DEMO_ASSETS
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        for product in catalog.iter().flat_map(|c| &c.products) {
+            assert_eq!(product.images.len(), 2, "{}", product.name);
+            assert!(domain::values::product_images(product.images.clone()).is_ok());
+            for url in &product.images {
+                let name = url
+                    .strip_prefix("https://shop.example.com/static/demo/")
+                    .unwrap_or_else(|| panic!("{url}"));
+                assert!(served.contains(&name), "{url} is not served");
+            }
+        }
     }
 }

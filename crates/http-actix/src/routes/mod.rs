@@ -1,3 +1,4 @@
+pub mod assets;
 mod cache;
 pub mod catalog;
 pub mod ops;
@@ -75,6 +76,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             method: Method::GET,
             path: "/api/v1/orders/{id}",
             route: || web::get().to(orders::get_mine),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/static/demo/{name}",
+            route: || web::get().to(assets::demo_asset),
             enabled: always,
         },
         RouteDef {

@@ -74,8 +74,8 @@ async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
         body["items"][0],
         serde_json::json!({
             "id": 1, "category_id": 1, "name": "Товар 1", "description": "Описание",
-            "price": "250.50", "image_url": null, "sort_order": 0
-        , "stock": null, "in_stock": true})
+            "price": "250.50", "image_url": null, "images": [], "sort_order": 0,
+            "stock": null, "in_stock": true})
     );
 }
 
@@ -385,4 +385,59 @@ async fn an_order_refreshes_the_products_it_touched() {
         3,
         "the order's product was reloaded"
     );
+}
+
+#[actix_web::test]
+async fn a_product_shows_its_gallery_and_its_first_image_as_image_url() {
+    let mut mocks = Mocks::new();
+    mocks.catalog.expect_find_active_product().returning(|id| {
+        let mut p = product(id.0, 25_050);
+        p.images = vec![
+            "https://cdn.example.com/5-a.jpg".into(),
+            "https://cdn.example.com/5-b.jpg".into(),
+        ];
+        Ok(Some(p))
+    });
+    let app = mocks.app().await;
+    let (status, _, body) = call(&app, TestRequest::get().uri("/api/v1/products/5")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["image_url"], "https://cdn.example.com/5-a.jpg");
+    assert_eq!(
+        body["images"],
+        serde_json::json!([
+            "https://cdn.example.com/5-a.jpg",
+            "https://cdn.example.com/5-b.jpg"
+        ])
+    );
+}
+
+#[actix_web::test]
+async fn demo_pictures_are_served_from_the_binary_as_safe_cacheable_svg() {
+    let app = Mocks::new().app().await;
+    let raw = call_raw(&app, TestRequest::get().uri("/static/demo/pizza-1.svg")).await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.header("content-type"), Some("image/svg+xml"));
+    assert!(raw.body.starts_with("<svg"), "{}", raw.body);
+    assert_eq!(raw.header("cache-control"), Some("public, max-age=86400"));
+    assert_eq!(raw.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        raw.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let etag = raw.header("etag").unwrap().to_owned();
+    let again = call_raw(
+        &app,
+        TestRequest::get()
+            .uri("/static/demo/pizza-1.svg")
+            .insert_header(("If-None-Match", etag.as_str())),
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+
+    for missing in ["/static/demo/nope.svg", "/static/demo/..%2FCargo.toml"] {
+        let body = problem(&app, TestRequest::get().uri(missing), 404, "not_found").await;
+        assert_eq!(body["detail"], "Picture not found", "{missing}");
+    }
 }

@@ -115,7 +115,7 @@ async fn every_documented_operation_answers_something_other_than_404_or_405() {
     let operations = documented(&spec);
     assert!(operations.len() >= 10, "{operations:?}");
     for (method, path) in operations {
-        let uri = path.replace("{id}", "1");
+        let uri = path.replace("{id}", "1").replace("{name}", "pizza.svg");
         let req = TestRequest::default()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(&uri);

@@ -211,7 +211,7 @@ pub fn product(id: i64, price_minor: i64) -> Product {
         name: format!("Товар {id}"),
         description: Some("Описание".into()),
         price: money(price_minor),
-        image_url: None,
+        images: vec![],
         is_active: true,
         sort_order: 0,
         stock: None,

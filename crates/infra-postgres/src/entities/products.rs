@@ -10,7 +10,6 @@ pub struct Model {
     pub description: Option<String>,
     /// Kopecks.
     pub price_minor: i64,
-    pub image_url: Option<String>,
     pub is_active: bool,
     pub sort_order: i32,
     /// Units left; NULL means unlimited. A CHECK keeps it non-negative.
@@ -21,6 +20,9 @@ pub struct Model {
     /// Bumped by a trigger whenever a field pricing reads changes (everything but the
     /// stock); the placement statement compares it (migration 8).
     pub revision: i64,
+    /// The gallery: a JSON array of image URLs (migration 11); a CHECK keeps it an array
+    /// of at most 10.
+    pub images: String,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
 }

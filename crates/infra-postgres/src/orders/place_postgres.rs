@@ -268,7 +268,7 @@ fn product_row(row: &QueryResult) -> Result<(Product, i64), RepositoryError> {
         price: money(row.try_get("", "price_minor").map_err(read)?, || {
             format!("the price of product {id}")
         })?,
-        image_url: None,
+        images: Vec::new(),
         is_active: row.try_get("", "is_active").map_err(read)?,
         sort_order: row.try_get("", "sort_order").map_err(read)?,
         stock: stored_stock(id, stock)?,

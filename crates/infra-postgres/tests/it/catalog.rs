@@ -15,7 +15,42 @@ contract_tests!(
     seeding_is_idempotent_by_slug,
     catalog_is_empty_until_seeded,
     category_slugs_are_unique,
+    galleries_come_back_in_order_and_bad_ones_are_never_written,
 );
+
+/// A product's images are read back in the order they were written, by the listing and
+/// by the product card; a gallery the domain refuses is never written.
+async fn galleries_come_back_in_order_and_bad_ones_are_never_written(db: &TestDatabase) {
+    let mut pizza = category("pizza", 0, &[("Маргарита", "450", 0), ("Квас", "90", 1)]);
+    let gallery = vec![
+        "https://cdn.example.com/b.jpg".to_owned(),
+        "https://cdn.example.com/a.jpg?size=2".to_owned(),
+        "http://127.0.0.1:8000/static/demo/pizza.svg".to_owned(),
+    ];
+    pizza.products[0].images = gallery.clone();
+    seed(db, &[pizza]).await;
+    let store = db.store();
+
+    let listed = store
+        .list_products(ProductFilter::default(), page(10, 0))
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].images, gallery);
+    assert_eq!(listed.items[0].image_url(), Some(gallery[0].as_str()));
+    assert!(listed.items[1].images.is_empty());
+    assert_eq!(listed.items[1].image_url(), None);
+    let card = store
+        .find_active_product(product_id(db, "Маргарита").await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(card.images, gallery);
+
+    let mut bad = category("bad", 1, &[("Плохой", "10", 0)]);
+    bad.products[0].images = vec!["/relative.jpg".to_owned()];
+    assert!(db.store().seed_catalog(&[bad]).await.is_err());
+    assert_eq!(count(db, "categories").await, 1);
+}
 
 async fn categories_are_ordered_by_sort_order_then_id_and_paginated_with_total(db: &TestDatabase) {
     seed(

@@ -9,7 +9,23 @@ use crate::support::{category, count, new_user, seed};
 contract_tests!(
     every_step_goes_down_and_up_again,
     adding_search_text_fills_it_in_for_existing_products,
+    image_url_becomes_the_first_image_and_comes_back,
 );
+
+/// Rolls back one step at a time until `last` is the last applied migration. Tests of a
+/// step start from the schema just before or after it, whatever steps come later.
+async fn down_to(db: &TestDatabase, last: &str) {
+    let connection = db.database().connection();
+    loop {
+        let applied = Migrator::get_applied_migrations(connection).await.unwrap();
+        let newest = applied.last().map(|m| m.name().to_owned());
+        assert!(newest.is_some(), "{last} is not applied");
+        if newest.as_deref() == Some(last) {
+            return;
+        }
+        Migrator::down(connection, Some(1)).await.unwrap();
+    }
+}
 
 /// The tables, indexes and triggers of our schema (not the migrator's bookkeeping, nor
 /// the indexes backing primary keys and UNIQUE constraints), sorted; on PostgreSQL also
@@ -85,6 +101,10 @@ const PRODUCT_COLUMNS: [&str; 10] = [
 
 async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let connection = db.database().connection();
+    new_user(db, 1).await;
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    // The steps after 8 are walked down and up by their own tests below.
+    down_to(db, "m20250101_000008_products_revision").await;
     let full = [
         "index idx_idempotency_keys_created_at",
         "index idx_order_items_order_id",
@@ -122,8 +142,6 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     with_revision.push("revision");
     with_revision.sort_unstable();
     assert_eq!(columns(db, "products").await, with_revision);
-    new_user(db, 1).await;
-    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
 
     // The revision and its trigger go; the product stays, and can still be repriced.
     Migrator::down(connection, Some(1)).await.unwrap();
@@ -203,7 +221,6 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     );
 
     Migrator::up(connection, None).await.unwrap();
-    assert_eq!(schema_objects(db).await, with_revision_objects);
     assert_eq!(
         Migrator::get_pending_migrations(connection)
             .await
@@ -211,6 +228,9 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
             .len(),
         0
     );
+    down_to(db, "m20250101_000008_products_revision").await;
+    assert_eq!(schema_objects(db).await, with_revision_objects);
+    Migrator::up(connection, None).await.unwrap();
     // The schema works again, from empty tables.
     assert_eq!(count(db, "users").await, 0);
     new_user(db, 1).await;
@@ -222,7 +242,7 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
 async fn adding_search_text_fills_it_in_for_existing_products(db: &TestDatabase) {
     let connection = db.database().connection();
     // Back to before stock and search text.
-    Migrator::down(connection, Some(4)).await.unwrap();
+    down_to(db, "m20250101_000004_create_outbox_events").await;
     db.execute("INSERT INTO categories (name, slug) VALUES ('Пицца', 'pizza')")
         .await
         .unwrap();
@@ -287,4 +307,92 @@ fn the_migrations_search_text_is_the_domains() {
             "{name:?} / {description:?}"
         );
     }
+}
+
+/// Migration 11: each product's `image_url` becomes its one-image gallery (none: `[]`),
+/// the database refuses a gallery that is not a JSON array of at most 10, and going down
+/// brings the first image back as `image_url`.
+async fn image_url_becomes_the_first_image_and_comes_back(db: &TestDatabase) {
+    let connection = db.database().connection();
+    seed(
+        db,
+        &[category(
+            "pizza",
+            0,
+            &[("Маргарита", "450", 0), ("Квас", "90", 0)],
+        )],
+    )
+    .await;
+    down_to(db, "m20250101_000008_products_revision").await;
+    db.execute(
+        "UPDATE products SET image_url = 'https://cdn.example.com/a\"b.jpg' \
+         WHERE name = 'Маргарита'",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(connection, None).await.unwrap();
+    assert!(
+        !columns(db, "products")
+            .await
+            .contains(&"image_url".to_owned())
+    );
+    let images = |name: &'static str| async move {
+        let row = db
+            .database()
+            .connection()
+            .query_one_raw(Statement::from_string(
+                db.database().connection().get_database_backend(),
+                format!("SELECT images FROM products WHERE name = '{name}'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let text: String = row.try_get("", "images").unwrap();
+        serde_json::from_str::<Vec<String>>(&text).unwrap()
+    };
+    assert_eq!(
+        images("Маргарита").await,
+        ["https://cdn.example.com/a\"b.jpg"]
+    );
+    assert!(images("Квас").await.is_empty());
+
+    // Not an array, or more than ten: refused by the database itself.
+    let eleven = serde_json::to_string(&vec!["https://e.com/x.jpg"; 11]).unwrap();
+    for bad in ["'{}'", "'\"x\"'", "'not json'", &format!("'{eleven}'")] {
+        assert!(
+            db.execute(&format!("UPDATE products SET images = {bad}"))
+                .await
+                .is_err(),
+            "{bad}"
+        );
+    }
+    let ten = serde_json::to_string(&vec!["https://e.com/x.jpg"; 10]).unwrap();
+    db.execute(&format!(
+        "UPDATE products SET images = '{ten}' WHERE name = 'Квас'"
+    ))
+    .await
+    .unwrap();
+
+    down_to(db, "m20250101_000008_products_revision").await;
+    assert!(!columns(db, "products").await.contains(&"images".to_owned()));
+    let first = connection
+        .query_all_raw(Statement::from_string(
+            connection.get_database_backend(),
+            "SELECT image_url FROM products ORDER BY name".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get::<Option<String>>("", "image_url").unwrap())
+        .collect::<Vec<_>>();
+    // Ordered by name: Квас, Маргарита.
+    assert_eq!(
+        first,
+        [
+            Some("https://e.com/x.jpg".to_owned()),
+            Some("https://cdn.example.com/a\"b.jpg".to_owned())
+        ]
+    );
+    Migrator::up(connection, None).await.unwrap();
 }

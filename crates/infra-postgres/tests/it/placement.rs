@@ -296,8 +296,8 @@ async fn the_revision_follows_what_pricing_reads_but_not_the_stock(db: &TestData
         db.execute(&format!(
             "WITH gone AS (DELETE FROM products WHERE id = {0} RETURNING *) \
              INSERT INTO products (id, category_id, name, description, price_minor, \
-             image_url, is_active, sort_order, stock, search_text, created_at, updated_at) \
-             SELECT id, category_id, name, description, 1, image_url, is_active, \
+             images, is_active, sort_order, stock, search_text, created_at, updated_at) \
+             SELECT id, category_id, name, description, 1, images, is_active, \
              sort_order, stock, search_text, created_at, updated_at FROM gone",
             chocolate.0
         ))

@@ -24,7 +24,7 @@ fn product(name: &str, description: Option<&str>, price: &str, stock: Option<u32
         name: name.to_owned(),
         description: description.map(str::to_owned),
         price: rub(price),
-        image_url: None,
+        images: vec![],
         sort_order: 0,
         stock,
     }

@@ -51,7 +51,7 @@ pub fn category(slug: &str, sort_order: i32, products: &[(&str, &str, i32)]) -> 
                 name: name.to_owned(),
                 description: Some(format!("Описание: {name}")),
                 price: rub(price),
-                image_url: None,
+                images: vec![],
                 sort_order,
                 stock: None,
             })
@@ -73,7 +73,7 @@ pub fn stocked_category(slug: &str, products: &[(&str, &str, Option<u32>)]) -> S
                 name: name.to_owned(),
                 description: None,
                 price: rub(price),
-                image_url: None,
+                images: vec![],
                 sort_order,
                 stock,
             })

@@ -55,7 +55,7 @@ async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
     };
     if let Some(db) = &pg {
         db.store()
-            .seed_catalog(&server::demo::catalog())
+            .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
             .await
             .unwrap();
     }

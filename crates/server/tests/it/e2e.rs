@@ -220,7 +220,7 @@ async fn a_customer_walks_the_shop_on_postgres() {
             .await
             .unwrap();
     db.store()
-        .seed_catalog(&server::demo::catalog())
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
         .await
         .unwrap();
     db.close().await.unwrap();
@@ -259,7 +259,7 @@ async fn a_slow_database_gives_a_503_problem_not_a_hanging_request() {
     };
     database
         .store()
-        .seed_catalog(&server::demo::catalog())
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
         .await
         .unwrap();
     let telegram = FakeTelegram::start().await;
@@ -316,7 +316,7 @@ async fn twenty_concurrent_requests_with_one_idempotency_key_place_one_order() {
     };
     database
         .store()
-        .seed_catalog(&server::demo::catalog())
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
         .await
         .unwrap();
     let telegram = FakeTelegram::start().await;

@@ -39,7 +39,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         return;
     };
     db.store()
-        .seed_catalog(&server::demo::catalog())
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
         .await
         .unwrap();
     let telegram = accepting_telegram().await;
