@@ -8,13 +8,22 @@
 //!
 //! - it claims due events under a lease (`locked_until`), so several relays — several
 //!   server instances — can share one database without sending an event twice, and a
-//!   relay that dies only delays its events until the lease runs out;
+//!   relay that dies only delays its events until the lease runs out. Leases run on the
+//!   database's clock, not on each instance's: instances whose clocks disagree still agree
+//!   on when a lease ends;
+//! - each claim carries a token, and recording an outcome requires it: a relay that
+//!   stalled past its lease (the event may have been claimed and sent by another since)
+//!   learns that its claim is lost, logs it, and changes nothing;
 //! - a transient failure is retried with exponential backoff and jitter, from
 //!   [`RelayConfig::backoff_base`] up to [`RelayConfig::backoff_max`];
 //! - a 429 is honoured: the whole chat is held back for `retry_after`, not just the one
-//!   message, and the wait does not count as a failed attempt;
+//!   message, and the wait does not count as a failed attempt. A 5xx with `Retry-After`
+//!   holds the chat the same way but does count, so a server that keeps failing makes
+//!   the event dead in the end instead of retrying it for ever;
 //! - a permanent failure, or running out of attempts, makes the event dead with its reason,
-//!   logged once as an error. `server outbox retry-dead` puts dead events back in line.
+//!   logged once as an error. `server outbox retry-dead` puts dead events back in line;
+//! - sent events are deleted once they are older than the retention ([`prune_sent`]),
+//!   in batches; dead events are kept for operators to inspect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +43,37 @@ pub struct EventId(pub i64);
 /// The one kind of event today; stored as its `as_str` spelling.
 pub const ORDER_CREATED: &str = "order_created";
 
+/// Which claim holds an event: written by each claim, required by every update of the
+/// claimed event. Opaque; the storage makes it unique per claim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether an update of a claimed event took effect.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Done,
+    /// The event no longer holds this claim (its lease ran out and another relay claimed
+    /// it, or it is no longer pending or gone): nothing was changed.
+    LeaseLost,
+}
+
 /// An event a relay has claimed, with what it needs to deliver it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedEvent {
     pub id: EventId,
+    /// This claim's token, for recording the outcome.
+    pub token: ClaimToken,
     /// Failed delivery attempts so far.
     pub attempts: u32,
     pub notification: OrderPlaced,
@@ -93,6 +129,8 @@ impl Default for RelayConfig {
 pub const DEFAULT_OUTBOX_POLL_INTERVAL_MS: u32 = 500;
 /// `OUTBOX_MAX_ATTEMPTS`'s default.
 pub const DEFAULT_OUTBOX_MAX_ATTEMPTS: u32 = 20;
+/// `OUTBOX_RETENTION_DAYS`'s default.
+pub const DEFAULT_OUTBOX_RETENTION_DAYS: u32 = 30;
 
 /// The relay's configuration keys; each field name is its key. The server turns them into
 /// a [`RelayConfig`] with [`RelaySettings::relay_config`].
@@ -103,6 +141,8 @@ pub struct RelaySettings {
     pub outbox_poll_interval_ms: u32,
     /// Failed attempts before an event is declared dead (at least 1).
     pub outbox_max_attempts: u32,
+    /// How many days sent events are kept before they are deleted (1–3650).
+    pub outbox_retention_days: u32,
 }
 
 impl Default for RelaySettings {
@@ -110,6 +150,7 @@ impl Default for RelaySettings {
         Self {
             outbox_poll_interval_ms: DEFAULT_OUTBOX_POLL_INTERVAL_MS,
             outbox_max_attempts: DEFAULT_OUTBOX_MAX_ATTEMPTS,
+            outbox_retention_days: DEFAULT_OUTBOX_RETENTION_DAYS,
         }
     }
 }
@@ -128,7 +169,17 @@ impl RelaySettings {
                 "must be at least 1",
             ));
         }
+        check_range(
+            "OUTBOX_RETENTION_DAYS",
+            self.outbox_retention_days,
+            1..=3650,
+        )?;
         Ok(())
+    }
+
+    /// How long sent events are kept.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.outbox_retention_days) * 24 * 3600)
     }
 
     /// The relay's configuration for a notifier whose sends take at most `send_timeout`:
@@ -186,7 +237,10 @@ pub struct RelayPass {
     pub sent: usize,
     pub retried: usize,
     pub dead: usize,
-    /// Telegram asked the chat to wait until then.
+    /// Outcomes that could not be recorded because the claim had been lost (see
+    /// [`Recorded::LeaseLost`]).
+    pub lease_lost: usize,
+    /// Telegram asked the chat to wait until then (by this relay's clock).
     pub held_until: Option<OffsetDateTime>,
 }
 
@@ -274,23 +328,27 @@ impl Relay {
         &self,
         shutdown: Option<&watch::Receiver<bool>>,
     ) -> Result<RelayPass, RepositoryError> {
-        let now = self.clock.now();
-        let lease_until = now + self.config.lease;
+        // The lease is the database's, measured from its clock; this relay measures the
+        // same span on its own clock, from before it asked, so its idea of the lease never
+        // ends later than the database's. Only the length of the span matters, so this
+        // clock may disagree with the database's by any amount.
+        let claimed_at = self.clock.now();
+        let lease_ends = claimed_at + self.config.lease;
         let events = self
             .outbox
-            .claim_due(now, lease_until, self.config.batch_size)
+            .claim_due(self.config.lease, self.config.batch_size)
             .await?;
         let mut pass = RelayPass {
             claimed: events.len(),
             ..RelayPass::default()
         };
         let mut events = events.into_iter();
-        let mut unattempted: Vec<EventId> = Vec::new();
+        let mut unattempted: Vec<(EventId, ClaimToken)> = Vec::new();
         for event in events.by_ref() {
             // Never start a send that could outlast the claim: another relay may claim the
             // event once the lease runs out, and would send it a second time.
-            if self.clock.now() + self.config.send_timeout + LEASE_MARGIN > lease_until {
-                unattempted.push(event.id);
+            if self.clock.now() + self.config.send_timeout + LEASE_MARGIN > lease_ends {
+                unattempted.push((event.id, event.token));
                 break;
             }
             self.attempt(event, &mut pass).await?;
@@ -299,7 +357,7 @@ impl Relay {
                 break;
             }
         }
-        unattempted.extend(events.map(|e| e.id));
+        unattempted.extend(events.map(|e| (e.id, e.token)));
         if !unattempted.is_empty() {
             self.outbox.release(&unattempted).await?;
         }
@@ -324,73 +382,145 @@ impl Relay {
                 retry_after: None,
             }),
         };
-        let now = self.clock.now();
+        let (id, token) = (event.id, &event.token);
         match outcome {
             Ok(receipt) => {
-                self.outbox
-                    .mark_sent(event.id, receipt.message_id, now)
-                    .await?;
-                tracing::info!(
-                    event_id = event.id.0,
-                    order_id,
-                    "manager notified of new order"
-                );
+                let recorded = self.outbox.mark_sent(id, token, receipt.message_id).await?;
+                if self.lease_lost(recorded, id, order_id, pass) {
+                    return Ok(());
+                }
+                tracing::info!(event_id = id.0, order_id, "manager notified of new order");
                 pass.sent += 1;
             }
-            Err(NotifyError::Transient {
+            Err(NotifyError::RateLimited {
                 reason,
-                retry_after: Some(wait),
+                retry_after,
             }) => {
                 // Telegram limits the chat, not the message: hold every pending event back.
                 // The wait is Telegram's instruction, not our failure, so it costs no attempt.
-                // Clamped, so that an absurd value (from a proxy, say) cannot stall delivery
-                // for ever or overflow the clock.
-                let wait = wait.clamp(time::Duration::ZERO, MAX_RETRY_AFTER);
-                let until = now + wait;
-                self.outbox.hold_pending(until).await?;
-                self.outbox
-                    .retry_later(event.id, event.attempts, until, &reason)
+                let wait = self.hold(retry_after, pass).await?;
+                let recorded = self
+                    .outbox
+                    .retry_later(id, token, event.attempts, wait, &reason)
                     .await?;
+                if self.lease_lost(recorded, id, order_id, pass) {
+                    return Ok(());
+                }
                 tracing::warn!(
-                    event_id = event.id.0,
+                    event_id = id.0,
                     order_id,
-                    retry_after_s = wait.whole_seconds(),
+                    retry_after_s = wait.as_secs(),
                     "Telegram asked to slow down; holding the chat back"
                 );
                 pass.retried += 1;
-                pass.held_until = Some(until);
             }
             Err(NotifyError::Transient {
                 reason,
-                retry_after: None,
+                retry_after,
             }) => {
                 let attempts = event.attempts + 1;
+                // A server that asks to be left alone for a while (a 5xx with Retry-After)
+                // is asked nothing before then, by this relay or any other; the attempt
+                // still counts, so an event it keeps failing goes dead in the end.
+                let wait = match retry_after {
+                    Some(retry_after) => Some(self.hold(retry_after, pass).await?),
+                    None => None,
+                };
                 if attempts >= self.config.max_attempts {
                     let reason = format!("gave up after {attempts} attempts; last error: {reason}");
-                    self.outbox
-                        .mark_dead(event.id, attempts, &reason, now)
-                        .await?;
-                    tracing::error!(event_id = event.id.0, order_id, %reason, "manager notification is dead");
+                    let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
+                    if self.lease_lost(recorded, id, order_id, pass) {
+                        return Ok(());
+                    }
+                    tracing::error!(event_id = id.0, order_id, %reason, "manager notification is dead");
                     pass.dead += 1;
                 } else {
-                    let delay = self.config.backoff(event.id, attempts);
-                    self.outbox
-                        .retry_later(event.id, attempts, now + delay, &reason)
+                    let delay = self
+                        .config
+                        .backoff(id, attempts)
+                        .max(wait.unwrap_or_default());
+                    let recorded = self
+                        .outbox
+                        .retry_later(id, token, attempts, delay, &reason)
                         .await?;
-                    tracing::warn!(event_id = event.id.0, order_id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "manager notification failed; will retry");
+                    if self.lease_lost(recorded, id, order_id, pass) {
+                        return Ok(());
+                    }
+                    tracing::warn!(event_id = id.0, order_id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "manager notification failed; will retry");
                     pass.retried += 1;
                 }
             }
             Err(NotifyError::Permanent { reason }) => {
                 let attempts = event.attempts + 1;
-                self.outbox
-                    .mark_dead(event.id, attempts, &reason, now)
-                    .await?;
-                tracing::error!(event_id = event.id.0, order_id, %reason, "manager notification is dead: retrying cannot help");
+                let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
+                if self.lease_lost(recorded, id, order_id, pass) {
+                    return Ok(());
+                }
+                tracing::error!(event_id = id.0, order_id, %reason, "manager notification is dead: retrying cannot help");
                 pass.dead += 1;
             }
         }
         Ok(())
+    }
+
+    /// Holds the whole chat for `retry_after`, clamped so that an absurd value (from a
+    /// proxy, say) cannot stall delivery for ever or overflow the clock, and returns the
+    /// wait. The pass stops there.
+    async fn hold(
+        &self,
+        retry_after: time::Duration,
+        pass: &mut RelayPass,
+    ) -> Result<Duration, RepositoryError> {
+        let wait = to_std(retry_after.clamp(time::Duration::ZERO, MAX_RETRY_AFTER));
+        self.outbox.hold_pending(wait).await?;
+        pass.held_until = Some(self.clock.now() + wait);
+        Ok(wait)
+    }
+
+    /// Whether the outcome of `id` could not be recorded because its claim was lost; if
+    /// so it is counted and logged, once per event: the relay that holds the event now
+    /// decides what becomes of it.
+    fn lease_lost(
+        &self,
+        recorded: Recorded,
+        id: EventId,
+        order_id: i64,
+        pass: &mut RelayPass,
+    ) -> bool {
+        if recorded == Recorded::Done {
+            return false;
+        }
+        tracing::warn!(
+            event_id = id.0,
+            order_id,
+            lease_s = self.config.lease.as_secs(),
+            "the claim on this manager notification was lost before its outcome was recorded \
+             (the relay stalled past its lease); another relay owns it now, nothing was changed"
+        );
+        pass.lease_lost += 1;
+        true
+    }
+}
+
+/// How many sent events one statement of [`prune_sent`] deletes: small enough that a
+/// delete never holds many locks or a long transaction, large enough that a month of
+/// events goes in a few hundred statements.
+pub const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes sent events older than `retention`, `batch` at a time, until none is left;
+/// returns how many. Dead events are kept: operators inspect them.
+pub async fn prune_sent(
+    outbox: &dyn Outbox,
+    retention: Duration,
+    batch: u32,
+) -> Result<u64, RepositoryError> {
+    let mut deleted = 0;
+    loop {
+        let this_batch = outbox.delete_sent(retention, batch).await?;
+        deleted += this_batch;
+        if this_batch < u64::from(batch) || batch == 0 {
+            return Ok(deleted);
+        }
     }
 }
 
@@ -455,19 +585,34 @@ mod tests {
         attempts: u32,
         next_attempt_at: OffsetDateTime,
         locked_until: Option<OffsetDateTime>,
+        token: Option<ClaimToken>,
         state: State,
     }
 
-    /// An in-memory outbox with the port's semantics.
-    #[derive(Default)]
+    /// The database's clock: tokio's, plus however far a test moves it on behind the
+    /// relay's back (as a relay frozen mid-send would see it).
+    struct DbClock {
+        tokio: TokioClock,
+        jumped: Mutex<time::Duration>,
+    }
+
+    impl Clock for DbClock {
+        fn now(&self) -> OffsetDateTime {
+            self.tokio.now() + *self.jumped.lock().unwrap()
+        }
+    }
+
+    /// An in-memory outbox with the port's semantics, on its own clock (the database's).
     struct FakeOutbox {
+        clock: DbClock,
         events: Mutex<Vec<Stored>>,
         releases: Mutex<Vec<EventId>>,
         held_until: Mutex<Option<OffsetDateTime>>,
+        claims: Mutex<u64>,
     }
 
     impl FakeOutbox {
-        fn with_events(ids: &[i64]) -> Self {
+        fn with_events(clock: TokioClock, ids: &[i64]) -> Self {
             let events = ids
                 .iter()
                 .map(|&id| Stored {
@@ -475,12 +620,19 @@ mod tests {
                     attempts: 0,
                     next_attempt_at: start(),
                     locked_until: None,
+                    token: None,
                     state: State::Pending,
                 })
                 .collect();
             Self {
+                clock: DbClock {
+                    tokio: clock,
+                    jumped: Mutex::new(time::Duration::ZERO),
+                },
                 events: Mutex::new(events),
-                ..Self::default()
+                releases: Mutex::new(Vec::new()),
+                held_until: Mutex::new(None),
+                claims: Mutex::new(0),
             }
         }
 
@@ -494,10 +646,16 @@ mod tests {
                 .clone()
         }
 
-        fn update(&self, id: EventId, f: impl FnOnce(&mut Stored)) {
+        /// Applies `f` to the event if it is pending and holds `token`.
+        fn update(&self, id: EventId, token: &ClaimToken, f: impl FnOnce(&mut Stored)) -> Recorded {
             let mut events = self.events.lock().unwrap();
             let event = events.iter_mut().find(|e| e.id == id).unwrap();
+            if event.state != State::Pending || event.token.as_ref() != Some(token) {
+                return Recorded::LeaseLost;
+            }
             f(event);
+            event.locked_until = None;
+            Recorded::Done
         }
     }
 
@@ -505,10 +663,10 @@ mod tests {
     impl Outbox for FakeOutbox {
         async fn claim_due(
             &self,
-            now: OffsetDateTime,
-            lease_until: OffsetDateTime,
+            lease: Duration,
             limit: u32,
         ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+            let now = self.clock.now();
             if self
                 .held_until
                 .lock()
@@ -517,19 +675,26 @@ mod tests {
             {
                 return Ok(Vec::new());
             }
+            let claim = {
+                let mut claims = self.claims.lock().unwrap();
+                *claims += 1;
+                ClaimToken::new(format!("claim-{claims}"))
+            };
             let mut events = self.events.lock().unwrap();
             Ok(events
                 .iter_mut()
                 .filter(|e| {
                     e.state == State::Pending
                         && e.next_attempt_at <= now
-                        && e.locked_until.is_none_or(|l| l < now)
+                        && e.locked_until.is_none_or(|l| l <= now)
                 })
                 .take(limit as usize)
                 .map(|e| {
-                    e.locked_until = Some(lease_until);
+                    e.locked_until = Some(now + lease);
+                    e.token = Some(claim.clone());
                     ClaimedEvent {
                         id: e.id,
+                        token: claim.clone(),
                         attempts: e.attempts,
                         notification: notification(e.id.0 * 100),
                     }
@@ -540,55 +705,50 @@ mod tests {
         async fn mark_sent(
             &self,
             id: EventId,
+            token: &ClaimToken,
             message_id: Option<i64>,
-            _: OffsetDateTime,
-        ) -> Result<(), RepositoryError> {
-            self.update(id, |e| {
-                e.state = State::Sent(message_id);
-                e.locked_until = None;
-            });
-            Ok(())
+        ) -> Result<Recorded, RepositoryError> {
+            Ok(self.update(id, token, |e| e.state = State::Sent(message_id)))
         }
 
         async fn retry_later(
             &self,
             id: EventId,
+            token: &ClaimToken,
             attempts: u32,
-            at: OffsetDateTime,
+            delay: Duration,
             _: &str,
-        ) -> Result<(), RepositoryError> {
-            self.update(id, |e| {
+        ) -> Result<Recorded, RepositoryError> {
+            let at = self.clock.now() + delay;
+            Ok(self.update(id, token, |e| {
                 e.attempts = attempts;
                 e.next_attempt_at = at;
-                e.locked_until = None;
-            });
-            Ok(())
+            }))
         }
 
         async fn mark_dead(
             &self,
             id: EventId,
+            token: &ClaimToken,
             attempts: u32,
             reason: &str,
-            _: OffsetDateTime,
-        ) -> Result<(), RepositoryError> {
-            self.update(id, |e| {
+        ) -> Result<Recorded, RepositoryError> {
+            Ok(self.update(id, token, |e| {
                 e.attempts = attempts;
                 e.state = State::Dead(reason.to_owned());
-                e.locked_until = None;
-            });
-            Ok(())
+            }))
         }
 
-        async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError> {
-            for &id in ids {
-                self.update(id, |e| e.locked_until = None);
-                self.releases.lock().unwrap().push(id);
+        async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
+            for (id, token) in claims {
+                let _ = self.update(*id, token, |_| {});
+                self.releases.lock().unwrap().push(*id);
             }
             Ok(())
         }
 
-        async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+        async fn hold_pending(&self, wait: Duration) -> Result<(), RepositoryError> {
+            let until = self.clock.now() + wait;
             let mut held = self.held_until.lock().unwrap();
             *held = Some(held.map_or(until, |held| held.max(until)));
             Ok(())
@@ -598,8 +758,12 @@ mod tests {
             unreachable!("the relay does not count")
         }
 
-        async fn retry_dead(&self, _: OffsetDateTime) -> Result<u64, RepositoryError> {
+        async fn retry_dead(&self) -> Result<u64, RepositoryError> {
             unreachable!("the relay does not revive")
+        }
+
+        async fn delete_sent(&self, _: Duration, _: u32) -> Result<u64, RepositoryError> {
+            unreachable!("the relay does not prune")
         }
     }
 
@@ -639,7 +803,7 @@ mod tests {
             config: RelayConfig,
         ) -> Self {
             let clock = TokioClock::starting_at(start());
-            let outbox = Arc::new(FakeOutbox::with_events(events));
+            let outbox = Arc::new(FakeOutbox::with_events(clock, events));
             let (tx, calls) = mpsc::unbounded_channel();
             let notifier = Arc::new(ScriptedNotifier {
                 script: Mutex::new(script.into()),
@@ -678,18 +842,21 @@ mod tests {
     #[tokio::test]
     async fn a_successful_delivery_is_marked_sent_with_the_message_id() {
         let mut outbox = MockOutbox::new();
-        outbox.expect_claim_due().times(1).returning(|_, _, _| {
+        outbox.expect_claim_due().times(1).returning(|_, _| {
             Ok(vec![ClaimedEvent {
                 id: EventId(5),
+                token: ClaimToken::new("t"),
                 attempts: 0,
                 notification: notification(500),
             }])
         });
         outbox
             .expect_mark_sent()
-            .withf(|id, message_id, _| *id == EventId(5) && *message_id == Some(777))
+            .withf(|id, token, message_id| {
+                *id == EventId(5) && token.as_str() == "t" && *message_id == Some(777)
+            })
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _| Ok(Recorded::Done));
         let mut notifier = MockNotifier::new();
         notifier
             .expect_order_placed()
@@ -735,9 +902,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_429_holds_the_whole_chat_for_retry_after() {
-        let script = vec![Err(NotifyError::Transient {
+        let script = vec![Err(NotifyError::RateLimited {
             reason: "Too Many Requests: retry after 5".into(),
-            retry_after: Some(time::Duration::seconds(5)),
+            retry_after: time::Duration::seconds(5),
         })];
         let mut h = Harness::start(&[1, 2, 3], script, RelayConfig::default());
 
@@ -824,12 +991,13 @@ mod tests {
                 std::future::pending().await
             }
         }
-        let outbox = Arc::new(FakeOutbox::with_events(&[1]));
+        let clock = TokioClock::starting_at(start());
+        let outbox = Arc::new(FakeOutbox::with_events(clock, &[1]));
         let config = RelayConfig::default();
         let relay = Relay::new(
             outbox.clone(),
             Arc::new(Hang),
-            Arc::new(TokioClock::starting_at(start())),
+            Arc::new(clock),
             config.clone(),
             Arc::new(Notify::new()),
         );
@@ -857,7 +1025,7 @@ mod tests {
             }
         }
         let clock = TokioClock::starting_at(start());
-        let outbox = Arc::new(FakeOutbox::with_events(&[1, 2, 3, 4, 5]));
+        let outbox = Arc::new(FakeOutbox::with_events(clock, &[1, 2, 3, 4, 5]));
         let notifier = Arc::new(Slow {
             clock,
             calls: Mutex::new(Vec::new()),
@@ -895,15 +1063,140 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_absurd_retry_after_is_clamped_to_an_hour() {
-        let script = vec![Err(NotifyError::Transient {
+        let script = vec![Err(NotifyError::RateLimited {
             reason: "Too Many Requests".into(),
-            retry_after: Some(time::Duration::seconds(i64::MAX / 4)),
+            retry_after: time::Duration::seconds(i64::MAX / 4),
         })];
         let mut h = Harness::start(&[1], script, RelayConfig::default());
         assert_eq!(h.next_call().await.1, 0.0);
         let (_, at) = h.next_call().await;
         assert!((3600.0..3601.0).contains(&at), "retried after {at} s");
         h.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_5xx_with_retry_after_counts_as_an_attempt_so_the_event_goes_dead() {
+        let config = RelayConfig {
+            max_attempts: 3,
+            ..RelayConfig::default()
+        };
+        let script = (0..10)
+            .map(|_| {
+                Err(NotifyError::Transient {
+                    reason: "HTTP 503 Service Unavailable".into(),
+                    retry_after: Some(time::Duration::seconds(30)),
+                })
+            })
+            .collect();
+        let mut h = Harness::start(&[1], script, config);
+        let mut previous = None;
+        for _ in 0..3 {
+            let (order, at) = h.next_call().await;
+            assert_eq!(order, 100);
+            if let Some(previous) = previous {
+                assert!(
+                    at - previous >= 30.0,
+                    "Retry-After is honoured: {previous} then {at}"
+                );
+            }
+            previous = Some(at);
+        }
+        // Give the relay every chance to try again: the longest backoff, twice over.
+        tokio::time::sleep(Duration::from_secs(1200)).await;
+        h.stop().await;
+        assert!(h.calls.try_recv().is_err(), "no fourth attempt");
+        let event = h.outbox.state(1);
+        assert_eq!(event.attempts, 3);
+        assert_eq!(
+            event.state,
+            State::Dead(
+                "gave up after 3 attempts; last error: HTTP 503 Service Unavailable".into()
+            )
+        );
+        assert!(
+            h.outbox.held_until.lock().unwrap().is_some(),
+            "the server's wait holds the chat, as a 429's does"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outcome_after_the_claim_was_lost_is_reported_and_changes_nothing() {
+        /// Freezes "mid-send" while the database's clock runs past the lease, and another
+        /// relay claims the event and sends it meanwhile.
+        struct Stalled {
+            outbox: Arc<FakeOutbox>,
+            lease: Duration,
+        }
+        #[async_trait]
+        impl Notifier for Stalled {
+            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+                *self.outbox.clock.jumped.lock().unwrap() += self.lease + Duration::from_secs(1);
+                let other = self.outbox.claim_due(self.lease, 10).await.unwrap();
+                assert_eq!(other.len(), 1, "the expired claim is taken over");
+                let recorded = self
+                    .outbox
+                    .mark_sent(other[0].id, &other[0].token, Some(2))
+                    .await
+                    .unwrap();
+                assert_eq!(recorded, Recorded::Done);
+                Ok(DeliveryReceipt {
+                    message_id: Some(1),
+                })
+            }
+        }
+        let clock = TokioClock::starting_at(start());
+        let outbox = Arc::new(FakeOutbox::with_events(clock, &[1]));
+        let config = RelayConfig::default();
+        let relay = Relay::new(
+            outbox.clone(),
+            Arc::new(Stalled {
+                outbox: outbox.clone(),
+                lease: config.lease,
+            }),
+            Arc::new(clock),
+            config,
+            Arc::new(Notify::new()),
+        );
+
+        let pass = relay.pass(None).await.unwrap();
+
+        assert_eq!((pass.sent, pass.lease_lost), (0, 1));
+        assert_eq!(
+            outbox.state(1).state,
+            State::Sent(Some(2)),
+            "the other relay's record stands"
+        );
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_batch_after_batch_until_a_short_one() {
+        let mut outbox = MockOutbox::new();
+        let mut batches = vec![2, 2, 1].into_iter();
+        outbox
+            .expect_delete_sent()
+            .withf(|age, limit| *age == Duration::from_secs(30 * 24 * 3600) && *limit == 2)
+            .times(3)
+            .returning(move |_, _| Ok(batches.next().unwrap()));
+        let retention = RelaySettings::default().retention();
+        assert_eq!(prune_sent(&outbox, retention, 2).await.unwrap(), 5);
+    }
+
+    #[test]
+    fn retention_is_validated_in_days() {
+        let settings = |days| RelaySettings {
+            outbox_retention_days: days,
+            ..RelaySettings::default()
+        };
+        assert_eq!(RelaySettings::default().outbox_retention_days, 30);
+        assert!(settings(1).validate().is_ok());
+        assert!(settings(3650).validate().is_ok());
+        for days in [0, 3651] {
+            let error = settings(days).validate().unwrap_err();
+            assert!(
+                error.to_string().contains("OUTBOX_RETENTION_DAYS"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

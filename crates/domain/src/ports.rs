@@ -16,7 +16,7 @@ use crate::entities::{Category, Order, Product, User};
 use crate::error::RepositoryError;
 use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredResponse};
 use crate::order::{NewOrder, PlaceOrderError};
-use crate::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use crate::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
 use crate::pagination::{Page, Paginated};
 use crate::values::{OrderId, ProductId, TelegramId, UserId};
 
@@ -113,7 +113,16 @@ pub struct OrderPlaced {
 /// Why a notification was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {
-    /// Worth retrying: network trouble, a 5xx, or a 429 (with the wait Telegram asked for).
+    /// Telegram's flood control (a 429 with the wait Telegram asked for): the chat is
+    /// limited, not the message, so the wait costs the event no attempt.
+    #[error("notification rate limited: {reason}")]
+    RateLimited {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Worth retrying: network trouble, a timeout, a 5xx. `retry_after` is the server's
+    /// `Retry-After`, when it sent one: nothing goes to the chat before then. Either way
+    /// it is a failed attempt, so an event that keeps failing goes dead.
     #[error("transient notification failure: {reason}")]
     Transient {
         reason: String,
@@ -173,63 +182,86 @@ pub trait StorageProbe: Send + Sync {
 ///
 /// An event is *pending* (waiting for delivery), *sent* or *dead*. A pending event is *due*
 /// when its `next_attempt_at` has passed and no unexpired lease holds it.
+///
+/// Every instant here is the storage's own clock, never the caller's: leases, schedules,
+/// holds and retention are durations the storage adds to its "now". Several server
+/// instances share one database but not one wall clock, and a lease judged by two clocks
+/// that disagree by more than its length would let two relays send one event.
+///
+/// Each claim writes a fresh [`ClaimToken`] on the event; every update of a claimed event
+/// MUST carry it and MUST change nothing unless the event is still pending and still holds
+/// that token. A relay whose lease ran out while it was sending (a stall, a pause) then
+/// learns that its claim is lost ([`Recorded::LeaseLost`]) instead of overwriting the work
+/// of the relay that claimed the event after it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Claims up to `limit` due events, oldest first, by setting their lease to
-    /// `lease_until`, and returns them with their notifications.
+    /// Claims up to `limit` due events, oldest first, under a lease of `lease` from the
+    /// storage's now and a fresh token each, and returns them with their notifications.
     ///
     /// MUST be safe under concurrency: two claimers never both receive an event while the
     /// first one's lease is unexpired (on PostgreSQL, `FOR UPDATE SKIP LOCKED`).
     async fn claim_due(
         &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedEvent>, RepositoryError>;
 
-    /// Marks the event sent, keeping Telegram's message id, and clears its lease.
+    /// Marks the event sent (at the storage's now), keeping Telegram's message id, and
+    /// clears its lease.
     async fn mark_sent(
         &self,
         id: EventId,
+        token: &ClaimToken,
         message_id: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<Recorded, RepositoryError>;
 
-    /// Schedules another attempt: stores `attempts`, `next_attempt_at` and the error
-    /// (which MUST hold no secrets or personal data), and clears the lease.
+    /// Schedules another attempt `delay` from the storage's now: stores `attempts`,
+    /// `next_attempt_at` and the error (which MUST hold no secrets or personal data), and
+    /// clears the lease.
     async fn retry_later(
         &self,
         id: EventId,
+        token: &ClaimToken,
         attempts: u32,
-        next_attempt_at: OffsetDateTime,
+        delay: std::time::Duration,
         error: &str,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<Recorded, RepositoryError>;
 
-    /// Moves the event to the dead state with its reason, and clears its lease.
+    /// Moves the event to the dead state with its reason (at the storage's now), and clears
+    /// its lease.
     async fn mark_dead(
         &self,
         id: EventId,
+        token: &ClaimToken,
         attempts: u32,
         reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<Recorded, RepositoryError>;
 
-    /// Clears the leases of events claimed but not attempted, keeping their schedule.
-    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError>;
+    /// Clears the leases of events claimed but not attempted, keeping their schedule. An
+    /// event whose claim was lost keeps its new owner's lease.
+    async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError>;
 
-    /// Holds every pending event back until at least `until` (Telegram asked the chat to
-    /// wait): no event is claimed before then, by this relay or any other. A hold never
-    /// moves earlier. One write however many events wait: the events themselves keep
-    /// their schedule.
-    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError>;
+    /// Holds every pending event back for `wait` from the storage's now (Telegram asked
+    /// the chat to wait): no event is claimed before then, by this relay or any other. A
+    /// hold never moves earlier. One write however many events wait: the events themselves
+    /// keep their schedule.
+    async fn hold_pending(&self, wait: std::time::Duration) -> Result<(), RepositoryError>;
 
     /// Counts events by state.
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
 
-    /// Puts every dead event back in line: pending, due at `now`, attempts reset. Returns
-    /// how many.
-    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError>;
+    /// Puts every dead event back in line: pending, due at the storage's now, attempts
+    /// reset. Returns how many.
+    async fn retry_dead(&self) -> Result<u64, RepositoryError>;
+
+    /// Deletes up to `limit` sent events sent more than `age` ago (by the storage's clock);
+    /// returns how many. Pending and dead events are never deleted.
+    async fn delete_sent(
+        &self,
+        age: std::time::Duration,
+        limit: u32,
+    ) -> Result<u64, RepositoryError>;
 }
 
 /// Stores idempotency keys (see [`crate::idempotency`]).

@@ -5,31 +5,38 @@
 //! moves events through their life. `status` is the event's state — [`PENDING`], [`SENT`]
 //! or [`DEAD`] — and `locked_until` the lease of the relay delivering it: a pending event is
 //! due when `next_attempt_at` has passed and no lease holds it, or its lease has run out.
-//! Every update that ends an attempt clears the lease.
+//!
+//! Every instant these statements judge or write is the database's own (see
+//! [`database_now`]), never one the application passes in: server instances share the
+//! database, not a wall clock, and a lease judged by two clocks 30 s apart would let two
+//! relays send one event.
+//!
+//! A claim writes a fresh random `claim_token` on each event it leases. The updates of one
+//! claimed event (`mark_sent`, `retry_later`, `mark_dead`, `release`) change it only while
+//! it is pending and still holds that token, and clear both the lease and the token: a
+//! relay that stalled past its lease, whose event another relay has claimed since, changes
+//! nothing and is told so ([`Recorded::LeaseLost`]).
 //!
 //! The relay decides every transition (when to retry, when to give up); these statements
-//! only record what it decided. The updates of one event (`mark_sent`, `retry_later`,
-//! `mark_dead`, `release`) do not check its state: the relay calls them only for events
-//! it has just claimed.
+//! only record what it decided.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
 use domain::ports::{OrderPlaced, Outbox};
 use domain::{RepositoryError, TelegramId};
-use sea_orm::sea_query::{Expr, Query, UpdateStatement};
+use sea_orm::sea_query::{Cond, Expr, Query, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, Statement,
 };
-use time::OffsetDateTime;
 
 use crate::entities::outbox_events::{self, Column};
 use crate::entities::{order_items, orders, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::orders::lines_of;
-use crate::store::{SqlStore, order_from_rows, timestamp_value};
+use crate::store::{SqlStore, database_now, database_now_plus, offset_value, order_from_rows};
 use crate::transaction::write_transaction;
 
 /// Waiting for delivery (the column's default).
@@ -39,47 +46,86 @@ pub(crate) const SENT: &str = "SENT";
 /// Given up on; `last_error` says why, and `retry_dead` puts it back in line.
 pub(crate) const DEAD: &str = "DEAD";
 
-/// Leases up to `$3` due events, oldest first, until `$1`; `$2` is now. Nothing is due
-/// while a hold (`outbox_holds`, see [`HOLD_SQL`]) runs. `{lock}` is
-/// `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent claimer skips the rows this one is
-/// leasing instead of waiting for them, and PostgreSQL re-checks the condition on rows
-/// another claimer has just leased, so that no event is leased twice. SQLite has no row
-/// locks and needs none: the statement runs in an IMMEDIATE transaction, and SQLite lets
-/// one writer at a time in.
+/// Leases up to `$2` due events, oldest first, for the offset `$1` from the database's
+/// now, each under a new random token. Nothing is due while a hold (`outbox_holds`, see
+/// [`hold_sql`]) runs. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent
+/// claimer skips the rows this one is leasing instead of waiting for them, and PostgreSQL
+/// re-checks the condition on rows another claimer has just leased, so that no event is
+/// leased twice. SQLite has no row locks and needs none: the statement runs in an
+/// IMMEDIATE transaction, and SQLite lets one writer at a time in.
 ///
-/// On SQLite timestamps are text, compared as text: `$1` and `$2` are bound with
-/// [`timestamp_value`], the spelling every stored timestamp has, so that the comparison
-/// is chronological.
+/// `{now}` and `{lease_end}` are the database's clock (see [`database_now`]); on
+/// PostgreSQL `now()` is the transaction's start, one instant for the whole claim.
 const CLAIM_SQL: &str = r#"
-UPDATE "outbox_events" SET "locked_until" = $1
+UPDATE "outbox_events" SET "locked_until" = {lease_end}, "claim_token" = {token}
 WHERE "id" IN (
     SELECT "id" FROM "outbox_events"
     WHERE "status" = 'PENDING'
-      AND "next_attempt_at" <= $2
-      AND ("locked_until" IS NULL OR "locked_until" <= $2)
-      AND NOT EXISTS (SELECT 1 FROM "outbox_holds" WHERE "held_until" > $2)
+      AND "next_attempt_at" <= {now}
+      AND ("locked_until" IS NULL OR "locked_until" <= {now})
+      AND NOT EXISTS (SELECT 1 FROM "outbox_holds" WHERE "held_until" > {now})
     ORDER BY "id"
-    LIMIT $3
+    LIMIT $2
     {lock}
 )
-RETURNING "id", "order_id", "attempts"
+RETURNING "id", "order_id", "attempts", "claim_token"
 "#;
 
 fn claim_sql(backend: DatabaseBackend) -> String {
+    let (lock, token) = match backend {
+        DatabaseBackend::Sqlite => ("", "lower(hex(randomblob(16)))"),
+        _ => ("FOR UPDATE SKIP LOCKED", "gen_random_uuid()::text"),
+    };
+    CLAIM_SQL
+        .replace("{lease_end}", &database_now_plus(backend, "$1"))
+        .replace("{now}", database_now(backend))
+        .replace("{token}", token)
+        .replace("{lock}", lock)
+}
+
+/// Reschedules event `$1` if it still holds claim `$2`: `$3` attempts, the next one at
+/// the offset `$4` from the database's now, `$5` the error.
+fn retry_later_sql(backend: DatabaseBackend) -> String {
+    format!(
+        r#"UPDATE "outbox_events"
+SET "attempts" = $3, "next_attempt_at" = {next}, "last_error" = $5,
+    "locked_until" = NULL, "claim_token" = NULL
+WHERE "id" = $1 AND "claim_token" = $2 AND "status" = 'PENDING'"#,
+        next = database_now_plus(backend, "$4"),
+    )
+}
+
+/// Holds the manager's chat for the offset `$1` from the database's now: one row, written
+/// only if it moves the hold later. Both backends read `excluded` and a `WHERE` on the
+/// update.
+fn hold_sql(backend: DatabaseBackend) -> String {
+    format!(
+        r#"INSERT INTO "outbox_holds" ("channel", "held_until") VALUES ('manager_chat', {until})
+ON CONFLICT ("channel") DO UPDATE SET "held_until" = excluded."held_until"
+WHERE "outbox_holds"."held_until" < excluded."held_until""#,
+        until = database_now_plus(backend, "$1"),
+    )
+}
+
+/// Deletes up to `$2` sent events sent before the offset `$1` (negative) from the
+/// database's now, oldest first, through the partial index on `sent_at` of sent events.
+/// On PostgreSQL a concurrent pruner (another instance) skips the rows this one deletes.
+fn delete_sent_sql(backend: DatabaseBackend) -> String {
     let lock = match backend {
         DatabaseBackend::Sqlite => "",
         _ => "FOR UPDATE SKIP LOCKED",
     };
-    CLAIM_SQL.replace("{lock}", lock)
+    format!(
+        r#"DELETE FROM "outbox_events" WHERE "id" IN (
+    SELECT "id" FROM "outbox_events"
+    WHERE "status" = 'SENT' AND "sent_at" < {cutoff}
+    ORDER BY "sent_at"
+    LIMIT $2
+    {lock}
+)"#,
+        cutoff = database_now_plus(backend, "$1"),
+    )
 }
-
-/// Holds the manager's chat until `$1`: one row, written only if it moves the hold later.
-/// Both backends read `excluded` and a `WHERE` on the update.
-const HOLD_SQL: &str = r#"
-INSERT INTO "outbox_holds" ("channel", "held_until") VALUES ('manager_chat', $1)
-ON CONFLICT ("channel") DO UPDATE SET "held_until" = excluded."held_until"
-WHERE "outbox_holds"."held_until" < excluded."held_until"
-"#;
 
 /// The counts and the oldest pending event in one pass over the table.
 const COUNTS_SQL: &str = r#"
@@ -97,6 +143,7 @@ struct ClaimedRow {
     id: i64,
     order_id: i64,
     attempts: i32,
+    claim_token: String,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -104,15 +151,14 @@ struct CountsRow {
     pending: i64,
     sent: i64,
     dead: i64,
-    oldest_pending: Option<OffsetDateTime>,
+    oldest_pending: Option<time::OffsetDateTime>,
 }
 
 #[async_trait]
 impl Outbox for SqlStore {
     async fn claim_due(
         &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
         if limit == 0 {
@@ -122,7 +168,7 @@ impl Outbox for SqlStore {
         // leaves no lease behind. On SQLite it is IMMEDIATE (see `write_transaction`), so
         // claimers take turns instead of failing with SQLITE_BUSY.
         write_transaction(&self.db, "the outbox claim", async |transaction| {
-            claim_in(transaction, now, lease_until, limit).await
+            claim_in(transaction, lease, limit).await
         })
         .await
     }
@@ -130,68 +176,82 @@ impl Outbox for SqlStore {
     async fn mark_sent(
         &self,
         id: EventId,
+        token: &ClaimToken,
         message_id: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
-        let backend = self.backend();
-        let statement = update_event(id)
+    ) -> Result<Recorded, RepositoryError> {
+        let statement = update_claimed(id, token)
             .value(Column::Status, SENT)
-            .value(Column::SentAt, timestamp_value(backend, now))
+            .value(Column::SentAt, Expr::cust(database_now(self.backend())))
             .value(Column::TelegramMessageId, message_id)
-            .value(Column::LockedUntil, Expr::null())
             .to_owned();
-        self.update_one(id, &statement, "failed to mark an outbox event sent")
+        self.update_claimed(&statement, "failed to mark an outbox event sent")
             .await
     }
 
     async fn retry_later(
         &self,
         id: EventId,
+        token: &ClaimToken,
         attempts: u32,
-        next_attempt_at: OffsetDateTime,
+        delay: std::time::Duration,
         error: &str,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Recorded, RepositoryError> {
         let backend = self.backend();
-        let statement = update_event(id)
-            .value(Column::Attempts, stored_attempts(attempts)?)
-            .value(
-                Column::NextAttemptAt,
-                timestamp_value(backend, next_attempt_at),
-            )
-            .value(Column::LastError, error)
-            .value(Column::LockedUntil, Expr::null())
-            .to_owned();
-        self.update_one(id, &statement, "failed to reschedule an outbox event")
+        let statement = Statement::from_sql_and_values(
+            backend,
+            retry_later_sql(backend),
+            [
+                id.0.into(),
+                token.as_str().into(),
+                stored_attempts(attempts)?.into(),
+                offset_value(backend, delay, false),
+                error.into(),
+            ],
+        );
+        let result = self
+            .db
+            .execute_raw(statement)
             .await
+            .map_err(|err| repository_error(err, "failed to reschedule an outbox event"))?;
+        Ok(recorded(result.rows_affected()))
     }
 
     async fn mark_dead(
         &self,
         id: EventId,
+        token: &ClaimToken,
         attempts: u32,
         reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
-        let backend = self.backend();
-        let statement = update_event(id)
+    ) -> Result<Recorded, RepositoryError> {
+        let statement = update_claimed(id, token)
             .value(Column::Status, DEAD)
             .value(Column::Attempts, stored_attempts(attempts)?)
             .value(Column::LastError, reason)
-            .value(Column::DeadAt, timestamp_value(backend, now))
-            .value(Column::LockedUntil, Expr::null())
+            .value(Column::DeadAt, Expr::cust(database_now(self.backend())))
             .to_owned();
-        self.update_one(id, &statement, "failed to mark an outbox event dead")
+        self.update_claimed(&statement, "failed to mark an outbox event dead")
             .await
     }
 
-    async fn release(&self, ids: &[EventId]) -> Result<(), RepositoryError> {
-        if ids.is_empty() {
+    async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
+        if claims.is_empty() {
             return Ok(());
+        }
+        // One statement for the batch: each event is released only under its own token.
+        let mut held = Cond::any();
+        for (id, token) in claims {
+            held = held.add(
+                Cond::all()
+                    .add(Column::Id.eq(id.0))
+                    .add(Column::ClaimToken.eq(token.as_str())),
+            );
         }
         let statement = Query::update()
             .table(outbox_events::Entity)
             .value(Column::LockedUntil, Expr::null())
-            .and_where(Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .value(Column::ClaimToken, Expr::null())
+            .and_where(Column::Status.eq(PENDING))
+            .cond_where(held)
             .to_owned();
         self.db
             .execute(&statement)
@@ -200,12 +260,13 @@ impl Outbox for SqlStore {
         Ok(())
     }
 
-    async fn hold_pending(&self, until: OffsetDateTime) -> Result<(), RepositoryError> {
+    async fn hold_pending(&self, wait: std::time::Duration) -> Result<(), RepositoryError> {
         // One row, not the backlog: a 429 during a rush must not rewrite every waiting event.
+        let backend = self.backend();
         let statement = Statement::from_sql_and_values(
-            self.backend(),
-            HOLD_SQL,
-            [timestamp_value(self.backend(), until)],
+            backend,
+            hold_sql(backend),
+            [offset_value(backend, wait, false)],
         );
         self.db
             .execute_raw(statement)
@@ -234,16 +295,20 @@ impl Outbox for SqlStore {
         })
     }
 
-    async fn retry_dead(&self, now: OffsetDateTime) -> Result<u64, RepositoryError> {
+    async fn retry_dead(&self) -> Result<u64, RepositoryError> {
         // `last_error` stays: it still tells why the event died, until a new attempt
         // replaces it.
         let statement = Query::update()
             .table(outbox_events::Entity)
             .value(Column::Status, PENDING)
             .value(Column::Attempts, 0)
-            .value(Column::NextAttemptAt, timestamp_value(self.backend(), now))
+            .value(
+                Column::NextAttemptAt,
+                Expr::cust(database_now(self.backend())),
+            )
             .value(Column::DeadAt, Expr::null())
             .value(Column::LockedUntil, Expr::null())
+            .value(Column::ClaimToken, Expr::null())
             .and_where(Column::Status.eq(DEAD))
             .to_owned();
         let result = self
@@ -253,41 +318,69 @@ impl Outbox for SqlStore {
             .map_err(|err| repository_error(err, "failed to revive dead outbox events"))?;
         Ok(result.rows_affected())
     }
+
+    async fn delete_sent(
+        &self,
+        age: std::time::Duration,
+        limit: u32,
+    ) -> Result<u64, RepositoryError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let backend = self.backend();
+        let statement = Statement::from_sql_and_values(
+            backend,
+            delete_sent_sql(backend),
+            [offset_value(backend, age, true), i64::from(limit).into()],
+        );
+        let result = self
+            .db
+            .execute_raw(statement)
+            .await
+            .map_err(|err| repository_error(err, "failed to delete old sent outbox events"))?;
+        Ok(result.rows_affected())
+    }
 }
 
 impl SqlStore {
-    /// Runs an update of the one event `id`. An event that is gone (its order was deleted
-    /// while it was being delivered) has nothing left to record: that is logged, not an
-    /// error, so the relay goes on with the rest of its batch.
-    async fn update_one(
+    /// Runs an update of one claimed event (see [`update_claimed`]).
+    async fn update_claimed(
         &self,
-        id: EventId,
         statement: &UpdateStatement,
         context: &'static str,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Recorded, RepositoryError> {
         let result = self
             .db
             .execute(statement)
             .await
             .map_err(|err| repository_error(err, context))?;
-        if result.rows_affected() == 0 {
-            tracing::warn!(
-                event_id = id.0,
-                "{context}: the event is gone or no longer pending"
-            );
-        }
-        Ok(())
+        Ok(recorded(result.rows_affected()))
     }
 }
 
-/// An update of the one event `id`, to which the caller adds the values. Only a pending
-/// event changes: recording an outcome can never turn a sent event dead, or revive one.
-fn update_event(id: EventId) -> UpdateStatement {
+/// An update of the event `id` that takes effect only if it is still pending and still
+/// holds the claim `token`, ending the claim; the caller adds the values. So recording an
+/// outcome can never turn a sent event dead, revive one, or overwrite what the relay that
+/// claimed the event after a lost lease recorded.
+fn update_claimed(id: EventId, token: &ClaimToken) -> UpdateStatement {
     Query::update()
         .table(outbox_events::Entity)
+        .value(Column::LockedUntil, Expr::null())
+        .value(Column::ClaimToken, Expr::null())
         .and_where(Column::Id.eq(id.0))
+        .and_where(Column::ClaimToken.eq(token.as_str()))
         .and_where(Column::Status.eq(PENDING))
         .to_owned()
+}
+
+/// Whether an update of one claimed event took effect. None means the claim is lost: the
+/// event is claimed by another relay, no longer pending, or gone (its order was deleted).
+fn recorded(rows_affected: u64) -> Recorded {
+    if rows_affected == 0 {
+        Recorded::LeaseLost
+    } else {
+        Recorded::Done
+    }
 }
 
 /// The attempts as the `integer` column keeps them. The relay gives up long before this
@@ -304,19 +397,14 @@ fn stored_attempts(attempts: u32) -> Result<i32, RepositoryError> {
 /// the batch (the claim, the orders, their lines, their customers).
 async fn claim_in(
     transaction: &DatabaseTransaction,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
+    lease: std::time::Duration,
     limit: u32,
 ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
     let backend = transaction.get_database_backend();
     let claim = Statement::from_sql_and_values(
         backend,
         claim_sql(backend),
-        [
-            timestamp_value(backend, lease_until),
-            timestamp_value(backend, now),
-            i64::from(limit).into(),
-        ],
+        [offset_value(backend, lease, false), i64::from(limit).into()],
     );
     let mut claimed = transaction
         .query_all_raw(claim)
@@ -373,8 +461,9 @@ async fn claim_in(
             .table(outbox_events::Entity)
             .value(Column::Status, DEAD)
             .value(Column::LastError, reason)
-            .value(Column::DeadAt, timestamp_value(backend, now))
+            .value(Column::DeadAt, Expr::cust(database_now(backend)))
             .value(Column::LockedUntil, Expr::null())
+            .value(Column::ClaimToken, Expr::null())
             .and_where(Column::Id.eq(id))
             .to_owned();
         transaction.execute(&dead).await.map_err(|err| {
@@ -419,6 +508,7 @@ fn to_claimed_event(
     let items = lines.get(&order.id).cloned().unwrap_or_default();
     Ok(ClaimedEvent {
         id: EventId(id),
+        token: ClaimToken::new(event.claim_token),
         attempts,
         notification: OrderPlaced {
             order: order_from_rows(order, items)?,

@@ -70,6 +70,52 @@ pub(crate) fn timestamp_value(backend: DatabaseBackend, at: OffsetDateTime) -> V
     Value::from(at)
 }
 
+/// The database's "now" as an SQL expression, spelled as `backend` stores timestamps: a
+/// `timestamptz` on PostgreSQL; on SQLite the fixed-width text of [`timestamp_value`]
+/// (SQLite's clock has milliseconds, padded to the six digits every stored timestamp has,
+/// so that it compares chronologically with them as text).
+///
+/// Statements that judge or set the outbox's leases, schedules, holds and retention use
+/// it instead of a timestamp from the application, so that server instances whose wall
+/// clocks disagree still agree on them (see [`domain::ports::Outbox`]).
+pub(crate) fn database_now(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Sqlite => "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')",
+        _ => "now()",
+    }
+}
+
+/// The database's "now" moved by the offset bound at `param` (see [`offset_value`]), as
+/// an SQL expression spelled as [`database_now`].
+pub(crate) fn database_now_plus(backend: DatabaseBackend, param: &str) -> String {
+    match backend {
+        DatabaseBackend::Sqlite => {
+            format!("(strftime('%Y-%m-%dT%H:%M:%f', 'now', {param}) || '000Z')")
+        }
+        _ => format!("(now() + {param} * interval '1 microsecond')"),
+    }
+}
+
+/// `offset` (forward, or backward when `earlier`) bound for [`database_now_plus`]: a count
+/// of microseconds on PostgreSQL, a date modifier such as `+1.500000 seconds` on SQLite.
+/// Saturates far beyond any offset the outbox uses (an hour, ten years).
+pub(crate) fn offset_value(
+    backend: DatabaseBackend,
+    offset: std::time::Duration,
+    earlier: bool,
+) -> Value {
+    let sign = if earlier { "-" } else { "+" };
+    if backend == DatabaseBackend::Sqlite {
+        return Value::from(format!(
+            "{sign}{}.{:06} seconds",
+            offset.as_secs(),
+            offset.subsec_micros()
+        ));
+    }
+    let micros = i64::try_from(offset.as_micros()).unwrap_or(i64::MAX);
+    Value::from(if earlier { -micros } else { micros })
+}
+
 pub(crate) fn money(minor: i64, what: impl FnOnce() -> String) -> Result<Money, RepositoryError> {
     Money::from_minor(minor).map_err(|err| corrupt_row(format!("{} is invalid: {err}", what())))
 }

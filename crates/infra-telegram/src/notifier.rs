@@ -85,8 +85,10 @@ impl TelegramNotifier {
     /// turn into a card.
     ///
     /// # Errors
-    /// [`NotifyError::Transient`] for network failures, timeouts, 5xx and 429 (with
-    /// Telegram's `retry_after`); [`NotifyError::Permanent`] for 4xx such as a bad token,
+    /// [`NotifyError::RateLimited`] for a 429 with Telegram's `retry_after` (flood control:
+    /// no attempt is counted); [`NotifyError::Transient`] for network failures, timeouts,
+    /// 5xx (with `Retry-After` when the server sent one; the attempt counts) and a 429
+    /// without a wait; [`NotifyError::Permanent`] for 4xx such as a bad token,
     /// an unknown chat or a blocked bot. Reasons never contain the token or the text.
     pub async fn send_message(&self, text: &str) -> Result<i64, NotifyError> {
         let request = SendMessage {
@@ -199,6 +201,17 @@ impl TelegramNotifier {
             .or(retry_after_header)
             .map(|seconds| time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX)));
 
+        // Flood control limits the chat, not this message: waiting costs it no attempt.
+        // A 5xx with Retry-After is a failing server asking for room; it does count, or
+        // an event it keeps failing would be retried for ever.
+        if status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(retry_after) = retry_after
+        {
+            return NotifyError::RateLimited {
+                reason,
+                retry_after,
+            };
+        }
         if status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
             || status.is_server_error()

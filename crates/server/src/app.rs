@@ -8,8 +8,8 @@ use actix_web::dev::Server;
 use anyhow::Context;
 use domain::auth::InitDataVerifier;
 use domain::clock::SystemClock;
-use domain::outbox::Relay;
-use domain::ports::IdempotencyStore;
+use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
+use domain::ports::{IdempotencyStore, Outbox};
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
 use http_actix::{ApiState, CorsMode, Http};
@@ -60,7 +60,8 @@ impl Application {
         }
 
         let relay_wake = Arc::new(Notify::new());
-        let store_for_purge: Arc<dyn IdempotencyStore> = store.clone();
+        let (keys_to_purge, outbox_to_prune): (Arc<dyn IdempotencyStore>, Arc<dyn Outbox>) =
+            (store.clone(), store.clone());
         let (stop_background, background_stopped) = watch::channel(false);
         let relay = match &settings.notifications {
             Notifications::Telegram { chat_id } => {
@@ -124,8 +125,10 @@ impl Application {
         // Built once: its rate limiters and metrics are shared by every worker.
         let http = Http::new(state, config).context("could not set up the HTTP API")?;
 
-        let purge = tokio::spawn(purge_expired_idempotency_keys(
-            store_for_purge,
+        let purge = tokio::spawn(purge_expired_rows(
+            keys_to_purge,
+            outbox_to_prune,
+            settings.relay.retention(),
             background_stopped,
         ));
 
@@ -209,19 +212,28 @@ async fn supervise_relay(make: impl Fn() -> Relay + Send + 'static, stop: watch:
     }
 }
 
-/// How often expired idempotency keys are deleted.
+/// How often expired idempotency keys and old sent notifications are deleted.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Deletes idempotency keys older than 24 hours, at start and then hourly, until stopped.
-async fn purge_expired_idempotency_keys(
-    store: Arc<dyn IdempotencyStore>,
+/// Deletes idempotency keys older than 24 hours and sent notifications older than
+/// `retention` (`OUTBOX_RETENTION_DAYS`), at start and then hourly, until stopped. Every
+/// instance does it; on PostgreSQL concurrent deletes skip each other's rows.
+async fn purge_expired_rows(
+    keys: Arc<dyn IdempotencyStore>,
+    outbox: Arc<dyn Outbox>,
+    retention: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        match store.purge_expired(time::OffsetDateTime::now_utc()).await {
+        match keys.purge_expired(time::OffsetDateTime::now_utc()).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "could not purge expired idempotency keys"),
+        }
+        match prune_sent(outbox.as_ref(), retention, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "deleted sent notifications past their retention"),
+            Err(error) => tracing::warn!(%error, "could not delete old sent notifications"),
         }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_INTERVAL) => {}

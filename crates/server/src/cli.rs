@@ -197,7 +197,7 @@ async fn outbox(settings: &Settings, action: OutboxAction) -> anyhow::Result<()>
     let store = database.store();
     if let OutboxAction::RetryDead = action {
         let revived = store
-            .retry_dead(time::OffsetDateTime::now_utc())
+            .retry_dead()
             .await
             .context("could not revive dead notifications")?;
         println!("{revived} dead notifications put back in line");

@@ -730,7 +730,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 28, "{keys:?}");
+        assert_eq!(keys.len(), 29, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [
@@ -739,6 +739,7 @@ mod tests {
             "DEBUG",
             "PORT",
             "CATALOG_CACHE_TTL",
+            "OUTBOX_RETENTION_DAYS",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }

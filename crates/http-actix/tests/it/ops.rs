@@ -4,9 +4,8 @@ use actix_web::test::TestRequest;
 use async_trait::async_trait;
 use domain::RepositoryError;
 use domain::order::PlaceOrderError;
-use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
 use domain::ports::{MockOutbox, MockStorageProbe, Outbox, PoolStats, StorageProbe};
-use time::OffsetDateTime;
 
 use crate::support::*;
 
@@ -29,50 +28,49 @@ struct HangingOutbox;
 
 #[async_trait]
 impl Outbox for HangingOutbox {
-    async fn claim_due(
-        &self,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-        _: u32,
-    ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+    async fn claim_due(&self, _: Duration, _: u32) -> Result<Vec<ClaimedEvent>, RepositoryError> {
         std::future::pending().await
     }
     async fn mark_sent(
         &self,
         _: EventId,
+        _: &ClaimToken,
         _: Option<i64>,
-        _: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Recorded, RepositoryError> {
         std::future::pending().await
     }
     async fn retry_later(
         &self,
         _: EventId,
+        _: &ClaimToken,
         _: u32,
-        _: OffsetDateTime,
+        _: Duration,
         _: &str,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Recorded, RepositoryError> {
         std::future::pending().await
     }
     async fn mark_dead(
         &self,
         _: EventId,
+        _: &ClaimToken,
         _: u32,
         _: &str,
-        _: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Recorded, RepositoryError> {
         std::future::pending().await
     }
-    async fn release(&self, _: &[EventId]) -> Result<(), RepositoryError> {
+    async fn release(&self, _: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
-    async fn hold_pending(&self, _: OffsetDateTime) -> Result<(), RepositoryError> {
+    async fn hold_pending(&self, _: Duration) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
         std::future::pending().await
     }
-    async fn retry_dead(&self, _: OffsetDateTime) -> Result<u64, RepositoryError> {
+    async fn retry_dead(&self) -> Result<u64, RepositoryError> {
+        std::future::pending().await
+    }
+    async fn delete_sent(&self, _: Duration, _: u32) -> Result<u64, RepositoryError> {
         std::future::pending().await
     }
 }

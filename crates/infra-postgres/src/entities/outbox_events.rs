@@ -18,6 +18,9 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     pub sent_at: Option<TimeDateTimeWithTimeZone>,
     pub dead_at: Option<TimeDateTimeWithTimeZone>,
+    /// The token of the claim holding the event; every update of a claimed event requires
+    /// it (see `crate::outbox`).
+    pub claim_token: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -317,6 +317,10 @@ fn order_values(order: &NewOrder, priced: &PricedOrder) -> Result<Vec<Value>, Re
 /// the `CHECK (stock >= 0)` constraint stands behind `verdict`. The answer is the locked
 /// rows, each with the new order's id (NULL when nothing was written) and whether the key
 /// was free.
+///
+/// The outbox event is due at the database's `now()`, not at the placing instance's `$7`:
+/// the relay's claim judges it by the database's clock, and an instance whose clock ran
+/// ahead would otherwise hold its notifications back by as much.
 pub(crate) fn placement_sql(lines: usize, keyed: bool) -> String {
     debug_assert!(lines > 0, "a draft has at least one line");
     let mut values = String::new();
@@ -388,7 +392,7 @@ pub(crate) fn placement_sql(lines: usize, keyed: bool) -> String {
     ORDER BY line.position
 ), new_event AS (
     INSERT INTO "outbox_events" ("kind", "order_id", "status", "next_attempt_at", "created_at")
-    SELECT $8, new_order."id", $9, $7, $7 FROM new_order
+    SELECT $8, new_order."id", $9, now(), $7 FROM new_order
 ){attach_key}
 SELECT (SELECT "id" FROM new_order) AS "order_id", {key_free} AS "key_free", locked.*
 FROM locked"#

@@ -22,7 +22,7 @@ use super::pending_order;
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::PENDING;
-use crate::store::{SqlStore, product_from_row, stored_instant, timestamp_value};
+use crate::store::{SqlStore, database_now, product_from_row, stored_instant, timestamp_value};
 use crate::transaction::write_transaction;
 
 /// Places the order in one transaction. An IMMEDIATE one (see [`write_transaction`]): it
@@ -212,8 +212,9 @@ async fn insert_order(
         .await
         .map_err(|err| repository_error(err, "failed to insert order lines"))?;
 
-    // The manager's notification, due at once. Written in this transaction, so that it
-    // commits or rolls back with the order (see `crate::outbox`).
+    // The manager's notification, due at once by the database's clock, which is the one
+    // the relay's claim judges it by (see `crate::outbox`). Written in this transaction,
+    // so that it commits or rolls back with the order.
     let insert_event = Query::insert()
         .into_table(outbox_events::Entity)
         .columns([
@@ -227,7 +228,7 @@ async fn insert_order(
             Expr::val(ORDER_CREATED),
             Expr::val(order_id),
             Expr::val(PENDING),
-            Expr::val(at.clone()),
+            Expr::cust(database_now(DatabaseBackend::Sqlite)),
             Expr::val(at),
         ])
         .map_err(|err| corrupt_row(format!("failed to build the outbox event insert: {err}")))?

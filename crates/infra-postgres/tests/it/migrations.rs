@@ -103,8 +103,8 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let connection = db.database().connection();
     new_user(db, 1).await;
     seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
-    // The steps after 8 are walked down and up by their own tests below.
-    down_to(db, "m20250101_000008_products_revision").await;
+    // The product steps after 9 are walked down and up by their own tests below.
+    down_to(db, "m20250101_000009_outbox_claim_tokens_and_retention").await;
     let full = [
         "index idx_idempotency_keys_created_at",
         "index idx_order_items_order_id",
@@ -134,7 +134,16 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     let mut with_revision_objects: Vec<&str> = full.to_vec();
     with_revision_objects.extend(revision_objects);
     with_revision_objects.sort_unstable();
-    assert_eq!(schema_objects(db).await, with_revision_objects);
+    // Migration 9's index of sent events.
+    let mut with_claims: Vec<&str> = with_revision_objects.clone();
+    with_claims.push("index idx_outbox_events_sent_at");
+    with_claims.sort_unstable();
+    assert_eq!(schema_objects(db).await, with_claims);
+    assert!(
+        columns(db, "outbox_events")
+            .await
+            .contains(&"claim_token".to_owned())
+    );
     let mut with_stock: Vec<&str> = PRODUCT_COLUMNS.to_vec();
     with_stock.extend(["search_text", "stock"]);
     with_stock.sort_unstable();
@@ -142,6 +151,15 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
     with_revision.push("revision");
     with_revision.sort_unstable();
     assert_eq!(columns(db, "products").await, with_revision);
+
+    // The claim token and the index of sent events go.
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(schema_objects(db).await, with_revision_objects);
+    assert!(
+        !columns(db, "outbox_events")
+            .await
+            .contains(&"claim_token".to_owned())
+    );
 
     // The revision and its trigger go; the product stays, and can still be repriced.
     Migrator::down(connection, Some(1)).await.unwrap();
@@ -228,8 +246,8 @@ async fn every_step_goes_down_and_up_again(db: &TestDatabase) {
             .len(),
         0
     );
-    down_to(db, "m20250101_000008_products_revision").await;
-    assert_eq!(schema_objects(db).await, with_revision_objects);
+    down_to(db, "m20250101_000009_outbox_claim_tokens_and_retention").await;
+    assert_eq!(schema_objects(db).await, with_claims);
     Migrator::up(connection, None).await.unwrap();
     // The schema works again, from empty tables.
     assert_eq!(count(db, "users").await, 0);

@@ -1,13 +1,17 @@
 //! `Outbox` contract, and the outbox half of `OrderRepository::place`.
+//!
+//! Every instant the outbox judges or writes is the database's own, so these tests bound
+//! what it wrote by the test's clock read before and after (the database is on this
+//! machine), and move time on by rewriting the stored instants into the past or future.
 
 use domain::order::{NewOrder, PlaceOrderError};
-use domain::outbox::{ClaimedEvent, EventId, OutboxCounts};
+use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded, prune_sent};
 use domain::ports::{OrderRepository, Outbox};
 use domain::{Order, TelegramId};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{Database, PoolOptions};
 use sea_orm::{ConnectionTrait, Statement};
-use time::macros::datetime;
+use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 
 use crate::support::{T0, count, draft, new_user, one_product, place_order};
@@ -27,8 +31,67 @@ contract_tests!(
     retry_dead_puts_dead_events_back_in_line,
     a_failing_event_insert_leaves_no_order_behind,
     a_late_outcome_never_changes_a_sent_event,
+    an_outcome_under_an_expired_and_retaken_claim_changes_nothing,
     an_unreadable_event_is_set_aside_and_the_rest_are_delivered,
+    sent_events_older_than_the_retention_are_pruned_in_batches,
 );
+
+/// The lease the tests claim with.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An instant as an SQL literal of `db`'s timestamp column type.
+fn at_sql(db: &TestDatabase, at: OffsetDateTime) -> String {
+    let text = at
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        ))
+        .unwrap();
+    if db.is_sqlite() {
+        format!("'{text}'")
+    } else {
+        format!("'{text}'::timestamptz")
+    }
+}
+
+/// Runs `UPDATE table SET column = at` on the rows `filter` selects: time moves on, as
+/// far as the database can tell.
+async fn set_time(db: &TestDatabase, table: &str, column: &str, at: OffsetDateTime, filter: &str) {
+    db.execute(&format!(
+        "UPDATE {table} SET {column} = {} WHERE {filter}",
+        at_sql(db, at)
+    ))
+    .await
+    .unwrap();
+}
+
+/// Lets every lease run out.
+async fn expire_leases(db: &TestDatabase) {
+    set_time(
+        db,
+        "outbox_events",
+        "locked_until",
+        T0,
+        "locked_until IS NOT NULL",
+    )
+    .await;
+}
+
+/// The test's clock now, to the millisecond below (SQLite's clock has milliseconds).
+fn before() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_millisecond(now.millisecond()).unwrap()
+}
+
+/// Asserts that the database wrote `what` as its now plus `offset`, some time between
+/// `from` and now.
+fn assert_written_at(what: &str, at: OffsetDateTime, from: OffsetDateTime, offset: Duration) {
+    let to = OffsetDateTime::now_utc() + offset;
+    assert!(
+        from + offset <= at && at <= to,
+        "{what} is {at}, not the database's now plus {offset} (between {} and {to})",
+        from + offset
+    );
+}
 
 /// An outbox row as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +108,7 @@ struct EventRow {
     created_at: OffsetDateTime,
     sent_at: Option<OffsetDateTime>,
     dead_at: Option<OffsetDateTime>,
+    claim_token: Option<String>,
 }
 
 /// Every outbox row, by id.
@@ -71,6 +135,7 @@ async fn events(db: &TestDatabase) -> Vec<EventRow> {
             created_at: row.try_get("", "created_at").unwrap(),
             sent_at: row.try_get("", "sent_at").unwrap(),
             dead_at: row.try_get("", "dead_at").unwrap(),
+            claim_token: row.try_get("", "claim_token").unwrap(),
         })
         .collect()
 }
@@ -84,15 +149,21 @@ async fn event(db: &TestDatabase, id: EventId) -> EventRow {
 }
 
 /// Claims with a 30-second lease.
-async fn claim(db: &TestDatabase, now: OffsetDateTime, limit: u32) -> Vec<ClaimedEvent> {
-    db.store()
-        .claim_due(now, now + Duration::seconds(30), limit)
-        .await
-        .unwrap()
+async fn claim(db: &TestDatabase, limit: u32) -> Vec<ClaimedEvent> {
+    db.store().claim_due(LEASE, limit).await.unwrap()
 }
 
 fn order_ids(claimed: &[ClaimedEvent]) -> Vec<i64> {
     claimed.iter().map(|e| e.notification.order.id.0).collect()
+}
+
+fn ids_of(claimed: &[ClaimedEvent]) -> Vec<EventId> {
+    claimed.iter().map(|e| e.id).collect()
+}
+
+/// The claim of `id` in `claimed`.
+fn token(claimed: &[ClaimedEvent], id: EventId) -> ClaimToken {
+    claimed.iter().find(|e| e.id == id).unwrap().token.clone()
 }
 
 /// `n` orders of one customer, placed a second apart from T0, and their events' ids.
@@ -114,6 +185,7 @@ async fn placing_an_order_creates_one_pending_order_created_event(db: &TestDatab
     // Not UTC and finer than a microsecond, like the clock may give.
     let placed_at = datetime!(2025-02-03 15:04:05.123456789 +03:00);
 
+    let from = before();
     let order = place_order(db, &user, product, 2, placed_at).await;
 
     let stored = events(db).await;
@@ -124,16 +196,22 @@ async fn placing_an_order_creates_one_pending_order_created_event(db: &TestDatab
         ("order_created", order.id.0, "PENDING")
     );
     assert_eq!(event.attempts, 0);
-    // Due at once.
     assert_eq!(event.created_at, order.created_at);
-    assert_eq!(event.next_attempt_at, order.created_at);
+    // Due at once, by the database's clock, which is the one the claim judges it by.
+    assert_written_at(
+        "next_attempt_at",
+        event.next_attempt_at,
+        from,
+        Duration::ZERO,
+    );
     assert_eq!(
         (
             &event.locked_until,
             &event.last_error,
-            &event.telegram_message_id
+            &event.telegram_message_id,
+            &event.claim_token,
         ),
-        (&None, &None, &None)
+        (&None, &None, &None, &None)
     );
     assert_eq!((event.sent_at, event.dead_at), (None, None));
     assert_eq!(
@@ -161,14 +239,28 @@ async fn claim_returns_due_events_oldest_first_up_to_the_limit_with_their_orders
     let first = place_order(db, &ivan, product, 3, T0).await;
     let second = place_order(db, &maria, product, 1, T0 + Duration::seconds(1)).await;
     let third = place_order(db, &ivan, product, 2, T0 + Duration::seconds(2)).await;
-    let _not_yet_due = place_order(db, &maria, product, 1, T0 + Duration::hours(1)).await;
+    let not_yet_due = place_order(db, &maria, product, 1, T0 + Duration::seconds(3)).await;
+    let future = OffsetDateTime::now_utc() + Duration::hours(1);
+    set_time(
+        db,
+        "outbox_events",
+        "next_attempt_at",
+        future,
+        &format!("order_id = {}", not_yet_due.id.0),
+    )
+    .await;
 
-    let now = T0 + Duration::seconds(10);
-    let claimed = claim(db, now, 2).await;
+    let claimed = claim(db, 2).await;
     assert_eq!(order_ids(&claimed), [first.id.0, second.id.0]);
-    let ids = events(db).await.iter().map(|e| e.id).collect::<Vec<_>>();
-    assert_eq!(claimed[0].id, ids[0]);
+    let stored = events(db).await;
+    assert_eq!(claimed[0].id, stored[0].id);
     assert_eq!(claimed[0].attempts, 0);
+    // Each event gets a token of its own, stored with it.
+    assert_ne!(claimed[0].token, claimed[1].token);
+    for (claimed, stored) in claimed.iter().zip(&stored) {
+        assert!(!claimed.token.as_str().is_empty());
+        assert_eq!(stored.claim_token.as_deref(), Some(claimed.token.as_str()));
+    }
     // The full order, exactly as placed, and who placed it.
     assert_eq!(claimed[0].notification.order, first);
     assert_eq!(claimed[0].notification.order.items.len(), 1);
@@ -183,59 +275,66 @@ async fn claim_returns_due_events_oldest_first_up_to_the_limit_with_their_orders
         TelegramId::parse(6_000_000_001).unwrap()
     );
 
-    // The rest that is due; the order placed an hour later is not.
-    let rest = claim(db, now, 10).await;
+    // The rest that is due; the event due in an hour is not.
+    let rest = claim(db, 10).await;
     assert_eq!(order_ids(&rest), [third.id.0]);
     assert_eq!(rest[0].notification.order, third);
-    assert!(claim(db, now, 10).await.is_empty());
-    assert!(claim(db, now, 0).await.is_empty());
+    assert!(claim(db, 10).await.is_empty());
+    assert!(claim(db, 0).await.is_empty());
 }
 
 async fn a_claimed_event_is_not_claimed_again_until_its_lease_expires(db: &TestDatabase) {
     let (orders, ids) = orders_with_events(db, 1).await;
     let store = db.store();
-    let lease_until = T0 + Duration::milliseconds(30_500);
 
-    let claimed = store.claim_due(T0, lease_until, 10).await.unwrap();
-    assert_eq!(order_ids(&claimed), [orders[0].id.0]);
-    assert_eq!(event(db, ids[0]).await.locked_until, Some(lease_until));
-
-    // On SQLite these compare as text: a whole second and a fraction before the lease
-    // ends must sort before it.
-    for now in [
-        T0,
-        T0 + Duration::seconds(30),
-        lease_until - Duration::milliseconds(1),
-    ] {
-        assert!(
-            store
-                .claim_due(now, now + Duration::seconds(30), 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "claimed again at {now} under a lease until {lease_until}"
-        );
-    }
-
-    // The relay holding it died: after the lease, another takes it over, with a new lease.
-    let later = lease_until + Duration::milliseconds(1);
-    let taken_over = store
-        .claim_due(later, later + Duration::seconds(30), 10)
+    let from = before();
+    let claimed = store
+        .claim_due(std::time::Duration::from_millis(30_500), 10)
         .await
         .unwrap();
+    assert_eq!(order_ids(&claimed), [orders[0].id.0]);
+    let leased = event(db, ids[0]).await;
+    // The lease runs from the database's now, whatever the claimer's clock says.
+    assert_written_at(
+        "locked_until",
+        leased.locked_until.unwrap(),
+        from,
+        Duration::milliseconds(30_500),
+    );
+
+    assert!(
+        claim(db, 10).await.is_empty(),
+        "claimed again under a lease"
+    );
+    // A lease a millisecond from its end still holds (on SQLite these compare as text).
+    let almost_over = OffsetDateTime::now_utc() + Duration::seconds(1);
+    set_time(db, "outbox_events", "locked_until", almost_over, "TRUE").await;
+    assert!(
+        claim(db, 10).await.is_empty(),
+        "claimed again under a lease"
+    );
+
+    // The relay holding it died: after the lease, another takes it over, with a new lease
+    // and a new token.
+    expire_leases(db).await;
+    let from = before();
+    let taken_over = claim(db, 10).await;
     assert_eq!(order_ids(&taken_over), [orders[0].id.0]);
-    assert_eq!(
-        event(db, ids[0]).await.locked_until,
-        Some(later + Duration::seconds(30))
+    assert_ne!(taken_over[0].token, claimed[0].token);
+    let retaken = event(db, ids[0]).await;
+    assert_written_at(
+        "locked_until",
+        retaken.locked_until.unwrap(),
+        from,
+        Duration::seconds(30),
     );
     // Claiming is no attempt.
     assert_eq!(taken_over[0].attempts, 0);
-    assert_eq!(event(db, ids[0]).await.status, "PENDING");
+    assert_eq!(retaken.status, "PENDING");
 }
 
 async fn concurrent_claimers_never_share_an_event(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 10).await;
-    let now = T0 + Duration::minutes(1);
     // Four claimers, each with a pool of its own as separate server instances would have,
     // asking for more than there is between them.
     let mut claimers = Vec::new();
@@ -244,11 +343,7 @@ async fn concurrent_claimers_never_share_an_event(db: &TestDatabase) {
             .await
             .unwrap();
         claimers.push(tokio::spawn(async move {
-            let claimed = pool
-                .store()
-                .claim_due(now, now + Duration::seconds(30), 3)
-                .await
-                .unwrap();
+            let claimed = pool.store().claim_due(LEASE, 3).await.unwrap();
             pool.close().await.unwrap();
             claimed.into_iter().map(|e| e.id).collect::<Vec<_>>()
         }));
@@ -269,17 +364,24 @@ async fn concurrent_claimers_never_share_an_event(db: &TestDatabase) {
 async fn mark_sent_records_the_message_and_ends_delivery(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 2).await;
     let store = db.store();
-    claim(db, T0 + Duration::seconds(5), 10).await;
-    let sent_at = T0 + Duration::milliseconds(5_250);
+    let claimed = claim(db, 10).await;
 
-    store.mark_sent(ids[0], Some(777), sent_at).await.unwrap();
-    store.mark_sent(ids[1], None, sent_at).await.unwrap();
+    let from = before();
+    let first = store
+        .mark_sent(ids[0], &token(&claimed, ids[0]), Some(777))
+        .await
+        .unwrap();
+    let second = store
+        .mark_sent(ids[1], &token(&claimed, ids[1]), None)
+        .await
+        .unwrap();
+    assert_eq!((first, second), (Recorded::Done, Recorded::Done));
 
     let first = event(db, ids[0]).await;
     assert_eq!(first.status, "SENT");
     assert_eq!(first.telegram_message_id, Some(777));
-    assert_eq!(first.sent_at, Some(sent_at));
-    assert_eq!(first.locked_until, None);
+    assert_written_at("sent_at", first.sent_at.unwrap(), from, Duration::ZERO);
+    assert_eq!((first.locked_until, first.claim_token), (None, None));
     assert_eq!(first.attempts, 0);
     let second = event(db, ids[1]).await;
     assert_eq!(
@@ -288,7 +390,8 @@ async fn mark_sent_records_the_message_and_ends_delivery(db: &TestDatabase) {
     );
 
     // Never delivered again, even long after any lease.
-    assert!(claim(db, T0 + Duration::days(1), 10).await.is_empty());
+    expire_leases(db).await;
+    assert!(claim(db, 10).await.is_empty());
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.dead), (0, 2, 0));
     assert_eq!(counts.oldest_pending, None);
@@ -297,31 +400,37 @@ async fn mark_sent_records_the_message_and_ends_delivery(db: &TestDatabase) {
 async fn retry_later_reschedules_the_event_and_keeps_the_error(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 1).await;
     let store = db.store();
-    claim(db, T0, 10).await;
-    let next = T0 + Duration::milliseconds(1_500);
+    let claimed = claim(db, 10).await;
 
-    store
-        .retry_later(ids[0], 1, next, "HTTP 502 Bad Gateway")
+    let from = before();
+    let recorded = store
+        .retry_later(
+            ids[0],
+            &claimed[0].token,
+            1,
+            std::time::Duration::from_millis(1_500),
+            "HTTP 502 Bad Gateway",
+        )
         .await
         .unwrap();
+    assert_eq!(recorded, Recorded::Done);
 
     let stored = event(db, ids[0]).await;
     assert_eq!(stored.status, "PENDING");
     assert_eq!(stored.attempts, 1);
-    assert_eq!(stored.next_attempt_at, next);
-    assert_eq!(stored.last_error.as_deref(), Some("HTTP 502 Bad Gateway"));
-    assert_eq!(stored.locked_until, None);
-
-    // Not due a whole second or a millisecond early (on SQLite these compare as text,
-    // "...:01.000000Z" < "...:01.499000Z" < "...:01.500000Z"); due on time, with its
-    // attempts.
-    assert!(claim(db, T0 + Duration::seconds(1), 10).await.is_empty());
-    assert!(
-        claim(db, next - Duration::milliseconds(1), 10)
-            .await
-            .is_empty()
+    assert_written_at(
+        "next_attempt_at",
+        stored.next_attempt_at,
+        from,
+        Duration::milliseconds(1_500),
     );
-    let again = claim(db, next, 10).await;
+    assert_eq!(stored.last_error.as_deref(), Some("HTTP 502 Bad Gateway"));
+    assert_eq!((stored.locked_until, stored.claim_token), (None, None));
+
+    // Not due before its time; due once it has come, with its attempts.
+    assert!(claim(db, 10).await.is_empty());
+    set_time(db, "outbox_events", "next_attempt_at", T0, "TRUE").await;
+    let again = claim(db, 10).await;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (ids[0], 1));
 }
@@ -329,13 +438,19 @@ async fn retry_later_reschedules_the_event_and_keeps_the_error(db: &TestDatabase
 async fn mark_dead_ends_delivery_with_the_reason(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 2).await;
     let store = db.store();
-    claim(db, T0 + Duration::seconds(5), 10).await;
-    let died_at = T0 + Duration::seconds(6);
+    let claimed = claim(db, 10).await;
 
-    store
-        .mark_dead(ids[0], 3, "Forbidden: bot was blocked by the user", died_at)
+    let from = before();
+    let recorded = store
+        .mark_dead(
+            ids[0],
+            &token(&claimed, ids[0]),
+            3,
+            "Forbidden: bot was blocked by the user",
+        )
         .await
         .unwrap();
+    assert_eq!(recorded, Recorded::Done);
 
     let dead = event(db, ids[0]).await;
     assert_eq!(dead.status, "DEAD");
@@ -344,14 +459,15 @@ async fn mark_dead_ends_delivery_with_the_reason(db: &TestDatabase) {
         dead.last_error.as_deref(),
         Some("Forbidden: bot was blocked by the user")
     );
-    assert_eq!(dead.dead_at, Some(died_at));
-    assert_eq!(dead.locked_until, None);
+    assert_written_at("dead_at", dead.dead_at.unwrap(), from, Duration::ZERO);
+    assert_eq!((dead.locked_until, dead.claim_token), (None, None));
     assert_eq!(dead.sent_at, None);
     // The other event of the batch is untouched.
     assert_eq!(event(db, ids[1]).await.status, "PENDING");
 
-    let later = claim(db, T0 + Duration::days(1), 10).await;
-    assert_eq!(later.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    expire_leases(db).await;
+    let later = claim(db, 10).await;
+    assert_eq!(ids_of(&later), [ids[1]]);
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.dead), (1, 0, 1));
 }
@@ -359,21 +475,52 @@ async fn mark_dead_ends_delivery_with_the_reason(db: &TestDatabase) {
 async fn release_clears_only_the_lease(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 3).await;
     let store = db.store();
-    let now = T0 + Duration::seconds(5);
-    store.retry_later(ids[0], 2, T0, "HTTP 500").await.unwrap();
+    let first = claim(db, 1).await;
+    let _ = store
+        .retry_later(
+            ids[0],
+            &first[0].token,
+            2,
+            std::time::Duration::ZERO,
+            "HTTP 500",
+        )
+        .await
+        .unwrap();
     let before = events(db).await;
-    assert_eq!(claim(db, now, 10).await.len(), 3);
+    let claimed = claim(db, 10).await;
+    assert_eq!(claimed.len(), 3);
 
-    store.release(&[ids[0], ids[2]]).await.unwrap();
+    // A release under another claim's token releases nothing.
+    store
+        .release(&[(ids[1], first[0].token.clone())])
+        .await
+        .unwrap();
+    store
+        .release(&[
+            (ids[0], token(&claimed, ids[0])),
+            (ids[2], token(&claimed, ids[2])),
+        ])
+        .await
+        .unwrap();
     store.release(&[]).await.unwrap();
 
     let after = events(db).await;
-    assert_eq!(after[0].locked_until, None);
+    assert_eq!(
+        (&after[0].locked_until, &after[0].claim_token),
+        (&None, &None)
+    );
     assert!(
         after[1].locked_until.is_some(),
         "not released, still leased"
     );
-    assert_eq!(after[2].locked_until, None);
+    assert_eq!(
+        after[1].claim_token.as_deref(),
+        Some(token(&claimed, ids[1]).as_str())
+    );
+    assert_eq!(
+        (&after[2].locked_until, &after[2].claim_token),
+        (&None, &None)
+    );
     // The schedule, the attempts and the error are kept.
     for (before, after) in before.iter().zip(&after) {
         assert_eq!(
@@ -392,41 +539,63 @@ async fn release_clears_only_the_lease(db: &TestDatabase) {
         );
     }
     // Released events are claimable at once, in their turn.
-    let again = claim(db, now, 10).await;
-    assert_eq!(
-        again.iter().map(|e| e.id).collect::<Vec<_>>(),
-        [ids[0], ids[2]]
-    );
+    let again = claim(db, 10).await;
+    assert_eq!(ids_of(&again), [ids[0], ids[2]]);
     assert_eq!(again[0].attempts, 2);
+}
+
+/// The hold's end, as stored.
+async fn held_until(db: &TestDatabase) -> OffsetDateTime {
+    let connection = db.database().connection();
+    connection
+        .query_one_raw(Statement::from_string(
+            connection.get_database_backend(),
+            "SELECT held_until FROM outbox_holds",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "held_until")
+        .unwrap()
 }
 
 async fn a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 3).await;
     let store = db.store();
-    let now = T0 + Duration::seconds(10);
-    let until = now + Duration::seconds(5);
     // ids[0]: the event that got the 429, leased; ids[1], ids[2]: due now, free.
-    let claimed = claim(db, now, 1).await;
+    let claimed = claim(db, 1).await;
     assert_eq!(claimed[0].id, ids[0]);
-    let before = events(db).await;
+    let before_hold = events(db).await;
 
-    store.hold_pending(until).await.unwrap();
+    let from = before();
+    store
+        .hold_pending(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
 
+    assert_written_at(
+        "held_until",
+        held_until(db).await,
+        from,
+        Duration::seconds(5),
+    );
     assert_eq!(
         events(db).await,
-        before,
+        before_hold,
         "a hold writes no event: a 429 during a rush must not rewrite the backlog"
     );
-    store.release(&[ids[0]]).await.unwrap();
+    store
+        .release(&[(ids[0], claimed[0].token.clone())])
+        .await
+        .unwrap();
     assert!(
-        claim(db, until - Duration::milliseconds(1), 10)
-            .await
-            .is_empty(),
+        claim(db, 10).await.is_empty(),
         "nothing is claimed while the hold runs"
     );
-    let resumed = claim(db, until, 10).await;
+    set_time(db, "outbox_holds", "held_until", T0, "TRUE").await;
+    let resumed = claim(db, 10).await;
     assert_eq!(
-        resumed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids_of(&resumed),
         ids,
         "when it ends, every due event is claimed in its own order"
     );
@@ -435,21 +604,29 @@ async fn a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none(db: &Test
 async fn a_hold_never_moves_earlier(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 1).await;
     let store = db.store();
-    let now = T0 + Duration::seconds(10);
-    let later = now + Duration::seconds(30);
 
-    store.hold_pending(later).await.unwrap();
+    let from = before();
     store
-        .hold_pending(now + Duration::seconds(1))
+        .hold_pending(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .hold_pending(std::time::Duration::from_secs(1))
         .await
         .unwrap();
 
+    assert_written_at(
+        "held_until",
+        held_until(db).await,
+        from,
+        Duration::seconds(30),
+    );
     assert!(
-        claim(db, now + Duration::seconds(2), 10).await.is_empty(),
+        claim(db, 10).await.is_empty(),
         "a shorter hold does not cut a longer one short"
     );
-    let resumed = claim(db, later, 10).await;
-    assert_eq!(resumed.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    set_time(db, "outbox_holds", "held_until", T0, "TRUE").await;
+    assert_eq!(ids_of(&claim(db, 10).await), ids);
 }
 
 async fn counts_summarise_the_outbox(db: &TestDatabase) {
@@ -468,16 +645,25 @@ async fn counts_summarise_the_outbox(db: &TestDatabase) {
         place_order(db, &user, product, 1, at).await;
     }
     let ids: Vec<EventId> = events(db).await.iter().map(|e| e.id).collect();
+    let claimed = claim(db, 10).await;
     // The oldest one is sent, so the oldest pending is the next oldest.
-    store.mark_sent(ids[1], Some(10), T0).await.unwrap();
-    store
-        .mark_dead(ids[3], 1, "Unauthorized", T0)
+    let _ = store
+        .mark_sent(ids[1], &token(&claimed, ids[1]), Some(10))
+        .await
+        .unwrap();
+    let _ = store
+        .mark_dead(ids[3], &token(&claimed, ids[3]), 1, "Unauthorized")
         .await
         .unwrap();
     // Leased and retried events are still pending.
-    claim(db, T0 + Duration::seconds(2), 1).await;
-    store
-        .retry_later(ids[2], 1, T0 + Duration::hours(1), "timeout")
+    let _ = store
+        .retry_later(
+            ids[2],
+            &token(&claimed, ids[2]),
+            1,
+            std::time::Duration::from_secs(3600),
+            "timeout",
+        )
         .await
         .unwrap();
 
@@ -495,46 +681,65 @@ async fn counts_summarise_the_outbox(db: &TestDatabase) {
 async fn retry_dead_puts_dead_events_back_in_line(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 4).await;
     let store = db.store();
-    let died_at = T0 + Duration::seconds(10);
-    assert_eq!(claim(db, died_at, 10).await.len(), 4);
-    store
+    let claimed = claim(db, 10).await;
+    assert_eq!(claimed.len(), 4);
+    let _ = store
         .mark_dead(
             ids[0],
+            &token(&claimed, ids[0]),
             20,
             "gave up after 20 attempts; last error: HTTP 500",
-            died_at,
         )
         .await
         .unwrap();
-    store
-        .mark_dead(ids[2], 1, "Forbidden: bot was kicked", died_at)
+    let _ = store
+        .mark_dead(
+            ids[2],
+            &token(&claimed, ids[2]),
+            1,
+            "Forbidden: bot was kicked",
+        )
         .await
         .unwrap();
-    store.mark_sent(ids[1], Some(5), died_at).await.unwrap();
-    store.release(&[ids[3]]).await.unwrap();
-    let before = events(db).await;
-    let now = T0 + Duration::days(2);
+    let _ = store
+        .mark_sent(ids[1], &token(&claimed, ids[1]), Some(5))
+        .await
+        .unwrap();
+    store
+        .release(&[(ids[3], token(&claimed, ids[3]))])
+        .await
+        .unwrap();
+    let before_revival = events(db).await;
 
-    assert_eq!(store.retry_dead(now).await.unwrap(), 2);
+    let from = before();
+    assert_eq!(store.retry_dead().await.unwrap(), 2);
 
     let after = events(db).await;
     for i in [0, 2] {
         assert_eq!(after[i].status, "PENDING");
         assert_eq!(after[i].attempts, 0);
-        assert_eq!(after[i].next_attempt_at, now);
+        assert_written_at(
+            "next_attempt_at",
+            after[i].next_attempt_at,
+            from,
+            Duration::ZERO,
+        );
         assert_eq!(after[i].dead_at, None);
         assert_eq!(after[i].locked_until, None);
         assert_eq!(
-            after[i].last_error, before[i].last_error,
+            after[i].last_error, before_revival[i].last_error,
             "the reason is kept"
         );
     }
-    assert_eq!(after[1], before[1], "sent events stay sent");
-    assert_eq!(after[3], before[3], "pending events keep their schedule");
+    assert_eq!(after[1], before_revival[1], "sent events stay sent");
+    assert_eq!(
+        after[3], before_revival[3],
+        "pending events keep their schedule"
+    );
 
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.dead), (3, 1, 0));
-    let revived = claim(db, now, 10).await;
+    let revived = claim(db, 10).await;
     assert_eq!(
         revived
             .iter()
@@ -542,7 +747,7 @@ async fn retry_dead_puts_dead_events_back_in_line(db: &TestDatabase) {
             .collect::<Vec<_>>(),
         [(ids[0], 0), (ids[2], 0), (ids[3], 0)]
     );
-    assert_eq!(store.retry_dead(now).await.unwrap(), 0);
+    assert_eq!(store.retry_dead().await.unwrap(), 0);
 }
 
 async fn a_failing_event_insert_leaves_no_order_behind(db: &TestDatabase) {
@@ -610,24 +815,88 @@ async fn a_failing_event_insert_leaves_no_order_behind(db: &TestDatabase) {
 async fn a_late_outcome_never_changes_a_sent_event(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 1).await;
     let store = db.store();
-    claim(db, T0 + Duration::seconds(5), 10).await;
-    store
-        .mark_sent(ids[0], Some(1), T0 + Duration::seconds(6))
-        .await
-        .unwrap();
-    // A relay that lost its claim reports a failure afterwards: it must not undo the send.
-    store
-        .mark_dead(ids[0], 1, "late failure", T0 + Duration::seconds(7))
-        .await
-        .unwrap();
-    store
-        .retry_later(ids[0], 1, T0 + Duration::seconds(8), "late")
-        .await
-        .unwrap();
+    let claimed = claim(db, 10).await;
+    let token = &claimed[0].token;
+    assert_eq!(
+        store.mark_sent(ids[0], token, Some(1)).await.unwrap(),
+        Recorded::Done
+    );
+    // A second outcome under the same claim must not undo the send.
+    assert_eq!(
+        store
+            .mark_dead(ids[0], token, 1, "late failure")
+            .await
+            .unwrap(),
+        Recorded::LeaseLost
+    );
+    assert_eq!(
+        store
+            .retry_later(ids[0], token, 1, std::time::Duration::ZERO, "late")
+            .await
+            .unwrap(),
+        Recorded::LeaseLost
+    );
     let sent = event(db, ids[0]).await;
     assert_eq!(sent.status, "SENT");
     assert_eq!(sent.last_error, None);
-    assert_eq!(store.retry_dead(T0 + Duration::days(1)).await.unwrap(), 0);
+    assert_eq!(store.retry_dead().await.unwrap(), 0);
+}
+
+async fn an_outcome_under_an_expired_and_retaken_claim_changes_nothing(db: &TestDatabase) {
+    let (_, ids) = orders_with_events(db, 1).await;
+    let store = db.store();
+    // The first relay claims, then stalls past its lease; a second relay claims the event.
+    let stale = claim(db, 10).await.remove(0);
+    expire_leases(db).await;
+    let current = claim(db, 10).await.remove(0);
+    assert_eq!(current.id, stale.id);
+    let retaken = event(db, ids[0]).await;
+
+    // The first relay wakes up and reports: every one of its updates is refused.
+    assert_eq!(
+        store
+            .mark_sent(ids[0], &stale.token, Some(1))
+            .await
+            .unwrap(),
+        Recorded::LeaseLost
+    );
+    assert_eq!(
+        store
+            .retry_later(ids[0], &stale.token, 1, std::time::Duration::ZERO, "late")
+            .await
+            .unwrap(),
+        Recorded::LeaseLost
+    );
+    assert_eq!(
+        store
+            .mark_dead(ids[0], &stale.token, 1, "late")
+            .await
+            .unwrap(),
+        Recorded::LeaseLost
+    );
+    store
+        .release(&[(ids[0], stale.token.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        event(db, ids[0]).await,
+        retaken,
+        "the second relay's claim is intact"
+    );
+
+    // The second relay's outcome is recorded.
+    assert_eq!(
+        store
+            .mark_sent(ids[0], &current.token, Some(2))
+            .await
+            .unwrap(),
+        Recorded::Done
+    );
+    let sent = event(db, ids[0]).await;
+    assert_eq!(
+        (sent.status.as_str(), sent.telegram_message_id),
+        ("SENT", Some(2))
+    );
 }
 
 async fn an_unreadable_event_is_set_aside_and_the_rest_are_delivered(db: &TestDatabase) {
@@ -644,7 +913,7 @@ async fn an_unreadable_event_is_set_aside_and_the_rest_are_delivered(db: &TestDa
     let healthy = new_user(db, 2002).await;
     let healthy_order = place_order(db, &healthy, product, 1, T0 + Duration::seconds(3)).await;
 
-    let claimed = claim(db, T0 + Duration::seconds(10), 10).await;
+    let claimed = claim(db, 10).await;
     assert_eq!(
         order_ids(&claimed),
         [healthy_order.id.0],
@@ -654,5 +923,84 @@ async fn an_unreadable_event_is_set_aside_and_the_rest_are_delivered(db: &TestDa
         let dead = event(db, *id).await;
         assert_eq!(dead.status, "DEAD");
         assert!(dead.last_error.unwrap().contains("unreadable event"));
+        assert_eq!(dead.claim_token, None);
     }
+}
+
+async fn sent_events_older_than_the_retention_are_pruned_in_batches(db: &TestDatabase) {
+    let (_, ids) = orders_with_events(db, 9).await;
+    let store = db.store();
+    let claimed = claim(db, 10).await;
+    // ids[0..7] sent, ids[7] dead, ids[8] pending.
+    for &id in &ids[..7] {
+        let _ = store
+            .mark_sent(id, &token(&claimed, id), Some(id.0))
+            .await
+            .unwrap();
+    }
+    let _ = store
+        .mark_dead(ids[7], &token(&claimed, ids[7]), 1, "Forbidden")
+        .await
+        .unwrap();
+    store
+        .release(&[(ids[8], token(&claimed, ids[8]))])
+        .await
+        .unwrap();
+    let retention = std::time::Duration::from_secs(30 * 24 * 3600);
+    let now = OffsetDateTime::now_utc();
+    // Five sent 31 days ago and more; one 29 days ago; one just now. The dead and the
+    // pending events are as old as the oldest.
+    let old = &ids[..5];
+    let old_ids = old
+        .iter()
+        .map(|id| id.0.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    set_time(
+        db,
+        "outbox_events",
+        "sent_at",
+        now - Duration::days(31),
+        &format!("id IN ({old_ids})"),
+    )
+    .await;
+    set_time(
+        db,
+        "outbox_events",
+        "sent_at",
+        T0,
+        &format!("id = {}", ids[0].0),
+    )
+    .await;
+    set_time(
+        db,
+        "outbox_events",
+        "sent_at",
+        now - Duration::days(29),
+        &format!("id = {}", ids[5].0),
+    )
+    .await;
+    set_time(db, "outbox_events", "dead_at", T0, "TRUE").await;
+    set_time(db, "outbox_events", "created_at", T0, "TRUE").await;
+
+    // Batches of two: three statements for five old events.
+    assert_eq!(prune_sent(&store, retention, 2).await.unwrap(), 5);
+
+    let left: Vec<(EventId, String)> = events(db)
+        .await
+        .into_iter()
+        .map(|e| (e.id, e.status))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (ids[5], "SENT".to_owned()),
+            (ids[6], "SENT".to_owned()),
+            (ids[7], "DEAD".to_owned()),
+            (ids[8], "PENDING".to_owned()),
+        ],
+        "recent sent events, dead and pending events stay"
+    );
+    assert_eq!(count(db, "orders").await, 9, "orders are never pruned");
+    assert_eq!(prune_sent(&store, retention, 2).await.unwrap(), 0);
 }

@@ -1,5 +1,6 @@
 //! The domain's relay over the real outbox: several server instances, each with its own
-//! relay and pool, share one PostgreSQL database without sending an event twice.
+//! relay, pool and wall clock, share one PostgreSQL database without sending an event
+//! twice.
 //!
 //! PostgreSQL only: a SQLite database belongs to one server instance.
 
@@ -9,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::clock::SystemClock;
+use domain::clock::{Clock, SystemClock};
 use domain::outbox::{Relay, RelayConfig};
 use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced, Outbox};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{Database, PoolOptions};
-use tokio::sync::{Barrier, Notify};
+use time::OffsetDateTime;
+use tokio::sync::{Barrier, Notify, watch};
 
 use crate::support::{T0, new_user, one_product, place_order};
 
@@ -160,6 +162,156 @@ async fn two_relays_on_one_database_deliver_every_event_exactly_once() {
     assert_eq!(
         (counts.pending, counts.sent, counts.dead),
         (0, ORDERS as u64, 0)
+    );
+
+    for pool in pools {
+        pool.close().await.unwrap();
+    }
+    db.cleanup().await;
+}
+
+/// Another server's wall clock: the system's, off by a fixed amount.
+struct SkewedClock(time::Duration);
+
+impl Clock for SkewedClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.0
+    }
+}
+
+/// Records the orders it delivers. A slow one takes its time over each delivery: it
+/// reports that it has started, then waits until the other relay has finished two more
+/// passes — so that the other relay looks for due events at least once, from start to end,
+/// while this one holds its claim — instead of sleeping.
+struct SlowNotifier {
+    delivered: Mutex<Vec<i64>>,
+    sending: Arc<Notify>,
+    other_passes: Option<watch::Receiver<u64>>,
+}
+
+#[async_trait]
+impl Notifier for SlowNotifier {
+    async fn order_placed(
+        &self,
+        notification: &OrderPlaced,
+    ) -> Result<DeliveryReceipt, NotifyError> {
+        self.sending.notify_one();
+        if let Some(passes) = &self.other_passes {
+            let mut passes = passes.clone();
+            let seen = *passes.borrow_and_update();
+            // An error means the other relay is done: nothing is left to wait for.
+            let _ = passes.wait_for(|&n| n >= seen + 2).await;
+        }
+        let order_id = notification.order.id.0;
+        self.delivered.lock().unwrap().push(order_id);
+        Ok(DeliveryReceipt {
+            message_id: Some(message_id(order_id)),
+        })
+    }
+}
+
+/// As [`relay_until_done`], counting the passes.
+async fn relay_counting_passes(relay: Relay, outbox: Arc<dyn Outbox>, passes: watch::Sender<u64>) {
+    while outbox.counts().await.unwrap().pending > 0 {
+        let pass = relay.pass(None).await.unwrap();
+        passes.send_modify(|n| *n += 1);
+        if pass.claimed == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_whose_clocks_are_30_s_apart_send_every_event_exactly_once() {
+    const EVENTS: usize = 20;
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let product = one_product(&db).await;
+    let user = new_user(&db, 1001).await;
+    let mut order_ids = HashSet::new();
+    for _ in 0..EVENTS {
+        order_ids.insert(place_order(&db, &user, product, 1, T0).await.id.0);
+    }
+    // A lease far shorter than the skew: judged by each relay's own clock, the relay that
+    // runs ahead would think every lease of the other long expired.
+    let config = RelayConfig {
+        batch_size: 5,
+        send_timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(10),
+        ..RelayConfig::default()
+    };
+    let (passes, other_passes) = watch::channel(0);
+    let slow_sending = Arc::new(Notify::new());
+    let slow = Arc::new(SlowNotifier {
+        delivered: Mutex::new(Vec::new()),
+        sending: slow_sending.clone(),
+        other_passes: Some(other_passes),
+    });
+    let fast = Arc::new(SlowNotifier {
+        delivered: Mutex::new(Vec::new()),
+        sending: Arc::new(Notify::new()),
+        other_passes: None,
+    });
+    let mut pools = Vec::new();
+    for _ in 0..2 {
+        pools.push(
+            Database::connect(
+                db.url(),
+                PoolOptions {
+                    max_connections: 2,
+                    acquire_timeout: Duration::from_secs(30),
+                    ..PoolOptions::default()
+                },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let slow_outbox: Arc<dyn Outbox> = Arc::new(pools[0].store());
+    let fast_outbox: Arc<dyn Outbox> = Arc::new(pools[1].store());
+    let slow_relay = Relay::new(
+        slow_outbox.clone(),
+        slow.clone(),
+        Arc::new(SystemClock),
+        config.clone(),
+        Arc::new(Notify::new()),
+    );
+    let fast_relay = Relay::new(
+        fast_outbox.clone(),
+        fast.clone(),
+        Arc::new(SkewedClock(time::Duration::seconds(30))),
+        config,
+        Arc::new(Notify::new()),
+    );
+
+    // The slow relay claims first and is mid-send when the one 30 s ahead starts.
+    let slow_task = tokio::spawn(relay_until_done(slow_relay, slow_outbox));
+    slow_sending.notified().await;
+    let fast_task = tokio::spawn(relay_counting_passes(fast_relay, fast_outbox, passes));
+    // A safety net, not a wait: a bug fails the test instead of hanging it.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        slow_task.await.unwrap();
+        fast_task.await.unwrap();
+    })
+    .await
+    .expect("the relays did not finish");
+
+    let slow_sent = slow.delivered.lock().unwrap().clone();
+    let fast_sent = fast.delivered.lock().unwrap().clone();
+    assert!(!slow_sent.is_empty(), "the slow relay delivered nothing");
+    let all: Vec<i64> = [slow_sent, fast_sent].concat();
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(
+        all.len(),
+        unique.len(),
+        "some events were sent twice: {all:?}"
+    );
+    assert_eq!(unique, order_ids, "every event is sent");
+    let counts = pools[0].store().counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.sent, counts.dead),
+        (0, EVENTS as u64, 0)
     );
 
     for pool in pools {

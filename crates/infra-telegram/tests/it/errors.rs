@@ -28,6 +28,16 @@ fn transient(error: NotifyError) -> (String, Option<time::Duration>) {
     }
 }
 
+fn rate_limited(error: NotifyError) -> (String, time::Duration) {
+    match error {
+        NotifyError::RateLimited {
+            reason,
+            retry_after,
+        } => (reason, retry_after),
+        other => panic!("expected flood control, got {other:?}"),
+    }
+}
+
 async fn failure_for(response: ResponseTemplate) -> NotifyError {
     let server = MockServer::start().await;
     answer(&server, "sendMessage", response).await;
@@ -35,7 +45,7 @@ async fn failure_for(response: ResponseTemplate) -> NotifyError {
 }
 
 #[tokio::test]
-async fn too_many_requests_is_transient_with_telegrams_retry_after() {
+async fn too_many_requests_is_flood_control_with_telegrams_retry_after() {
     let response = ResponseTemplate::new(429).set_body_json(json!({
         "ok": false,
         "error_code": 429,
@@ -43,9 +53,9 @@ async fn too_many_requests_is_transient_with_telegrams_retry_after() {
         "parameters": { "retry_after": 5 }
     }));
 
-    let (reason, retry_after) = transient(failure_for(response).await);
+    let (reason, retry_after) = rate_limited(failure_for(response).await);
 
-    assert_eq!(retry_after, Some(time::Duration::seconds(5)));
+    assert_eq!(retry_after, time::Duration::seconds(5));
     assert!(reason.contains("Too Many Requests"), "{reason}");
 }
 
@@ -53,9 +63,28 @@ async fn too_many_requests_is_transient_with_telegrams_retry_after() {
 async fn too_many_requests_without_parameters_falls_back_to_the_header() {
     let response = ResponseTemplate::new(429).insert_header("retry-after", "7");
 
-    let (_, retry_after) = transient(failure_for(response).await);
+    let (_, retry_after) = rate_limited(failure_for(response).await);
 
-    assert_eq!(retry_after, Some(time::Duration::seconds(7)));
+    assert_eq!(retry_after, time::Duration::seconds(7));
+}
+
+#[tokio::test]
+async fn too_many_requests_without_any_wait_is_a_transient_failure() {
+    let (_, retry_after) = transient(failure_for(telegram_error(429, "Too Many Requests")).await);
+
+    assert_eq!(retry_after, None);
+}
+
+/// Not flood control but a failing server asking for room: the relay honours the wait
+/// and counts the attempt, so the event goes dead if the server never recovers.
+#[tokio::test]
+async fn a_server_error_with_retry_after_is_transient_with_the_wait() {
+    let response = telegram_error(503, "Service Unavailable").insert_header("retry-after", "30");
+
+    let (reason, retry_after) = transient(failure_for(response).await);
+
+    assert_eq!(retry_after, Some(time::Duration::seconds(30)));
+    assert!(reason.contains("503"), "{reason}");
 }
 
 #[tokio::test]
