@@ -34,7 +34,7 @@ where
     let entry = match cache.get(&key, now) {
         Some(entry) => entry,
         None => {
-            let generation = cache.generation();
+            let ticket = cache.ticket();
             let (body, products) = load().await?;
             let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(Box::new(e)))?;
             let answer = Answer {
@@ -43,7 +43,7 @@ where
                 products,
                 stock_filtered,
             };
-            cache.put(key, answer, generation, now)
+            cache.put(key, answer, ticket, now)
         }
     };
     Ok(respond(req, &entry))

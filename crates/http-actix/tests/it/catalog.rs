@@ -384,3 +384,140 @@ async fn an_order_refreshes_the_products_it_touched() {
         "the order's product was reloaded"
     );
 }
+
+/// A catalog whose product reads are counted per id, and whose first read of
+/// `gated` waits until the test opens the gate (after saying it has started).
+struct GatedCatalog {
+    gated: i64,
+    started: tokio::sync::Notify,
+    gate: tokio::sync::Notify,
+    reads: std::sync::Mutex<std::collections::HashMap<i64, u32>>,
+}
+
+impl GatedCatalog {
+    fn reads_of(&self, id: i64) -> u32 {
+        self.reads.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::ports::CatalogRepository for GatedCatalog {
+    async fn list_categories(
+        &self,
+        _: Page,
+    ) -> Result<Paginated<domain::Category>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn list_products(
+        &self,
+        _: ProductFilter,
+        _: Page,
+    ) -> Result<Paginated<domain::Product>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn find_active_product(
+        &self,
+        id: ProductId,
+    ) -> Result<Option<domain::Product>, RepositoryError> {
+        let first = {
+            let mut reads = self.reads.lock().unwrap();
+            let count = reads.entry(id.0).or_default();
+            *count += 1;
+            *count == 1
+        };
+        if first && id.0 == self.gated {
+            self.started.notify_one();
+            self.gate.notified().await;
+        }
+        Ok(Some(product(id.0, 25_000)))
+    }
+}
+
+fn order_for_products_1_and_2() -> TestRequest {
+    // The mocked placement answers with `order(123)`, whose lines are products 1 and 2.
+    TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(987_654_321)))
+        .set_json(serde_json::json!({
+            "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+}
+
+fn gated_app_state(gated: i64) -> (std::sync::Arc<GatedCatalog>, http_actix::Http) {
+    let catalog = std::sync::Arc::new(GatedCatalog {
+        gated,
+        started: tokio::sync::Notify::new(),
+        gate: tokio::sync::Notify::new(),
+        reads: Default::default(),
+    });
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| Ok(order(123)));
+    let (mut state, config) = mocks.state();
+    state.catalog = catalog.clone();
+    (catalog, http_actix::Http::new(state, config).unwrap())
+}
+
+#[actix_web::test]
+async fn an_order_leaves_other_products_cached_and_refreshes_its_own() {
+    let (catalog, http) = gated_app_state(0);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    assert_eq!(call(&app, order_for_products_1_and_2()).await.0, 201);
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    assert_eq!(catalog.reads_of(3), 1, "product 3's page stayed in memory");
+    assert_eq!(catalog.reads_of(1), 2, "product 1's page was read again");
+}
+
+#[actix_web::test]
+async fn a_page_loaded_while_an_order_for_other_products_commits_is_kept() {
+    let (catalog, http) = gated_app_state(3);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    // Product 3's page is being read when an order for products 1 and 2 commits.
+    let read = call(&app, card(3));
+    let order = async {
+        catalog.started.notified().await;
+        let status = call(&app, order_for_products_1_and_2()).await.0;
+        catalog.gate.notify_one();
+        status
+    };
+    let ((status, _, _), ordered) = tokio::join!(read, order);
+    assert_eq!((status, ordered), (200, 201));
+    assert_eq!(call(&app, card(3)).await.0, 200);
+    assert_eq!(
+        catalog.reads_of(3),
+        1,
+        "the order could not have made product 3's page stale, so it was kept"
+    );
+}
+
+#[actix_web::test]
+async fn a_page_loaded_while_an_order_for_its_product_commits_is_not_kept() {
+    let (catalog, http) = gated_app_state(1);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    let read = call(&app, card(1));
+    let order = async {
+        catalog.started.notified().await;
+        let status = call(&app, order_for_products_1_and_2()).await.0;
+        catalog.gate.notify_one();
+        status
+    };
+    let ((status, _, _), ordered) = tokio::join!(read, order);
+    assert_eq!((status, ordered), (200, 201));
+    assert_eq!(call(&app, card(1)).await.0, 200);
+    assert_eq!(
+        catalog.reads_of(1),
+        2,
+        "the first read may predate the order: it was not kept"
+    );
+}
