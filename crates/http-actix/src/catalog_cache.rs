@@ -111,6 +111,17 @@ impl CatalogCache {
         (now.saturating_duration_since(entry.stored_at) < self.ttl).then(|| Arc::clone(entry))
     }
 
+    /// Whole seconds left before `entry` (stored or just loaded) would expire here; 0 when
+    /// the cache is off.
+    pub fn remaining_secs(&self, entry: &Entry, now: Instant) -> u64 {
+        if !self.enabled() {
+            return 0;
+        }
+        self.ttl
+            .saturating_sub(now.saturating_duration_since(entry.stored_at))
+            .as_secs()
+    }
+
     /// Take one before loading an answer, and hand it to [`Self::put`].
     pub fn ticket(&self) -> LoadTicket {
         LoadTicket(self.lock().sequence)

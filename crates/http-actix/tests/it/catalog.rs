@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use actix_web::test::{self, TestRequest};
 use domain::catalog::{ProductFilter, ProductSort};
 use domain::{CategoryId, Page, Paginated, ProductId, RepositoryError};
@@ -261,6 +263,8 @@ async fn invalid_listing_parameters_are_422_naming_each() {
 
 #[actix_web::test]
 async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
+    // Paused: the server's copy does not age between the requests, so max-age stays whole.
+    tokio::time::pause();
     let mut mocks = Mocks::new();
     mocks
         .catalog
@@ -274,12 +278,18 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         })
     });
     let app = mocks.app().await;
-    for uri in ["/api/v1/products/5", "/api/v1/categories"] {
+    // Answers showing stock are revalidated every time; categories may be reused for what
+    // is left of the server's copy (a fresh one: the whole CATALOG_CACHE_TTL, 5 s).
+    for (uri, cache_control) in [
+        ("/api/v1/products/5", "no-cache"),
+        ("/api/v1/categories", "public, max-age=5"),
+    ] {
         let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(
             response.headers().get("cache-control").unwrap(),
-            "public, max-age=30"
+            cache_control,
+            "{uri}"
         );
         let etag = response
             .headers()
@@ -298,6 +308,11 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         assert_eq!(
             response.headers().get("etag").unwrap().to_str().unwrap(),
             etag
+        );
+        assert_eq!(
+            response.headers().get("cache-control").unwrap(),
+            cache_control,
+            "the 304 of {uri}"
         );
         assert!(test::read_body(response).await.is_empty());
 
@@ -520,4 +535,68 @@ async fn a_page_loaded_while_an_order_for_its_product_commits_is_not_kept() {
         2,
         "the first read may predate the order: it was not kept"
     );
+}
+
+fn cache_control_of<B>(response: &actix_web::dev::ServiceResponse<B>) -> String {
+    response
+        .headers()
+        .get("cache-control")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn a_browser_may_keep_categories_no_longer_than_the_server_does() {
+    tokio::time::pause();
+    let mut mocks = Mocks::new().with_config(|c| c.catalog_cache_ttl = Duration::from_secs(10));
+    mocks
+        .catalog
+        .expect_list_categories()
+        .times(2)
+        .returning(|page| {
+            Ok(Paginated {
+                items: vec![category(1)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let categories = || TestRequest::get().uri("/api/v1/categories").to_request();
+    let first = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&first), "public, max-age=10");
+    // Four seconds later the server's copy has six left, and so has the browser's.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let later = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&later), "public, max-age=6");
+    tokio::time::advance(Duration::from_millis(5_500)).await;
+    let last = test::call_service(&app, categories()).await;
+    assert_eq!(
+        cache_control_of(&last),
+        "no-cache",
+        "less than a second left"
+    );
+    // Expired: loaded again, for another ten seconds.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let reloaded = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&reloaded), "public, max-age=10");
+}
+
+#[actix_web::test]
+async fn without_a_server_cache_every_catalog_answer_is_revalidated() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| c.catalog_cache_ttl = Duration::ZERO)
+        .app()
+        .await;
+    for uri in [
+        "/api/v1/categories",
+        "/api/v1/products",
+        "/api/v1/products/1",
+    ] {
+        let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+        assert_eq!(response.status().as_u16(), 200, "{uri}");
+        assert_eq!(cache_control_of(&response), "no-cache", "{uri}");
+    }
 }
