@@ -41,8 +41,8 @@ mod rate_limit;
 mod routes;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -57,7 +57,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::catalog_cache::CatalogCache;
-pub use crate::config::{CorsMode, HttpConfig, HttpSettings};
+pub use crate::config::{CorsMode, HttpConfig, HttpSettings, TrustedProxy};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
@@ -103,7 +103,9 @@ pub(crate) struct Limits {
     pub orders: RateLimiter<i64>,
     /// All of `/api/v1`, per client address.
     pub ip: RateLimiter<ClientKey>,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// Set once `X-Forwarded-For` has come from an untrusted peer and that was logged.
+    pub warned_untrusted_forwarding: AtomicBool,
 }
 
 /// The limiters' clock. Tokio's, so that tests can pause and advance time instead of
@@ -159,6 +161,7 @@ impl Http {
                 config.rate_limit_max_keys,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
+            warned_untrusted_forwarding: AtomicBool::new(false),
         };
         let cors = config.cors_mode();
         let cors_origins = match &cors {
