@@ -34,6 +34,7 @@ mod m20250101_000005_add_product_stock_and_search_text;
 mod m20250101_000006_create_idempotency_keys;
 mod m20250101_000007_relay_at_scale;
 mod m20250101_000008_products_revision;
+mod m20250101_000010_outbox_dead_index;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000006_create_idempotency_keys::Migration),
             Box::new(m20250101_000007_relay_at_scale::Migration),
             Box::new(m20250101_000008_products_revision::Migration),
+            Box::new(m20250101_000010_outbox_dead_index::Migration),
         ]
     }
 }

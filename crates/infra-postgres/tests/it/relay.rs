@@ -157,10 +157,7 @@ async fn two_relays_on_one_database_deliver_every_event_exactly_once() {
         ORDERS as i64
     );
     let counts = pools[0].store().counts().await.unwrap();
-    assert_eq!(
-        (counts.pending, counts.sent, counts.dead),
-        (0, ORDERS as u64, 0)
-    );
+    assert_eq!((counts.pending, counts.dead), (0, 0));
 
     for pool in pools {
         pool.close().await.unwrap();
