@@ -35,6 +35,7 @@ mod m20250101_000006_create_idempotency_keys;
 mod m20250101_000007_relay_at_scale;
 mod m20250101_000008_products_revision;
 mod m20250101_000009_outbox_claim_tokens_and_retention;
+mod m20250101_000010_outbox_dead_index;
 mod m20250101_000011_product_images;
 
 /// Applies BotShop's schema steps in order.
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000007_relay_at_scale::Migration),
             Box::new(m20250101_000008_products_revision::Migration),
             Box::new(m20250101_000009_outbox_claim_tokens_and_retention::Migration),
+            Box::new(m20250101_000010_outbox_dead_index::Migration),
             Box::new(m20250101_000011_product_images::Migration),
         ]
     }

@@ -248,7 +248,10 @@ pub trait Outbox: Send + Sync {
     /// keep their schedule.
     async fn hold_pending(&self, wait: std::time::Duration) -> Result<(), RepositoryError>;
 
-    /// Counts events by state.
+    /// Counts pending and dead events, and finds when the oldest pending one was created.
+    ///
+    /// MUST NOT read sent events: they are nearly every row, and this runs every few
+    /// seconds (on PostgreSQL, each part is served by a partial index of its state).
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError>;
 
     /// Puts every dead event back in line: pending, due at the storage's now, attempts

@@ -9,9 +9,11 @@
 //! Writes made through this process invalidate at once: placing an order changes the
 //! stock of the products it names, so every entry showing one of them is dropped, and so
 //! is every listing filtered by stock (a product selling out changes which products it
-//! shows, and its `total`). An answer loaded while an invalidation happened is not kept:
-//! it may predate the write. Prices at checkout never come from here: the order's
-//! transaction reads them.
+//! shows, and its `total`). Other entries stay: an order for one product leaves every
+//! answer that does not show it cached, so a steady flow of orders does not stop caching.
+//! An answer loaded while one of the products it shows was invalidated is not kept (it may
+//! predate the write); nor is a stock-filtered listing loaded while any stock changed.
+//! Prices at checkout never come from here: the order's transaction reads them.
 //!
 //! Memory: at most `max_entries` entries and `max_bytes` of bodies; beyond either, expired
 //! entries go first, then the oldest.
@@ -45,17 +47,32 @@ pub(crate) struct Answer {
     pub stock_filtered: bool,
 }
 
+/// How many products' last invalidations are remembered before they are forgotten all at
+/// once (then every answer still loading is refused, as it may predate one of them). Orders
+/// name real products only, so a shop's catalog rarely comes near it.
+const MAX_TOUCHED_PRODUCTS: usize = 65_536;
+
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, Arc<Entry>>,
     bytes: usize,
+    /// Bumped by every invalidation.
+    sequence: u64,
+    /// The sequence number of the last invalidation of each product, for the invalidations
+    /// numbered above `forgotten`.
+    touched: HashMap<i64, u64>,
+    /// Invalidations numbered up to this one are no longer in `touched`.
+    forgotten: u64,
 }
+
+/// Taken before an answer is loaded and handed back to [`CatalogCache::put`] with it: the
+/// invalidations that happened in between decide whether the answer may be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LoadTicket(u64);
 
 #[derive(Debug)]
 pub(crate) struct CatalogCache {
     inner: Mutex<Inner>,
-    /// Bumped by every invalidation; an answer loaded across a bump is not stored.
-    generation: std::sync::atomic::AtomicU64,
     ttl: Duration,
     max_entries: usize,
     max_bytes: usize,
@@ -66,7 +83,6 @@ impl CatalogCache {
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            generation: std::sync::atomic::AtomicU64::new(0),
             ttl,
             max_entries,
             max_bytes,
@@ -77,28 +93,48 @@ impl CatalogCache {
         !self.ttl.is_zero() && self.max_entries > 0
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // No critical section can panic halfway through an update, so a poisoned lock still
+        // guards consistent data.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The fresh entry for `key`, if any.
     pub fn get(&self, key: &str, now: Instant) -> Option<Arc<Entry>> {
         if !self.enabled() {
             return None;
         }
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let inner = self.lock();
         let entry = inner.entries.get(key)?;
         (now.saturating_duration_since(entry.stored_at) < self.ttl).then(|| Arc::clone(entry))
     }
 
-    /// The current generation: read it before loading an answer, hand it to [`Self::put`].
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    /// Whole seconds left before `entry` (stored or just loaded) would expire here; 0 when
+    /// the cache is off.
+    pub fn remaining_secs(&self, entry: &Entry, now: Instant) -> u64 {
+        if !self.enabled() {
+            return 0;
+        }
+        self.ttl
+            .saturating_sub(now.saturating_duration_since(entry.stored_at))
+            .as_secs()
     }
 
-    /// Stores an answer loaded at `generation` and returns it as an entry (also when it is
-    /// not kept — the cache is off, the body is too big, or an invalidation happened while
-    /// it was loaded — so callers always answer the same way).
-    pub fn put(&self, key: String, answer: Answer, generation: u64, now: Instant) -> Arc<Entry> {
+    /// Take one before loading an answer, and hand it to [`Self::put`].
+    pub fn ticket(&self) -> LoadTicket {
+        LoadTicket(self.lock().sequence)
+    }
+
+    /// Stores an answer loaded under `ticket` and returns it as an entry (also when it is
+    /// not kept — the cache is off, the body is too big, or one of the products it shows
+    /// was invalidated while it was loaded — so callers always answer the same way).
+    ///
+    /// Only invalidations of the products the answer shows matter: an order for another
+    /// product cannot have made it stale. A stock-filtered answer is refused after any
+    /// invalidation, as it is dropped by any.
+    pub fn put(&self, key: String, answer: Answer, ticket: LoadTicket, now: Instant) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             body: answer.body,
             etag: answer.etag,
@@ -110,12 +146,10 @@ impl CatalogCache {
         if !self.enabled() || size > self.max_bytes {
             return entry;
         }
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Checked under the lock that invalidation takes too, so no bump slips in between.
-        if self.generation() != generation {
+        let mut inner = self.lock();
+        // Checked under the lock that invalidation takes too, so no invalidation slips in
+        // between the check and the insert.
+        if !inner.unchanged_since(ticket, &entry) {
             return entry;
         }
         if let Some(old) = inner.entries.remove(&key) {
@@ -156,17 +190,22 @@ impl CatalogCache {
         }
     }
 
-    /// Drops every entry that shows one of these products.
+    /// Drops every entry that shows one of these products, and every stock-filtered
+    /// listing; other entries stay.
     pub fn invalidate_products(&self, products: &[i64]) {
         if !self.enabled() || products.is_empty() {
             return;
         }
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut inner = self.lock();
+        inner.sequence += 1;
+        if inner.touched.len() + products.len() > MAX_TOUCHED_PRODUCTS {
+            inner.touched.clear();
+            inner.forgotten = inner.sequence - 1;
+        }
+        let sequence = inner.sequence;
+        for product in products {
+            inner.touched.insert(*product, sequence);
+        }
         let before = inner.entries.len();
         inner.entries.retain(|_, entry| {
             !entry.stock_filtered && !entry.products.iter().any(|p| products.contains(p))
@@ -178,11 +217,25 @@ impl CatalogCache {
 
     #[cfg(test)]
     fn usage(&self) -> (usize, usize) {
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let inner = self.lock();
         (inner.entries.len(), inner.bytes)
+    }
+}
+
+impl Inner {
+    /// Whether no invalidation since `ticket` concerns `entry`.
+    fn unchanged_since(&self, ticket: LoadTicket, entry: &Entry) -> bool {
+        if self.sequence == ticket.0 {
+            return true;
+        }
+        if entry.stock_filtered || ticket.0 < self.forgotten {
+            return false;
+        }
+        entry.products.iter().all(|product| {
+            self.touched
+                .get(product)
+                .is_none_or(|&invalidated| invalidated <= ticket.0)
+        })
     }
 }
 
@@ -207,7 +260,7 @@ mod tests {
         cache.put(
             key.into(),
             answer(size, products, false),
-            cache.generation(),
+            cache.ticket(),
             at,
         );
     }
@@ -259,7 +312,7 @@ mod tests {
     fn an_answer_loaded_across_an_invalidation_is_not_kept() {
         let cache = cache();
         let t0 = Instant::now();
-        let loaded_at = cache.generation();
+        let loaded_at = cache.ticket();
         // An order commits while the answer is being loaded...
         cache.invalidate_products(&[7]);
         let entry = cache.put("card:7".into(), answer(10, &[7], false), loaded_at, t0);
@@ -271,13 +324,79 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_loaded_across_an_invalidation_of_other_products_is_kept() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let loaded_at = cache.ticket();
+        // Orders for other products commit while the answer is being loaded...
+        cache.invalidate_products(&[7]);
+        cache.invalidate_products(&[8, 9]);
+        cache.put("card:5".into(), answer(10, &[5], false), loaded_at, t0);
+        cache.put(
+            "page:1".into(),
+            answer(10, &[4, 5, 6], false),
+            loaded_at,
+            t0,
+        );
+        assert!(
+            cache.get("card:5", t0).is_some(),
+            "...which cannot make it stale"
+        );
+        assert!(cache.get("page:1", t0).is_some());
+        // One of its products among several invalidated products still refuses it.
+        cache.put("page:2".into(), answer(10, &[1, 9], false), loaded_at, t0);
+        assert!(cache.get("page:2", t0).is_none());
+    }
+
+    #[test]
+    fn a_stock_filtered_answer_loaded_across_any_invalidation_is_not_kept() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let loaded_at = cache.ticket();
+        cache.invalidate_products(&[3]);
+        cache.put("in-stock".into(), answer(10, &[40], true), loaded_at, t0);
+        assert!(cache.get("in-stock", t0).is_none());
+        // Loaded after it: kept.
+        let loaded_at = cache.ticket();
+        cache.put("in-stock".into(), answer(10, &[40], true), loaded_at, t0);
+        assert!(cache.get("in-stock", t0).is_some());
+    }
+
+    #[test]
+    fn answers_loaded_before_forgotten_invalidations_are_not_kept() {
+        let cache = cache();
+        let t0 = Instant::now();
+        let early = cache.ticket();
+        let many: Vec<i64> = (1..=MAX_TOUCHED_PRODUCTS as i64).collect();
+        cache.invalidate_products(&many);
+        let middle = cache.ticket();
+        // One more product than it remembers: the memory of the earlier ones goes.
+        cache.invalidate_products(&[0]);
+        cache.put("card:-1".into(), answer(10, &[-1], false), early, t0);
+        assert!(
+            cache.get("card:-1", t0).is_none(),
+            "it may predate an invalidation no longer remembered"
+        );
+        cache.put("card:5".into(), answer(10, &[5], false), middle, t0);
+        assert!(
+            cache.get("card:5", t0).is_some(),
+            "loaded after product 5's invalidation"
+        );
+        cache.put("card:0".into(), answer(10, &[0], false), middle, t0);
+        assert!(
+            cache.get("card:0", t0).is_none(),
+            "loaded before product 0's"
+        );
+    }
+
+    #[test]
     fn any_stock_change_drops_stock_filtered_listings() {
         let cache = cache();
         let t0 = Instant::now();
         cache.put(
             "in-stock:page2".into(),
             answer(10, &[40, 41], true),
-            cache.generation(),
+            cache.ticket(),
             t0,
         );
         put(&cache, "page:2", 10, &[40, 41], t0);

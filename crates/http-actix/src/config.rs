@@ -2,8 +2,12 @@
 //! their defaults and checks, and [`HttpConfig`], what the running API uses. The server
 //! reads the keys from its sources; this crate never reads the environment.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net};
 
 use domain::settings::{InvalidSetting, check_range};
 use serde::{Deserialize, Deserializer};
@@ -38,9 +42,10 @@ pub struct HttpSettings {
     pub order_rate_limit_burst: u32,
     /// Requests one client address may make to `/api/v1` per minute (at least 1).
     pub ip_rate_limit_per_minute: u32,
-    /// Comma-separated IP addresses of reverse proxies whose `X-Forwarded-For` is believed.
-    #[serde(deserialize_with = "ip_list")]
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Comma-separated IP addresses or CIDR ranges of reverse proxies whose
+    /// `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "proxy_list")]
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics_enabled: bool,
     /// Seconds catalog answers may be served from memory (0–3600; 0 turns the cache off).
@@ -145,19 +150,79 @@ fn origin_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
         .collect()
 }
 
-/// `TRUSTED_PROXIES`: `10.0.0.1, ::1` → IP addresses.
-fn ip_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpAddr>, D::Error> {
+/// `TRUSTED_PROXIES`: `10.0.0.1, 172.16.0.0/12, ::1` → addresses and ranges.
+fn proxy_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<TrustedProxy>, D::Error> {
     let list = String::deserialize(deserializer)?;
     entries(&list)
         .map(|proxy| {
             proxy.parse().map_err(|_| {
                 serde::de::Error::custom(InvalidSetting::new(
                     "TRUSTED_PROXIES",
-                    format!("has {proxy:?}, which is not an IP address"),
+                    format!(
+                        "has {proxy:?}, which is neither an IP address nor a CIDR range \
+                         like 172.16.0.0/12"
+                    ),
                 ))
             })
         })
         .collect()
+}
+
+/// A reverse proxy's address (`10.0.0.1`, `::1`) or a network of them in CIDR notation
+/// (`172.16.0.0/12` for docker's bridge networks, `fd00::/8`). Host bits after the prefix
+/// are ignored (`10.0.0.1/8` is `10.0.0.0/8`). IPv4-mapped IPv6 spellings
+/// (`::ffff:10.0.0.1`, `::ffff:10.0.0.0/104`) mean their IPv4 address or range, as
+/// peers are compared in their canonical form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(IpNet);
+
+/// Not an IP address or CIDR range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR range")]
+pub struct InvalidProxy;
+
+impl TrustedProxy {
+    /// Whether `ip` is this proxy or in this range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl FromStr for TrustedProxy {
+    type Err = InvalidProxy;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let net = match text.parse::<IpAddr>() {
+            Ok(ip) => IpNet::from(ip.to_canonical()),
+            Err(_) => text.parse::<IpNet>().map_err(|_| InvalidProxy)?.trunc(),
+        };
+        Ok(Self(canonical_net(net)))
+    }
+}
+
+impl From<IpAddr> for TrustedProxy {
+    fn from(ip: IpAddr) -> Self {
+        Self(IpNet::from(ip.to_canonical()))
+    }
+}
+
+impl fmt::Display for TrustedProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An IPv6 range inside `::ffff:0:0/96` as the IPv4 range it maps.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && let Ok(mapped) = Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(mapped);
+    }
+    net
 }
 
 /// How the API protects and exposes itself.
@@ -177,9 +242,9 @@ pub struct HttpConfig {
     /// Requests one client address may make to `/api/v1` per minute; it may also spend the
     /// whole minute's budget at once. `0` turns the limit off.
     pub ip_rate_limit_per_minute: u32,
-    /// Reverse proxies whose `X-Forwarded-For` is believed. Empty: the header is ignored and
-    /// the client is the TCP peer.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies (addresses or ranges) whose `X-Forwarded-For` is believed. Empty:
+    /// the header is ignored and the client is the TCP peer.
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// Serve Prometheus metrics at `/metrics`; when false that path is 404 and absent from
     /// the OpenAPI document.
     pub expose_metrics: bool,
@@ -320,6 +385,59 @@ mod tests {
         assert!(s.config(true).cors_allow_any_origin);
     }
 
+    fn proxy(text: &str) -> TrustedProxy {
+        text.parse().unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_ranges() {
+        let s =
+            settings(r#"{"trusted_proxies": "10.0.0.1, 172.16.0.0/12, fd00::/8, ::1"}"#).unwrap();
+        assert_eq!(
+            s.trusted_proxies,
+            [
+                proxy("10.0.0.1"),
+                proxy("172.16.0.0/12"),
+                proxy("fd00::/8"),
+                proxy("::1")
+            ]
+        );
+        let bridge = proxy("172.16.0.0/12");
+        for inside in [
+            "172.16.0.1",
+            "172.18.0.2",
+            "172.31.255.255",
+            "::ffff:172.20.0.1",
+        ] {
+            assert!(bridge.contains(ip(inside)), "{inside}");
+        }
+        for outside in ["172.15.255.255", "172.32.0.0", "10.0.0.1", "::1"] {
+            assert!(!bridge.contains(ip(outside)), "{outside}");
+        }
+        assert!(proxy("fd00::/8").contains(ip("fd12:3456::1")));
+        assert!(!proxy("fd00::/8").contains(ip("fe80::1")));
+        assert!(proxy("10.0.0.1").contains(ip("10.0.0.1")));
+        assert!(!proxy("10.0.0.1").contains(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn proxy_ranges_drop_host_bits_and_read_mapped_ipv4_as_ipv4() {
+        assert_eq!(proxy("10.1.2.3/8"), proxy("10.0.0.0/8"));
+        assert_eq!(proxy("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(proxy("::ffff:10.0.0.1"), proxy("10.0.0.1"));
+        assert_eq!(proxy("::ffff:10.0.0.0/104"), proxy("10.0.0.0/8"));
+        assert!(proxy("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
+        assert_eq!(
+            " 10.0.0.0/8 ".parse::<TrustedProxy>(),
+            Ok(proxy("10.0.0.0/8"))
+        );
+        assert_eq!("10.0.0.0/33".parse::<TrustedProxy>(), Err(InvalidProxy));
+    }
+
     #[test]
     fn lists_are_comma_separated_and_checked() {
         let s = settings(
@@ -343,6 +461,14 @@ mod tests {
                 "CORS_ALLOWED_ORIGINS",
             ),
             (r#"{"trusted_proxies": "proxy.local"}"#, "TRUSTED_PROXIES"),
+            (r#"{"trusted_proxies": "10.0.0.0/33"}"#, "TRUSTED_PROXIES"),
+            (r#"{"trusted_proxies": "10.0.0.0/"}"#, "TRUSTED_PROXIES"),
+            (r#"{"trusted_proxies": "/8"}"#, "TRUSTED_PROXIES"),
+            (
+                r#"{"trusted_proxies": "10.0.0.1, fd00::/129"}"#,
+                "TRUSTED_PROXIES",
+            ),
+            (r#"{"trusted_proxies": "10.0.0.0/8/8"}"#, "TRUSTED_PROXIES"),
             (r#"{"host": "  "}"#, "HOST"),
             (
                 r#"{"order_rate_limit_per_minute": 0}"#,

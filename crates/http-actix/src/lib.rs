@@ -25,7 +25,8 @@
 //!
 //! - `/api/v1/...`: the shop's API, limited per client address; see [`API_PREFIX`].
 //! - `/health` (liveness, no I/O), `/ready` (a database ping, 1 s timeout) and, when
-//!   [`HttpConfig::expose_metrics`], `/metrics` (Prometheus text).
+//!   [`HttpConfig::expose_metrics`], `/metrics` (Prometheus text, no I/O: run
+//!   [`Http::outbox_gauges`] in the background to keep its outbox gauges fresh).
 //! - `/docs/` (Swagger UI, embedded in the binary) and `/api-docs/openapi.json` (the
 //!   OpenAPI 3.1 document of everything above).
 
@@ -41,8 +42,8 @@ mod rate_limit;
 mod routes;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -57,10 +58,11 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::catalog_cache::CatalogCache;
-pub use crate::config::{CorsMode, HttpConfig, HttpSettings};
+pub use crate::config::{CorsMode, HttpConfig, HttpSettings, TrustedProxy};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
+pub use crate::metrics::{OUTBOX_GAUGES_REFRESH_INTERVAL, OutboxGauges};
 pub use crate::middleware::X_REQUEST_ID;
 use crate::rate_limit::{ClientKey, RateLimiter};
 pub use crate::routes::assets::{DEMO_ASSETS, DEMO_ASSETS_PATH};
@@ -87,7 +89,8 @@ pub struct ApiState {
     pub authenticator: Authenticator,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
     pub storage: Arc<dyn StorageProbe>,
-    /// Counted by `/metrics` (pending and dead notifications).
+    /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],
+    /// never by a scrape.
     pub outbox: Arc<dyn Outbox>,
 }
 
@@ -104,7 +107,9 @@ pub(crate) struct Limits {
     pub orders: RateLimiter<i64>,
     /// All of `/api/v1`, per client address.
     pub ip: RateLimiter<ClientKey>,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// Set once `X-Forwarded-For` has come from an untrusted peer and that was logged.
+    pub warned_untrusted_forwarding: AtomicBool,
 }
 
 /// The limiters' clock. Tokio's, so that tests can pause and advance time instead of
@@ -145,7 +150,8 @@ impl std::fmt::Debug for Http {
 impl Http {
     /// Builds the shared parts. Call once per process, before `HttpServer::new`.
     pub fn new(state: ApiState, config: HttpConfig) -> Result<Self, HttpSetupError> {
-        let metrics = Metrics::new().map_err(|error| HttpSetupError(Box::new(error)))?;
+        let metrics = Metrics::new(Arc::clone(&state.outbox))
+            .map_err(|error| HttpSetupError(Box::new(error)))?;
         let limits = Limits {
             orders: RateLimiter::new(
                 config.order_rate_limit_per_minute,
@@ -160,6 +166,7 @@ impl Http {
                 config.rate_limit_max_keys,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
+            warned_untrusted_forwarding: AtomicBool::new(false),
         };
         let cors = config.cors_mode();
         let cors_origins = match &cors {
@@ -193,6 +200,14 @@ impl Http {
     /// The settings this app was built with.
     pub fn config(&self) -> &HttpConfig {
         &self.config
+    }
+
+    /// The outbox gauges `/metrics` serves, for the server to keep fresh with
+    /// [`OutboxGauges::run`]; `None` when metrics are not exposed (nothing to refresh).
+    pub fn outbox_gauges(&self) -> Option<OutboxGauges> {
+        self.config
+            .expose_metrics
+            .then(|| self.metrics.outbox_gauges().clone())
     }
 
     /// Which cross-origin requests are allowed, for the start-up log.

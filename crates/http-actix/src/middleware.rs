@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::Limits;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
-use crate::rate_limit::{ClientKey, client_ip};
+use crate::rate_limit::{ClientKey, client_ip, is_trusted};
 
 /// The request id header, read from the client and always returned.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -131,6 +131,11 @@ pub(crate) async fn limit_by_ip(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
     let verdict = match (req.app_data::<web::Data<Limits>>(), req.peer_addr()) {
         (Some(limits), Some(peer)) => {
+            if req.headers().contains_key(X_FORWARDED_FOR)
+                && !is_trusted(peer.ip(), &limits.trusted_proxies)
+            {
+                warn_once_of_untrusted_forwarding(limits, peer.ip());
+            }
             let forwarded_for = req
                 .headers()
                 .get_all(X_FORWARDED_FOR)
@@ -149,6 +154,27 @@ pub(crate) async fn limit_by_ip(
             Ok(req.into_response(response).map_into_right_body())
         }
     }
+}
+
+/// `X-Forwarded-For` from a peer that is not a trusted proxy is ignored. That is right for
+/// a client forging it, and a misconfiguration when a proxy in front is not listed — then
+/// every customer shares the proxy's allowance — so it is said once per process (a warning
+/// per request would let any client flood the log). The peer's address is logged, never
+/// the header: what a client forwards is its own business.
+fn warn_once_of_untrusted_forwarding(limits: &Limits, peer: std::net::IpAddr) {
+    if limits
+        .warned_untrusted_forwarding
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    tracing::warn!(
+        peer = %peer.to_canonical(),
+        "X-Forwarded-For came from a peer that is not in TRUSTED_PROXIES, so it is ignored \
+         and the peer counts as the client. If a reverse proxy forwards to BotShop, list its \
+         address or network (e.g. 172.16.0.0/12 for docker bridges) in TRUSTED_PROXIES. \
+         Logged once"
+    );
 }
 
 #[cfg(test)]

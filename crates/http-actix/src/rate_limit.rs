@@ -16,6 +16,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::config::TrustedProxy;
+
 /// How often expired keys are swept out even when the limiter is not full.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -151,13 +153,9 @@ impl From<IpAddr> for ClientKey {
 pub(crate) fn client_ip<'a>(
     peer: IpAddr,
     forwarded_for: impl Iterator<Item = &'a str>,
-    trusted_proxies: &[IpAddr],
+    trusted_proxies: &[TrustedProxy],
 ) -> IpAddr {
-    let is_trusted = |ip: IpAddr| {
-        trusted_proxies
-            .iter()
-            .any(|proxy| proxy.to_canonical() == ip)
-    };
+    let is_trusted = |ip: IpAddr| is_trusted(ip, trusted_proxies);
     let peer = peer.to_canonical();
     if !is_trusted(peer) {
         return peer;
@@ -174,6 +172,11 @@ pub(crate) fn client_ip<'a>(
         }
     }
     client
+}
+
+/// Whether `ip` is one of the trusted proxies or in one of their ranges.
+pub(crate) fn is_trusted(ip: IpAddr, trusted_proxies: &[TrustedProxy]) -> bool {
+    trusted_proxies.iter().any(|proxy| proxy.contains(ip))
 }
 
 /// `203.0.113.5`, `203.0.113.5:443`, `2001:db8::1` or `[2001:db8::1]:443`.
@@ -288,6 +291,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn proxy(s: &str) -> TrustedProxy {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let client = client_ip(ip("198.51.100.7"), ["203.0.113.5"].into_iter(), &[]);
@@ -295,14 +302,14 @@ mod tests {
         let client = client_ip(
             ip("198.51.100.7"),
             ["203.0.113.5"].into_iter(),
-            &[ip("10.0.0.1")],
+            &[proxy("10.0.0.1")],
         );
         assert_eq!(client, ip("198.51.100.7"));
     }
 
     #[test]
     fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client() {
-        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let proxies = [proxy("10.0.0.1"), proxy("10.0.0.2")];
         let client = client_ip(
             ip("10.0.0.1"),
             ["1.1.1.1, 203.0.113.5", "10.0.0.2"].into_iter(),
@@ -312,14 +319,33 @@ mod tests {
     }
 
     #[test]
+    fn proxies_may_be_trusted_by_network() {
+        let proxies = [proxy("172.16.0.0/12"), proxy("fd00::/8")];
+        let client = client_ip(
+            ip("172.18.0.2"),
+            ["203.0.113.5, 172.18.0.3"].into_iter(),
+            &proxies,
+        );
+        assert_eq!(
+            client,
+            ip("203.0.113.5"),
+            "both hops are in the bridge network"
+        );
+        let client = client_ip(ip("fd00::2"), ["2001:db8::7"].into_iter(), &proxies);
+        assert_eq!(client, ip("2001:db8::7"));
+        let client = client_ip(ip("172.32.0.1"), ["203.0.113.5"].into_iter(), &proxies);
+        assert_eq!(client, ip("172.32.0.1"), "outside the range: not a proxy");
+    }
+
+    #[test]
     fn a_trusted_proxy_without_the_header_is_the_client() {
-        let client = client_ip(ip("10.0.0.1"), std::iter::empty(), &[ip("10.0.0.1")]);
+        let client = client_ip(ip("10.0.0.1"), std::iter::empty(), &[proxy("10.0.0.1")]);
         assert_eq!(client, ip("10.0.0.1"));
     }
 
     #[test]
     fn garbage_in_the_chain_stops_the_walk_at_the_last_trusted_hop() {
-        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let proxies = [proxy("10.0.0.1"), proxy("10.0.0.2")];
         let client = client_ip(
             ip("10.0.0.1"),
             ["203.0.113.5, unknown, 10.0.0.2"].into_iter(),
@@ -330,7 +356,7 @@ mod tests {
 
     #[test]
     fn hops_may_carry_ports_and_mapped_addresses() {
-        let proxies = [ip("10.0.0.1")];
+        let proxies = [proxy("10.0.0.1")];
         for (hop, expected) in [
             ("203.0.113.5:4711", "203.0.113.5"),
             ("[2001:db8::1]:443", "2001:db8::1"),

@@ -52,6 +52,10 @@ pub use database::{Database, PoolOptions};
 #[doc(hidden)]
 pub use orders::PAGE_WITH_LINES_POSTGRES;
 pub use orders::PlacementCounts;
+/// The outbox counts query, for the test of its plan.
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub use outbox::OUTBOX_COUNTS_SQL;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
 pub use settings::{DatabaseSettings, DatabaseTarget};
 pub use store::SqlStore;

@@ -29,6 +29,7 @@ pub struct Application {
     database: Database,
     relay: Option<JoinHandle<()>>,
     purge: JoinHandle<()>,
+    outbox_gauges: Option<JoinHandle<()>>,
     stop_background: watch::Sender<bool>,
 }
 
@@ -125,6 +126,14 @@ impl Application {
         // Built once: its rate limiters and metrics are shared by every worker.
         let http = Http::new(state, config).context("could not set up the HTTP API")?;
 
+        // `/metrics` serves the outbox counts this task reads every few seconds, so that a
+        // scrape never queries the database.
+        let outbox_gauges = http.outbox_gauges().map(|gauges| {
+            tokio::spawn(gauges.run(
+                http_actix::OUTBOX_GAUGES_REFRESH_INTERVAL,
+                background_stopped.clone(),
+            ))
+        });
         let purge = tokio::spawn(purge_expired_rows(
             keys_to_purge,
             outbox_to_prune,
@@ -153,6 +162,7 @@ impl Application {
             database,
             relay,
             purge,
+            outbox_gauges,
             stop_background,
         })
     }
@@ -163,8 +173,8 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stops accepting
     /// connections, lets in-flight requests finish (up to `SHUTDOWN_TIMEOUT_SECS`), stops
-    /// the relay — which finishes its current send and releases its other claims — and
-    /// closes the pool.
+    /// the relay — which finishes its current send and releases its other claims — and the
+    /// other background tasks, and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let signals = tokio::spawn(async move {
@@ -186,6 +196,11 @@ impl Application {
         }
         if let Err(error) = self.purge.await {
             tracing::error!(%error, "the idempotency key purge crashed");
+        }
+        if let Some(gauges) = self.outbox_gauges
+            && let Err(error) = gauges.await
+        {
+            tracing::error!(%error, "the outbox gauges' refresher crashed");
         }
         self.database.close().await?;
         served?;

@@ -204,7 +204,6 @@ async fn outbox(settings: &Settings, action: OutboxAction) -> anyhow::Result<()>
     }
     let counts = store.counts().await.context("could not read the outbox")?;
     println!("pending: {}", counts.pending);
-    println!("sent:    {}", counts.sent);
     println!("dead:    {}", counts.dead);
     if let Some(oldest) = counts.oldest_pending {
         let age = time::OffsetDateTime::now_utc() - oldest;

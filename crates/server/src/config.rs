@@ -611,13 +611,13 @@ mod tests {
                 "CORS_ALLOWED_ORIGINS",
                 "https://shop.example.com, https://t.example.org/",
             );
-            jail.set_env("TRUSTED_PROXIES", "10.0.0.1, ::1");
+            jail.set_env("TRUSTED_PROXIES", "10.0.0.1, ::1, 172.16.0.0/12, fd00::/8");
             let s = load_in(jail).unwrap();
             assert_eq!(
                 s.http.cors_allowed_origins,
                 ["https://shop.example.com", "https://t.example.org"]
             );
-            assert_eq!(s.http.trusted_proxies.len(), 2);
+            assert_eq!(s.http.trusted_proxies.len(), 4);
             Ok(())
         });
         Jail::expect_with(|jail| {
@@ -631,7 +631,7 @@ mod tests {
             Ok(())
         });
         Jail::expect_with(|jail| {
-            jail.set_env("TRUSTED_PROXIES", "proxy.local");
+            jail.set_env("TRUSTED_PROXIES", "10.0.0.0/8, 172.16.0.0/33");
             assert!(
                 load_in(jail)
                     .unwrap_err()

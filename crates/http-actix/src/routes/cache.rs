@@ -11,9 +11,19 @@ use serde::Serialize;
 use crate::catalog_cache::{Answer, CatalogCache, Entry};
 use crate::error::ApiError;
 
-/// Public catalog answers may be cached briefly by browsers and proxies: the catalog
-/// changes rarely, and a Mini App re-opens often.
-pub(crate) const CATALOG_CACHE_CONTROL: &str = "public, max-age=30";
+/// How long browsers and proxies may reuse a catalog answer without asking again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrowserCaching {
+    /// `no-cache`: the answer shows stock, which an order here changes at once, while a
+    /// browser's copy would live on. The client asks every time with `If-None-Match`, and
+    /// an unchanged answer costs a bodiless 304 served from memory.
+    Revalidate,
+    /// `public, max-age=N`, N being what is left of the server's own entry's lifetime: a
+    /// browser's copy expires no later than the server's would, so a client never shows
+    /// an answer older than `CATALOG_CACHE_TTL`. `no-cache` when that is nothing (or the
+    /// cache is off).
+    UntilServerExpiry,
+}
 
 /// Answers from the catalog cache, loading (and caching) the answer on a miss. `load`
 /// returns the body and the ids of the products it shows, for invalidation;
@@ -23,6 +33,7 @@ pub(crate) async fn serve_cached<T, Load, Fut>(
     cache: &CatalogCache,
     key: String,
     stock_filtered: bool,
+    browser: BrowserCaching,
     load: Load,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -34,7 +45,7 @@ where
     let entry = match cache.get(&key, now) {
         Some(entry) => entry,
         None => {
-            let generation = cache.generation();
+            let ticket = cache.ticket();
             let (body, products) = load().await?;
             let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(Box::new(e)))?;
             let answer = Answer {
@@ -43,14 +54,28 @@ where
                 products,
                 stock_filtered,
             };
-            cache.put(key, answer, generation, now)
+            cache.put(key, answer, ticket, now)
         }
     };
-    Ok(respond(req, &entry))
+    let cache_control = match browser {
+        BrowserCaching::Revalidate => None,
+        BrowserCaching::UntilServerExpiry => Some(cache.remaining_secs(&entry, now)),
+    };
+    Ok(respond(req, &entry, cache_control_value(cache_control)))
 }
 
-/// 200 with the body, or 304 when the client's `If-None-Match` already names its `ETag`.
-fn respond(req: &HttpRequest, entry: &Entry) -> HttpResponse {
+/// `public, max-age=N` for `Some(N)` with N > 0, `no-cache` otherwise.
+fn cache_control_value(max_age_secs: Option<u64>) -> HeaderValue {
+    match max_age_secs {
+        Some(secs) if secs > 0 => HeaderValue::from_str(&format!("public, max-age={secs}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+        _ => HeaderValue::from_static("no-cache"),
+    }
+}
+
+/// 200 with the body, or 304 when the client's `If-None-Match` already names its `ETag`;
+/// both with the same `ETag` and `Cache-Control`.
+fn respond(req: &HttpRequest, entry: &Entry, cache_control: HeaderValue) -> HttpResponse {
     let matches = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
@@ -65,10 +90,7 @@ fn respond(req: &HttpRequest, entry: &Entry) -> HttpResponse {
     };
     response
         .insert_header((header::ETAG, entry.etag.clone()))
-        .insert_header((
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(CATALOG_CACHE_CONTROL),
-        ));
+        .insert_header((header::CACHE_CONTROL, cache_control));
     if matches {
         return response.finish();
     }
@@ -89,6 +111,13 @@ pub(crate) fn etag_of(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_age_is_given_only_while_something_is_left() {
+        assert_eq!(cache_control_value(Some(5)), "public, max-age=5");
+        assert_eq!(cache_control_value(Some(0)), "no-cache");
+        assert_eq!(cache_control_value(None), "no-cache");
+    }
 
     #[test]
     fn etags_tell_bodies_apart() {

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::ProductId;
 use domain::catalog::{ProductFilter, ProductQueryInput};
 
-use super::cache::serve_cached;
+use super::cache::{BrowserCaching, serve_cached};
 use super::{page, path_id};
 use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
@@ -23,7 +23,7 @@ use crate::extract::int_param;
     ),
     responses(
         (status = 200, description = "One page of categories", body = PageDto<CategoryDto>,
-            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=N`, N being at most `CATALOG_CACHE_TTL` seconds (what is left of the server's own copy); `no-cache` when nothing is"))),
         (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -39,13 +39,20 @@ pub async fn list_categories(
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
     let key = format!("categories:{}:{}", page.limit(), page.offset());
-    serve_cached(&req, &cache, key, false, || async {
-        let categories = state.catalog.list_categories(page).await?;
-        Ok((
-            PageDto::from_page(categories, CategoryDto::from),
-            Vec::new(),
-        ))
-    })
+    serve_cached(
+        &req,
+        &cache,
+        key,
+        false,
+        BrowserCaching::UntilServerExpiry,
+        || async {
+            let categories = state.catalog.list_categories(page).await?;
+            Ok((
+                PageDto::from_page(categories, CategoryDto::from),
+                Vec::new(),
+            ))
+        },
+    )
     .await
 }
 
@@ -72,7 +79,7 @@ pub async fn list_categories(
     ),
     responses(
         (status = 200, description = "One page of products", body = PageDto<ProductDto>,
-            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`no-cache`: the answer shows stock, so revalidate it with `If-None-Match` every time"))),
         (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -99,11 +106,18 @@ pub async fn list_products(
     // The validated filter, not the raw query: `?q=Пицца` and `?q=пицца` share an entry.
     let key = format!("products:{filter:?}:{}:{}", page.limit(), page.offset());
     let stock_filtered = filter.in_stock_only;
-    serve_cached(&req, &cache, key, stock_filtered, || async {
-        let products = state.catalog.list_products(filter, page).await?;
-        let shown = products.items.iter().map(|p| p.id.0).collect();
-        Ok((PageDto::from_page(products, ProductDto::from), shown))
-    })
+    serve_cached(
+        &req,
+        &cache,
+        key,
+        stock_filtered,
+        BrowserCaching::Revalidate,
+        || async {
+            let products = state.catalog.list_products(filter, page).await?;
+            let shown = products.items.iter().map(|p| p.id.0).collect();
+            Ok((PageDto::from_page(products, ProductDto::from), shown))
+        },
+    )
     .await
 }
 
@@ -120,7 +134,7 @@ pub async fn list_products(
     ),
     responses(
         (status = 200, description = "The product", body = ProductDto,
-            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=30`"))),
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`no-cache`: the answer shows stock, so revalidate it with `If-None-Match` every time"))),
         (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 404, response = crate::openapi::NotFound),
         (status = 422, response = crate::openapi::InvalidQuery),
@@ -136,11 +150,18 @@ pub async fn get_product(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId(path_id(&id)?);
-    serve_cached(&req, &cache, format!("product:{id}"), false, || async {
-        match state.catalog.find_active_product(id).await? {
-            Some(product) => Ok((ProductDto::from(product), vec![id.0])),
-            None => Err(ApiError::NotFound("Product not found")),
-        }
-    })
+    serve_cached(
+        &req,
+        &cache,
+        format!("product:{id}"),
+        false,
+        BrowserCaching::Revalidate,
+        || async {
+            match state.catalog.find_active_product(id).await? {
+                Some(product) => Ok((ProductDto::from(product), vec![id.0])),
+                None => Err(ApiError::NotFound("Product not found")),
+            }
+        },
+    )
     .await
 }

@@ -53,7 +53,9 @@ pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
 /// Prometheus metrics.
 ///
 /// The text exposition format. Served only when metrics are exposed (otherwise 404, and
-/// absent from this document).
+/// absent from this document). A scrape queries nothing: the outbox gauges are read from
+/// the database every few seconds by a background task, and
+/// `botshop_outbox_gauges_age_seconds` says how long ago.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -70,8 +72,7 @@ pub async fn metrics(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let text = metrics
-        .render(&state)
-        .await
+        .render(state.storage.pool_stats())
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT))

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use actix_web::test::{self, TestRequest};
 use domain::catalog::{ProductFilter, ProductSort};
 use domain::{CategoryId, Page, Paginated, ProductId, RepositoryError};
@@ -263,6 +265,8 @@ async fn invalid_listing_parameters_are_422_naming_each() {
 
 #[actix_web::test]
 async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
+    // Paused: the server's copy does not age between the requests, so max-age stays whole.
+    tokio::time::pause();
     let mut mocks = Mocks::new();
     mocks
         .catalog
@@ -276,12 +280,18 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         })
     });
     let app = mocks.app().await;
-    for uri in ["/api/v1/products/5", "/api/v1/categories"] {
+    // Answers showing stock are revalidated every time; categories may be reused for what
+    // is left of the server's copy (a fresh one: the whole CATALOG_CACHE_TTL, 5 s).
+    for (uri, cache_control) in [
+        ("/api/v1/products/5", "no-cache"),
+        ("/api/v1/categories", "public, max-age=5"),
+    ] {
         let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(
             response.headers().get("cache-control").unwrap(),
-            "public, max-age=30"
+            cache_control,
+            "{uri}"
         );
         let etag = response
             .headers()
@@ -300,6 +310,11 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         assert_eq!(
             response.headers().get("etag").unwrap().to_str().unwrap(),
             etag
+        );
+        assert_eq!(
+            response.headers().get("cache-control").unwrap(),
+            cache_control,
+            "the 304 of {uri}"
         );
         assert!(test::read_body(response).await.is_empty());
 
@@ -439,5 +454,206 @@ async fn demo_pictures_are_served_from_the_binary_as_safe_cacheable_svg() {
     for missing in ["/static/demo/nope.svg", "/static/demo/..%2FCargo.toml"] {
         let body = problem(&app, TestRequest::get().uri(missing), 404, "not_found").await;
         assert_eq!(body["detail"], "Picture not found", "{missing}");
+    }
+}
+
+/// A catalog whose product reads are counted per id, and whose first read of
+/// `gated` waits until the test opens the gate (after saying it has started).
+struct GatedCatalog {
+    gated: i64,
+    started: tokio::sync::Notify,
+    gate: tokio::sync::Notify,
+    reads: std::sync::Mutex<std::collections::HashMap<i64, u32>>,
+}
+
+impl GatedCatalog {
+    fn reads_of(&self, id: i64) -> u32 {
+        self.reads.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::ports::CatalogRepository for GatedCatalog {
+    async fn list_categories(
+        &self,
+        _: Page,
+    ) -> Result<Paginated<domain::Category>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn list_products(
+        &self,
+        _: ProductFilter,
+        _: Page,
+    ) -> Result<Paginated<domain::Product>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn find_active_product(
+        &self,
+        id: ProductId,
+    ) -> Result<Option<domain::Product>, RepositoryError> {
+        let first = {
+            let mut reads = self.reads.lock().unwrap();
+            let count = reads.entry(id.0).or_default();
+            *count += 1;
+            *count == 1
+        };
+        if first && id.0 == self.gated {
+            self.started.notify_one();
+            self.gate.notified().await;
+        }
+        Ok(Some(product(id.0, 25_000)))
+    }
+}
+
+fn order_for_products_1_and_2() -> TestRequest {
+    // The mocked placement answers with `order(123)`, whose lines are products 1 and 2.
+    TestRequest::post()
+        .uri("/api/v1/orders")
+        .insert_header(("Authorization", auth_header(987_654_321)))
+        .set_json(serde_json::json!({
+            "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+}
+
+fn gated_app_state(gated: i64) -> (std::sync::Arc<GatedCatalog>, http_actix::Http) {
+    let catalog = std::sync::Arc::new(GatedCatalog {
+        gated,
+        started: tokio::sync::Notify::new(),
+        gate: tokio::sync::Notify::new(),
+        reads: Default::default(),
+    });
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| Ok(order(123)));
+    let (mut state, config) = mocks.state();
+    state.catalog = catalog.clone();
+    (catalog, http_actix::Http::new(state, config).unwrap())
+}
+
+#[actix_web::test]
+async fn an_order_leaves_other_products_cached_and_refreshes_its_own() {
+    let (catalog, http) = gated_app_state(0);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    assert_eq!(call(&app, order_for_products_1_and_2()).await.0, 201);
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    assert_eq!(catalog.reads_of(3), 1, "product 3's page stayed in memory");
+    assert_eq!(catalog.reads_of(1), 2, "product 1's page was read again");
+}
+
+#[actix_web::test]
+async fn a_page_loaded_while_an_order_for_other_products_commits_is_kept() {
+    let (catalog, http) = gated_app_state(3);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    // Product 3's page is being read when an order for products 1 and 2 commits.
+    let read = call(&app, card(3));
+    let order = async {
+        catalog.started.notified().await;
+        let status = call(&app, order_for_products_1_and_2()).await.0;
+        catalog.gate.notify_one();
+        status
+    };
+    let ((status, _, _), ordered) = tokio::join!(read, order);
+    assert_eq!((status, ordered), (200, 201));
+    assert_eq!(call(&app, card(3)).await.0, 200);
+    assert_eq!(
+        catalog.reads_of(3),
+        1,
+        "the order could not have made product 3's page stale, so it was kept"
+    );
+}
+
+#[actix_web::test]
+async fn a_page_loaded_while_an_order_for_its_product_commits_is_not_kept() {
+    let (catalog, http) = gated_app_state(1);
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    let read = call(&app, card(1));
+    let order = async {
+        catalog.started.notified().await;
+        let status = call(&app, order_for_products_1_and_2()).await.0;
+        catalog.gate.notify_one();
+        status
+    };
+    let ((status, _, _), ordered) = tokio::join!(read, order);
+    assert_eq!((status, ordered), (200, 201));
+    assert_eq!(call(&app, card(1)).await.0, 200);
+    assert_eq!(
+        catalog.reads_of(1),
+        2,
+        "the first read may predate the order: it was not kept"
+    );
+}
+
+fn cache_control_of<B>(response: &actix_web::dev::ServiceResponse<B>) -> String {
+    response
+        .headers()
+        .get("cache-control")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn a_browser_may_keep_categories_no_longer_than_the_server_does() {
+    tokio::time::pause();
+    let mut mocks = Mocks::new().with_config(|c| c.catalog_cache_ttl = Duration::from_secs(10));
+    mocks
+        .catalog
+        .expect_list_categories()
+        .times(2)
+        .returning(|page| {
+            Ok(Paginated {
+                items: vec![category(1)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let categories = || TestRequest::get().uri("/api/v1/categories").to_request();
+    let first = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&first), "public, max-age=10");
+    // Four seconds later the server's copy has six left, and so has the browser's.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let later = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&later), "public, max-age=6");
+    tokio::time::advance(Duration::from_millis(5_500)).await;
+    let last = test::call_service(&app, categories()).await;
+    assert_eq!(
+        cache_control_of(&last),
+        "no-cache",
+        "less than a second left"
+    );
+    // Expired: loaded again, for another ten seconds.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let reloaded = test::call_service(&app, categories()).await;
+    assert_eq!(cache_control_of(&reloaded), "public, max-age=10");
+}
+
+#[actix_web::test]
+async fn without_a_server_cache_every_catalog_answer_is_revalidated() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| c.catalog_cache_ttl = Duration::ZERO)
+        .app()
+        .await;
+    for uri in [
+        "/api/v1/categories",
+        "/api/v1/products",
+        "/api/v1/products/1",
+    ] {
+        let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+        assert_eq!(response.status().as_u16(), 200, "{uri}");
+        assert_eq!(cache_control_of(&response), "no-cache", "{uri}");
     }
 }

@@ -279,3 +279,63 @@ async fn a_replayed_order_is_never_rate_limited_and_does_not_count() {
         );
     }
 }
+
+#[actix_web::test]
+async fn proxies_in_a_trusted_network_forward_their_clients() {
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| {
+            c.ip_rate_limit_per_minute = 1;
+            // A docker bridge network, and an IPv6 one.
+            c.trusted_proxies = vec![
+                "172.16.0.0/12".parse().unwrap(),
+                "fd00::/8".parse().unwrap(),
+            ];
+        })
+        .app()
+        .await;
+    let via = |peer_ip: &str, forwarded_for: &str| {
+        categories_from(peer_ip).insert_header(("X-Forwarded-For", forwarded_for.to_owned()))
+    };
+    // Any proxy of the network forwards its client, who has one allowance wherever it
+    // comes through.
+    assert_eq!(
+        call_raw(&app, via("172.18.0.2", "203.0.113.5"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call_raw(&app, via("172.20.0.9", "203.0.113.5"))
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        call_raw(&app, via("172.18.0.2", "203.0.113.6"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call_raw(&app, via("fd00::2", "2001:db8:1::7")).await.status,
+        200
+    );
+    assert_eq!(
+        call_raw(&app, via("fd00::3", "2001:db8:1::8")).await.status,
+        429
+    );
+    // A peer outside the networks is the client, whatever it forwards.
+    assert_eq!(
+        call_raw(&app, via("172.32.0.1", "203.0.113.7"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call_raw(&app, via("172.32.0.1", "203.0.113.8"))
+            .await
+            .status,
+        429
+    );
+}

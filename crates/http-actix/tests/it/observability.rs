@@ -205,6 +205,53 @@ async fn warnings_carry_the_request_id_even_when_info_is_filtered_out() {
 }
 
 #[actix_web::test]
+async fn forwarding_from_an_untrusted_peer_is_warned_about_once_without_the_header() {
+    let logs = Captured::default();
+    let _guard = logs.install_at(Level::WARN);
+    let app = Mocks::new()
+        .answering_everything()
+        .with_config(|c| c.trusted_proxies = vec!["172.16.0.0/12".parse().unwrap()])
+        .app()
+        .await;
+    let via = |peer_ip: &str, forwarded_for: &str| {
+        TestRequest::get()
+            .uri("/api/v1/categories")
+            .peer_addr(peer(peer_ip))
+            .insert_header(("X-Forwarded-For", forwarded_for.to_owned()))
+    };
+    // From a trusted proxy, or without the header: nothing to say.
+    assert_eq!(
+        call_raw(&app, via("172.18.0.2", "203.0.113.5"))
+            .await
+            .status,
+        200
+    );
+    let plain = TestRequest::get()
+        .uri("/api/v1/categories")
+        .peer_addr(peer("198.51.100.7"));
+    assert_eq!(call_raw(&app, plain).await.status, 200);
+    assert!(logs.lines().is_empty(), "{}", logs.text());
+
+    for forwarded in ["203.0.113.66", "203.0.113.67", "203.0.113.68"] {
+        assert_eq!(
+            call_raw(&app, via("198.51.100.7", forwarded)).await.status,
+            200
+        );
+    }
+    let lines = logs.lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "once per process, not per request: {lines:#?}"
+    );
+    assert_eq!(lines[0]["level"], "WARN");
+    let message = lines[0]["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("TRUSTED_PROXIES"), "{message}");
+    assert_eq!(lines[0]["fields"]["peer"], "198.51.100.7");
+    assert!(!logs.text().contains("203.0.113.6"), "{}", logs.text());
+}
+
+#[actix_web::test]
 async fn an_order_leaves_no_personal_data_or_init_data_in_the_logs() {
     let logs = Captured::default();
     let _guard = logs.install();

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::test::TestRequest;
@@ -232,7 +234,7 @@ async fn metrics_count_requests_by_route_pattern_method_and_status() {
 
 #[actix_web::test]
 async fn metrics_show_the_pool_the_outbox_and_the_build() {
-    let app = Mocks::new()
+    let http = Mocks::new()
         .answering_everything()
         .with_storage(healthy_storage(PoolStats {
             in_use: 3,
@@ -240,8 +242,9 @@ async fn metrics_show_the_pool_the_outbox_and_the_build() {
             max: 10,
         }))
         .with_outbox(outbox_counting(4, 1))
-        .app()
-        .await;
+        .http();
+    http.outbox_gauges().unwrap().refresh_once().await.unwrap();
+    let app = worker(&http).await;
     call_raw(&app, TestRequest::get().uri("/health")).await;
     let text = scrape(&app).await;
     let value = |name, labels: &[&str]| metric_value(&text, name, labels);
@@ -264,6 +267,7 @@ async fn metrics_show_the_pool_the_outbox_and_the_build() {
 
 #[actix_web::test]
 async fn an_outbox_failure_keeps_the_last_counts_and_the_scrape_succeeds() {
+    tokio::time::pause();
     let mut outbox = MockOutbox::new();
     let mut calls = 0;
     outbox.expect_counts().returning(move || {
@@ -280,12 +284,16 @@ async fn an_outbox_failure_keeps_the_last_counts_and_the_scrape_succeeds() {
             )))
         }
     });
-    let app = Mocks::new()
+    let http = Mocks::new()
         .answering_everything()
         .with_outbox(outbox)
-        .app()
-        .await;
-    scrape(&app).await;
+        .http();
+    let gauges = http.outbox_gauges().unwrap();
+    let app = worker(&http).await;
+    gauges.refresh_once().await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert!(gauges.refresh_once().await.is_err());
+    tokio::time::advance(Duration::from_secs(5)).await;
     let text = scrape(&app).await;
     assert_eq!(
         metric_value(&text, "botshop_outbox_events", &[r#"state="pending""#]),
@@ -294,6 +302,11 @@ async fn an_outbox_failure_keeps_the_last_counts_and_the_scrape_succeeds() {
     assert_eq!(
         metric_value(&text, "botshop_outbox_events", &[r#"state="dead""#]),
         2.0
+    );
+    assert_eq!(
+        metric_value(&text, "botshop_outbox_gauges_age_seconds", &[]),
+        10.0,
+        "the values are as old as the last read that worked"
     );
 }
 
@@ -307,10 +320,176 @@ async fn a_hanging_outbox_does_not_hang_the_scrape() {
         .await;
     let started = tokio::time::Instant::now();
     let text = scrape(&app).await;
-    assert!(started.elapsed() < Duration::from_secs(2));
-    // Never counted: the gauges are simply absent.
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "the scrape waited for nothing"
+    );
+    // Never counted: the gauges are simply absent, and their age is the process's.
     assert!(metrics_line(&text, "botshop_outbox_events", &[]).is_none());
+    assert!(metrics_line(&text, "botshop_outbox_gauges_age_seconds", &[]).is_some());
     assert!(metrics_line(&text, "botshop_db_pool_connections", &[]).is_some());
+}
+
+/// An outbox that counts how often it is counted, and says so.
+#[derive(Default)]
+struct CountingOutbox {
+    pending: AtomicU64,
+    calls: AtomicUsize,
+    counted: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Outbox for CountingOutbox {
+    async fn claim_due(&self, _: Duration, _: u32) -> Result<Vec<ClaimedEvent>, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn mark_sent(
+        &self,
+        _: EventId,
+        _: &ClaimToken,
+        _: Option<i64>,
+    ) -> Result<Recorded, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn retry_later(
+        &self,
+        _: EventId,
+        _: &ClaimToken,
+        _: u32,
+        _: Duration,
+        _: &str,
+    ) -> Result<Recorded, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn mark_dead(
+        &self,
+        _: EventId,
+        _: &ClaimToken,
+        _: u32,
+        _: &str,
+    ) -> Result<Recorded, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn release(&self, _: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn hold_pending(&self, _: Duration) -> Result<(), RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.counted.notify_one();
+        Ok(OutboxCounts {
+            pending: self.pending.load(Ordering::SeqCst),
+            ..OutboxCounts::default()
+        })
+    }
+    async fn retry_dead(&self) -> Result<u64, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+    async fn delete_sent(&self, _: Duration, _: u32) -> Result<u64, RepositoryError> {
+        unreachable!("metrics only count")
+    }
+}
+
+fn http_with(outbox: &Arc<CountingOutbox>) -> http_actix::Http {
+    let mut mocks = Mocks::new().answering_everything();
+    mocks.outbox = outbox.clone();
+    mocks.http()
+}
+
+#[actix_web::test]
+async fn scrapes_never_query_the_outbox_and_serve_what_the_refresher_read() {
+    let outbox = Arc::new(CountingOutbox::default());
+    outbox.pending.store(3, Ordering::SeqCst);
+    let http = http_with(&outbox);
+    let gauges = http.outbox_gauges().unwrap();
+    let app = worker(&http).await;
+    for _ in 0..20 {
+        scrape(&app).await;
+    }
+    assert_eq!(outbox.calls.load(Ordering::SeqCst), 0, "no scrape counted");
+
+    gauges.refresh_once().await.unwrap();
+    assert_eq!(outbox.calls.load(Ordering::SeqCst), 1);
+    // The outbox changes: scrapes keep serving what was read, until the next refresh.
+    outbox.pending.store(9, Ordering::SeqCst);
+    for _ in 0..5 {
+        let text = scrape(&app).await;
+        assert_eq!(
+            metric_value(&text, "botshop_outbox_events", &[r#"state="pending""#]),
+            3.0
+        );
+    }
+    gauges.refresh_once().await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(
+        metric_value(&text, "botshop_outbox_events", &[r#"state="pending""#]),
+        9.0
+    );
+    assert_eq!(outbox.calls.load(Ordering::SeqCst), 2);
+}
+
+#[actix_web::test]
+async fn the_gauges_age_shows_how_old_the_counts_are() {
+    tokio::time::pause();
+    let http = http_with(&Arc::new(CountingOutbox::default()));
+    let gauges = http.outbox_gauges().unwrap();
+    let app = worker(&http).await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let age = |text: &str| metric_value(text, "botshop_outbox_gauges_age_seconds", &[]);
+    assert_eq!(
+        age(&scrape(&app).await),
+        3.0,
+        "never read: as old as the gauges"
+    );
+    gauges.refresh_once().await.unwrap();
+    assert_eq!(age(&scrape(&app).await), 0.0);
+    tokio::time::advance(Duration::from_secs(7)).await;
+    assert_eq!(age(&scrape(&app).await), 7.0);
+}
+
+#[actix_web::test]
+async fn the_refresher_counts_at_once_then_every_interval_until_stopped() {
+    // Paused: the runtime moves the clock to the next timer whenever everything waits,
+    // so the intervals pass without waiting for them.
+    tokio::time::pause();
+    let outbox = Arc::new(CountingOutbox::default());
+    let http = http_with(&outbox);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = tokio::time::Instant::now();
+    let refresher = tokio::spawn(
+        http.outbox_gauges()
+            .unwrap()
+            .run(http_actix::OUTBOX_GAUGES_REFRESH_INTERVAL, stopped),
+    );
+    // Tokio's timers tick in milliseconds, hence the margin.
+    let interval = http_actix::OUTBOX_GAUGES_REFRESH_INTERVAL;
+    let margin = Duration::from_millis(10);
+    outbox.counted.notified().await;
+    assert!(started.elapsed() < margin, "the first count is at once");
+    for n in 1..=2 {
+        outbox.counted.notified().await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= interval * n && elapsed < interval * n + margin,
+            "count {n} at {elapsed:?}"
+        );
+    }
+    stop.send(true).unwrap();
+    refresher.await.unwrap();
+    let calls = outbox.calls.load(Ordering::SeqCst);
+    tokio::time::advance(http_actix::OUTBOX_GAUGES_REFRESH_INTERVAL * 3).await;
+    assert_eq!(outbox.calls.load(Ordering::SeqCst), calls, "stopped");
+}
+
+#[actix_web::test]
+async fn without_exposed_metrics_there_is_nothing_to_refresh() {
+    let http = Mocks::new()
+        .with_config(|c| c.expose_metrics = false)
+        .http();
+    assert!(http.outbox_gauges().is_none());
 }
 
 #[actix_web::test]

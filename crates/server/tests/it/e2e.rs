@@ -192,6 +192,25 @@ async fn walk_the_shop(database: DatabaseTarget) {
         metrics.contains("route=\"/api/v1/orders/{id}\""),
         "{metrics}"
     );
+    // The outbox gauges come from the background refresher the server started, which
+    // counts at once at start-up: wait for its first read to show, a condition polled, not
+    // a duration slept.
+    let mut metrics = metrics;
+    for _ in 0..100 {
+        if metrics.contains("botshop_outbox_events{state=\"dead\"} 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    }
+    assert!(
+        metrics.contains("botshop_outbox_events{state=\"dead\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("botshop_outbox_gauges_age_seconds"),
+        "{metrics}"
+    );
     let spec: Value = get("/api-docs/openapi.json")
         .await
         .unwrap()
