@@ -8,5 +8,6 @@ mod crash;
 mod deploy;
 mod e2e;
 mod process;
+mod sentry;
 mod shutdown;
 mod support;
