@@ -36,8 +36,8 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Runs the request inside a `request` span carrying its `request_id`, so that every log
-/// line of the request has it; returns the id in `X-Request-Id`; writes the one log line
+/// Runs the request inside a `request` span carrying its `request_id` and `route`, so that
+/// every log line of the request has them; returns the id in `X-Request-Id`; writes the one log line
 /// per request (method, route pattern, status, latency — never the query or headers,
 /// which may hold personal data) and records the HTTP metrics.
 ///
@@ -52,20 +52,25 @@ pub(crate) async fn observe(
     // An error-level span is enabled whenever any event is: with `RUST_LOG=warn`, an
     // info-level span would be filtered out and take the id off the warnings and errors,
     // the very lines that need it. The level of a span shows nowhere in the output.
-    let span = tracing::error_span!("request", request_id = %request_id);
+    // The route pattern (never the raw path, which may carry ids) goes on the span too, so
+    // that an error reported from deep inside the request names where it happened. The
+    // pattern comes from the app's resource map, so it is known before routing.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let span = tracing::error_span!("request", request_id = %request_id, route = %route);
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().clone();
     // The id is sane visible ASCII, or a UUID, so it is always a valid header value.
     let id_header = HeaderValue::from_str(&request_id).ok();
     async move {
-        let (route, status, result) = match next.call(req).await {
+        let (status, result) = match next.call(req).await {
             Ok(response) => {
                 let mut response = cors_refusal_as_problem(response.map_into_boxed_body());
                 if let Some(id) = &id_header {
                     response.headers_mut().insert(X_REQUEST_ID, id.clone());
                 }
-                let route = response.request().match_pattern();
-                (route, response.status(), Ok(response))
+                (response.status(), Ok(response))
             }
             // Every layer inside answers with a response; should an error escape anyway,
             // actix renders it later, so the id goes on through a response mapper.
@@ -77,10 +82,9 @@ pub(crate) async fn observe(
                         response
                     });
                 }
-                (None, status, Err(error))
+                (status, Err(error))
             }
         };
-        let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
         let elapsed = started.elapsed();
         tracing::info!(
             %method,

@@ -1,5 +1,6 @@
 //! Opening and closing the connection pool.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use anyhow::Context as _;
 use domain::RepositoryError;
 use domain::ports::{PoolStats, StorageProbe};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
 use crate::error::repository_error;
 use crate::orders::Placements;
@@ -149,6 +150,36 @@ impl Database {
             .map_err(|err| repository_error(err, "failed to ping the database"))
     }
 
+    /// Writes a consistent copy of this SQLite database to a new file at `path`, while the
+    /// database stays in use: SQLite's `VACUUM INTO` reads one snapshot (in WAL mode,
+    /// writers go on meanwhile) and writes it out compacted, including what is still only
+    /// in the write-ahead log, which a plain copy of the file would miss.
+    ///
+    /// # Errors
+    /// - [`BackupError::NotSqlite`] on PostgreSQL, which `pg_dump` backs up.
+    /// - [`BackupError::Exists`] if `path` exists: a backup never overwrites a file.
+    /// - [`BackupError::Failed`] if SQLite cannot write the copy.
+    pub async fn backup_sqlite_into(&self, path: &Path) -> Result<(), BackupError> {
+        if !self.is_sqlite() {
+            return Err(BackupError::NotSqlite);
+        }
+        if path.exists() {
+            return Err(BackupError::Exists(path.to_owned()));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| BackupError::Failed(anyhow::anyhow!("the path is not valid UTF-8")))?;
+        self.connection
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "VACUUM INTO ?",
+                [target.into()],
+            ))
+            .await
+            .map_err(|err| BackupError::Failed(anyhow::Error::new(err)))?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     ///
     /// # Errors
@@ -159,6 +190,17 @@ impl Database {
             .await
             .context("failed to close the database pool")
     }
+}
+
+/// Why [`Database::backup_sqlite_into`] wrote no backup.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the database is PostgreSQL: back it up with pg_dump")]
+    NotSqlite,
+    #[error("{} already exists: a backup never overwrites a file", .0.display())]
+    Exists(PathBuf),
+    #[error("SQLite could not write the backup")]
+    Failed(#[source] anyhow::Error),
 }
 
 #[async_trait::async_trait]

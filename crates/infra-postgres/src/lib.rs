@@ -46,7 +46,7 @@ pub mod test_support;
 mod transaction;
 mod users;
 
-pub use database::{Database, PoolOptions};
+pub use database::{BackupError, Database, PoolOptions};
 /// The query behind a customer's orders page on PostgreSQL, for the tests of its plan.
 #[cfg(feature = "test-support")]
 #[doc(hidden)]

@@ -1,5 +1,5 @@
 //! The command line: `server [serve]`, `server migrate ...`, `server seed`,
-//! `server sign-init-data ...`.
+//! `server backup FILE`, `server sign-init-data ...`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,6 +37,12 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         action: OutboxAction,
+    },
+    /// Copy the embedded SQLite database to FILE, consistently, while the server runs.
+    /// PostgreSQL is backed up with pg_dump instead (see README, Backups).
+    Backup {
+        /// The new file to write; an existing file is never overwritten.
+        file: std::path::PathBuf,
     },
     /// Exit 0 if this machine's server answers `GET /health` (for Docker's HEALTHCHECK).
     Healthcheck,
@@ -86,6 +92,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::Seed => seed(&settings).await,
         Command::Outbox { action } => outbox(&settings, action).await,
+        Command::Backup { file } => backup(&settings, &file).await,
         Command::Healthcheck => healthcheck(&settings).await,
         Command::SignInitData {
             user_id,
@@ -160,6 +167,33 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
         outcome.categories_created, outcome.categories_skipped, outcome.products_created
     );
     database.close().await?;
+    Ok(())
+}
+
+/// The embedded database's online backup. Refused on PostgreSQL before connecting, and
+/// for an embedded file that does not exist (connecting would create an empty one).
+async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::config::{DatabaseTarget, ExposeSecret};
+    match settings.database.target() {
+        DatabaseTarget::EmbeddedSqlite(path) => anyhow::ensure!(
+            std::path::Path::new(&path).exists(),
+            "there is no database at SQLITE_PATH={path} to back up"
+        ),
+        DatabaseTarget::Url(url) => anyhow::ensure!(
+            url.expose_secret()
+                .to_ascii_lowercase()
+                .starts_with("sqlite:"),
+            "`server backup` copies the embedded SQLite database; DATABASE_URL is PostgreSQL, \
+             so back it up with pg_dump (the docker-compose `backup` service does it on a \
+             schedule; see README.md, Backups and restore drill)"
+        ),
+    }
+    let database = connect(settings).await?;
+    let backed_up = database.backup_sqlite_into(file).await;
+    database.close().await?;
+    backed_up.with_context(|| format!("could not back up to {}", file.display()))?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or_default();
+    println!("backed up to {} ({size} bytes)", file.display());
     Ok(())
 }
 

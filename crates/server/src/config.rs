@@ -34,7 +34,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub const DEMO_BOT_TOKEN: &str = "123456789:DEMO-TOKEN-botshop-not-for-production";
 
 /// The keys only the server reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ServerSettings {
     /// Development mode: allows the demo token and missing Telegram settings, opens CORS
@@ -48,6 +48,9 @@ pub struct ServerSettings {
     /// The shop's own address as browsers reach it (`https://shop.example.com`), for the
     /// absolute URLs of pictures BotShop serves itself; unset: `http://HOST:PORT`.
     pub public_base_url: Option<String>,
+    /// Where panics and 5xx errors are reported (`https://<key>@<host>/<project>`); unset or
+    /// empty: error tracking is off. A secret, since anyone holding it can send events.
+    pub sentry_dsn: Option<SecretString>,
 }
 
 impl Default for ServerSettings {
@@ -57,11 +60,34 @@ impl Default for ServerSettings {
             log_format: None,
             allow_debug_outside_local: false,
             public_base_url: None,
+            sentry_dsn: None,
         }
     }
 }
 
 impl ServerSettings {
+    /// The Sentry DSN, checked; `None` when unset or empty. The error names the key, never
+    /// the value.
+    pub fn sentry_dsn(&self) -> Result<Option<SentryDsn>, InvalidSetting> {
+        let Some(dsn) = self.sentry_dsn.as_ref().map(ExposeSecret::expose_secret) else {
+            return Ok(None);
+        };
+        let dsn = dsn.trim();
+        if dsn.is_empty() {
+            return Ok(None);
+        }
+        dsn.parse::<sentry::types::Dsn>()
+            .map(|dsn| Some(SentryDsn(dsn)))
+            .map_err(|error| {
+                InvalidSetting::new(
+                    "SENTRY_DSN",
+                    format!(
+                        "must be a Sentry DSN such as https://<key>@<host>/<project> ({error})"
+                    ),
+                )
+            })
+    }
+
     /// The log format, checked, defaulting by DEBUG.
     pub fn log_format(&self) -> Result<LogFormat, InvalidSetting> {
         match self
@@ -170,6 +196,22 @@ mod field_names {
     }
 }
 
+/// A checked Sentry DSN. Its `Debug` hides it: the key in it lets anyone send events.
+#[derive(Clone)]
+pub struct SentryDsn(sentry::types::Dsn);
+
+impl SentryDsn {
+    pub fn dsn(&self) -> &sentry::types::Dsn {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SentryDsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentryDsn([redacted])")
+    }
+}
+
 /// How the manager is notified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notifications {
@@ -204,6 +246,8 @@ pub struct Settings {
     pub demo_token: bool,
     pub notifications: Notifications,
     pub log_format: LogFormat,
+    /// Where errors are reported; `None`: error tracking is off.
+    pub sentry_dsn: Option<SentryDsn>,
 }
 
 /// Each settings type as read from the sources, before the rules that span several.
@@ -285,6 +329,7 @@ impl Settings {
         {
             check_public_base_url(url).map_err(invalid)?;
         }
+        let sentry_dsn = server.sentry_dsn().map_err(invalid)?;
 
         // The demo token (anyone can sign initData with it) and development mode are for
         // the local embedded setup only: a shop that keeps its data in PostgreSQL, or
@@ -342,6 +387,7 @@ impl Settings {
             demo_token,
             notifications,
             log_format,
+            sentry_dsn,
         })
     }
 
@@ -605,6 +651,27 @@ mod tests {
     }
 
     #[test]
+    fn sentry_is_off_unless_a_valid_dsn_is_set() {
+        Jail::expect_with(|jail| {
+            assert!(load_in(jail).unwrap().sentry_dsn.is_none(), "unset: off");
+            jail.set_env("SENTRY_DSN", "");
+            assert!(load_in(jail).unwrap().sentry_dsn.is_none(), "empty: off");
+            jail.set_env("SENTRY_DSN", "http://public@127.0.0.1:9999/1");
+            let settings = load_in(jail).unwrap();
+            let dsn = settings.sentry_dsn.unwrap();
+            assert_eq!(dsn.dsn().project_id().value(), "1");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("SENTRY_DSN", "https://sentry.example.com/not-a-project");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("SENTRY_DSN"), "{error}");
+            assert!(!error.contains("sentry.example.com"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn cors_origins_and_trusted_proxies_are_lists() {
         Jail::expect_with(|jail| {
             jail.set_env(
@@ -682,9 +749,14 @@ mod tests {
             jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/x");
             jail.set_env("DEBUG", "false");
             jail.set_env("MANAGER_CHAT_ID", "42");
-            let printed = format!("{:?}", load_in(jail).unwrap());
+            jail.set_env("SENTRY_DSN", "https://dsnkey0123@sentry.example.com/7");
+            let settings = load_in(jail).unwrap();
+            assert!(settings.sentry_dsn.is_some());
+            let printed = format!("{settings:?}");
             assert!(
-                !printed.contains("SUPERSECRET") && !printed.contains("hunter2"),
+                !printed.contains("SUPERSECRET")
+                    && !printed.contains("hunter2")
+                    && !printed.contains("dsnkey0123"),
                 "{printed}"
             );
             Ok(())
@@ -730,7 +802,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 29, "{keys:?}");
+        assert_eq!(keys.len(), 30, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [
@@ -740,6 +812,7 @@ mod tests {
             "PORT",
             "CATALOG_CACHE_TTL",
             "OUTBOX_RETENTION_DAYS",
+            "SENTRY_DSN",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }

@@ -143,7 +143,7 @@ impl Captured {
 }
 
 #[actix_web::test]
-async fn every_log_line_of_a_request_carries_its_request_id() {
+async fn every_log_line_of_a_request_carries_its_request_id_and_route() {
     let logs = Captured::default();
     let _guard = logs.install();
     let mut mocks = Mocks::new();
@@ -164,6 +164,14 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
         .filter(|line| line["span"]["request_id"] == "req-1")
         .collect();
     assert!(of_request.len() >= 2, "{lines:#?}");
+    // The route pattern is on the span, so the cause's line names it too (error tracking
+    // tags its events with it).
+    assert!(
+        of_request
+            .iter()
+            .all(|line| line["span"]["route"] == "/api/v1/categories"),
+        "{lines:#?}"
+    );
     // The cause, logged once where the error becomes HTTP…
     assert!(
         of_request

@@ -1,7 +1,10 @@
 //! Opening the pool.
 
 use infra_postgres::test_support::TestDatabase;
+use infra_postgres::{BackupError, Database, PoolOptions};
 use sea_orm::{ConnectionTrait, Statement};
+
+use crate::support::{category, seed};
 
 #[tokio::test]
 async fn sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys() {
@@ -36,5 +39,60 @@ async fn a_healthy_database_answers_ping() {
     };
     db.database().ping().await.unwrap();
     assert!(!db.database().is_sqlite());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_backup_is_a_consistent_copy_taken_while_the_pool_is_open() {
+    let db = TestDatabase::sqlite().await;
+    seed(&db, &[category("pizza", 1, &[("Маргарита", "450.00", 1)])]).await;
+    let products = db.query_i64("SELECT COUNT(*) FROM products").await.unwrap();
+    assert_eq!(products, 1);
+    let dir = std::env::temp_dir().join(format!(
+        "botshop-backup-test-{}-{}",
+        std::process::id(),
+        products
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let backup = dir.join("copy.db");
+
+    // The pool stays open (and the rows may sit in the write-ahead log) during the backup.
+    db.database().backup_sqlite_into(&backup).await.unwrap();
+    let error = db.database().backup_sqlite_into(&backup).await.unwrap_err();
+    assert!(matches!(error, BackupError::Exists(_)), "{error}");
+
+    let copy = Database::connect(
+        &format!("sqlite://{}", backup.display()),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
+    let row = copy
+        .connection()
+        .query_one_raw(Statement::from_string(
+            copy.connection().get_database_backend(),
+            "SELECT name FROM products",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let name: String = row.try_get_by_index(0).unwrap();
+    assert_eq!(name, "Маргарита");
+    copy.close().await.unwrap();
+    db.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_is_not_backed_up_by_the_sqlite_backup() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let file = std::env::temp_dir().join(format!("botshop-never-{}.db", std::process::id()));
+    let error = db.database().backup_sqlite_into(&file).await.unwrap_err();
+    assert!(matches!(error, BackupError::NotSqlite), "{error}");
+    assert!(error.to_string().contains("pg_dump"));
+    assert!(!file.exists());
     db.cleanup().await;
 }

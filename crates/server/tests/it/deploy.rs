@@ -4,7 +4,7 @@
 //! (`server::config::keys`), so a key added to a settings struct fails these tests until it
 //! is documented.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use yaml_rust2::{Yaml, YamlLoader};
@@ -24,11 +24,45 @@ fn known() -> BTreeSet<String> {
     keys().into_iter().chain(["RUST_LOG".to_owned()]).collect()
 }
 
+fn compose() -> Yaml {
+    YamlLoader::load_from_str(&repo_file("docker-compose.yml"))
+        .expect("docker-compose.yml is YAML")
+        .remove(0)
+}
+
+/// The settings of docker-compose's `backup` service that `.env` may change: each
+/// `KEY: ${KEY:-default}` of its environment, with its default.
+fn backup_settings() -> BTreeMap<String, String> {
+    let compose = compose();
+    let environment = compose["services"]["backup"]["environment"]
+        .as_hash()
+        .expect("the backup service has an environment map")
+        .clone();
+    environment
+        .iter()
+        .filter_map(|(key, value)| {
+            let key = key.as_str()?;
+            let default = value
+                .as_str()?
+                .strip_prefix(&format!("${{{key}:-"))?
+                .strip_suffix('}')?;
+            Some((key.to_owned(), default.to_owned()))
+        })
+        .collect()
+}
+
+/// What `.env.example` and README's Configuration table may document: the app's keys and
+/// the backup service's settings.
+fn documentable() -> BTreeSet<String> {
+    known()
+        .into_iter()
+        .chain(backup_settings().into_keys())
+        .collect()
+}
+
 #[test]
 fn docker_compose_parses_and_passes_only_known_keys_to_the_app() {
-    let docs = YamlLoader::load_from_str(&repo_file("docker-compose.yml"))
-        .expect("docker-compose.yml is YAML");
-    let compose = &docs[0];
+    let compose = &compose();
     let app = &compose["services"]["app"];
     assert!(!app.is_badvalue(), "docker-compose.yml has an app service");
     let environment = app["environment"]
@@ -67,8 +101,8 @@ fn dotenv_example_documents_every_key_and_only_known_ones() {
             && key.chars().all(|c| c.is_ascii_uppercase() || c == '_')
         {
             assert!(
-                known().contains(key),
-                ".env.example lists {key}, which the app does not read"
+                documentable().contains(key),
+                ".env.example lists {key}, which neither the app nor the backup service reads"
             );
             documented.insert(key.to_owned());
         }
@@ -95,8 +129,9 @@ fn readme_configuration_table_documents_every_key_and_only_known_ones() {
         let first_cell = row.trim_start_matches('|').split('|').next().unwrap();
         for key in first_cell.split('`').skip(1).step_by(2) {
             assert!(
-                known().contains(key),
-                "README.md's Configuration table lists {key}, which the app does not read"
+                documentable().contains(key),
+                "README.md's Configuration table lists {key}, which neither the app nor the \
+                 backup service reads"
             );
             documented.insert(key.to_owned());
         }
@@ -144,4 +179,98 @@ fn dockerfile_sets_only_known_keys_and_checks_health() {
         dockerfile.contains("USER botshop"),
         "the runtime image runs as a non-root user"
     );
+}
+
+#[test]
+fn docker_compose_backup_service_dumps_the_apps_database_with_the_documented_settings() {
+    let compose = &compose();
+    let services = &compose["services"];
+    let backup = &services["backup"];
+    assert!(
+        !backup.is_badvalue(),
+        "docker-compose.yml has a backup service"
+    );
+    assert_eq!(
+        backup["image"], services["postgres"]["image"],
+        "pg_dump matches the server's version"
+    );
+    assert_eq!(
+        backup["depends_on"]["postgres"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    // It runs deploy/backup.sh, mounted from the repository, into the backups volume.
+    let volumes: Vec<&str> = backup["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let script = volumes
+        .iter()
+        .find_map(|volume| volume.strip_prefix("./deploy/backup.sh:"))
+        .expect("the backup script is mounted");
+    let script = script.trim_end_matches(":ro");
+    let entrypoint: Vec<&str> = backup["entrypoint"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(entrypoint.contains(&script), "{entrypoint:?} runs {script}");
+    assert!(repo_file("deploy/backup.sh").contains("pg_dump"));
+    let environment = &backup["environment"];
+    let dir = environment["BACKUP_DIR"].as_str().unwrap();
+    assert!(
+        volumes.contains(&format!("backups:{dir}").as_str()),
+        "{volumes:?}"
+    );
+    assert!(
+        compose["volumes"]
+            .as_hash()
+            .unwrap()
+            .contains_key(&Yaml::from_str("backups"))
+    );
+    // The same database as the app, as the postgres service defines it.
+    let postgres = &services["postgres"]["environment"];
+    assert_eq!(environment["PGHOST"].as_str(), Some("postgres"));
+    assert_eq!(environment["PGUSER"], postgres["POSTGRES_USER"]);
+    assert_eq!(environment["PGPASSWORD"], postgres["POSTGRES_PASSWORD"]);
+    assert_eq!(environment["PGDATABASE"], postgres["POSTGRES_DB"]);
+
+    // Its settings are documented with the same defaults in README and .env.example.
+    let settings = backup_settings();
+    assert_eq!(
+        settings.keys().collect::<Vec<_>>(),
+        ["BACKUP_INTERVAL", "BACKUP_KEEP"]
+    );
+    let readme = repo_file("README.md");
+    let configuration = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let example = repo_file(".env.example");
+    let script = repo_file("deploy/backup.sh");
+    for (key, default) in &settings {
+        assert!(
+            script.contains(&format!("{key}=\"${{{key}:-{default}}}\"")),
+            "deploy/backup.sh defaults {key} to {default} too"
+        );
+        let row = configuration
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{key}` |")))
+            .unwrap_or_else(|| panic!("README.md's Configuration table lacks {key}"));
+        assert!(
+            row.contains(&format!("| `{default}` |")),
+            "README.md gives {key} another default than compose's {default}: {row}"
+        );
+        assert!(
+            example
+                .lines()
+                .any(|line| line == format!("{key}={default}")),
+            ".env.example lacks {key}={default}"
+        );
+    }
 }

@@ -3,10 +3,12 @@
 // A failed unwrap in a test is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup;
 mod cli;
 mod crash;
 mod deploy;
 mod e2e;
 mod process;
+mod sentry;
 mod shutdown;
 mod support;
