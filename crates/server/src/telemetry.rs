@@ -111,7 +111,18 @@ where
         .with_max_level_hint(tracing::Level::ERROR);
     RequestTagsLayer
         .with_filter(request_spans)
-        .and_then(sentry::integrations::tracing::ErrorLayer::new().with_filter(LevelFilter::ERROR))
+        .and_then(
+            sentry::integrations::tracing::ErrorLayer::new()
+                .with_filter(LevelFilter::ERROR)
+                .with_filter(filter_fn(|metadata| !is_client_noise(metadata.target()))),
+        )
+}
+
+/// Errors actix's HTTP/1 codec logs about a client's malformed request ("request parse
+/// error: invalid Header provided"): anyone can cause them at will, so reporting them
+/// would let a client flood error tracking. They stay in the log.
+fn is_client_noise(target: &str) -> bool {
+    target.starts_with("actix_http::h1")
 }
 
 /// Tags the event with the request it happened in, then scrubs it. Sentry calls this on the
@@ -381,6 +392,22 @@ mod tests {
         );
         assert_eq!(event.release.as_deref(), Some(RELEASE));
         assert_eq!(event.environment.as_deref(), Some("production"));
+    }
+
+    #[test]
+    fn a_clients_malformed_request_logged_by_actix_is_not_reported() {
+        let events = captured(|| {
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "stream error: request parse error: invalid Header provided"
+            );
+            tracing::error!(target: "actix_server::accept", "can not accept connection");
+        });
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert_eq!(
+            events[0].message.as_deref(),
+            Some("can not accept connection")
+        );
     }
 
     #[test]
