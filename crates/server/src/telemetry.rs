@@ -109,13 +109,11 @@ where
 {
     let request_spans = filter_fn(|metadata| metadata.is_span() && metadata.name() == "request")
         .with_max_level_hint(tracing::Level::ERROR);
-    RequestTagsLayer
-        .with_filter(request_spans)
-        .and_then(
-            sentry::integrations::tracing::ErrorLayer::new()
-                .with_filter(LevelFilter::ERROR)
-                .with_filter(filter_fn(|metadata| !is_client_noise(metadata.target()))),
-        )
+    RequestTagsLayer.with_filter(request_spans).and_then(
+        sentry::integrations::tracing::ErrorLayer::new()
+            .with_filter(LevelFilter::ERROR)
+            .with_filter(filter_fn(|metadata| !is_client_noise(metadata.target()))),
+    )
 }
 
 /// Errors actix's HTTP/1 codec logs about a client's malformed request ("request parse
