@@ -279,7 +279,7 @@ check() { # expected status, then curl arguments
 check 200 "$BASE/health"
 check 200 "$BASE/api/v1/categories"
 check 200 "$BASE/api/v1/products?category_id=$CATEGORY_ID"
-items=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$WORK/answer.json")
+items=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/answer.json")
 ((items == 50)) || die "the product page holds $items products, not 50"
 check 200 "$BASE/api/v1/products/$PRODUCT_MAX"
 check 200 -H "Authorization: $AUTH" "$BASE/api/v1/orders/my"

@@ -5,11 +5,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use domain::{CategoryId, Money, Page, Paginated, Product, ProductId};
-use http_actix::dto::{PageDto, ProductDto};
+use domain::{CategoryId, Money, Product, ProductId};
+use http_actix::dto::ProductDto;
 
-fn page_of_50() -> PageDto<ProductDto> {
-    let items = (1..=50)
+fn page_of_50() -> Vec<ProductDto> {
+    (1..=50)
         .map(|id| Product {
             id: ProductId(id),
             category_id: CategoryId(1),
@@ -25,16 +25,8 @@ fn page_of_50() -> PageDto<ProductDto> {
             sort_order: i32::try_from(id).unwrap_or(0),
             stock: (id % 5 == 0).then_some(1_000_000),
         })
-        .collect();
-    let page = Page::parse(None, None).unwrap_or_else(|errors| panic!("{errors:?}"));
-    PageDto::from_page(
-        Paginated {
-            items,
-            total: 50,
-            page,
-        },
-        ProductDto::from,
-    )
+        .map(ProductDto::from)
+        .collect()
 }
 
 fn serialize(c: &mut Criterion) {

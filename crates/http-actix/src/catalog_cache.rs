@@ -29,6 +29,8 @@ use actix_web::web::Bytes;
 pub(crate) struct Entry {
     pub body: Bytes,
     pub etag: String,
+    /// For a list: the number of matches, every page together (`X-Total-Count`).
+    pub total: Option<u64>,
     stored_at: Instant,
     /// The products this answer shows, for invalidation.
     products: Box<[i64]>,
@@ -41,6 +43,8 @@ pub(crate) struct Entry {
 pub(crate) struct Answer {
     pub body: Bytes,
     pub etag: String,
+    /// For a list: the number of matches.
+    pub total: Option<u64>,
     /// The products it shows.
     pub products: Vec<i64>,
     /// Whether stock decides which products it shows.
@@ -138,6 +142,7 @@ impl CatalogCache {
         let entry = Arc::new(Entry {
             body: answer.body,
             etag: answer.etag,
+            total: answer.total,
             stored_at: now,
             products: answer.products.into_boxed_slice(),
             stock_filtered: answer.stock_filtered,
@@ -249,6 +254,7 @@ mod tests {
 
     fn answer(size: usize, products: &[i64], stock_filtered: bool) -> Answer {
         Answer {
+            total: None,
             body: Bytes::from(vec![b'x'; size]),
             etag: "\"e\"".into(),
             products: products.to_vec(),

@@ -4,39 +4,13 @@
 //! a float; timestamps as RFC 3339 in UTC.
 
 use domain::order::{OrderInput, OrderLineInput};
-use domain::{Category, Order, OrderItem, Paginated, Product, User};
+use domain::{Category, Order, OrderItem, Product, User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
-
-/// The envelope of every collection: one page of `items` and the `total` number of matches.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PageDto<T> {
-    pub items: Vec<T>,
-    /// Every match, not just this page.
-    #[schema(example = 42)]
-    pub total: u64,
-    /// The page size asked for (default 50, 1–100).
-    #[schema(example = 50, minimum = 1, maximum = 100)]
-    pub limit: u32,
-    /// How many matches were skipped (default 0).
-    #[schema(example = 0)]
-    pub offset: u64,
-}
-
-impl<T> PageDto<T> {
-    pub fn from_page<D>(page: Paginated<D>, convert: impl Fn(D) -> T) -> Self {
-        PageDto {
-            items: page.items.into_iter().map(convert).collect(),
-            total: page.total,
-            limit: page.page.limit(),
-            offset: page.page.offset(),
-        }
-    }
-}
 
 /// A catalog category.
 #[derive(Debug, Serialize, ToSchema)]

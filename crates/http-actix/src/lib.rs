@@ -66,6 +66,7 @@ pub use crate::metrics::{OUTBOX_GAUGES_REFRESH_INTERVAL, OutboxGauges};
 pub use crate::middleware::X_REQUEST_ID;
 use crate::rate_limit::{ClientKey, RateLimiter};
 pub use crate::routes::assets::{DEMO_ASSETS, DEMO_ASSETS_PATH};
+pub use crate::routes::listing::X_TOTAL_COUNT;
 
 /// Every API route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";
@@ -314,6 +315,8 @@ impl Http {
                 header::LOCATION,
                 header::RETRY_AFTER,
                 header::ETAG,
+                header::LINK,
+                routes::listing::X_TOTAL_COUNT,
                 routes::orders::IDEMPOTENT_REPLAYED,
             ])
             .max_age(CORS_MAX_AGE_SECS);

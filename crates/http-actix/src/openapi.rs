@@ -224,7 +224,7 @@ problem_responses! {
     /// 422 for query and path parameters.
     InvalidQuery => problem_response(
         "A parameter breaks a rule; `errors` names it",
-        &[ApiError::validation("limit", "out_of_range", "limit must be between 1 and 100")],
+        &[ApiError::validation("limit", "out_of_range", "limit must be between 1 and 500")],
         &[],
     );
     /// 422 for a new order.

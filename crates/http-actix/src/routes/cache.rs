@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
+use domain::Page;
 use serde::Serialize;
 
 use crate::catalog_cache::{Answer, CatalogCache, Entry};
@@ -25,33 +26,46 @@ pub(crate) enum BrowserCaching {
     UntilServerExpiry,
 }
 
-/// Answers from the catalog cache, loading (and caching) the answer on a miss. `load`
-/// returns the body and the ids of the products it shows, for invalidation;
-/// `stock_filtered` says whether stock decides which products it shows.
+/// What a catalog handler loads: the body, the ids of the products it shows (for
+/// invalidation), and for a list the number of matches, every page together.
+pub(crate) struct Loaded<T> {
+    pub body: T,
+    pub products: Vec<i64>,
+    pub total: Option<u64>,
+}
+
+/// Answers from the catalog cache, loading (and caching) the answer on a miss.
+/// `stock_filtered` says whether stock decides which products it shows. A list (`list`:
+/// the window asked for) is a JSON array with `X-Total-Count` and `Link` (see
+/// [`super::listing`]).
 pub(crate) async fn serve_cached<T, Load, Fut>(
     req: &HttpRequest,
     cache: &CatalogCache,
     key: String,
     stock_filtered: bool,
     browser: BrowserCaching,
+    list: Option<Page>,
     load: Load,
 ) -> Result<HttpResponse, ApiError>
 where
     T: Serialize,
     Load: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(T, Vec<i64>), ApiError>>,
+    Fut: Future<Output = Result<Loaded<T>, ApiError>>,
 {
     let now = crate::limiter_now();
     let entry = match cache.get(&key, now) {
         Some(entry) => entry,
         None => {
             let ticket = cache.ticket();
-            let (body, products) = load().await?;
-            let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(Box::new(e)))?;
+            let loaded = load().await?;
+            let total = loaded.total;
+            let bytes =
+                serde_json::to_vec(&loaded.body).map_err(|e| ApiError::Internal(Box::new(e)))?;
             let answer = Answer {
-                etag: etag_of(&bytes),
+                etag: etag_of(&bytes, total),
                 body: Bytes::from(bytes),
-                products,
+                total,
+                products: loaded.products,
                 stock_filtered,
             };
             cache.put(key, answer, ticket, now)
@@ -61,7 +75,12 @@ where
         BrowserCaching::Revalidate => None,
         BrowserCaching::UntilServerExpiry => Some(cache.remaining_secs(&entry, now)),
     };
-    Ok(respond(req, &entry, cache_control_value(cache_control)))
+    Ok(respond(
+        req,
+        &entry,
+        list,
+        cache_control_value(cache_control),
+    ))
 }
 
 /// `public, max-age=N` for `Some(N)` with N > 0, `no-cache` otherwise.
@@ -75,7 +94,12 @@ fn cache_control_value(max_age_secs: Option<u64>) -> HeaderValue {
 
 /// 200 with the body, or 304 when the client's `If-None-Match` already names its `ETag`;
 /// both with the same `ETag` and `Cache-Control`.
-fn respond(req: &HttpRequest, entry: &Entry, cache_control: HeaderValue) -> HttpResponse {
+fn respond(
+    req: &HttpRequest,
+    entry: &Entry,
+    page: Option<Page>,
+    cache_control: HeaderValue,
+) -> HttpResponse {
     let matches = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
@@ -91,6 +115,11 @@ fn respond(req: &HttpRequest, entry: &Entry, cache_control: HeaderValue) -> Http
     response
         .insert_header((header::ETAG, entry.etag.clone()))
         .insert_header((header::CACHE_CONTROL, cache_control));
+    if let (Some(total), Some(page)) = (entry.total, page) {
+        for header in super::listing::list_headers(req, page, total) {
+            response.insert_header(header);
+        }
+    }
     if matches {
         return response.finish();
     }
@@ -99,12 +128,14 @@ fn respond(req: &HttpRequest, entry: &Entry, cache_control: HeaderValue) -> Http
         .body(entry.body.clone())
 }
 
-/// A strong validator: a 64-bit hash of the exact bytes and their length. `DefaultHasher::new`
-/// has fixed keys, so every instance of one build computes the same tag for the same answer
-/// (a new build may compute other tags, which costs one full answer per client).
-pub(crate) fn etag_of(bytes: &[u8]) -> String {
+/// A strong validator: a 64-bit hash of the exact bytes, a list's `X-Total-Count`, and the
+/// bytes' length. `DefaultHasher::new` has fixed keys, so every instance of one build
+/// computes the same tag for the same answer (a new build may compute other tags, which
+/// costs one full answer per client).
+pub(crate) fn etag_of(bytes: &[u8], total: Option<u64>) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
+    total.hash(&mut hasher);
     format!("\"{:016x}{:08x}\"", hasher.finish(), bytes.len())
 }
 
@@ -121,7 +152,10 @@ mod tests {
 
     #[test]
     fn etags_tell_bodies_apart() {
-        assert_ne!(etag_of(b"{\"a\":1}"), etag_of(b"{\"a\":2}"));
-        assert!(etag_of(b"x").starts_with('"') && etag_of(b"x").ends_with('"'));
+        assert_ne!(etag_of(b"{\"a\":1}", None), etag_of(b"{\"a\":2}", None));
+        let tag = etag_of(b"x", None);
+        assert!(tag.starts_with('"') && tag.ends_with('"'));
+        // A page that looks the same while the number of matches changed is not the same.
+        assert_ne!(etag_of(b"[]", Some(10)), etag_of(b"[]", Some(11)));
     }
 }

@@ -4,11 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::ProductId;
 use domain::catalog::{ProductFilter, ProductQueryInput};
 
-use super::cache::{BrowserCaching, serve_cached};
+use super::cache::{BrowserCaching, Loaded, serve_cached};
 use super::{page, path_id};
 use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
-use crate::dto::{CategoryDto, ListQuery, PageDto, ProductDto};
+use crate::dto::{CategoryDto, ListQuery, ProductDto};
 use crate::error::ApiError;
 use crate::extract::int_param;
 
@@ -22,8 +22,8 @@ use crate::extract::int_param;
         super::PageParams,
     ),
     responses(
-        (status = 200, description = "One page of categories", body = PageDto<CategoryDto>,
-            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=N`, N being at most `CATALOG_CACHE_TTL` seconds (what is left of the server's own copy); `no-cache` when nothing is"))),
+        (status = 200, description = "One page of categories, as a JSON array", body = Vec<CategoryDto>,
+            headers(("X-Total-Count" = u64, description = "How many match, every page together"), ("Link" = String, description = "RFC 8288 links to the neighbouring pages, with the same filters: `<…&limit=L&offset=O>; rel=\"next\"`, `rel=\"prev\"`; absent on a single page"), ("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=N`, N being at most `CATALOG_CACHE_TTL` seconds (what is left of the server's own copy); `no-cache` when nothing is"))),
         (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -45,12 +45,18 @@ pub async fn list_categories(
         key,
         false,
         BrowserCaching::UntilServerExpiry,
+        Some(page),
         || async {
             let categories = state.catalog.list_categories(page).await?;
-            Ok((
-                PageDto::from_page(categories, CategoryDto::from),
-                Vec::new(),
-            ))
+            Ok(Loaded {
+                total: Some(categories.total),
+                body: categories
+                    .items
+                    .into_iter()
+                    .map(CategoryDto::from)
+                    .collect::<Vec<_>>(),
+                products: Vec::new(),
+            })
         },
     )
     .await
@@ -58,8 +64,9 @@ pub async fn list_categories(
 
 /// Active products: search, filter and sort, combined with pagination.
 ///
-/// Invalid parameters (a negative price, `min_price` above `max_price`, an unknown `sort`,
-/// `limit` over 100) get a 422 naming the parameter.
+/// A JSON array; `X-Total-Count` says how many match and `Link` leads to the neighbouring
+/// pages. Invalid parameters (a negative price, an unknown `sort`, `limit` over 500) get a
+/// 422 naming the parameter.
 #[utoipa::path(
     get,
     path = "/api/v1/products",
@@ -78,8 +85,8 @@ pub async fn list_categories(
         super::PageParams,
     ),
     responses(
-        (status = 200, description = "One page of products", body = PageDto<ProductDto>,
-            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`no-cache`: the answer shows stock, so revalidate it with `If-None-Match` every time"))),
+        (status = 200, description = "One page of products, as a JSON array", body = Vec<ProductDto>,
+            headers(("X-Total-Count" = u64, description = "How many match, every page together"), ("Link" = String, description = "RFC 8288 links to the neighbouring pages, with the same filters: `<…&limit=L&offset=O>; rel=\"next\"`, `rel=\"prev\"`; absent on a single page"), ("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`no-cache`: the answer shows stock, so revalidate it with `If-None-Match` every time"))),
         (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -112,10 +119,18 @@ pub async fn list_products(
         key,
         stock_filtered,
         BrowserCaching::Revalidate,
+        Some(page),
         || async {
             let products = state.catalog.list_products(filter, page).await?;
-            let shown = products.items.iter().map(|p| p.id.0).collect();
-            Ok((PageDto::from_page(products, ProductDto::from), shown))
+            Ok(Loaded {
+                products: products.items.iter().map(|p| p.id.0).collect(),
+                total: Some(products.total),
+                body: products
+                    .items
+                    .into_iter()
+                    .map(ProductDto::from)
+                    .collect::<Vec<_>>(),
+            })
         },
     )
     .await
@@ -156,9 +171,14 @@ pub async fn get_product(
         format!("product:{id}"),
         false,
         BrowserCaching::Revalidate,
+        None,
         || async {
             match state.catalog.find_active_product(id).await? {
-                Some(product) => Ok((ProductDto::from(product), vec![id.0])),
+                Some(product) => Ok(Loaded {
+                    body: ProductDto::from(product),
+                    products: vec![id.0],
+                    total: None,
+                }),
                 None => Err(ApiError::NotFound("Product not found")),
             }
         },

@@ -1,6 +1,7 @@
 pub mod assets;
 mod cache;
 pub mod catalog;
+pub mod listing;
 pub mod ops;
 pub mod orders;
 pub mod users;
@@ -111,8 +112,8 @@ pub(crate) fn table() -> Vec<RouteDef> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub(crate) struct PageParams {
-    /// Page size, 1–100; 50 when absent.
-    #[param(minimum = 1, maximum = 100)]
+    /// Page size, 1–500; 100 when absent.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// How many matches to skip, at most 1 000 000 000; 0 when absent.
     #[param(minimum = 0, maximum = 1_000_000_000)]

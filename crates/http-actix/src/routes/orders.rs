@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{page, path_id};
 use crate::catalog_cache::CatalogCache;
-use crate::dto::{CreateOrderRequest, ListQuery, OrderDto, PageDto};
+use crate::dto::{CreateOrderRequest, ListQuery, OrderDto};
 use crate::error::ApiError;
 use crate::extract::{Customer, JsonBody};
 use crate::metrics::Metrics;
@@ -203,7 +203,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError
     security(("tma" = [])),
     params(super::PageParams),
     responses(
-        (status = 200, description = "One page of the customer's orders", body = PageDto<OrderDto>),
+        (status = 200, description = "One page of the customer's orders, newest first, as a JSON array", body = Vec<OrderDto>,
+            headers(("X-Total-Count" = u64, description = "How many orders the customer has"), ("Link" = String, description = "RFC 8288 links to the neighbouring pages: `rel=\"next\"`, `rel=\"prev\"`; absent on a single page"))),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 422, response = crate::openapi::InvalidQuery),
         (status = 429, response = crate::openapi::RateLimited),
@@ -212,13 +213,19 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError
     )
 )]
 pub async fn list_mine(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     Customer(customer): Customer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
     let orders = state.orders.list_for_user(customer.id, page).await?;
-    Ok(HttpResponse::Ok().json(PageDto::from_page(orders, OrderDto::from)))
+    let mut response = HttpResponse::Ok();
+    for header in super::listing::list_headers(&req, page, orders.total) {
+        response.insert_header(header);
+    }
+    let body: Vec<OrderDto> = orders.items.into_iter().map(OrderDto::from).collect();
+    Ok(response.json(body))
 }
 
 /// One of the authenticated customer's orders.

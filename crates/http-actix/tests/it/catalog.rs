@@ -22,23 +22,70 @@ async fn categories_are_paginated_with_total() {
             })
         });
     let app = mocks.app().await;
-    let (status, content_type, body) = call(
+    let raw = call_raw(
         &app,
         TestRequest::get().uri("/api/v1/categories?limit=2&offset=1"),
     )
     .await;
-    assert_eq!(status, 200);
-    assert_eq!(content_type, "application/json");
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.header("content-type"), Some("application/json"));
+    // A JSON array, as the seed answers; the rest is in the headers.
     assert_eq!(
-        body,
-        serde_json::json!({
-            "items": [
-                {"id": 2, "name": "Категория 2", "slug": "cat-2", "sort_order": 2},
-                {"id": 3, "name": "Категория 3", "slug": "cat-3", "sort_order": 3}
-            ],
-            "total": 4, "limit": 2, "offset": 1
-        })
+        raw.json(),
+        serde_json::json!([
+            {"id": 2, "name": "Категория 2", "slug": "cat-2", "sort_order": 2},
+            {"id": 3, "name": "Категория 3", "slug": "cat-3", "sort_order": 3}
+        ])
     );
+    assert_eq!(raw.header("x-total-count"), Some("4"));
+    assert_eq!(
+        raw.header("link"),
+        Some(
+            "</api/v1/categories?limit=2&offset=3>; rel=\"next\", \
+             </api/v1/categories?limit=1&offset=0>; rel=\"prev\""
+        )
+    );
+    // The same from memory, and the 304 of an unchanged page says the same.
+    let etag = raw.header("etag").unwrap().to_owned();
+    let again = call_raw(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/categories?limit=2&offset=1")
+            .insert_header(("If-None-Match", etag.as_str())),
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("x-total-count"), Some("4"));
+    assert_eq!(again.header("link"), raw.header("link"));
+}
+
+/// Browsers read the count and the links only if CORS exposes them.
+#[actix_web::test]
+async fn the_count_and_links_are_exposed_to_browsers() {
+    let mut mocks = Mocks::new();
+    mocks.catalog.expect_list_categories().returning(|page| {
+        Ok(Paginated {
+            items: vec![category(1)],
+            total: 1,
+            page,
+        })
+    });
+    let app = mocks.app().await;
+    let raw = call_raw(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/categories")
+            .insert_header(("Origin", "https://mini-app.example.com")),
+    )
+    .await;
+    assert_eq!(raw.status, 200);
+    let exposed = raw
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["x-total-count", "link"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
 }
 
 #[actix_web::test]
@@ -62,18 +109,19 @@ async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
             })
         });
     let app = mocks.app().await;
-    let (status, _, body) = call(
+    let raw = call_raw(
         &app,
         TestRequest::get().uri("/api/v1/products?category_id=7"),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(raw.status, 200);
+    // The seed's shape: a JSON array, the count in a header, no links on a single page.
+    assert_eq!(raw.header("x-total-count"), Some("1"));
+    assert_eq!(raw.header("link"), None);
+    let body = raw.json();
+    assert_eq!(body.as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(
-        (body["limit"].as_u64(), body["offset"].as_u64()),
-        (Some(50), Some(0))
-    );
-    assert_eq!(
-        body["items"][0],
+        body[0],
         serde_json::json!({
             "id": 1, "category_id": 1, "name": "Товар 1", "description": "Описание",
             "price": "250.50", "image_url": null, "images": [], "sort_order": 0,
@@ -117,7 +165,7 @@ async fn bad_pagination_is_422_naming_the_parameter() {
     let app = Mocks::new().app().await;
     let body = problem(
         &app,
-        TestRequest::get().uri("/api/v1/products?limit=101"),
+        TestRequest::get().uri("/api/v1/products?limit=501"),
         422,
         "validation_failed",
     )
@@ -233,8 +281,8 @@ async fn product_listing_passes_search_filters_and_sort_to_the_catalog() {
     let uri = "/api/v1/products?q=%D0%9F%D0%98%D0%A6%D0%A6%D0%90&min_price=100&max_price=999.50&in_stock=true&sort=price_asc&category_id=2&limit=10";
     let (status, _, body) = call(&app, TestRequest::get().uri(uri)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["items"][0]["stock"], 3);
-    assert_eq!(body["items"][0]["in_stock"], true);
+    assert_eq!(body[0]["stock"], 3);
+    assert_eq!(body[0]["in_stock"], true);
 }
 
 #[actix_web::test]
@@ -246,7 +294,7 @@ async fn invalid_listing_parameters_are_422_naming_each() {
         ("min_price=1e3", "min_price"),
         ("q=%0D", "q"),
         ("sort=cheapest", "sort"),
-        ("limit=101", "limit"),
+        ("limit=501", "limit"),
         ("in_stock=maybe", "in_stock"),
         ("max_price=1.005", "max_price"),
         ("min_price=1000000000000000000000000000", "min_price"),
@@ -342,12 +390,12 @@ async fn repeated_catalog_reads_are_served_from_memory() {
         });
     let app = mocks.app().await;
     for _ in 0..3 {
-        let (status, _, body) = call(
+        let raw = call_raw(
             &app,
             TestRequest::get().uri("/api/v1/products?q=%D0%BF%D0%B8%D1%86%D1%86%D0%B0"),
         )
         .await;
-        assert_eq!((status, body["total"].as_u64()), (200, Some(1)));
+        assert_eq!((raw.status, raw.header("x-total-count")), (200, Some("1")));
     }
     // The same search spelled differently is the same validated filter: still one load.
     let (status, _, _) = call(

@@ -79,7 +79,7 @@ async fn an_online_backup_of_the_embedded_database_serves_the_same_orders() {
     let server = start(&live, &telegram.server.uri());
     place_orders(&server, 3).await;
     let orders = my_orders(&server).await;
-    assert_eq!(orders["total"], 3, "{orders}");
+    assert_eq!(orders.as_array().map(Vec::len), Some(3), "{orders}");
 
     // While the server runs, its pool open and the orders perhaps only in the WAL.
     let backup = scratch("backup-files").join("botshop-backup.db");
@@ -175,7 +175,7 @@ async fn the_compose_backup_scripts_dump_rotates_and_restores_into_a_fresh_datab
     let server = start(&Database::Url(db.url().to_owned()), &telegram.server.uri());
     place_orders(&server, 3).await;
     let orders = my_orders(&server).await;
-    assert_eq!(orders["total"], 3, "{orders}");
+    assert_eq!(orders.as_array().map(Vec::len), Some(3), "{orders}");
 
     // Three older dumps, so that one run with BACKUP_KEEP=2 has to rotate.
     let dir = scratch("pg-backups");
