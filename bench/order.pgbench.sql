@@ -30,7 +30,13 @@ WITH line (product_id, product_name, quantity, price_minor, revision, position) 
            (:c::bigint, ((ARRAY['Пицца', 'Ролл', 'Бургер', 'Салат', 'Суп', 'Десерт', 'Напиток', 'Завтрак', 'Паста', 'Пирог', 'Шашлык', 'Лапша', 'Закуска', 'Соус', 'Набор', 'Блюдо', 'Креветки', 'Стейк', 'Кофе', 'Чай'])[(:c - 1) / 50 + 1] || ' «' || (ARRAY['Фирменный', 'Классика', 'Острый', 'Домашний', 'Макси', 'Мини', 'Сезонный', 'Ёлочный', 'Особый', 'Летний'])[((:c - 1) % 50) % 10 + 1] || '» №' || ((:c - 1) % 50 + 1))::text, :q::integer, :pc::bigint, 0::bigint, 2)
 ), locked AS (
     SELECT product."id", product."category_id", product."name", product."price_minor",
-           product."is_active", product."sort_order", product."stock", product."revision"
+           (product."is_active" AND product."category_id" IN (SELECT visible."id" FROM "categories" visible
+    LEFT JOIN "categories" visible_parent ON visible_parent."id" = visible."parent_id"
+    LEFT JOIN "categories" visible_grandparent
+        ON visible_grandparent."id" = visible_parent."parent_id"
+    WHERE visible."is_active"
+        AND (visible_parent."id" IS NULL OR visible_parent."is_active")
+        AND (visible_grandparent."id" IS NULL OR visible_grandparent."is_active"))) AS "is_active", product."sort_order", product."stock", product."revision"
     FROM "products" AS product
     WHERE product."id" IN (:a, :b, :c)
     ORDER BY product."id"
@@ -38,7 +44,7 @@ WITH line (product_id, product_name, quantity, price_minor, revision, position) 
 ), verdict AS (
     SELECT count(*) = 3 AS ok
     FROM locked JOIN line ON line.product_id = locked."id"
-    WHERE locked."revision" = line.revision
+    WHERE locked."revision" = line.revision AND locked."is_active"
       AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
 ), taken AS (
     UPDATE "products" AS product SET "stock" = product."stock" - line.quantity

@@ -23,6 +23,7 @@
 //! Architecture invariant: this crate depends on sea-orm-migration only, never on the
 //! domain or on an adapter.
 
+pub use m20250101_000012_category_tree::MAX_CATEGORY_LEVELS;
 pub use sea_orm_migration::migrator::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
@@ -37,6 +38,7 @@ mod m20250101_000008_products_revision;
 mod m20250101_000009_outbox_claim_tokens_and_retention;
 mod m20250101_000010_outbox_dead_index;
 mod m20250101_000011_product_images;
+mod m20250101_000012_category_tree;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -57,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000009_outbox_claim_tokens_and_retention::Migration),
             Box::new(m20250101_000010_outbox_dead_index::Migration),
             Box::new(m20250101_000011_product_images::Migration),
+            Box::new(m20250101_000012_category_tree::Migration),
         ]
     }
 }

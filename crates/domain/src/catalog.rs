@@ -38,6 +38,8 @@ impl FromStr for ProductSort {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFilter {
     pub category_id: Option<CategoryId>,
+    /// With `category_id`: also the products of its subcategories (the whole subtree).
+    pub include_descendants: bool,
     /// Already normalised with [`search_text`]: match it as a substring of a product's
     /// normalised name and description.
     pub search: Option<String>,
@@ -52,6 +54,7 @@ pub struct ProductFilter {
 #[derive(Debug, Clone, Default)]
 pub struct ProductQueryInput<'a> {
     pub category_id: Option<i64>,
+    pub include_descendants: Option<&'a str>,
     pub q: Option<&'a str>,
     pub min_price: Option<&'a str>,
     pub max_price: Option<&'a str>,
@@ -100,18 +103,12 @@ impl ProductFilter {
         };
         let min_price = price_param("min_price", input.min_price, &mut errors);
         let max_price = price_param("max_price", input.max_price, &mut errors);
-        let in_stock_only = match input.in_stock {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "in_stock",
-                    "invalid_boolean",
-                    "in_stock must be true or false",
-                ));
-                false
-            }
-        };
+        let in_stock_only = bool_param("in_stock", input.in_stock, &mut errors);
+        let include_descendants = bool_param(
+            "include_descendants",
+            input.include_descendants,
+            &mut errors,
+        );
         let sort = match input.sort.map(str::parse::<ProductSort>) {
             None => ProductSort::Default,
             Some(Ok(sort)) => sort,
@@ -127,6 +124,7 @@ impl ProductFilter {
         if errors.is_empty() {
             Ok(Self {
                 category_id,
+                include_descendants,
                 search,
                 min_price,
                 max_price,
@@ -135,6 +133,22 @@ impl ProductFilter {
             })
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// A boolean query parameter: `true` or `false`; absent is `false`.
+pub fn bool_param(name: &'static str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> bool {
+    match raw {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            errors.push(FieldError::new(
+                name,
+                "invalid_boolean",
+                format!("{name} must be true or false"),
+            ));
+            false
         }
     }
 }
@@ -215,6 +229,7 @@ mod tests {
     fn filters_parse_and_combine() {
         let filter = ProductFilter::parse(ProductQueryInput {
             category_id: Some(2),
+            include_descendants: Some("true"),
             q: Some("  ПИЦЦА "),
             min_price: Some("100"),
             max_price: Some("999.99"),
@@ -223,6 +238,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(filter.category_id, Some(CategoryId(2)));
+        assert!(filter.include_descendants);
         assert_eq!(filter.search.as_deref(), Some("пицца"));
         assert_eq!(filter.min_price.unwrap().minor_units(), 10_000);
         assert_eq!(filter.max_price.unwrap().minor_units(), 99_999);

@@ -27,7 +27,16 @@ pub struct Category {
     pub name: String,
     pub slug: String,
     pub sort_order: i32,
+    /// The category it belongs under; `None` for a root. The tree has at most
+    /// [`MAX_CATEGORY_LEVELS`] levels and no cycles (the database refuses either).
+    pub parent_id: Option<CategoryId>,
+    /// An inactive category and everything under it is hidden from the public catalog,
+    /// and their products are neither listed nor orderable.
+    pub is_active: bool,
 }
+
+/// How deep the category tree may be: a root, its children, their children.
+pub const MAX_CATEGORY_LEVELS: u32 = 3;
 
 /// Something the shop sells. Only active products are shown or can be ordered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,7 @@ pub mod services;
 pub mod settings;
 pub mod values;
 
-pub use entities::{Category, Order, OrderItem, OrderStatus, Product, User};
+pub use entities::{Category, MAX_CATEGORY_LEVELS, Order, OrderItem, OrderStatus, Product, User};
 pub use error::{FieldError, RepositoryError};
 pub use money::Money;
 pub use pagination::{Page, Paginated};

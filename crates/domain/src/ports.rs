@@ -18,7 +18,7 @@ use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredRes
 use crate::order::{NewOrder, PlaceOrderError};
 use crate::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
 use crate::pagination::{Page, Paginated};
-use crate::values::{OrderId, ProductId, TelegramId, UserId};
+use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
 
 /// Stores customers.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -43,10 +43,26 @@ pub use crate::catalog::ProductFilter;
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CatalogRepository: Send + Sync {
-    /// Categories ordered by `sort_order`, then `id`.
-    async fn list_categories(&self, page: Page) -> Result<Paginated<Category>, RepositoryError>;
+    /// The visible categories under `parent` (`None`: the roots), ordered by `sort_order`,
+    /// then `id`. Visible: active, and every category above it active too.
+    async fn list_categories(
+        &self,
+        parent: Option<CategoryId>,
+        page: Page,
+    ) -> Result<Paginated<Category>, RepositoryError>;
 
-    /// Active products matching every part of `filter` (category, search text as a
+    /// The visible children of each of `parents`, ordered by `sort_order`, then `id` (the
+    /// caller groups them by `parent_id`).
+    async fn child_categories(
+        &self,
+        parents: &[CategoryId],
+    ) -> Result<Vec<Category>, RepositoryError>;
+
+    /// The category if it exists and is visible; `None` otherwise.
+    async fn find_category(&self, id: CategoryId) -> Result<Option<Category>, RepositoryError>;
+
+    /// Active products of visible categories matching every part of `filter` (category,
+    /// with its subtree when `include_descendants`, search text as a
     /// substring of the product's normalised name and description — see
     /// [`crate::catalog::product_search_text`] —, price range, in stock), ordered by
     /// `filter.sort` with `id` as the final tie-break (`Default`: `sort_order`, then `id`;
@@ -57,8 +73,8 @@ pub trait CatalogRepository: Send + Sync {
         page: Page,
     ) -> Result<Paginated<Product>, RepositoryError>;
 
-    /// The product if it exists and is active; `None` otherwise, so that an inactive
-    /// product is indistinguishable from a missing one.
+    /// The product if it exists, is active and its category is visible; `None`
+    /// otherwise, so that a hidden product is indistinguishable from a missing one.
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
 }
 

@@ -12,14 +12,22 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-/// A catalog category.
+/// A catalog category, a node of a tree of at most three levels.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": 1, "name": "Пицца", "slug": "pizza", "sort_order": 1}))]
+#[schema(example = json!({"id": 5, "name": "Острая", "slug": "pizza-spicy", "sort_order": 1, "parent_id": 1, "is_active": true}))]
 pub struct CategoryDto {
     pub id: i64,
     pub name: String,
     pub slug: String,
     pub sort_order: i32,
+    /// The category it belongs under; `null` for a root.
+    pub parent_id: Option<i64>,
+    /// Always `true` in the public catalog, which hides inactive categories.
+    pub is_active: bool,
+    /// With `include_children=true` only: the visible subcategories, one level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion, nullable = false)]
+    pub children: Option<Vec<CategoryDto>>,
 }
 
 impl From<Category> for CategoryDto {
@@ -29,6 +37,9 @@ impl From<Category> for CategoryDto {
             name: c.name,
             slug: c.slug,
             sort_order: c.sort_order,
+            parent_id: c.parent_id.map(|p| p.0),
+            is_active: c.is_active,
+            children: None,
         }
     }
 }
@@ -292,6 +303,9 @@ pub struct ListQuery {
     pub limit: Option<String>,
     pub offset: Option<String>,
     pub category_id: Option<String>,
+    pub include_descendants: Option<String>,
+    pub parent_id: Option<String>,
+    pub include_children: Option<String>,
     pub q: Option<String>,
     pub min_price: Option<String>,
     pub max_price: Option<String>,

@@ -39,6 +39,7 @@ pub const TMA_SCHEME: &str = "tma";
     ),
     paths(
         routes::catalog::list_categories,
+        routes::catalog::get_category,
         routes::catalog::list_products,
         routes::catalog::get_product,
         routes::users::me,

@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use domain::catalog::ProductSort;
 use domain::ports::{CatalogRepository, ProductFilter};
-use domain::{Category, Page, Paginated, Product, ProductId, RepositoryError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use domain::{Category, CategoryId, Page, Paginated, Product, ProductId, RepositoryError};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
 };
 
 use crate::entities::{categories, products};
@@ -22,8 +23,18 @@ const LIKE_ESCAPE: char = '\\';
 
 #[async_trait]
 impl CatalogRepository for SqlStore {
-    async fn list_categories(&self, page: Page) -> Result<Paginated<Category>, RepositoryError> {
-        let rows = categories::Entity::find()
+    async fn list_categories(
+        &self,
+        parent: Option<CategoryId>,
+        page: Page,
+    ) -> Result<Paginated<Category>, RepositoryError> {
+        let under = match parent {
+            Some(parent) => categories::Column::ParentId.eq(parent.0),
+            None => categories::Column::ParentId.is_null(),
+        };
+        let matching = visible_categories().filter(under);
+        let rows = matching
+            .clone()
             .order_by_asc(categories::Column::SortOrder)
             .order_by_asc(categories::Column::Id)
             .limit(u64::from(page.limit()))
@@ -31,7 +42,7 @@ impl CatalogRepository for SqlStore {
             .all(&self.db)
             .await
             .map_err(|err| repository_error(err, "failed to list categories"))?;
-        let total = categories::Entity::find()
+        let total = matching
             .count(&self.db)
             .await
             .map_err(|err| repository_error(err, "failed to count categories"))?;
@@ -40,6 +51,32 @@ impl CatalogRepository for SqlStore {
             total,
             page,
         })
+    }
+
+    async fn child_categories(
+        &self,
+        parents: &[CategoryId],
+    ) -> Result<Vec<Category>, RepositoryError> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = visible_categories()
+            .filter(categories::Column::ParentId.is_in(parents.iter().map(|p| p.0)))
+            .order_by_asc(categories::Column::SortOrder)
+            .order_by_asc(categories::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to list subcategories"))?;
+        Ok(rows.into_iter().map(category_from_row).collect())
+    }
+
+    async fn find_category(&self, id: CategoryId) -> Result<Option<Category>, RepositoryError> {
+        Ok(visible_categories()
+            .filter(categories::Column::Id.eq(id.0))
+            .one(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to find category"))?
+            .map(category_from_row))
     }
 
     async fn list_products(
@@ -71,6 +108,7 @@ impl CatalogRepository for SqlStore {
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError> {
         products::Entity::find_by_id(id.0)
             .filter(products::Column::IsActive.eq(true))
+            .filter(Expr::cust(IN_VISIBLE_CATEGORY))
             .one(&self.db)
             .await
             .map_err(|err| repository_error(err, "failed to find product"))?
@@ -79,11 +117,67 @@ impl CatalogRepository for SqlStore {
     }
 }
 
-/// The active products that match every part of `filter`, unordered.
+/// The ids of the visible categories: active, under an active parent and grandparent
+/// (the tree has at most three levels, so these are all its ancestors).
+macro_rules! visible_category_ids {
+    () => {
+        r#"SELECT visible."id" FROM "categories" visible
+    LEFT JOIN "categories" visible_parent ON visible_parent."id" = visible."parent_id"
+    LEFT JOIN "categories" visible_grandparent
+        ON visible_grandparent."id" = visible_parent."parent_id"
+    WHERE visible."is_active"
+        AND (visible_parent."id" IS NULL OR visible_parent."is_active")
+        AND (visible_grandparent."id" IS NULL OR visible_grandparent."is_active")"#
+    };
+}
+pub(crate) use visible_category_ids;
+
+/// A product row's condition: its category is visible.
+pub(crate) const IN_VISIBLE_CATEGORY: &str = concat!(
+    r#""products"."category_id" IN ("#,
+    visible_category_ids!(),
+    ")"
+);
+
+/// A category row's condition: it is visible.
+const VISIBLE_CATEGORY: &str = concat!(r#""categories"."id" IN ("#, visible_category_ids!(), ")");
+
+/// The categories shown by the public catalog.
+fn visible_categories() -> Select<categories::Entity> {
+    categories::Entity::find().filter(Expr::cust(VISIBLE_CATEGORY))
+}
+
+/// The active products of visible categories that match every part of `filter`,
+/// unordered.
 fn matching_products(filter: &ProductFilter) -> Select<products::Entity> {
-    let mut matching = products::Entity::find().filter(products::Column::IsActive.eq(true));
-    if let Some(category) = filter.category_id {
-        matching = matching.filter(products::Column::CategoryId.eq(category.0));
+    let mut matching = products::Entity::find()
+        .filter(products::Column::IsActive.eq(true))
+        .filter(Expr::cust(IN_VISIBLE_CATEGORY));
+    match (filter.category_id, filter.include_descendants) {
+        (Some(category), false) => {
+            matching = matching.filter(products::Column::CategoryId.eq(category.0));
+        }
+        // The category, its children and their children: the whole subtree of a tree of
+        // at most three levels.
+        (Some(category), true) => {
+            let children = Query::select()
+                .column(categories::Column::Id)
+                .from(categories::Entity)
+                .and_where(categories::Column::ParentId.eq(category.0))
+                .to_owned();
+            let grandchildren = Query::select()
+                .column(categories::Column::Id)
+                .from(categories::Entity)
+                .and_where(categories::Column::ParentId.in_subquery(children.clone()))
+                .to_owned();
+            matching = matching.filter(
+                Condition::any()
+                    .add(products::Column::CategoryId.eq(category.0))
+                    .add(products::Column::CategoryId.in_subquery(children))
+                    .add(products::Column::CategoryId.in_subquery(grandchildren)),
+            );
+        }
+        (None, _) => {}
     }
     // The domain normalised the search as the stored text was normalised, so a plain
     // substring match finds it, whatever the case, on both databases.

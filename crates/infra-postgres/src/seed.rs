@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use domain::Money;
 use domain::catalog::product_search_text;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use time::OffsetDateTime;
 
 use crate::entities::{categories, products};
@@ -18,6 +18,9 @@ pub struct SeedCategory {
     /// What makes seeding idempotent: a category whose slug exists is left alone.
     pub slug: String,
     pub sort_order: i32,
+    /// The slug of the category it goes under (one seeded earlier in the same list, or
+    /// already in the shop); `None` for a root.
+    pub parent_slug: Option<String>,
     pub products: Vec<SeedProduct>,
 }
 
@@ -57,17 +60,36 @@ impl SqlStore {
 
             let mut outcome = SeedOutcome::default();
             for category in categories {
+                let parent_id = match &category.parent_slug {
+                    Some(parent) => Some(
+                        categories::Entity::find()
+                            .filter(categories::Column::Slug.eq(parent.as_str()))
+                            .one(transaction)
+                            .await
+                            .context("failed to look up a parent category")?
+                            .with_context(|| {
+                                format!(
+                                    "the parent {parent:?} of category {:?} does not exist",
+                                    category.slug
+                                )
+                            })?
+                            .id,
+                    ),
+                    None => None,
+                };
                 let insert_category = Query::insert()
                     .into_table(categories::Entity)
                     .columns([
                         categories::Column::Name,
                         categories::Column::Slug,
                         categories::Column::SortOrder,
+                        categories::Column::ParentId,
                     ])
                     .values([
                         Expr::val(category.name.as_str()),
                         Expr::val(category.slug.as_str()),
                         Expr::val(category.sort_order),
+                        Expr::val(parent_id),
                     ])
                     .context("failed to build the category insert")?
                     .on_conflict(

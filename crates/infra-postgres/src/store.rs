@@ -140,6 +140,8 @@ pub(crate) fn category_from_row(row: categories::Model) -> Category {
         name: row.name,
         slug: row.slug,
         sort_order: row.sort_order,
+        parent_id: row.parent_id.map(CategoryId),
+        is_active: row.is_active,
     }
 }
 

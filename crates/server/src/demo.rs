@@ -19,31 +19,51 @@ fn product(name: &str, description: &str, rubles: i64, sort_order: i32) -> SeedP
     }
 }
 
+fn subcategory(
+    name: &str,
+    slug: &str,
+    parent: &str,
+    sort_order: i32,
+    products: Vec<SeedProduct>,
+) -> SeedCategory {
+    SeedCategory {
+        parent_slug: Some(parent.to_owned()),
+        ..category(name, slug, sort_order, products)
+    }
+}
+
 fn category(name: &str, slug: &str, sort_order: i32, products: Vec<SeedProduct>) -> SeedCategory {
     SeedCategory {
         name: name.to_owned(),
         slug: slug.to_owned(),
         sort_order,
+        parent_slug: None,
         products,
     }
 }
 
-/// Four categories of five products each, with Russian names and rouble prices, and
+/// Four root categories of four or five products each, and a subcategory of pizza
+/// ("Острая", two products), with Russian names and rouble prices, and
 /// pictures BotShop serves itself: each product's own, then its category's, as absolute
 /// URLs under `base_url` (the shop's `PUBLIC_BASE_URL`).
 pub fn catalog(base_url: &str) -> Vec<SeedCategory> {
     let mut catalog = categories();
     let base = base_url.trim_end_matches('/');
+    let picture = |name: &str| format!("{base}{DEMO_ASSETS_PATH}{name}.svg");
     for category in &mut catalog {
-        for (index, product) in category.products.iter_mut().enumerate() {
-            product.images = vec![
-                format!(
-                    "{base}{DEMO_ASSETS_PATH}{}-{}.svg",
-                    category.slug,
-                    index + 1
-                ),
-                format!("{base}{DEMO_ASSETS_PATH}{}.svg", category.slug),
-            ];
+        // A subcategory shows its parent's pictures (the spicy pizzas are pizzas).
+        let (own, shared): (Vec<String>, &str) = match category.slug.as_str() {
+            "pizza-spicy" => (vec!["pizza-5".into(), "pizza-2".into()], "pizza"),
+            slug => (
+                (1..=category.products.len())
+                    .map(|n| format!("{slug}-{n}"))
+                    .collect(),
+                slug,
+            ),
+        };
+        let shared = picture(shared);
+        for (product, own) in category.products.iter_mut().zip(own) {
+            product.images = vec![picture(&own), shared.clone()];
         }
     }
     catalog
@@ -75,11 +95,25 @@ fn categories() -> Vec<SeedCategory> {
                     3,
                 ),
                 product("Пицца Гавайская", "Курица, ананас, моцарелла", 650, 4),
+            ],
+        ),
+        subcategory(
+            "Острая",
+            "pizza-spicy",
+            "pizza",
+            1,
+            vec![
                 product(
                     "Пицца Дьябло",
                     "Острая салями, халапеньо, моцарелла",
                     720,
-                    5,
+                    1,
+                ),
+                product(
+                    "Пицца Мексиканская",
+                    "Курица, халапеньо, кукуруза, острый соус",
+                    740,
+                    2,
                 ),
             ],
         ),
@@ -132,13 +166,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_catalog_has_four_categories_of_five_products_with_unique_slugs() {
+    fn demo_catalog_has_four_roots_a_subcategory_and_unique_slugs() {
         let catalog = catalog("http://127.0.0.1:8000");
-        assert_eq!(catalog.len(), 4);
-        assert!(catalog.iter().all(|c| c.products.len() == 5));
+        let roots = catalog.iter().filter(|c| c.parent_slug.is_none()).count();
+        assert_eq!((catalog.len(), roots), (5, 4));
+        assert_eq!(catalog.iter().map(|c| c.products.len()).sum::<usize>(), 21);
         let mut slugs: Vec<_> = catalog.iter().map(|c| c.slug.as_str()).collect();
+        slugs.sort_unstable();
         slugs.dedup();
-        assert_eq!(slugs.len(), 4);
+        assert_eq!(slugs.len(), 5);
+        // A parent is seeded before its children.
+        for (at, category) in catalog.iter().enumerate() {
+            if let Some(parent) = &category.parent_slug {
+                assert!(catalog[..at].iter().any(|c| &c.slug == parent), "{parent}");
+            }
+        }
         assert!(
             catalog
                 .iter()

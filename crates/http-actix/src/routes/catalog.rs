@@ -1,8 +1,8 @@
 //! The public catalog: no authentication.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::ProductId;
-use domain::catalog::{ProductFilter, ProductQueryInput};
+use domain::catalog::{ProductFilter, ProductQueryInput, bool_param};
+use domain::{CategoryId, FieldError, ProductId};
 
 use super::cache::{BrowserCaching, Loaded, serve_cached};
 use super::{page, path_id};
@@ -12,12 +12,16 @@ use crate::dto::{CategoryDto, ListQuery, ProductDto};
 use crate::error::ApiError;
 use crate::extract::int_param;
 
-/// Categories by `sort_order`, then `id`.
+/// Categories, one level of the tree at a time: the roots, or with `parent_id` that
+/// category's children; by `sort_order`, then `id`. Only visible categories: active, under
+/// active ones.
 #[utoipa::path(
     get,
     path = "/api/v1/categories",
     tag = "catalog",
     params(
+        ("parent_id" = Option<i64>, Query, minimum = 1, description = "List this category's children instead of the roots (a hidden or missing category has none)"),
+        ("include_children" = Option<bool>, Query, description = "`true`: each category carries its visible `children` (one level)"),
         ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 when unchanged"),
         super::PageParams,
     ),
@@ -38,7 +42,32 @@ pub async fn list_categories(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page(&query)?;
-    let key = format!("categories:{}:{}", page.limit(), page.offset());
+    let mut errors = Vec::new();
+    let parent = match int_param("parent_id", query.parent_id.as_deref()) {
+        Ok(Some(id)) if id > 0 => Some(CategoryId(id)),
+        Ok(None) => None,
+        Ok(Some(_)) | Err(_) => {
+            errors.push(FieldError::new(
+                "parent_id",
+                "invalid_id",
+                "parent_id must be a positive integer",
+            ));
+            None
+        }
+    };
+    let with_children = bool_param(
+        "include_children",
+        query.include_children.as_deref(),
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let key = format!(
+        "categories:{parent:?}:{with_children}:{}:{}",
+        page.limit(),
+        page.offset()
+    );
     serve_cached(
         &req,
         &cache,
@@ -47,16 +76,79 @@ pub async fn list_categories(
         BrowserCaching::UntilServerExpiry,
         Some(page),
         || async {
-            let categories = state.catalog.list_categories(page).await?;
+            let categories = state.catalog.list_categories(parent, page).await?;
+            let mut body: Vec<CategoryDto> = categories
+                .items
+                .into_iter()
+                .map(CategoryDto::from)
+                .collect();
+            if with_children {
+                let ids: Vec<CategoryId> = body.iter().map(|c| CategoryId(c.id)).collect();
+                let children = state.catalog.child_categories(&ids).await?;
+                for category in &mut body {
+                    category.children = Some(
+                        children
+                            .iter()
+                            .filter(|child| child.parent_id == Some(CategoryId(category.id)))
+                            .cloned()
+                            .map(CategoryDto::from)
+                            .collect(),
+                    );
+                }
+            }
             Ok(Loaded {
                 total: Some(categories.total),
-                body: categories
-                    .items
-                    .into_iter()
-                    .map(CategoryDto::from)
-                    .collect::<Vec<_>>(),
+                body,
                 products: Vec::new(),
             })
+        },
+    )
+    .await
+}
+
+/// One category, if it is visible (active, under active ones).
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories/{id}",
+    tag = "catalog",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The category's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: 304 when unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The category", body = CategoryDto,
+            headers(("ETag" = String, description = "Validator for If-None-Match"), ("Cache-Control" = String, description = "`public, max-age=N`, N at most `CATALOG_CACHE_TTL` seconds"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn get_category(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = CategoryId(path_id(&id)?);
+    serve_cached(
+        &req,
+        &cache,
+        format!("category:{id}"),
+        false,
+        BrowserCaching::UntilServerExpiry,
+        None,
+        || async {
+            match state.catalog.find_category(id).await? {
+                Some(category) => Ok(Loaded {
+                    body: CategoryDto::from(category),
+                    products: Vec::new(),
+                    total: None,
+                }),
+                None => Err(ApiError::NotFound("Category not found")),
+            }
         },
     )
     .await
@@ -72,7 +164,8 @@ pub async fn list_categories(
     path = "/api/v1/products",
     tag = "catalog",
     params(
-        ("category_id" = Option<i64>, Query, minimum = 1, description = "Only this category's products"),
+        ("category_id" = Option<i64>, Query, minimum = 1, description = "Only this category's own products"),
+        ("include_descendants" = Option<bool>, Query, description = "With `category_id`, `true`: also the products of its subcategories, all levels"),
         ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$",
             description = "Case-insensitive search in name and description (Cyrillic too; `ё` matches `е`): at most 100 characters, no control characters other than newline and tab", example = "пицца"),
         ("min_price" = Option<String>, Query, pattern = r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$",
@@ -103,6 +196,7 @@ pub async fn list_products(
     let page = page(&query)?;
     let filter = ProductFilter::parse(ProductQueryInput {
         category_id: int_param("category_id", query.category_id.as_deref())?,
+        include_descendants: query.include_descendants.as_deref(),
         q: query.q.as_deref(),
         min_price: query.min_price.as_deref(),
         max_price: query.max_price.as_deref(),

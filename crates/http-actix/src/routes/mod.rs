@@ -45,6 +45,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
         },
         RouteDef {
             method: Method::GET,
+            path: "/api/v1/categories/{id}",
+            route: || web::get().to(catalog::get_category),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
             path: "/api/v1/products",
             route: || web::get().to(catalog::list_products),
             enabled: always,

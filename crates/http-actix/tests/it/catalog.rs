@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use actix_web::test::{self, TestRequest};
 use domain::catalog::{ProductFilter, ProductSort};
-use domain::{CategoryId, Page, Paginated, ProductId, RepositoryError};
+use domain::{Category, CategoryId, Page, Paginated, ProductId, RepositoryError};
 use mockall::predicate::eq;
 
 use crate::support::*;
@@ -13,8 +13,8 @@ async fn categories_are_paginated_with_total() {
     mocks
         .catalog
         .expect_list_categories()
-        .with(eq(Page::parse(Some(2), Some(1)).unwrap()))
-        .returning(|page| {
+        .with(eq(None), eq(Page::parse(Some(2), Some(1)).unwrap()))
+        .returning(|_, page| {
             Ok(Paginated {
                 items: vec![category(2), category(3)],
                 total: 4,
@@ -33,8 +33,10 @@ async fn categories_are_paginated_with_total() {
     assert_eq!(
         raw.json(),
         serde_json::json!([
-            {"id": 2, "name": "Категория 2", "slug": "cat-2", "sort_order": 2},
-            {"id": 3, "name": "Категория 3", "slug": "cat-3", "sort_order": 3}
+            {"id": 2, "name": "Категория 2", "slug": "cat-2", "sort_order": 2,
+             "parent_id": null, "is_active": true},
+            {"id": 3, "name": "Категория 3", "slug": "cat-3", "sort_order": 3,
+             "parent_id": null, "is_active": true}
         ])
     );
     assert_eq!(raw.header("x-total-count"), Some("4"));
@@ -63,7 +65,7 @@ async fn categories_are_paginated_with_total() {
 #[actix_web::test]
 async fn the_count_and_links_are_exposed_to_browsers() {
     let mut mocks = Mocks::new();
-    mocks.catalog.expect_list_categories().returning(|page| {
+    mocks.catalog.expect_list_categories().returning(|_, page| {
         Ok(Paginated {
             items: vec![category(1)],
             total: 1,
@@ -213,7 +215,7 @@ async fn a_non_numeric_product_id_is_422_naming_id() {
 #[actix_web::test]
 async fn a_database_outage_is_503_without_details() {
     let mut mocks = Mocks::new();
-    mocks.catalog.expect_list_categories().returning(|_| {
+    mocks.catalog.expect_list_categories().returning(|_, _| {
         Err(RepositoryError::Unavailable(anyhow::anyhow!(
             "pool timed out at 10.0.0.5"
         )))
@@ -232,7 +234,7 @@ async fn a_database_outage_is_503_without_details() {
 #[actix_web::test]
 async fn a_value_the_database_refuses_is_422_not_500() {
     let mut mocks = Mocks::new();
-    mocks.catalog.expect_list_categories().returning(|_| {
+    mocks.catalog.expect_list_categories().returning(|_, _| {
         Err(RepositoryError::InvalidData(anyhow::anyhow!(
             "invalid byte sequence for encoding \"UTF8\": 0x00"
         )))
@@ -320,7 +322,7 @@ async fn catalog_answers_carry_an_etag_and_answer_if_none_match_with_304() {
         .catalog
         .expect_find_active_product()
         .returning(|id| Ok(Some(product(id.0, 50_000))));
-    mocks.catalog.expect_list_categories().returning(|page| {
+    mocks.catalog.expect_list_categories().returning(|_, page| {
         Ok(Paginated {
             items: vec![category(1)],
             total: 1,
@@ -524,8 +526,23 @@ impl GatedCatalog {
 impl domain::ports::CatalogRepository for GatedCatalog {
     async fn list_categories(
         &self,
+        _: Option<CategoryId>,
         _: Page,
     ) -> Result<Paginated<domain::Category>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn child_categories(
+        &self,
+        _: &[CategoryId],
+    ) -> Result<Vec<domain::Category>, RepositoryError> {
+        unimplemented!("not read by these tests")
+    }
+
+    async fn find_category(
+        &self,
+        _: CategoryId,
+    ) -> Result<Option<domain::Category>, RepositoryError> {
         unimplemented!("not read by these tests")
     }
 
@@ -660,7 +677,7 @@ async fn a_browser_may_keep_categories_no_longer_than_the_server_does() {
         .catalog
         .expect_list_categories()
         .times(2)
-        .returning(|page| {
+        .returning(|_, page| {
             Ok(Paginated {
                 items: vec![category(1)],
                 total: 1,
@@ -704,4 +721,134 @@ async fn without_a_server_cache_every_catalog_answer_is_revalidated() {
         assert_eq!(response.status().as_u16(), 200, "{uri}");
         assert_eq!(cache_control_of(&response), "no-cache", "{uri}");
     }
+}
+
+#[actix_web::test]
+async fn categories_are_served_one_level_at_a_time_with_their_children_on_request() {
+    let mut mocks = Mocks::new();
+    let child = |id: i64, parent: i64| Category {
+        parent_id: Some(CategoryId(parent)),
+        ..category(id)
+    };
+    mocks
+        .catalog
+        .expect_list_categories()
+        .with(eq(Some(CategoryId(1))), eq(Page::default()))
+        .returning(move |_, page| {
+            Ok(Paginated {
+                items: vec![child(5, 1), child(6, 1)],
+                total: 2,
+                page,
+            })
+        });
+    mocks
+        .catalog
+        .expect_child_categories()
+        .withf(|parents: &[CategoryId]| parents == [CategoryId(5), CategoryId(6)])
+        .returning(move |_| Ok(vec![child(7, 5), child(8, 5)]));
+    let app = mocks.app().await;
+
+    let raw = call_raw(
+        &app,
+        TestRequest::get().uri("/api/v1/categories?parent_id=1&include_children=true"),
+    )
+    .await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    let body = raw.json();
+    assert_eq!(body[0]["parent_id"], 1);
+    assert_eq!(body[0]["is_active"], true);
+    let children: Vec<i64> = body[0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(children, [7, 8]);
+    assert_eq!(body[1]["children"], serde_json::json!([]));
+}
+
+#[actix_web::test]
+async fn without_include_children_a_category_has_no_children_field() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_categories()
+        .returning(|parent, page| {
+            assert_eq!(parent, None, "the roots by default");
+            Ok(Paginated {
+                items: vec![category(1)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let (status, _, body) = call(&app, TestRequest::get().uri("/api/v1/categories")).await;
+    assert_eq!(status, 200);
+    assert!(body[0].get("children").is_none(), "{body}");
+}
+
+#[actix_web::test]
+async fn one_category_by_id_or_a_404_that_says_so() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_find_category()
+        .returning(|id| Ok((id == CategoryId(3)).then(|| category(3))));
+    let app = mocks.app().await;
+    let (status, _, body) = call(&app, TestRequest::get().uri("/api/v1/categories/3")).await;
+    assert_eq!((status, body["slug"].as_str()), (200, Some("cat-3")));
+    let body = problem(
+        &app,
+        TestRequest::get().uri("/api/v1/categories/4"),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(body["detail"], "Category not found");
+    for bad in ["/api/v1/categories/0", "/api/v1/categories/x"] {
+        problem(&app, TestRequest::get().uri(bad), 422, "validation_failed").await;
+    }
+}
+
+#[actix_web::test]
+async fn tree_parameters_are_checked_and_named() {
+    let app = Mocks::new().app().await;
+    for (uri, field) in [
+        ("/api/v1/categories?parent_id=0", "parent_id"),
+        ("/api/v1/categories?parent_id=abc", "parent_id"),
+        (
+            "/api/v1/categories?include_children=yes",
+            "include_children",
+        ),
+        (
+            "/api/v1/products?category_id=1&include_descendants=1",
+            "include_descendants",
+        ),
+    ] {
+        let body = problem(&app, TestRequest::get().uri(uri), 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], field, "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn include_descendants_reaches_the_catalog() {
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog
+        .expect_list_products()
+        .withf(|filter, _| filter.category_id == Some(CategoryId(1)) && filter.include_descendants)
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![product(1, 100)],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let (status, _, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/products?category_id=1&include_descendants=true"),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

@@ -223,7 +223,16 @@ async fn the_document_describes_auth_errors_pagination_and_a_russian_order() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["If-None-Match", "limit", "offset"]);
+    assert_eq!(
+        params,
+        [
+            "parent_id",
+            "include_children",
+            "If-None-Match",
+            "limit",
+            "offset"
+        ]
+    );
 
     let order = &spec["components"]["schemas"]["OrderDto"];
     assert_eq!(

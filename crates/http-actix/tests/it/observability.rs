@@ -147,7 +147,7 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_route() {
     let logs = Captured::default();
     let _guard = logs.install();
     let mut mocks = Mocks::new();
-    mocks.catalog.expect_list_categories().returning(|_| {
+    mocks.catalog.expect_list_categories().returning(|_, _| {
         Err(RepositoryError::Unavailable(anyhow::anyhow!(
             "pool timed out"
         )))
@@ -196,7 +196,7 @@ async fn warnings_carry_the_request_id_even_when_info_is_filtered_out() {
     let logs = Captured::default();
     let _guard = logs.install_at(Level::WARN);
     let mut mocks = Mocks::new();
-    mocks.catalog.expect_list_categories().returning(|_| {
+    mocks.catalog.expect_list_categories().returning(|_, _| {
         Err(RepositoryError::Unavailable(anyhow::anyhow!(
             "pool timed out"
         )))

@@ -63,7 +63,13 @@ impl Mocks {
     /// Every catalog read answers with something, and the probes with a healthy storage:
     /// enough for any route to do its job.
     pub fn answering_everything(mut self) -> Self {
-        self.catalog.expect_list_categories().returning(|page| {
+        self.catalog
+            .expect_find_category()
+            .returning(|id| Ok(Some(category(id.0))));
+        self.catalog
+            .expect_child_categories()
+            .returning(|_| Ok(Vec::new()));
+        self.catalog.expect_list_categories().returning(|_, page| {
             Ok(domain::Paginated {
                 items: vec![category(1)],
                 total: 1,
@@ -201,6 +207,8 @@ pub fn category(id: i64) -> Category {
         name: format!("Категория {id}"),
         slug: format!("cat-{id}"),
         sort_order: id as i32,
+        parent_id: None,
+        is_active: true,
     }
 }
 

@@ -9,6 +9,10 @@ pub struct Model {
     #[sea_orm(unique)]
     pub slug: String,
     pub sort_order: i32,
+    /// The parent category; NULL for a root (migration 12; the database keeps the tree
+    /// acyclic and at most 3 levels deep).
+    pub parent_id: Option<i64>,
+    pub is_active: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,7 @@ use domain::{CategoryId, Order, OrderStatus, Product, ProductId, RepositoryError
 use sea_orm::{DatabaseBackend, QueryResult, Value};
 
 use super::pending_order;
+use crate::catalog::visible_category_ids;
 use crate::error::{corrupt_row, is_transaction_conflict, repository_error};
 use crate::outbox::PENDING;
 use crate::pg;
@@ -47,9 +48,15 @@ const ORDER_PARAMS: usize = 9;
 const LINE_PARAMS: usize = 5;
 
 /// The columns of a product the statement and the plain read return: what pricing reads,
-/// and the revision.
-const PRODUCT_COLUMNS: &str = r#"product."id", product."category_id", product."name", product."price_minor",
-           product."is_active", product."sort_order", product."stock", product."revision""#;
+/// and the revision. `is_active` is whether the product can be sold: active itself and in
+/// a visible category (the revision covers the product's own columns only, so the
+/// statement checks this one as it stands when the rows are locked).
+const PRODUCT_COLUMNS: &str = concat!(
+    r#"product."id", product."category_id", product."name", product."price_minor",
+           (product."is_active" AND product."category_id" IN ("#,
+    visible_category_ids!(),
+    r#")) AS "is_active", product."sort_order", product."stock", product."revision""#
+);
 
 /// Places the order (see the module's documentation).
 pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, PlaceOrderError> {
@@ -375,7 +382,7 @@ pub(crate) fn placement_sql(lines: usize, keyed: bool) -> String {
 ), {claim_key}verdict AS (
     SELECT count(*) = {lines}{key_is_free} AS ok
     FROM locked JOIN line ON line.product_id = locked."id"
-    WHERE locked."revision" = line.revision
+    WHERE locked."revision" = line.revision AND locked."is_active"
       AND (locked."stock" IS NULL OR locked."stock" >= line.quantity)
 ), taken AS (
     UPDATE "products" AS product SET "stock" = product."stock" - line.quantity

@@ -19,6 +19,7 @@ use sea_orm::{
 };
 
 use super::pending_order;
+use crate::catalog::IN_VISIBLE_CATEGORY;
 use crate::entities::{idempotency_keys, order_items, orders, outbox_events, products};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::PENDING;
@@ -66,14 +67,29 @@ async fn products_for(
     transaction: &DatabaseTransaction,
     draft: &OrderDraft,
 ) -> Result<Vec<Product>, RepositoryError> {
+    let ids: Vec<i64> = draft.product_ids().into_iter().map(|id| id.0).collect();
+    let sellable: Vec<i64> = products::Entity::find()
+        .select_only()
+        .column(products::Column::Id)
+        .filter(products::Column::Id.is_in(ids.clone()))
+        .filter(Expr::cust(IN_VISIBLE_CATEGORY))
+        .into_tuple()
+        .all(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to read the ordered products' categories"))?;
     products::Entity::find()
-        .filter(products::Column::Id.is_in(draft.product_ids().into_iter().map(|id| id.0)))
+        .filter(products::Column::Id.is_in(ids))
         .order_by_asc(products::Column::Id)
         .all(transaction)
         .await
         .map_err(|err| repository_error(err, "failed to read the ordered products"))?
         .into_iter()
-        .map(product_from_row)
+        .map(|row| {
+            // A product of a hidden category is not on sale, whatever its own flag says.
+            let mut product = product_from_row(row)?;
+            product.is_active &= sellable.contains(&product.id.0);
+            Ok(product)
+        })
         .collect()
 }
 

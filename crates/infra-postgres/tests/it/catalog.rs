@@ -65,18 +65,18 @@ async fn categories_are_ordered_by_sort_order_then_id_and_paginated_with_total(d
     .await;
     let store = db.store();
 
-    let all = store.list_categories(page(10, 0)).await.unwrap();
+    let all = store.list_categories(None, page(10, 0)).await.unwrap();
     let slugs: Vec<&str> = all.items.iter().map(|c| c.slug.as_str()).collect();
     assert_eq!(slugs, ["sauces", "pizza", "rolls", "drinks"]);
     assert_eq!(all.total, 4);
 
-    let second = store.list_categories(page(2, 1)).await.unwrap();
+    let second = store.list_categories(None, page(2, 1)).await.unwrap();
     let slugs: Vec<&str> = second.items.iter().map(|c| c.slug.as_str()).collect();
     assert_eq!(slugs, ["pizza", "rolls"]);
     assert_eq!(second.total, 4);
     assert_eq!(second.page, page(2, 1));
 
-    let beyond = store.list_categories(page(10, 10)).await.unwrap();
+    let beyond = store.list_categories(None, page(10, 10)).await.unwrap();
     assert!(beyond.items.is_empty());
     assert_eq!(beyond.total, 4);
 }
@@ -136,7 +136,12 @@ async fn products_can_be_filtered_by_category(db: &TestDatabase) {
     )
     .await;
     let store = db.store();
-    let pizza = store.list_categories(page(10, 0)).await.unwrap().items[0].id;
+    let pizza = store
+        .list_categories(None, page(10, 0))
+        .await
+        .unwrap()
+        .items[0]
+        .id;
 
     let filter = ProductFilter {
         category_id: Some(pizza),

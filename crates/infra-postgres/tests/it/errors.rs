@@ -33,7 +33,7 @@ async fn an_unreachable_postgres_is_unavailable() {
     let store = database.store();
 
     assert_unavailable(database.ping().await);
-    assert_unavailable(store.list_categories(Page::default()).await);
+    assert_unavailable(store.list_categories(None, Page::default()).await);
     assert_unavailable(store.upsert(&profile(1, None), T0).await);
     assert_unavailable(store.list_for_user(UserId(1), Page::default()).await);
 }
@@ -57,7 +57,7 @@ async fn a_closed_pool_is_unavailable() {
     let store = db.store();
     db.database().clone().close().await.unwrap();
 
-    assert_unavailable(store.list_categories(Page::default()).await);
+    assert_unavailable(store.list_categories(None, Page::default()).await);
     db.cleanup().await;
 }
 

@@ -56,4 +56,5 @@ mod search;
 mod stock;
 mod support;
 mod test_support;
+mod tree;
 mod users;

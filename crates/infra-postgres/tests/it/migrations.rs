@@ -10,6 +10,7 @@ contract_tests!(
     every_step_goes_down_and_up_again,
     adding_search_text_fills_it_in_for_existing_products,
     image_url_becomes_the_first_image_and_comes_back,
+    existing_categories_become_active_roots_and_the_tree_goes_cleanly,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -421,4 +422,48 @@ async fn image_url_becomes_the_first_image_and_comes_back(db: &TestDatabase) {
         ]
     );
     Migrator::up(connection, None).await.unwrap();
+}
+
+/// Migration 12: the categories a shop already has become active roots; down removes the
+/// tree (its columns, triggers and index) and keeps the categories.
+async fn existing_categories_become_active_roots_and_the_tree_goes_cleanly(db: &TestDatabase) {
+    let connection = db.database().connection();
+    seed(
+        db,
+        &[
+            category("pizza", 0, &[("Маргарита", "450", 0)]),
+            category("drinks", 1, &[]),
+        ],
+    )
+    .await;
+    let objects_with_tree = schema_objects(db).await;
+    down_to(db, "m20250101_000011_product_images").await;
+    assert!(
+        !columns(db, "categories")
+            .await
+            .contains(&"parent_id".to_owned())
+    );
+    assert!(
+        !columns(db, "categories")
+            .await
+            .contains(&"is_active".to_owned())
+    );
+    let without_tree = schema_objects(db).await;
+    assert!(
+        without_tree.iter().all(|o| !o.contains("categories_tree")
+            && !o.contains("categories_parent")
+            && !o.contains("categories_keep")
+            && !o.contains("idx_categories_parent_id")),
+        "{without_tree:?}"
+    );
+    assert_eq!(count(db, "categories").await, 2);
+
+    Migrator::up(connection, None).await.unwrap();
+    assert_eq!(schema_objects(db).await, objects_with_tree);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM categories WHERE parent_id IS NULL AND is_active")
+            .await
+            .unwrap(),
+        2
+    );
 }

@@ -37,6 +37,7 @@ async fn shop(db: &TestDatabase) {
         name: slug.to_owned(),
         slug: slug.to_owned(),
         sort_order,
+        parent_slug: None,
         products: products
             .into_iter()
             .zip(0..)
@@ -202,7 +203,13 @@ async fn in_stock_means_unlimited_or_above_zero(db: &TestDatabase) {
 
 async fn filters_and_sorts_combine_with_pagination(db: &TestDatabase) {
     shop(db).await;
-    let pizza = db.store().list_categories(page(10, 0)).await.unwrap().items[0].id;
+    let pizza = db
+        .store()
+        .list_categories(None, page(10, 0))
+        .await
+        .unwrap()
+        .items[0]
+        .id;
     assert_eq!(pizza, CategoryId(1));
 
     // Category, stock, and the dearest first, a page at a time.

@@ -45,6 +45,7 @@ pub fn category(slug: &str, sort_order: i32, products: &[(&str, &str, i32)]) -> 
         name: format!("Категория {slug}"),
         slug: slug.to_owned(),
         sort_order,
+        parent_slug: None,
         products: products
             .iter()
             .map(|&(name, price, sort_order)| SeedProduct {
@@ -66,6 +67,7 @@ pub fn stocked_category(slug: &str, products: &[(&str, &str, Option<u32>)]) -> S
         name: format!("Категория {slug}"),
         slug: slug.to_owned(),
         sort_order: 0,
+        parent_slug: None,
         products: products
             .iter()
             .zip(0..)

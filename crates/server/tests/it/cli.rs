@@ -98,9 +98,9 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
     let status = run(&["migrate", "up"]);
     assert!(status.lines().count() >= 4, "{status}");
     assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
-    assert!(run(&["seed"]).contains("4 categories created"));
+    assert!(run(&["seed"]).contains("5 categories created"));
     assert!(
-        run(&["seed"]).contains("4 already present"),
+        run(&["seed"]).contains("5 already present"),
         "seeding twice keeps what exists"
     );
 
@@ -118,6 +118,6 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
     let status = run(&["migrate", "fresh"]);
     assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
     // fresh destroyed the data: seeding creates the catalog again.
-    assert!(run(&["seed"]).contains("4 categories created"));
+    assert!(run(&["seed"]).contains("5 categories created"));
     let _ = std::fs::remove_dir_all(dir);
 }

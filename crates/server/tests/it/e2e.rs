@@ -48,6 +48,31 @@ async fn walk_the_shop(database: DatabaseTarget) {
     assert_eq!(categories.as_array().map(Vec::len), Some(4), "{categories}");
     let pizza = categories[0]["id"].as_i64().unwrap();
 
+    // The tree, one level at a time: pizza's subcategories, and one category by id.
+    let spicy: Value = app
+        .get(&format!("/categories?parent_id={pizza}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spicy[0]["name"], "Острая", "{spicy}");
+    assert_eq!(spicy[0]["parent_id"], pizza);
+    let spicy_id = spicy[0]["id"].as_i64().unwrap();
+    let with_children: Value = app
+        .get("/categories?include_children=true", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_children[0]["children"][0]["id"], spicy_id);
+    let one: Value = app
+        .get(&format!("/categories/{spicy_id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["slug"], "pizza-spicy");
+
     // Without limit, a whole category at once, as a seed client expects.
     let whole: Value = app
         .get(&format!("/products?category_id={pizza}"), None)
@@ -55,7 +80,7 @@ async fn walk_the_shop(database: DatabaseTarget) {
         .json()
         .await
         .unwrap();
-    assert_eq!(whole.as_array().map(Vec::len), Some(5), "{whole}");
+    assert_eq!(whole.as_array().map(Vec::len), Some(4), "{whole}");
     assert!(
         whole
             .as_array()
@@ -65,11 +90,21 @@ async fn walk_the_shop(database: DatabaseTarget) {
                 && p["image_url"] == p["images"][0]),
         "the demo catalog has pictures: {whole}"
     );
+    let subtree: Value = app
+        .get(
+            &format!("/products?category_id={pizza}&include_descendants=true"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subtree.as_array().map(Vec::len), Some(6), "{subtree}");
 
     let products = app
         .get(&format!("/products?category_id={pizza}&limit=2"), None)
         .await;
-    assert_eq!(header(&products, "x-total-count"), Some("5".to_owned()));
+    assert_eq!(header(&products, "x-total-count"), Some("4".to_owned()));
     assert_eq!(
         header(&products, "link"),
         Some(format!(
