@@ -15,6 +15,7 @@ pub mod clock;
 pub mod entities;
 pub mod error;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod outbox;

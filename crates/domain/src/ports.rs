@@ -78,6 +78,34 @@ pub trait CatalogRepository: Send + Sync {
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError>;
 }
 
+/// Changes and tells the story of an order's status (see [`crate::lifecycle`]).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrderLifecycle: Send + Sync {
+    /// The order's status, if it exists within `scope` (a customer's own orders only).
+    async fn current_status(
+        &self,
+        scope: crate::lifecycle::Scope,
+        order: OrderId,
+    ) -> Result<Option<crate::entities::OrderStatus>, RepositoryError>;
+
+    /// Applies the change in one transaction, as a compare-and-set on `change.from`: the
+    /// status and `updated_at`, a history row, and for a cancellation the return of the
+    /// order's units to limited stock. Nothing is written unless the status was still
+    /// `change.from`.
+    async fn apply_status_change(
+        &self,
+        change: crate::lifecycle::StatusChange,
+    ) -> Result<crate::lifecycle::Applied, RepositoryError>;
+
+    /// The order's history, oldest first, starting with its creation (PENDING, by the
+    /// customer).
+    async fn history(
+        &self,
+        order: OrderId,
+    ) -> Result<Vec<crate::lifecycle::StatusHistoryEntry>, RepositoryError>;
+}
+
 /// Stores orders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

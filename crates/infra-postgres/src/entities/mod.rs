@@ -6,6 +6,7 @@
 pub(crate) mod categories;
 pub(crate) mod idempotency_keys;
 pub(crate) mod order_items;
+pub(crate) mod order_status_history;
 pub(crate) mod orders;
 pub(crate) mod outbox_events;
 pub(crate) mod products;

@@ -47,6 +47,7 @@ mod constraints;
 mod database;
 mod errors;
 mod idempotency;
+mod lifecycle;
 mod migrations;
 mod orders;
 mod outbox;

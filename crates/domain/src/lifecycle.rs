@@ -1,0 +1,331 @@
+//! The order lifecycle: which status may follow which, who changed it, and the one use
+//! case that changes it. A manager's button, the admin API, a customer's cancellation and
+//! a payment all go through [`change_status`]; nothing else decides a transition.
+//!
+//! ```text
+//! PENDING → CONFIRMED → PROCESSING → SHIPPED → DELIVERED     (a step may be skipped)
+//!    ↓           ↓            ↓
+//!    └───────────┴────────────┴──→ CANCELLED
+//! ```
+//!
+//! DELIVERED and CANCELLED are final. A change is a compare-and-set on the status the
+//! caller saw: of two managers pressing at once, one changes the order and the other is
+//! told it already changed.
+
+use time::OffsetDateTime;
+
+use crate::entities::{Order, OrderStatus};
+use crate::error::RepositoryError;
+use crate::ports::OrderLifecycle;
+use crate::values::{OrderId, TelegramId, UserId};
+
+/// Every allowed transition, `(from, to)`: forward along the chain (skipping is allowed,
+/// e.g. CONFIRMED → SHIPPED for pickup), and CANCELLED from the three open statuses.
+pub const TRANSITIONS: &[(OrderStatus, OrderStatus)] = {
+    use OrderStatus::*;
+    &[
+        (Pending, Confirmed),
+        (Pending, Processing),
+        (Pending, Shipped),
+        (Pending, Delivered),
+        (Pending, Cancelled),
+        (Confirmed, Processing),
+        (Confirmed, Shipped),
+        (Confirmed, Delivered),
+        (Confirmed, Cancelled),
+        (Processing, Shipped),
+        (Processing, Delivered),
+        (Processing, Cancelled),
+        (Shipped, Delivered),
+    ]
+};
+
+/// Whether `to` may follow `from`.
+pub fn can_transition(from: OrderStatus, to: OrderStatus) -> bool {
+    TRANSITIONS.contains(&(from, to))
+}
+
+/// The statuses that may follow `from`, in lifecycle order (what a manager's buttons
+/// offer); empty for a final status.
+pub fn next_statuses(from: OrderStatus) -> Vec<OrderStatus> {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|to| can_transition(from, *to))
+        .collect()
+}
+
+/// Whether nothing may follow `status`.
+pub fn is_final(status: OrderStatus) -> bool {
+    next_statuses(status).is_empty()
+}
+
+/// The statuses of orders still being worked on.
+pub const OPEN_STATUSES: [OrderStatus; 3] = [
+    OrderStatus::Pending,
+    OrderStatus::Confirmed,
+    OrderStatus::Processing,
+];
+
+/// Who changed a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangedBy {
+    /// The customer who placed the order.
+    Customer,
+    /// A manager, by their Telegram id.
+    Manager(TelegramId),
+    /// BotShop itself (a payment, a timeout).
+    System,
+}
+
+impl ChangedBy {
+    /// The stable spelling in the API and the database: `customer`, `manager`, `system`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChangedBy::Customer => "customer",
+            ChangedBy::Manager(_) => "manager",
+            ChangedBy::System => "system",
+        }
+    }
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusHistoryEntry {
+    pub from: Option<OrderStatus>,
+    pub status: OrderStatus,
+    pub by: ChangedBy,
+    pub at: OffsetDateTime,
+    pub note: Option<String>,
+}
+
+/// A change to apply: the order, the status the caller saw, the one wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub order_id: OrderId,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub by: ChangedBy,
+    pub at: OffsetDateTime,
+    pub note: Option<String>,
+}
+
+/// What the storage did with a [`StatusChange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The status was `from` and is now `to`; the order as it is now.
+    Changed(Order),
+    /// The status was no longer `from`: nothing changed.
+    Stale { current: OrderStatus },
+    /// No such order.
+    NotFound,
+}
+
+/// Whose order may be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The customer's own orders only (someone else's is "not found").
+    Customer(UserId),
+    /// Any order (a manager, the admin API, the system).
+    Any,
+}
+
+/// Why a status change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeStatusError {
+    #[error("no such order")]
+    NotFound,
+    /// `to` may not follow the order's current status.
+    #[error("an order that is {from} cannot become {to}")]
+    NotAllowed { from: OrderStatus, to: OrderStatus },
+    /// The status moved since the caller saw it (another manager, the customer).
+    #[error("the order is already {current}")]
+    AlreadyChanged { current: OrderStatus },
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// A request to move an order to `to`, by `by`, at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRequest {
+    pub scope: Scope,
+    pub order_id: OrderId,
+    /// The status the caller based the request on, when it knows one.
+    pub seen: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub by: ChangedBy,
+    pub at: OffsetDateTime,
+    pub note: Option<String>,
+}
+
+/// Applies a [`ChangeRequest`].
+///
+/// `seen` is the status the caller based the request on (the one a manager's button was
+/// drawn for); when given and no longer current, the answer is [`AlreadyChanged`] and
+/// nothing changes. The storage applies the change as a compare-and-set on the current
+/// status, writing in one transaction the status, a history row, the events it causes and,
+/// for a cancellation, the return of limited stock.
+///
+/// [`AlreadyChanged`]: ChangeStatusError::AlreadyChanged
+pub async fn change_status(
+    orders: &dyn OrderLifecycle,
+    request: ChangeRequest,
+) -> Result<Order, ChangeStatusError> {
+    let ChangeRequest {
+        scope,
+        order_id,
+        seen,
+        to,
+        by,
+        at,
+        note,
+    } = request;
+    let current = orders
+        .current_status(scope, order_id)
+        .await?
+        .ok_or(ChangeStatusError::NotFound)?;
+    if seen.is_some_and(|seen| seen != current) {
+        return Err(ChangeStatusError::AlreadyChanged { current });
+    }
+    if !can_transition(current, to) {
+        return Err(ChangeStatusError::NotAllowed { from: current, to });
+    }
+    let change = StatusChange {
+        order_id,
+        from: current,
+        to,
+        by,
+        at,
+        note,
+    };
+    match orders.apply_status_change(change).await? {
+        Applied::Changed(order) => Ok(order),
+        Applied::Stale { current } => Err(ChangeStatusError::AlreadyChanged { current }),
+        Applied::NotFound => Err(ChangeStatusError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MockOrderLifecycle;
+    use OrderStatus::*;
+
+    #[test]
+    fn the_table_is_forward_with_skips_and_cancellation_while_open() {
+        assert_eq!(
+            next_statuses(Pending),
+            [Confirmed, Processing, Shipped, Delivered, Cancelled]
+        );
+        assert_eq!(
+            next_statuses(Confirmed),
+            [Processing, Shipped, Delivered, Cancelled]
+        );
+        assert_eq!(next_statuses(Processing), [Shipped, Delivered, Cancelled]);
+        assert_eq!(next_statuses(Shipped), [Delivered]);
+        assert!(is_final(Delivered) && is_final(Cancelled));
+        // Never backwards, never to itself.
+        for from in OrderStatus::ALL {
+            assert!(!can_transition(from, from));
+            assert!(!can_transition(from, Pending));
+        }
+        assert!(!can_transition(Shipped, Cancelled));
+        assert!(!can_transition(Cancelled, Delivered));
+    }
+
+    fn order(status: OrderStatus) -> Order {
+        Order {
+            id: OrderId(7),
+            user_id: UserId(1),
+            status,
+            total_amount: crate::Money::ZERO,
+            delivery_address: String::new(),
+            phone: String::new(),
+            comment: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            items: vec![],
+        }
+    }
+
+    fn lifecycle(current: Option<OrderStatus>, applied: Applied) -> MockOrderLifecycle {
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_current_status()
+            .returning(move |_, _| Ok(current));
+        orders
+            .expect_apply_status_change()
+            .returning(move |_| Ok(applied.clone()));
+        orders
+    }
+
+    async fn change(
+        orders: &MockOrderLifecycle,
+        seen: Option<OrderStatus>,
+        to: OrderStatus,
+    ) -> Result<Order, ChangeStatusError> {
+        change_status(
+            orders,
+            ChangeRequest {
+                scope: Scope::Any,
+                order_id: OrderId(7),
+                seen,
+                to,
+                by: ChangedBy::System,
+                at: OffsetDateTime::UNIX_EPOCH,
+                note: None,
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_allowed_change_is_applied_from_the_current_status() {
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_current_status()
+            .returning(|_, _| Ok(Some(Pending)));
+        orders
+            .expect_apply_status_change()
+            .withf(|c| c.from == Pending && c.to == Confirmed && c.order_id == OrderId(7))
+            .times(1)
+            .returning(|_| Ok(Applied::Changed(order(Confirmed))));
+        let changed = change(&orders, Some(Pending), Confirmed).await.unwrap();
+        assert_eq!(changed.status, Confirmed);
+    }
+
+    #[tokio::test]
+    async fn refusals_change_nothing() {
+        // Not allowed from the current status: never applied.
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_current_status()
+            .returning(|_, _| Ok(Some(Delivered)));
+        orders.expect_apply_status_change().never();
+        assert!(matches!(
+            change(&orders, None, Cancelled).await,
+            Err(ChangeStatusError::NotAllowed {
+                from: Delivered,
+                to: Cancelled
+            })
+        ));
+        // A stale button: the status it was drawn for is gone.
+        assert!(matches!(
+            change(&orders, Some(Pending), Confirmed).await,
+            Err(ChangeStatusError::AlreadyChanged { current: Delivered })
+        ));
+        let missing = lifecycle(None, Applied::NotFound);
+        assert!(matches!(
+            change(&missing, None, Confirmed).await,
+            Err(ChangeStatusError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_is_already_changed() {
+        let orders = lifecycle(Some(Pending), Applied::Stale { current: Cancelled });
+        assert!(matches!(
+            change(&orders, None, Confirmed).await,
+            Err(ChangeStatusError::AlreadyChanged { current: Cancelled })
+        ));
+    }
+}

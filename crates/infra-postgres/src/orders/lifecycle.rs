@@ -1,0 +1,210 @@
+//! [`OrderLifecycle`] over SQL: a status change is one transaction that moves the status
+//! only if it is still the one the domain checked the transition from (a compare-and-set),
+//! writes the history row, and for a cancellation returns the order's units to limited
+//! stock, in product-id order like placement takes them, so the two never deadlock.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use domain::lifecycle::{Applied, ChangedBy, Scope, StatusChange, StatusHistoryEntry};
+use domain::ports::OrderLifecycle;
+use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::lines_of;
+use crate::entities::{order_status_history, orders, products};
+use crate::error::{corrupt_row, repository_error};
+use crate::store::{SqlStore, order_from_rows, timestamp_value};
+use crate::transaction::write_transaction;
+
+#[async_trait]
+impl OrderLifecycle for SqlStore {
+    async fn current_status(
+        &self,
+        scope: Scope,
+        order: OrderId,
+    ) -> Result<Option<OrderStatus>, RepositoryError> {
+        let mut query = orders::Entity::find_by_id(order.0)
+            .select_only()
+            .column(orders::Column::Status);
+        if let Scope::Customer(user) = scope {
+            query = query.filter(orders::Column::UserId.eq(user.0));
+        }
+        query
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to read an order's status"))?
+            .map(|status| parse_status(order.0, &status))
+            .transpose()
+    }
+
+    async fn apply_status_change(&self, change: StatusChange) -> Result<Applied, RepositoryError> {
+        write_transaction(&self.db, "a status change", async |transaction| {
+            apply(transaction, &change).await
+        })
+        .await
+    }
+
+    async fn history(&self, order: OrderId) -> Result<Vec<StatusHistoryEntry>, RepositoryError> {
+        let Some(created) = orders::Entity::find_by_id(order.0)
+            .one(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to find order"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let rows = order_status_history::Entity::find()
+            .filter(order_status_history::Column::OrderId.eq(order.0))
+            .order_by_asc(order_status_history::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to read an order's history"))?;
+        let mut history = vec![StatusHistoryEntry {
+            from: None,
+            status: OrderStatus::Pending,
+            by: ChangedBy::Customer,
+            at: created.created_at,
+            note: None,
+        }];
+        for row in rows {
+            history.push(StatusHistoryEntry {
+                from: Some(parse_status(order.0, &row.from_status)?),
+                status: parse_status(order.0, &row.to_status)?,
+                by: changed_by(order.0, &row.changed_by, row.manager_telegram_id)?,
+                at: row.changed_at,
+                note: row.note,
+            });
+        }
+        Ok(history)
+    }
+}
+
+async fn apply(
+    transaction: &DatabaseTransaction,
+    change: &StatusChange,
+) -> Result<Applied, RepositoryError> {
+    let backend = transaction.get_database_backend();
+    let order_id = change.order_id.0;
+    let moved = transaction
+        .execute(
+            &Query::update()
+                .table(orders::Entity)
+                .value(orders::Column::Status, change.to.as_str())
+                .value(
+                    orders::Column::UpdatedAt,
+                    timestamp_value(backend, change.at),
+                )
+                .and_where(orders::Column::Id.eq(order_id))
+                .and_where(orders::Column::Status.eq(change.from.as_str()))
+                .to_owned(),
+        )
+        .await
+        .map_err(|err| repository_error(err, "failed to change an order's status"))?
+        .rows_affected();
+    if moved != 1 {
+        let current = orders::Entity::find_by_id(order_id)
+            .select_only()
+            .column(orders::Column::Status)
+            .into_tuple::<String>()
+            .one(transaction)
+            .await
+            .map_err(|err| repository_error(err, "failed to read an order's status"))?;
+        return Ok(match current {
+            Some(status) => Applied::Stale {
+                current: parse_status(order_id, &status)?,
+            },
+            None => Applied::NotFound,
+        });
+    }
+
+    let manager = match change.by {
+        ChangedBy::Manager(id) => Some(id.get()),
+        _ => None,
+    };
+    transaction
+        .execute(
+            &Query::insert()
+                .into_table(order_status_history::Entity)
+                .columns([
+                    order_status_history::Column::OrderId,
+                    order_status_history::Column::FromStatus,
+                    order_status_history::Column::ToStatus,
+                    order_status_history::Column::ChangedBy,
+                    order_status_history::Column::ManagerTelegramId,
+                    order_status_history::Column::Note,
+                    order_status_history::Column::ChangedAt,
+                ])
+                .values([
+                    Expr::val(order_id),
+                    Expr::val(change.from.as_str()),
+                    Expr::val(change.to.as_str()),
+                    Expr::val(change.by.kind()),
+                    Expr::val(manager),
+                    Expr::val(change.note.clone()),
+                    Expr::val(timestamp_value(backend, change.at)),
+                ])
+                .map_err(|err| RepositoryError::Unknown(anyhow::anyhow!("the history row: {err}")))?
+                .to_owned(),
+        )
+        .await
+        .map_err(|err| repository_error(err, "failed to write the history row"))?;
+
+    let order = orders::Entity::find_by_id(order_id)
+        .one(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to read the changed order"))?
+        .ok_or_else(|| corrupt_row(format!("order {order_id} vanished while it changed")))?;
+    let lines = lines_of(transaction, vec![order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default();
+
+    if change.to == OrderStatus::Cancelled {
+        // Units per product, in id order: the order placement takes stock in.
+        let mut units: BTreeMap<i64, i64> = BTreeMap::new();
+        for line in &lines {
+            *units.entry(line.product_id).or_default() += i64::from(line.quantity);
+        }
+        for (product, quantity) in units {
+            transaction
+                .execute(
+                    &Query::update()
+                        .table(products::Entity)
+                        .value(
+                            products::Column::Stock,
+                            Expr::col(products::Column::Stock).add(quantity),
+                        )
+                        .and_where(products::Column::Id.eq(product))
+                        .and_where(products::Column::Stock.is_not_null())
+                        .to_owned(),
+                )
+                .await
+                .map_err(|err| repository_error(err, "failed to return stock"))?;
+        }
+    }
+    order_from_rows(order, lines).map(Applied::Changed)
+}
+
+fn parse_status(order: i64, status: &str) -> Result<OrderStatus, RepositoryError> {
+    status
+        .parse()
+        .map_err(|err| corrupt_row(format!("order {order} has an invalid status: {err}")))
+}
+
+fn changed_by(order: i64, kind: &str, manager: Option<i64>) -> Result<ChangedBy, RepositoryError> {
+    match (kind, manager) {
+        ("customer", _) => Ok(ChangedBy::Customer),
+        ("system", _) => Ok(ChangedBy::System),
+        ("manager", Some(id)) => TelegramId::parse(id)
+            .map(ChangedBy::Manager)
+            .map_err(|_| corrupt_row(format!("order {order}'s history names manager {id}"))),
+        _ => Err(corrupt_row(format!(
+            "order {order}'s history has an invalid author {kind:?}"
+        ))),
+    }
+}

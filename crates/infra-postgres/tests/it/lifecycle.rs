@@ -1,0 +1,269 @@
+//! `OrderLifecycle`: status changes as compare-and-set, their history, and the stock a
+//! cancellation gives back.
+
+use domain::lifecycle::{
+    Applied, ChangeRequest, ChangeStatusError, ChangedBy, Scope, StatusChange, change_status,
+};
+use domain::ports::{OrderLifecycle, OrderRepository};
+use domain::{OrderId, OrderStatus, TelegramId};
+use infra_postgres::test_support::TestDatabase;
+use time::Duration;
+
+use crate::support::{
+    T0, count, new_order, new_user, place_order, product_id, seed, stock, stocked_category,
+};
+
+contract_tests!(
+    a_change_moves_the_status_and_writes_its_history,
+    a_stale_change_writes_nothing,
+    a_cancellation_returns_limited_stock,
+    the_customer_scope_sees_only_their_own_orders,
+    of_two_concurrent_changes_one_wins,
+);
+
+fn change(order: OrderId, from: OrderStatus, to: OrderStatus, by: ChangedBy) -> StatusChange {
+    StatusChange {
+        order_id: order,
+        from,
+        to,
+        by,
+        at: T0 + Duration::minutes(5),
+        note: None,
+    }
+}
+
+fn manager() -> ChangedBy {
+    ChangedBy::Manager(TelegramId::parse(42).unwrap())
+}
+
+async fn a_change_moves_the_status_and_writes_its_history(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let product = product_id(db, "Маргарита").await;
+    let order = place_order(db, &user, product, 2, T0).await;
+    let store = db.store();
+
+    let mut confirm = change(
+        order.id,
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        manager(),
+    );
+    confirm.note = Some("позвонили".into());
+    let Applied::Changed(changed) = store.apply_status_change(confirm).await.unwrap() else {
+        panic!("not applied");
+    };
+    assert_eq!(changed.status, OrderStatus::Confirmed);
+    assert_eq!(changed.updated_at, T0 + Duration::minutes(5));
+    assert_eq!(changed.items.len(), 1);
+
+    let history = store.history(order.id).await.unwrap();
+    let steps: Vec<_> = history.iter().map(|e| (e.from, e.status, e.by)).collect();
+    assert_eq!(
+        steps,
+        [
+            (None, OrderStatus::Pending, ChangedBy::Customer),
+            (
+                Some(OrderStatus::Pending),
+                OrderStatus::Confirmed,
+                manager()
+            ),
+        ]
+    );
+    assert_eq!(history[0].at, T0);
+    assert_eq!(history[1].note.as_deref(), Some("позвонили"));
+    assert!(store.history(OrderId(999_999)).await.unwrap().is_empty());
+}
+
+async fn a_stale_change_writes_nothing(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let order = place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+    let store = db.store();
+    store
+        .apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            ChangedBy::Customer,
+        ))
+        .await
+        .unwrap();
+
+    let stale = store
+        .apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            manager(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        Applied::Stale {
+            current: OrderStatus::Cancelled
+        }
+    );
+    assert_eq!(count(db, "order_status_history").await, 1);
+    let missing = store
+        .apply_status_change(change(
+            OrderId(999_999),
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            manager(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(missing, Applied::NotFound);
+}
+
+async fn a_cancellation_returns_limited_stock(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category(
+            "sweets",
+            &[("Зефир", "90", Some(10)), ("Пастила", "120", None)],
+        )],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let (limited, unlimited) = (
+        product_id(db, "Зефир").await,
+        product_id(db, "Пастила").await,
+    );
+    let order = db
+        .store()
+        .place(new_order(
+            &user,
+            &[(limited, 3), (unlimited, 2), (limited, 1)],
+            T0,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stock(db, limited).await, Some(6));
+
+    let store = db.store();
+    store
+        .apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            manager(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        stock(db, limited).await,
+        Some(6),
+        "only a cancellation gives stock back"
+    );
+    store
+        .apply_status_change(change(
+            order.id,
+            OrderStatus::Confirmed,
+            OrderStatus::Cancelled,
+            manager(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stock(db, limited).await, Some(10));
+    assert_eq!(stock(db, unlimited).await, None);
+}
+
+async fn the_customer_scope_sees_only_their_own_orders(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let (owner, other) = (new_user(db, 1001).await, new_user(db, 2002).await);
+    let order = place_order(db, &owner, product_id(db, "Маргарита").await, 1, T0).await;
+    let store = db.store();
+    assert_eq!(
+        store
+            .current_status(Scope::Customer(owner.id), order.id)
+            .await
+            .unwrap(),
+        Some(OrderStatus::Pending)
+    );
+    assert_eq!(
+        store
+            .current_status(Scope::Customer(other.id), order.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.current_status(Scope::Any, order.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+    // Through the use case: someone else's order is not found, and stays as it was.
+    let request = ChangeRequest {
+        scope: Scope::Customer(other.id),
+        order_id: order.id,
+        seen: None,
+        to: OrderStatus::Cancelled,
+        by: ChangedBy::Customer,
+        at: T0,
+        note: None,
+    };
+    assert!(matches!(
+        change_status(&store, request).await,
+        Err(ChangeStatusError::NotFound)
+    ));
+    assert_eq!(count(db, "order_status_history").await, 0);
+}
+
+async fn of_two_concurrent_changes_one_wins(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", Some(5))])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let product = product_id(db, "Маргарита").await;
+    let order = place_order(db, &user, product, 1, T0).await;
+    let store = db.store();
+    let (a, b) = tokio::join!(
+        store.apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            manager()
+        )),
+        store.apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            ChangedBy::Customer
+        )),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let changed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Applied::Changed(_)))
+        .count();
+    let stale = outcomes
+        .iter()
+        .filter(|o| matches!(o, Applied::Stale { .. }))
+        .count();
+    assert_eq!((changed, stale), (1, 1), "{outcomes:?}");
+    assert_eq!(count(db, "order_status_history").await, 1);
+    // The stock is back only if the cancellation won.
+    let cancelled = outcomes
+        .iter()
+        .any(|o| matches!(o, Applied::Changed(order) if order.status == OrderStatus::Cancelled));
+    assert_eq!(
+        stock(db, product).await,
+        Some(if cancelled { 5 } else { 4 })
+    );
+}
