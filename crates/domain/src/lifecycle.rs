@@ -204,6 +204,48 @@ pub async fn change_status(
     }
 }
 
+/// Why a customer's cancellation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// Not the customer's order, or no such order.
+    #[error("no such order")]
+    NotFound,
+    /// A customer may cancel only while the order is PENDING.
+    #[error("the order is {current} and can no longer be cancelled by the customer")]
+    NotCancellable { current: OrderStatus },
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// The customer cancels their own order: allowed only while it is PENDING (once the shop
+/// confirmed it, only a manager can). The same compare-and-set as every change, from
+/// PENDING.
+pub async fn cancel_by_customer(
+    orders: &dyn OrderLifecycle,
+    customer: UserId,
+    order_id: OrderId,
+    at: OffsetDateTime,
+) -> Result<Order, CancelError> {
+    let request = ChangeRequest {
+        scope: Scope::Customer(customer),
+        order_id,
+        seen: Some(OrderStatus::Pending),
+        to: OrderStatus::Cancelled,
+        by: ChangedBy::Customer,
+        at,
+        note: None,
+    };
+    match change_status(orders, request).await {
+        Ok(order) => Ok(order),
+        Err(ChangeStatusError::NotFound) => Err(CancelError::NotFound),
+        Err(
+            ChangeStatusError::AlreadyChanged { current }
+            | ChangeStatusError::NotAllowed { from: current, .. },
+        ) => Err(CancelError::NotCancellable { current }),
+        Err(ChangeStatusError::Repository(error)) => Err(CancelError::Repository(error)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +359,32 @@ mod tests {
         assert!(matches!(
             change(&missing, None, Confirmed).await,
             Err(ChangeStatusError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_customer_cancels_only_while_pending() {
+        let pending = lifecycle(Some(Pending), Applied::Changed(order(Cancelled)));
+        let cancelled =
+            cancel_by_customer(&pending, UserId(1), OrderId(7), OffsetDateTime::UNIX_EPOCH)
+                .await
+                .unwrap();
+        assert_eq!(cancelled.status, Cancelled);
+        let mut confirmed = MockOrderLifecycle::new();
+        confirmed
+            .expect_current_status()
+            .withf(|scope, _| *scope == Scope::Customer(UserId(1)))
+            .returning(|_, _| Ok(Some(Confirmed)));
+        confirmed.expect_apply_status_change().never();
+        assert!(matches!(
+            cancel_by_customer(
+                &confirmed,
+                UserId(1),
+                OrderId(7),
+                OffsetDateTime::UNIX_EPOCH
+            )
+            .await,
+            Err(CancelError::NotCancellable { current: Confirmed })
         ));
     }
 

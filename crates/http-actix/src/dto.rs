@@ -3,6 +3,7 @@
 //! Money travels as a decimal string with two places ("250.00") so no client parses it as
 //! a float; timestamps as RFC 3339 in UTC.
 
+use domain::lifecycle::StatusHistoryEntry;
 use domain::order::{OrderInput, OrderLineInput};
 use domain::{Category, Order, OrderItem, Product, User};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,42 @@ pub struct OrderDto {
     #[schema(format = DateTime)]
     pub updated_at: String,
     pub items: Vec<OrderItemDto>,
+    /// `GET /orders/{id}` and a cancellation only: the order's statuses, oldest first,
+    /// starting with its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub history: Option<Vec<HistoryEntryDto>>,
+}
+
+/// One step of an order's life.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "CONFIRMED", "at": "2025-12-22T12:35:00Z", "by": "manager"}))]
+pub struct HistoryEntryDto {
+    #[schema(schema_with = order_status_schema)]
+    pub status: &'static str,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `customer`, `manager` or `system`.
+    #[schema(schema_with = changed_by_schema)]
+    pub by: &'static str,
+}
+
+impl From<StatusHistoryEntry> for HistoryEntryDto {
+    fn from(entry: StatusHistoryEntry) -> Self {
+        HistoryEntryDto {
+            status: entry.status.as_str(),
+            at: rfc3339(entry.at),
+            by: entry.by.kind(),
+        }
+    }
+}
+
+fn changed_by_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(["customer", "manager", "system"]))
+        .description(Some("Who made the change"))
 }
 
 /// One line of an order.
@@ -192,6 +229,7 @@ impl From<Order> for OrderDto {
             created_at: rfc3339(o.created_at),
             updated_at: rfc3339(o.updated_at),
             items: o.items.into_iter().map(OrderItemDto::from).collect(),
+            history: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     /// The `Idempotency-Key` was used for a different request.
     IdempotencyKeyReused,
+    /// The customer may cancel only a PENDING order; this one is `current`.
+    OrderNotCancellable(domain::OrderStatus),
     /// The database is unreachable or too slow: retry later.
     Unavailable(RepositoryError),
     /// Too many requests from this client (address or Telegram user): wait `retry_after`.
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::InsufficientStock(_) => "insufficient_stock",
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::OrderNotCancellable(_) => "order_not_cancellable",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotReady(_) => "not_ready",
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 "This Idempotency-Key was used for a different request"
             }
+            ApiError::OrderNotCancellable(_) => "The order can no longer be cancelled",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::NotReady(_) => "The service is not ready",
@@ -167,6 +171,9 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 Some("use a new Idempotency-Key for a different order".to_owned())
             }
+            ApiError::OrderNotCancellable(current) => Some(format!(
+                "the order is {current}; only a PENDING order can be cancelled here, ask the shop"
+            )),
             // actix-cors's messages are fixed sentences about the request's own headers.
             ApiError::CorsRejected(reason) => Some(reason.to_string()),
             ApiError::NotFound(what) => Some((*what).to_owned()),
@@ -311,7 +318,9 @@ impl ResponseError for ApiError {
             | ApiError::ProductUnavailable(_)
             | ApiError::OrderTotalTooLarge
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::InsufficientStock(_) | ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            ApiError::InsufficientStock(_)
+            | ApiError::IdempotencyKeyInUse
+            | ApiError::OrderNotCancellable(_) => StatusCode::CONFLICT,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

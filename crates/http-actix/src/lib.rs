@@ -86,6 +86,8 @@ const CORS_MAX_AGE_SECS: usize = 3600;
 pub struct ApiState {
     pub catalog: Arc<dyn CatalogRepository>,
     pub orders: Arc<dyn OrderRepository>,
+    /// Status changes and their history (`domain::lifecycle`).
+    pub lifecycle: Arc<dyn domain::ports::OrderLifecycle>,
     pub order_service: OrderService,
     pub authenticator: Authenticator,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.

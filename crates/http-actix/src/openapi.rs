@@ -46,6 +46,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::orders::create,
         routes::orders::list_mine,
         routes::orders::get_mine,
+        routes::orders::cancel_mine,
         routes::assets::demo_asset,
         routes::ops::health,
         routes::ops::ready,
@@ -67,6 +68,7 @@ pub const TMA_SCHEME: &str = "tma";
             InvalidQuery,
             InvalidOrder,
             OrderConflict,
+            NotCancellable,
             RateLimited,
             Internal,
             Unavailable,
@@ -262,6 +264,12 @@ problem_responses! {
             }]),
             ApiError::IdempotencyKeyInUse,
         ],
+        &[],
+    );
+    /// 409 for a customer's cancellation.
+    NotCancellable => problem_response(
+        "The order is past PENDING: only the shop can cancel it now",
+        &[ApiError::OrderNotCancellable(domain::OrderStatus::Confirmed)],
         &[],
     );
     /// 429.

@@ -104,6 +104,7 @@ impl Application {
         let state = ApiState {
             catalog: store.clone(),
             orders: store.clone(),
+            lifecycle: store.clone(),
             order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store.clone()),
             storage: Arc::new(database.clone()),

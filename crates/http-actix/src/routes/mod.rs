@@ -80,6 +80,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             enabled: always,
         },
         RouteDef {
+            method: Method::POST,
+            path: "/api/v1/orders/{id}/cancel",
+            route: || web::post().to(orders::cancel_mine),
+            enabled: always,
+        },
+        RouteDef {
             method: Method::GET,
             path: "/api/v1/orders/{id}",
             route: || web::get().to(orders::get_mine),

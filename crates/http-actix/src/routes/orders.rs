@@ -3,6 +3,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::idempotency::{IdempotencyKey, RequestFingerprint, StoredResponse};
+use domain::lifecycle::{CancelError, cancel_by_customer};
 use domain::order::OrderDraft;
 use domain::services::place_order::{KeyedRequest, Placement};
 use domain::{Order, OrderId};
@@ -10,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::{page, path_id};
 use crate::catalog_cache::CatalogCache;
-use crate::dto::{CreateOrderRequest, ListQuery, OrderDto};
+use crate::dto::{CreateOrderRequest, HistoryEntryDto, ListQuery, OrderDto};
 use crate::error::ApiError;
 use crate::extract::{Customer, JsonBody};
 use crate::metrics::Metrics;
@@ -255,7 +256,51 @@ pub async fn get_mine(
 ) -> Result<HttpResponse, ApiError> {
     let id = OrderId(path_id(&id)?);
     match state.orders.find_for_user(customer.id, id).await? {
-        Some(order) => Ok(HttpResponse::Ok().json(OrderDto::from(order))),
+        Some(order) => Ok(HttpResponse::Ok().json(with_history(&state, order).await?)),
         None => Err(ApiError::NotFound("Order not found")),
+    }
+}
+
+/// The order with its history.
+async fn with_history(state: &ApiState, order: Order) -> Result<OrderDto, ApiError> {
+    let history = state.lifecycle.history(order.id).await?;
+    let mut dto = OrderDto::from(order);
+    dto.history = Some(history.into_iter().map(HistoryEntryDto::from).collect());
+    Ok(dto)
+}
+
+/// Cancels one of the authenticated customer's orders while it is still PENDING.
+///
+/// The units go back to stock and the manager is told. Once the shop confirmed the order,
+/// only the shop can cancel it: 409 `order_not_cancellable`. Someone else's order is a 404.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "customer",
+    security(("tma" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The order's id")),
+    responses(
+        (status = 200, description = "The cancelled order, with its history", body = OrderDto),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::NotCancellable),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn cancel_mine(
+    state: web::Data<ApiState>,
+    Customer(customer): Customer,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrderId(path_id(&id)?);
+    let now = OffsetDateTime::now_utc();
+    match cancel_by_customer(state.lifecycle.as_ref(), customer.id, id, now).await {
+        Ok(order) => Ok(HttpResponse::Ok().json(with_history(&state, order).await?)),
+        Err(CancelError::NotFound) => Err(ApiError::NotFound("Order not found")),
+        Err(CancelError::NotCancellable { current }) => Err(ApiError::OrderNotCancellable(current)),
+        Err(CancelError::Repository(error)) => Err(error.into()),
     }
 }

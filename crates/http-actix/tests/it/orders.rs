@@ -1,6 +1,6 @@
 use actix_web::test::TestRequest;
 use domain::order::PlaceOrderError;
-use domain::{OrderId, ProductId, RepositoryError, UserId};
+use domain::{OrderId, OrderStatus, ProductId, RepositoryError, UserId};
 use mockall::predicate::eq;
 use serde_json::json;
 
@@ -225,6 +225,11 @@ async fn my_order_by_id() {
         .expect_find_for_user()
         .with(eq(UserId(1)), eq(OrderId(123)))
         .returning(|_, id| Ok(Some(order(id.0))));
+    mocks
+        .lifecycle
+        .expect_history()
+        .with(eq(OrderId(123)))
+        .returning(|_| Ok(history_of_confirmed()));
     let app = mocks.app().await;
     let req = TestRequest::get()
         .uri("/api/v1/orders/123")
@@ -395,4 +400,118 @@ async fn insufficient_stock_is_409_listing_what_is_available() {
         p["products"],
         json!([{"product_id": 1, "requested": 3, "available": 1}])
     );
+}
+
+fn history_of_confirmed() -> Vec<domain::lifecycle::StatusHistoryEntry> {
+    use domain::lifecycle::{ChangedBy, StatusHistoryEntry};
+    let at = time::macros::datetime!(2025-12-22 12:30:00 UTC);
+    vec![
+        StatusHistoryEntry {
+            from: None,
+            status: OrderStatus::Pending,
+            by: ChangedBy::Customer,
+            at,
+            note: None,
+        },
+        StatusHistoryEntry {
+            from: Some(OrderStatus::Pending),
+            status: OrderStatus::Cancelled,
+            by: ChangedBy::Customer,
+            at: at + time::Duration::minutes(5),
+            note: None,
+        },
+    ]
+}
+
+#[actix_web::test]
+async fn one_order_carries_its_history() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .orders
+        .expect_find_for_user()
+        .returning(|_, id| Ok(Some(order(id.0))));
+    mocks
+        .lifecycle
+        .expect_history()
+        .returning(|_| Ok(history_of_confirmed()));
+    let app = mocks.app().await;
+    let req = TestRequest::get()
+        .uri("/api/v1/orders/5")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    let (status, _, body) = call(&app, req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["history"],
+        json!([
+            {"status": "PENDING", "at": "2025-12-22T12:30:00Z", "by": "customer"},
+            {"status": "CANCELLED", "at": "2025-12-22T12:35:00Z", "by": "customer"}
+        ])
+    );
+}
+
+#[actix_web::test]
+async fn a_customer_cancels_a_pending_order_of_theirs() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .lifecycle
+        .expect_current_status()
+        .returning(|_, _| Ok(Some(OrderStatus::Pending)));
+    mocks
+        .lifecycle
+        .expect_apply_status_change()
+        .withf(|change| {
+            change.to == OrderStatus::Cancelled
+                && change.from == OrderStatus::Pending
+                && change.by == domain::lifecycle::ChangedBy::Customer
+        })
+        .times(1)
+        .returning(|change| {
+            let mut cancelled = order(change.order_id.0);
+            cancelled.status = OrderStatus::Cancelled;
+            Ok(domain::lifecycle::Applied::Changed(cancelled))
+        });
+    mocks
+        .lifecycle
+        .expect_history()
+        .returning(|_| Ok(history_of_confirmed()));
+    let app = mocks.app().await;
+    let req = TestRequest::post()
+        .uri("/api/v1/orders/5/cancel")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    let (status, _, body) = call(&app, req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "CANCELLED");
+    assert_eq!(body["history"][1]["status"], "CANCELLED");
+}
+
+#[actix_web::test]
+async fn a_confirmed_order_is_not_cancellable_and_someone_elses_is_not_found() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .lifecycle
+        .expect_current_status()
+        .returning(|_, id| Ok((id.0 == 5).then_some(OrderStatus::Confirmed)));
+    mocks.lifecycle.expect_apply_status_change().never();
+    let app = mocks.app().await;
+    let cancel = |id: i64| {
+        TestRequest::post()
+            .uri(&format!("/api/v1/orders/{id}/cancel"))
+            .insert_header(("Authorization", auth_header(987_654_321)))
+    };
+    let body = problem(&app, cancel(5), 409, "order_not_cancellable").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("CONFIRMED"),
+        "{body}"
+    );
+    let body = problem(&app, cancel(6), 404, "not_found").await;
+    assert_eq!(body["detail"], "Order not found");
+    // Without initData: 401, nothing read.
+    let app = Mocks::new().app().await;
+    problem(
+        &app,
+        TestRequest::post().uri("/api/v1/orders/5/cancel"),
+        401,
+        "missing_authorization",
+    )
+    .await;
 }

@@ -6,8 +6,8 @@ use actix_web::test;
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
 use domain::outbox::OutboxCounts;
 use domain::ports::{
-    MockCatalogRepository, MockIdempotencyStore, MockOrderRepository, MockOutbox, MockStorageProbe,
-    MockUserRepository, Outbox, PoolStats, StorageProbe,
+    MockCatalogRepository, MockIdempotencyStore, MockOrderLifecycle, MockOrderRepository,
+    MockOutbox, MockStorageProbe, MockUserRepository, Outbox, PoolStats, StorageProbe,
 };
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -25,6 +25,7 @@ pub const TOKEN: &str = "123456:TEST-TOKEN";
 pub struct Mocks {
     pub catalog: MockCatalogRepository,
     pub orders: MockOrderRepository,
+    pub lifecycle: MockOrderLifecycle,
     pub users: MockUserRepository,
     pub idempotency: MockIdempotencyStore,
     pub storage: Arc<dyn StorageProbe>,
@@ -37,6 +38,7 @@ impl Mocks {
         Self {
             catalog: MockCatalogRepository::new(),
             orders: MockOrderRepository::new(),
+            lifecycle: MockOrderLifecycle::new(),
             users: MockUserRepository::new(),
             idempotency: MockIdempotencyStore::new(),
             storage: Arc::new(MockStorageProbe::new()),
@@ -63,6 +65,19 @@ impl Mocks {
     /// Every catalog read answers with something, and the probes with a healthy storage:
     /// enough for any route to do its job.
     pub fn answering_everything(mut self) -> Self {
+        self.lifecycle
+            .expect_history()
+            .returning(|_| Ok(Vec::new()));
+        self.lifecycle
+            .expect_current_status()
+            .returning(|_, _| Ok(Some(domain::OrderStatus::Pending)));
+        self.lifecycle
+            .expect_apply_status_change()
+            .returning(|change| {
+                let mut cancelled = order(change.order_id.0);
+                cancelled.status = change.to;
+                Ok(domain::lifecycle::Applied::Changed(cancelled))
+            });
         self.catalog
             .expect_find_category()
             .returning(|id| Ok(Some(category(id.0))));
@@ -106,6 +121,7 @@ impl Mocks {
         let state = ApiState {
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
+            lifecycle: Arc::new(self.lifecycle),
             order_service: OrderService::new(
                 orders,
                 Arc::new(self.idempotency),

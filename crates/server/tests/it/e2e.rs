@@ -220,7 +220,14 @@ async fn walk_the_shop(database: DatabaseTarget) {
         .json()
         .await
         .unwrap();
+    let mut same = same;
+    let history = same
+        .as_object_mut()
+        .and_then(|o| o.remove("history"))
+        .unwrap();
     assert_eq!(same, order);
+    assert_eq!(history[0]["status"], "PENDING", "{history}");
+    assert_eq!(history[0]["by"], "customer");
 
     let stranger = auth(111_111_111, "Пётр");
     let response = app
@@ -231,6 +238,24 @@ async fn walk_the_shop(database: DatabaseTarget) {
         response.headers()["content-type"],
         "application/problem+json"
     );
+
+    // The customer cancels while it is PENDING; once only. A stranger cannot.
+    let cancel = |who: String| {
+        app.client
+            .post(app.url(&format!("/orders/{}/cancel", order["id"])))
+            .header("Authorization", who)
+            .send()
+    };
+    let refused = cancel(stranger.clone()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 404);
+    let cancelled = cancel(buyer.clone()).await.unwrap();
+    assert_eq!(cancelled.status().as_u16(), 200);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(cancelled["history"][1]["status"], "CANCELLED");
+    assert_eq!(cancelled["history"][1]["by"], "customer");
+    let again = cancel(buyer.clone()).await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
 
     // Operations on the real stack: liveness, readiness against the real database, metrics
     // that saw the order, and the API description.
