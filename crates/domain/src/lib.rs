@@ -10,6 +10,7 @@
 //! parameter or through the [`clock::Clock`] trait.
 
 pub mod auth;
+pub mod bot;
 pub mod catalog;
 pub mod clock;
 pub mod entities;

@@ -106,6 +106,30 @@ pub trait OrderLifecycle: Send + Sync {
     ) -> Result<Vec<crate::lifecycle::StatusHistoryEntry>, RepositoryError>;
 }
 
+/// Remembers which Telegram updates arrived, so that each is handled once.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UpdateLog: Send + Sync {
+    /// Records `update_id`; `true` the first time it is recorded (by any instance),
+    /// `false` for a redelivery. MUST be atomic under concurrency.
+    async fn first_seen(&self, update_id: i64, at: OffsetDateTime)
+    -> Result<bool, RepositoryError>;
+
+    /// Forgets updates recorded more than `age` ago (Telegram stops redelivering long
+    /// before); returns how many.
+    async fn forget_older_than(&self, age: std::time::Duration) -> Result<u64, RepositoryError>;
+}
+
+/// The bot's direct answers to people who write to it: interactive, so sent at once
+/// rather than through the outbox (a lost welcome costs the user a second `/start`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait BotReplies: Send + Sync {
+    /// The answer to `/start` in `chat_id`: a welcome, with the Mini App's button when
+    /// the shop has one.
+    async fn welcome(&self, chat_id: i64) -> Result<(), NotifyError>;
+}
+
 /// Stores orders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

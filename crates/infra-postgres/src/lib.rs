@@ -44,6 +44,7 @@ mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod transaction;
+mod updates;
 mod users;
 
 pub use database::{BackupError, Database, PoolOptions};

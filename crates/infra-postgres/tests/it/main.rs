@@ -58,4 +58,5 @@ mod stock;
 mod support;
 mod test_support;
 mod tree;
+mod updates;
 mod users;

@@ -1,0 +1,183 @@
+//! The bot's side of Telegram: updates in, each handled once.
+//!
+//! Telegram redelivers an update until it gets a 2xx, and several instances may receive
+//! them, so every update is first recorded by its `update_id` ([`UpdateLog`]); a
+//! redelivered one is acknowledged and ignored. What an update asks for is decided here;
+//! the inbound adapter only turns Telegram's JSON into an [`Update`].
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::error::RepositoryError;
+use crate::ports::{BotReplies, UpdateLog};
+
+/// One update from Telegram, as BotShop understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub update_id: i64,
+    pub kind: UpdateKind,
+}
+
+/// What an update asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// `/start` in a chat: a welcome, and the Mini App's button when there is one.
+    Start { chat_id: i64 },
+    /// Anything BotShop does not act on (other messages, unknown commands, other update
+    /// types): acknowledged and ignored, politely.
+    Ignored,
+}
+
+impl UpdateKind {
+    /// The command a message's text starts with: `/start`, `/start payload` and
+    /// `/start@ShopBot` are all `/start`; anything else is ignored.
+    pub fn from_text(chat_id: i64, text: &str) -> Self {
+        let command = text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .split('@')
+            .next()
+            .unwrap_or_default();
+        match command {
+            "/start" => UpdateKind::Start { chat_id },
+            _ => UpdateKind::Ignored,
+        }
+    }
+}
+
+/// What became of an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Seen before (a redelivery): nothing done again.
+    Duplicate,
+    /// Nothing to do.
+    Ignored,
+    /// Answered.
+    Replied,
+    /// The answer could not be sent; logged. Telegram is still told the update arrived, so
+    /// that it does not redeliver it in a loop.
+    ReplyFailed,
+}
+
+/// Handles updates: records each once, then acts on it.
+#[derive(Clone)]
+pub struct BotService {
+    log: Arc<dyn UpdateLog>,
+    replies: Arc<dyn BotReplies>,
+}
+
+impl std::fmt::Debug for BotService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotService").finish_non_exhaustive()
+    }
+}
+
+impl BotService {
+    pub fn new(log: Arc<dyn UpdateLog>, replies: Arc<dyn BotReplies>) -> Self {
+        Self { log, replies }
+    }
+
+    /// Handles `update`, once per `update_id` whatever the redeliveries.
+    ///
+    /// # Errors
+    /// When the update cannot be recorded: the caller answers so that Telegram delivers
+    /// it again later.
+    pub async fn handle(
+        &self,
+        update: Update,
+        now: OffsetDateTime,
+    ) -> Result<Handled, RepositoryError> {
+        if !self.log.first_seen(update.update_id, now).await? {
+            return Ok(Handled::Duplicate);
+        }
+        match update.kind {
+            UpdateKind::Ignored => Ok(Handled::Ignored),
+            UpdateKind::Start { chat_id } => match self.replies.welcome(chat_id).await {
+                Ok(()) => Ok(Handled::Replied),
+                Err(error) => {
+                    tracing::warn!(update_id = update.update_id, %error, "could not answer /start");
+                    Ok(Handled::ReplyFailed)
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockBotReplies, MockUpdateLog, NotifyError};
+
+    fn start(update_id: i64) -> Update {
+        Update {
+            update_id,
+            kind: UpdateKind::Start { chat_id: 42 },
+        }
+    }
+
+    #[test]
+    fn commands_are_read_from_the_first_word() {
+        for text in ["/start", "/start ref-7", "/start@ShopBot", "  /start  "] {
+            assert_eq!(
+                UpdateKind::from_text(1, text),
+                UpdateKind::Start { chat_id: 1 },
+                "{text}"
+            );
+        }
+        for text in ["start", "/started", "/orders", "", "привет /start"] {
+            assert_eq!(
+                UpdateKind::from_text(1, text),
+                UpdateKind::Ignored,
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_update_is_handled_once() {
+        let mut log = MockUpdateLog::new();
+        let mut seen = std::collections::HashSet::new();
+        log.expect_first_seen()
+            .returning(move |id, _| Ok(seen.insert(id)));
+        let mut replies = MockBotReplies::new();
+        replies
+            .expect_welcome()
+            .withf(|chat| *chat == 42)
+            .times(1)
+            .returning(|_| Ok(()));
+        let bot = BotService::new(Arc::new(log), Arc::new(replies));
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Replied);
+        assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn a_failed_reply_is_not_a_failed_update() {
+        let mut log = MockUpdateLog::new();
+        log.expect_first_seen().returning(|_, _| Ok(true));
+        let mut replies = MockBotReplies::new();
+        replies.expect_welcome().returning(|_| {
+            Err(NotifyError::Permanent {
+                reason: "Forbidden: bot was blocked by the user".into(),
+            })
+        });
+        let bot = BotService::new(Arc::new(log), Arc::new(replies));
+        let handled = bot
+            .handle(start(2), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::ReplyFailed);
+        let ignored = Update {
+            update_id: 3,
+            kind: UpdateKind::Ignored,
+        };
+        assert_eq!(
+            bot.handle(ignored, OffsetDateTime::UNIX_EPOCH)
+                .await
+                .unwrap(),
+            Handled::Ignored
+        );
+    }
+}
