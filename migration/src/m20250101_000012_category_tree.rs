@@ -16,8 +16,9 @@
 //! trigger, and serialises writers anyway; its triggers look at most three levels up and
 //! two down, which covers every tree the depth rule admits.
 //!
-//! Both refuse with the message `category tree: ...`, which the storage adapter reads as
-//! a constraint violation.
+//! Both refuse with the message `category tree: ...` (on PostgreSQL with SQLSTATE 23514,
+//! `check_violation`). Only operators' SQL and the seed reach them today; the admin API
+//! will check the rule first and map a refusal to a 409.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;

@@ -271,7 +271,7 @@ async fn with_history(state: &ApiState, order: Order) -> Result<OrderDto, ApiErr
 
 /// Cancels one of the authenticated customer's orders while it is still PENDING.
 ///
-/// The units go back to stock and the manager is told. Once the shop confirmed the order,
+/// The units go back to stock (the catalog shows them at once). Once the shop confirmed the order,
 /// only the shop can cancel it: 409 `order_not_cancellable`. Someone else's order is a 404.
 #[utoipa::path(
     post,
@@ -292,13 +292,19 @@ async fn with_history(state: &ApiState, order: Order) -> Result<OrderDto, ApiErr
 )]
 pub async fn cancel_mine(
     state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
     Customer(customer): Customer,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = OrderId(path_id(&id)?);
     let now = OffsetDateTime::now_utc();
     match cancel_by_customer(state.lifecycle.as_ref(), customer.id, id, now).await {
-        Ok(order) => Ok(HttpResponse::Ok().json(with_history(&state, order).await?)),
+        Ok(order) => {
+            // The units went back to these products' stock, which the catalog shows.
+            let products: Vec<i64> = order.items.iter().map(|item| item.product_id.0).collect();
+            cache.invalidate_products(&products);
+            Ok(HttpResponse::Ok().json(with_history(&state, order).await?))
+        }
         Err(CancelError::NotFound) => Err(ApiError::NotFound("Order not found")),
         Err(CancelError::NotCancellable { current }) => Err(ApiError::OrderNotCancellable(current)),
         Err(CancelError::Repository(error)) => Err(error.into()),

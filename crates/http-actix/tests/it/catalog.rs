@@ -91,7 +91,7 @@ async fn the_count_and_links_are_exposed_to_browsers() {
 }
 
 #[actix_web::test]
-async fn products_default_to_a_page_of_fifty_and_filter_by_category() {
+async fn products_default_to_a_page_of_one_hundred_and_filter_by_category() {
     let mut mocks = Mocks::new();
     mocks
         .catalog
@@ -851,4 +851,53 @@ async fn include_descendants_reaches_the_catalog() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn a_cancellation_refreshes_the_pages_of_the_products_it_gave_back() {
+    let catalog = std::sync::Arc::new(GatedCatalog {
+        gated: 0,
+        started: tokio::sync::Notify::new(),
+        gate: tokio::sync::Notify::new(),
+        reads: Default::default(),
+    });
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .lifecycle
+        .expect_current_status()
+        .returning(|_, _| Ok(Some(domain::OrderStatus::Pending)));
+    mocks
+        .lifecycle
+        .expect_apply_status_change()
+        .returning(|change| {
+            // order(123) holds products 1 and 2.
+            let mut cancelled = order(change.order_id.0);
+            cancelled.status = domain::OrderStatus::Cancelled;
+            Ok(domain::lifecycle::Applied::Changed(cancelled))
+        });
+    mocks
+        .lifecycle
+        .expect_history()
+        .returning(|_| Ok(Vec::new()));
+    let (mut state, config) = mocks.state();
+    state.catalog = catalog.clone();
+    let http = http_actix::Http::new(state, config).unwrap();
+    let app = worker(&http).await;
+    let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    let cancel = TestRequest::post()
+        .uri("/api/v1/orders/123/cancel")
+        .insert_header(("Authorization", auth_header(987_654_321)));
+    assert_eq!(call(&app, cancel).await.0, 200);
+    for id in [1, 3] {
+        assert_eq!(call(&app, card(id)).await.0, 200);
+    }
+    assert_eq!(catalog.reads_of(3), 1, "product 3's page stayed in memory");
+    assert_eq!(
+        catalog.reads_of(1),
+        2,
+        "product 1's stock changed: read again"
+    );
 }

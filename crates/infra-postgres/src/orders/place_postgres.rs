@@ -49,8 +49,11 @@ const LINE_PARAMS: usize = 5;
 
 /// The columns of a product the statement and the plain read return: what pricing reads,
 /// and the revision. `is_active` is whether the product can be sold: active itself and in
-/// a visible category (the revision covers the product's own columns only, so the
-/// statement checks this one as it stands when the rows are locked).
+/// a visible category. The revision covers the product's own columns only, so the
+/// statement checks this too; the category subquery reads the statement's snapshot (the
+/// categories are not locked), so a placement already waiting on a product's lock when a
+/// category is hidden may still sell it — the same moment as if it had been a little
+/// earlier.
 const PRODUCT_COLUMNS: &str = concat!(
     r#"product."id", product."category_id", product."name", product."price_minor",
            (product."is_active" AND product."category_id" IN ("#,
