@@ -37,6 +37,7 @@ mod m20250101_000008_products_revision;
 mod m20250101_000009_outbox_claim_tokens_and_retention;
 mod m20250101_000010_outbox_dead_index;
 mod m20250101_000011_product_images;
+mod m20250101_000013_products_search_trigram;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000009_outbox_claim_tokens_and_retention::Migration),
             Box::new(m20250101_000010_outbox_dead_index::Migration),
             Box::new(m20250101_000011_product_images::Migration),
+            Box::new(m20250101_000013_products_search_trigram::Migration),
         ]
     }
 }
