@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh            # 10 000 customers, 100 000 orders
 #   bash bench/run.sh --large    # 100 000 customers, 1 000 000 orders
+#   bash bench/run.sh --search   # 100 000 products: /health, the catalog page and search
 #
 # Builds the release server, generates the data into a fresh PostgreSQL database
 # (botshop_bench, dropped and recreated), starts the server against a local fake Telegram,
@@ -16,17 +17,18 @@
 # telegram_stub.py), BENCH_SERVER_ENV ("KEY=value ..." added to the server's settings),
 # BENCH_ONLY (space-separated parts to run: micro health categories products_page
 # product_card orders_my orders_create orders_my_after_burst orders_my_after_analyze
-# pgbench),
+# pgbench search; --search runs "health products_page search" unless it is set),
 # PGHOST / PGPORT / PGUSER / PGPASSWORD (by default the local server's Unix socket in
 # /var/run/postgresql when it has one, else 127.0.0.1; 5432; postgres; none).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 MODE=100k USERS=10000 ORDERS=100000
 for arg in "$@"; do
   case "$arg" in
     --large) MODE=1m USERS=100000 ORDERS=1000000 ;;
+    --search) MODE=search ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
   esac
@@ -43,6 +45,9 @@ PORT=${BENCH_PORT:-18000}
 STUB_PORT=${BENCH_STUB_PORT:-18001}
 TELEGRAM_MODE=${BENCH_TELEGRAM:-limited}
 ONLY=${BENCH_ONLY:-}
+# --search measures the search against the catalog page and the framework, nothing else.
+[[ $MODE == search && -z $ONLY ]] && ONLY="health products_page search"
+wants() { [[ -z $ONLY || " $ONLY " == *" $1 "* ]]; }
 export PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 # A one-box deployment reaches PostgreSQL through its Unix socket, which costs the server
 # (and PostgreSQL) less per query than loopback TCP; the server and pgbench both use it.
@@ -165,6 +170,10 @@ server_cmd migrate up >"$WORK/migrate.log" 2>&1 || die "migrate up failed: $(tai
 started=$(now_ms)
 psql_db -v users="$USERS" -v orders="$ORDERS" -f "$BENCH/seed.sql" >"$WORK/seed.log" 2>&1 ||
   die "generating the data failed: $(tail -5 "$WORK/seed.log")"
+if [[ $MODE == search ]]; then
+  psql_db -f "$BENCH/seed-search.sql" >>"$WORK/seed.log" 2>&1 ||
+    die "generating the search catalog failed: $(tail -5 "$WORK/seed.log")"
+fi
 meta seed_seconds "$(( ($(now_ms) - started) / 1000 ))"
 read -r n_categories n_products n_users n_orders n_lines n_sent < <(psql_db -tA -F ' ' -c "
   SELECT (SELECT count(*) FROM categories), (SELECT count(*) FROM products),
@@ -285,6 +294,12 @@ check 200 "$BASE/api/v1/products/$PRODUCT_MAX"
 check 200 -H "Authorization: $AUTH" "$BASE/api/v1/orders/my"
 check 201 -H "Authorization: $AUTH" -H 'Content-Type: application/json' "$BASE/api/v1/orders" \
   -d '{"items":[{"product_id":5,"quantity":1},{"product_id":4,"quantity":1},{"product_id":3,"quantity":1}],"delivery_address":"г. Москва, ул. Пушкина, д. 10","phone":"+79001234567"}'
+if [[ $MODE == search ]] && wants search; then
+  check 200 --get --data-urlencode "q=Сочный БАГЕТ" --data-urlencode limit=200 "$BASE/api/v1/products"
+  items=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/answer.json")
+  ((items > 0 && items < 200)) || die "the search for two words found $items products"
+  meta search_sample "a search for «сочный багет» finds $items products"
+fi
 
 # --- Load ----------------------------------------------------------------------------------
 
@@ -306,7 +321,6 @@ sample() {
   done
 }
 
-wants() { [[ -z $ONLY || " $ONLY " == *" $1 "* ]]; }
 
 # CPU time in clock ticks: the server's (user + system), and the whole machine's busy and
 # total time, to tell how much of the machine the server used during a run.
@@ -369,6 +383,8 @@ run_wrk health static.lua /health
 run_wrk categories static.lua /api/v1/categories
 run_wrk products_page static.lua "/api/v1/products?category_id=$CATEGORY_ID"
 run_wrk product_card product_card.lua /api/v1/products/1
+# Random two-word searches over the 100 000 products of --search (bench/lua/search.lua).
+if [[ $MODE == search ]]; then run_wrk search search.lua /api/v1/products; fi
 # A page of 10: every generated customer has exactly 10 orders, so before the burst it is
 # their whole history (as with the default page of 50), and after it the 10 newest: the
 # same amount of data, so that the two figures differ only by how the query is planned.

@@ -6,20 +6,24 @@ use domain::ports::{CatalogRepository, ProductFilter};
 use domain::{Category, CategoryId, Page, Paginated, Product, ProductId, RepositoryError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use crate::entities::{categories, products};
 use crate::error::repository_error;
 use crate::store::{SqlStore, category_from_row, product_from_row};
 
-// The page and its total are two statements outside a transaction: a catalog edit between
-// them can make `total` off by one for that response, which a listing tolerates.
+// A page carries its total (`COUNT(*) OVER ()`), so both come from one statement; only a
+// page past the end counts apart, and a catalog edit between the two can make that
+// `total` off by one for that response, which a listing tolerates.
 
 /// The character that makes the next one literal in a search pattern. A backslash, as most
 /// people expect; it is declared with `ESCAPE` because SQLite has no default escape.
 const LIKE_ESCAPE: char = '\\';
+
+/// The column each row of a product page carries the number of matching products in.
+const TOTAL_MATCHING: &str = "total_matching";
 
 #[async_trait]
 impl CatalogRepository for SqlStore {
@@ -84,25 +88,35 @@ impl CatalogRepository for SqlStore {
         filter: ProductFilter,
         page: Page,
     ) -> Result<Paginated<Product>, RepositoryError> {
-        let matching = matching_products(&filter);
-        let rows = sorted(matching.clone(), filter.sort)
-            .limit(u64::from(page.limit()))
-            .offset(page.offset())
-            .all(&self.db)
+        let statement = product_page(&filter, page).build(self.db.get_database_backend());
+        let found = self
+            .db
+            .query_all_raw(statement)
             .await
             .map_err(|err| repository_error(err, "failed to list products"))?;
-        let total = matching
-            .count(&self.db)
-            .await
-            .map_err(|err| repository_error(err, "failed to count products"))?;
-        Ok(Paginated {
-            items: rows
-                .into_iter()
-                .map(product_from_row)
-                .collect::<Result<_, _>>()?,
-            total,
-            page,
-        })
+        let mut total = None;
+        let mut items = Vec::with_capacity(found.len());
+        for row in &found {
+            if total.is_none() {
+                let matched: i64 = row
+                    .try_get("", TOTAL_MATCHING)
+                    .map_err(|err| repository_error(err, "failed to read the product count"))?;
+                total = Some(u64::try_from(matched).unwrap_or(0));
+            }
+            let product = products::Model::from_query_result(row, "")
+                .map_err(|err| repository_error(err, "failed to read a product"))?;
+            items.push(product_from_row(product)?);
+        }
+        // An empty page has no row to carry the total: past the last page, count apart.
+        let total = match total {
+            Some(total) => total,
+            None if page.offset() == 0 => 0,
+            None => matching_products(&filter)
+                .count(&self.db)
+                .await
+                .map_err(|err| repository_error(err, "failed to count products"))?,
+        };
+        Ok(Paginated { items, total, page })
     }
 
     async fn find_active_product(&self, id: ProductId) -> Result<Option<Product>, RepositoryError> {
@@ -147,6 +161,19 @@ fn visible_categories() -> Select<categories::Entity> {
     categories::Entity::find().filter(Expr::cust(VISIBLE_CATEGORY))
 }
 
+/// The page of products `list_products` reads: the active products matching `filter`, in
+/// its order, each with the number of all of them in [`TOTAL_MATCHING`].
+///
+/// The total rides on every row of the page, so that a search reads its matches once: a
+/// separate COUNT would look them all up again (on PostgreSQL, a second trigram index
+/// scan, which costs as much as the page itself).
+pub(crate) fn product_page(filter: &ProductFilter, page: Page) -> Select<products::Entity> {
+    sorted(matching_products(filter), filter.sort)
+        .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL_MATCHING)
+        .limit(u64::from(page.limit()))
+        .offset(page.offset())
+}
+
 /// The active products of visible categories that match every part of `filter`,
 /// unordered.
 fn matching_products(filter: &ProductFilter) -> Select<products::Entity> {
@@ -180,13 +207,20 @@ fn matching_products(filter: &ProductFilter) -> Select<products::Entity> {
         (None, _) => {}
     }
     // The domain normalised the search as the stored text was normalised, so a plain
-    // substring match finds it, whatever the case, on both databases.
+    // substring match finds it, whatever the case, on both databases. On PostgreSQL the
+    // trigram index of `search_text` (migration 13) serves it, given a trigram to look up.
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", escape_like(search));
-        matching = matching.filter(
+        let pattern = LikeExpr::new(format!("%{}%", escape_like(search))).escape(LIKE_ESCAPE);
+        let searched = if has_trigram(search) {
             Expr::col(products::Column::SearchText)
-                .like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)),
-        );
+        } else {
+            // Without a trigram the index would be read whole and every product checked
+            // anyway, slower than reading the table. PostgreSQL plans so itself when it
+            // sees the pattern, but a cached generic plan does not see it; this expression,
+            // which the index does not cover, keeps such searches on the table always.
+            Expr::cust(r#"("products"."search_text" || '')"#)
+        };
+        matching = matching.filter(searched.like(pattern));
     }
     if let Some(min) = filter.min_price {
         matching = matching.filter(products::Column::PriceMinor.gte(min.minor_units()));
@@ -223,6 +257,20 @@ fn sorted(query: Select<products::Entity>, sort: ProductSort) -> Select<products
     }
 }
 
+/// Whether `search` holds three letters or digits in a row: then `pg_trgm` extracts at least
+/// one trigram from its pattern, and its index finds the candidates. (It also extracts some
+/// from shorter words between spaces, but not reliably enough to rely on.)
+fn has_trigram(search: &str) -> bool {
+    let mut run = 0;
+    for c in search.chars() {
+        run = if c.is_alphanumeric() { run + 1 } else { 0 };
+        if run == 3 {
+            return true;
+        }
+    }
+    false
+}
+
 /// `text` with LIKE's wildcards (and the escape character itself) made literal.
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -238,6 +286,16 @@ fn escape_like(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_letters_or_digits_in_a_row_make_a_trigram() {
+        for search in ["сок", "острый суп", "a b 100", "ёжик"] {
+            assert!(has_trigram(search), "{search}");
+        }
+        for search in ["", "с", "сы", "a b c", "1 %", "ab-cd", "%__%"] {
+            assert!(!has_trigram(search), "{search}");
+        }
+    }
 
     #[test]
     fn like_wildcards_and_the_escape_are_made_literal() {

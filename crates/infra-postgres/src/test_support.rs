@@ -299,6 +299,28 @@ impl TestDatabase {
     }
 }
 
+/// The statement `CatalogRepository::list_products` sends to PostgreSQL for `filter` and
+/// `page`: its SQL, with `$n` placeholders, and its values as SQL literals, in order. For
+/// tests that look at the plan (`EXPLAIN`, or `PREPARE` and `EXPLAIN EXECUTE` for the
+/// generic plan).
+pub fn product_page_postgres(
+    filter: &domain::catalog::ProductFilter,
+    page: domain::Page,
+) -> (String, Vec<String>) {
+    use sea_orm::QueryTrait as _;
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder as _};
+
+    let statement =
+        crate::catalog::product_page(filter, page).build(sea_orm::DatabaseBackend::Postgres);
+    let literals = statement
+        .values
+        .iter()
+        .flat_map(|values| values.0.iter())
+        .map(|value| PostgresQueryBuilder.value_to_string(value))
+        .collect();
+    (statement.sql, literals)
+}
+
 impl Drop for TestDatabase {
     /// The fallback for a test that did not reach [`TestDatabase::cleanup`] (it panicked,
     /// most likely). `Drop` cannot await, and blocking the test's own runtime would

@@ -11,6 +11,7 @@ contract_tests!(
     adding_search_text_fills_it_in_for_existing_products,
     image_url_becomes_the_first_image_and_comes_back,
     existing_categories_become_active_roots_and_the_tree_goes_cleanly,
+    the_trigram_index_comes_and_goes_and_the_products_stay,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -30,7 +31,8 @@ async fn down_to(db: &TestDatabase, last: &str) {
 
 /// The tables, indexes and triggers of our schema (not the migrator's bookkeeping, nor
 /// the indexes backing primary keys and UNIQUE constraints), sorted; on PostgreSQL also
-/// our functions and sequences other than serial columns'.
+/// our functions (not an extension's, such as `pg_trgm`'s) and sequences other than serial
+/// columns'.
 async fn schema_objects(db: &TestDatabase) -> Vec<String> {
     let sql = if db.is_sqlite() {
         "SELECT type || ' ' || name AS object FROM sqlite_master \
@@ -46,6 +48,8 @@ async fn schema_objects(db: &TestDatabase) -> Vec<String> {
          SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal \
          UNION ALL \
          SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend WHERE classid = 'pg_proc'::regclass \
+                         AND objid = pg_proc.oid AND deptype = 'e') \
          UNION ALL \
          SELECT 'sequence ' || sequencename FROM pg_sequences \
          WHERE schemaname = 'public' AND sequencename NOT LIKE '%_id_seq' \
@@ -466,4 +470,53 @@ async fn existing_categories_become_active_roots_and_the_tree_goes_cleanly(db: &
             .unwrap(),
         2
     );
+}
+
+/// Migration 13: on PostgreSQL the trigram index of `search_text` comes with the step and
+/// goes with it, and `pg_trgm` stays (it is the database's, see the migration); on SQLite
+/// the step changes nothing. The products are there all along.
+async fn the_trigram_index_comes_and_goes_and_the_products_stay(db: &TestDatabase) {
+    let connection = db.database().connection();
+    seed(
+        db,
+        &[category(
+            "pizza",
+            0,
+            &[("Маргарита", "450", 0), ("Квас", "90", 0)],
+        )],
+    )
+    .await;
+    const STEP: &str = "m20250101_000013_products_search_trigram";
+    const INDEX: &str = "index idx_products_search_text_trgm";
+    let applied: Vec<String> = Migrator::get_applied_migrations(connection)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let step = applied.iter().position(|name| name == STEP).unwrap();
+    let before = applied[step - 1].clone();
+    let extension = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'";
+
+    down_to(db, STEP).await;
+    let with_index = schema_objects(db).await;
+    down_to(db, &before).await;
+    let without_index = schema_objects(db).await;
+    assert_eq!(count(db, "products").await, 2);
+    if db.is_sqlite() {
+        assert_eq!(without_index, with_index);
+    } else {
+        assert!(!without_index.contains(&INDEX.to_owned()));
+        let mut expected = without_index.clone();
+        expected.push(INDEX.to_owned());
+        expected.sort_unstable();
+        assert_eq!(with_index, expected);
+        assert_eq!(db.query_i64(extension).await.unwrap(), 1);
+    }
+
+    // Up again, with the extension already there.
+    Migrator::up(connection, None).await.unwrap();
+    down_to(db, STEP).await;
+    assert_eq!(schema_objects(db).await, with_index);
+    assert_eq!(count(db, "products").await, 2);
 }

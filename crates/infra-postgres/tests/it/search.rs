@@ -1,11 +1,13 @@
 //! Browsing the catalog: search, price and stock filters, and sorts, combined with
 //! pagination.
 
+use domain::catalog::ProductSort;
 use domain::catalog::{ProductFilter, ProductQueryInput};
 use domain::ports::CatalogRepository;
 use domain::{CategoryId, Paginated, Product};
-use infra_postgres::test_support::TestDatabase;
+use infra_postgres::test_support::{TestDatabase, product_page_postgres};
 use infra_postgres::{SeedCategory, SeedProduct};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 
 use crate::support::{deactivate, page, product_id, rub, seed};
 
@@ -17,6 +19,7 @@ contract_tests!(
     in_stock_means_unlimited_or_above_zero,
     filters_and_sorts_combine_with_pagination,
     newest_first_breaks_ties_by_id,
+    a_search_too_short_for_trigrams_still_finds_substrings,
 );
 
 fn product(name: &str, description: Option<&str>, price: &str, stock: Option<u32>) -> SeedProduct {
@@ -308,4 +311,167 @@ async fn newest_first_breaks_ties_by_id(db: &TestDatabase) {
         names(&listing),
         ["Ёжик в тумане", "Пицца Маргарита", "Ежевичный морс"]
     );
+}
+
+/// A search with no three letters or digits in a row has no trigram to look up; it is
+/// matched without the index (see `plans` below) and finds what any search finds.
+async fn a_search_too_short_for_trigrams_still_finds_substrings(db: &TestDatabase) {
+    shop(db).await;
+    assert_eq!(search(db, "сы").await, ["Пицца Четыре сыра"]);
+    assert_eq!(search(db, "ЕЖ").await, ["Ежевичный морс", "Ёжик в тумане"]);
+    assert_eq!(
+        search(db, "а м").await,
+        ["Пицца Маргарита", "Пицца Четыре сыра"]
+    );
+    assert_eq!(search(db, "%").await, ["Сок 100% яблочный"]);
+}
+
+/// How PostgreSQL plans the catalog's searches over 30 000 products: each test makes
+/// its own database.
+mod plans {
+    use super::*;
+
+    /// 30 000 active products in 10 categories, named "<adjective> <noun> №<n>" from 20 × 20
+    /// words, so that a two-word search matches 75 of them; analysed.
+    async fn many_products(db: &TestDatabase) {
+        db.execute(
+            "INSERT INTO categories (name, slug, sort_order) \
+             SELECT 'c' || c, 'c' || c, c FROM generate_series(1, 10) AS c",
+        )
+        .await
+        .unwrap();
+        db.execute(
+            "INSERT INTO products (category_id, name, description, price_minor, sort_order, \
+                                   search_text, created_at, updated_at) \
+             SELECT (SELECT min(id) FROM categories) + i % 10, name, description, \
+                    10000 + i * 7919 % 100000, i, name || ' ' || description, \
+                    '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z' \
+             FROM (SELECT i, \
+                     (ARRAY['острый', 'сырный', 'грибной', 'томатный', 'куриный', 'рыбный', \
+                            'овощной', 'мясной', 'сливочный', 'домашний', 'фирменный', \
+                            'летний', 'зимний', 'легкий', 'пряный', 'сладкий', 'горячий', \
+                            'холодный', 'свежий', 'копченый'])[i % 20 + 1] \
+                     || ' ' || \
+                     (ARRAY['суп', 'салат', 'ролл', 'бургер', 'пирог', 'стейк', 'соус', \
+                            'чай', 'морс', 'коктейль', 'десерт', 'торт', 'хлеб', 'плов', \
+                            'шашлык', 'омлет', 'сэндвич', 'кекс', 'сок', 'лимонад'])[i / 20 % 20 + 1] \
+                     || ' №' || i AS name, \
+                     'порция ' || (150 + i % 30 * 10) || ' г' AS description \
+                   FROM generate_series(1, 30000) AS i) AS generated",
+        )
+        .await
+        .unwrap();
+        db.execute("VACUUM ANALYZE products").await.unwrap();
+    }
+
+    /// The plans of the statement `list_products` sends for `q` (and `category`, `sort`),
+    /// as PostgreSQL plans it for these values (custom) and for any (generic, as it may
+    /// cache it for a prepared statement).
+    async fn plans(
+        db: &TestDatabase,
+        q: &str,
+        category: Option<i64>,
+        sort: ProductSort,
+    ) -> [String; 2] {
+        let category = category.map(|c| c.to_string());
+        let mut filter = ProductFilter::parse(ProductQueryInput {
+            q: Some(q),
+            ..ProductQueryInput::default()
+        })
+        .unwrap();
+        filter.sort = sort;
+        if category.is_some() {
+            let first = db
+                .query_i64("SELECT min(id) FROM categories")
+                .await
+                .unwrap();
+            filter.category_id = Some(CategoryId(first + 2));
+        }
+        let (sql, values) = product_page_postgres(&filter, page(100, 0));
+        // PREPARE and EXECUTE on one connection: the transaction's.
+        let transaction = db.database().connection().begin().await.unwrap();
+        transaction
+            .execute_unprepared(&format!("PREPARE page AS {sql}"))
+            .await
+            .unwrap();
+        let mut plans = Vec::new();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            transaction
+                .execute_unprepared(&format!("SET LOCAL plan_cache_mode = {mode}"))
+                .await
+                .unwrap();
+            let lines = transaction
+                .query_all_raw(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    format!("EXPLAIN EXECUTE page({})", values.join(", ")),
+                ))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+                .collect::<Vec<_>>();
+            plans.push(lines.join("\n"));
+        }
+        // A prepared statement outlives the transaction.
+        transaction
+            .execute_unprepared("DEALLOCATE page")
+            .await
+            .unwrap();
+        transaction.rollback().await.unwrap();
+        plans.try_into().unwrap()
+    }
+
+    const TRIGRAM_INDEX: &str = "idx_products_search_text_trgm";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_two_word_search_uses_the_trigram_index_whatever_the_sort_and_category() {
+        let Some(db) = TestDatabase::postgres().await else {
+            return;
+        };
+        many_products(&db).await;
+        let found = list(
+            &db,
+            ProductQueryInput {
+                q: Some("Острый  СУП"),
+                ..ProductQueryInput::default()
+            },
+            100,
+            0,
+        )
+        .await;
+        assert_eq!(found.total, 75);
+        for category in [None, Some(3)] {
+            for sort in [
+                ProductSort::Default,
+                ProductSort::PriceAsc,
+                ProductSort::PriceDesc,
+                ProductSort::Newest,
+            ] {
+                for plan in plans(&db, "острый суп", category, sort).await {
+                    assert!(
+                        plan.contains(TRIGRAM_INDEX),
+                        "{category:?} {sort:?}:\n{plan}"
+                    );
+                }
+            }
+        }
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_search_without_a_trigram_reads_the_table_even_in_a_generic_plan() {
+        let Some(db) = TestDatabase::postgres().await else {
+            return;
+        };
+        many_products(&db).await;
+        for q in ["сы", "й с"] {
+            for plan in plans(&db, q, None, ProductSort::Default).await {
+                assert!(
+                    !plan.contains(TRIGRAM_INDEX) && plan.contains("Seq Scan on products"),
+                    "{q}:\n{plan}"
+                );
+            }
+        }
+        db.cleanup().await;
+    }
 }
