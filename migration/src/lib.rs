@@ -39,6 +39,7 @@ mod m20250101_000009_outbox_claim_tokens_and_retention;
 mod m20250101_000010_outbox_dead_index;
 mod m20250101_000011_product_images;
 mod m20250101_000012_category_tree;
+mod m20250101_000014_outbox_any_chat;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000010_outbox_dead_index::Migration),
             Box::new(m20250101_000011_product_images::Migration),
             Box::new(m20250101_000012_category_tree::Migration),
+            Box::new(m20250101_000014_outbox_any_chat::Migration),
         ]
     }
 }
