@@ -40,6 +40,7 @@ mod m20250101_000010_outbox_dead_index;
 mod m20250101_000011_product_images;
 mod m20250101_000012_category_tree;
 mod m20250101_000013_products_search_trigram;
+mod m20250101_000014_outbox_any_chat;
 mod m20250101_000015_order_status_history;
 mod m20250101_000016_telegram_updates;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000011_product_images::Migration),
             Box::new(m20250101_000012_category_tree::Migration),
             Box::new(m20250101_000013_products_search_trigram::Migration),
+            Box::new(m20250101_000014_outbox_any_chat::Migration),
             Box::new(m20250101_000015_order_status_history::Migration),
             Box::new(m20250101_000016_telegram_updates::Migration),
         ]

@@ -127,6 +127,23 @@ pub struct TelegramUser {
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// The user's language as an IETF tag (`"ru"`, `"en"`, `"pt-br"`), so that messages to
+    /// them can be written in it. `None` when Telegram sent none or it is not a plausible
+    /// tag.
+    pub language_code: Option<String>,
+}
+
+/// The longest language tag kept; Telegram's are a few characters, and IETF tags that
+/// matter for choosing a language are well within this.
+const MAX_LANGUAGE_CODE_LEN: usize = 35;
+
+/// A language code as stored: ASCII letters, digits and `-`, at most
+/// [`MAX_LANGUAGE_CODE_LEN`], lower-cased; anything else is dropped rather than refused.
+fn language_code(code: String) -> Option<String> {
+    let plausible = !code.is_empty()
+        && code.len() <= MAX_LANGUAGE_CODE_LEN
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    plausible.then(|| code.to_ascii_lowercase())
 }
 
 /// A profile field as stored and shown: Telegram signed it, so it is never a reason to
@@ -201,6 +218,8 @@ struct UserJson {
     first_name: Option<String>,
     #[serde(default)]
     last_name: Option<String>,
+    #[serde(default)]
+    language_code: Option<String>,
 }
 
 impl InitDataVerifier {
@@ -281,6 +300,7 @@ impl InitDataVerifier {
                 username: user.username.map(profile_text),
                 first_name: user.first_name.map(profile_text),
                 last_name: user.last_name.map(profile_text),
+                language_code: user.language_code.and_then(language_code),
             },
             auth_date,
         })
@@ -499,6 +519,7 @@ mod tests {
         assert_eq!(verified.user.id.get(), 987_654_321);
         assert_eq!(verified.user.first_name.as_deref(), Some("Иван"));
         assert_eq!(verified.user.last_name.as_deref(), Some("Петров"));
+        assert_eq!(verified.user.language_code.as_deref(), Some("ru"));
         assert_eq!(verified.user.username.as_deref(), Some("ivan"));
         assert_eq!(verified.auth_date.unix_timestamp(), NOW);
     }
@@ -552,6 +573,25 @@ mod tests {
         assert_eq!(verified.user.first_name.as_deref(), Some("Иван"));
         assert_eq!(verified.user.last_name.as_deref(), Some(" "));
         assert_eq!(verified.user.username.as_deref(), Some("ivan"));
+    }
+
+    #[test]
+    fn a_language_code_is_kept_lower_case_and_an_implausible_one_is_dropped() {
+        let auth_date = NOW.to_string();
+        let language = |user: &str| {
+            verifier()
+                .verify(&signed(&[("user", user), ("auth_date", &auth_date)]), now())
+                .unwrap()
+                .user
+                .language_code
+        };
+        assert_eq!(
+            language(r#"{"id":1,"language_code":"pt-BR"}"#).as_deref(),
+            Some("pt-br")
+        );
+        assert_eq!(language(r#"{"id":1,"language_code":"e<n>"}"#), None);
+        assert_eq!(language(r#"{"id":1,"language_code":""}"#), None);
+        assert_eq!(language(r#"{"id":1}"#), None);
     }
 
     #[test]

@@ -162,10 +162,9 @@ pub struct ChangeRequest {
 /// `seen` is the status the caller based the request on (the one a manager's button was
 /// drawn for); when given and no longer current, the answer is [`AlreadyChanged`] and
 /// nothing changes. The storage applies the change as a compare-and-set on the current
-/// status, writing in one transaction the status, a history row and, for a cancellation,
-/// the return of limited stock. (The notifications a change causes — the customer's
-/// message, the manager's refreshed message — are not written yet: they need the outbox
-/// to reach any chat.)
+/// status, writing in one transaction the status, a history row, the outbox events it
+/// causes (the customer's message in their chat, the manager's order message refreshed)
+/// and, for a cancellation, the return of limited stock.
 ///
 /// [`AlreadyChanged`]: ChangeStatusError::AlreadyChanged
 pub async fn change_status(

@@ -1,10 +1,13 @@
-//! Durable manager notifications: the transactional outbox and its relay.
+//! Durable Telegram notifications: the transactional outbox and its relay.
 //!
-//! Placing an order writes an `order_created` event in the order's own transaction, so an
-//! order never exists without its notification, nor a notification without its order. The
-//! [`Relay`] then delivers events, claimed through the [`Outbox`] port, through the
-//! [`Notifier`] port until each one is sent or,
-//! when retrying cannot help, dead:
+//! A change that someone must hear about writes a typed [`OutboxEvent`] in the change's
+//! own transaction — placing an order writes [`OutboxEvent::OrderCreated`], a status
+//! change [`OutboxEvent::OrderStatusChanged`] and [`OutboxEvent::ManagerMessageUpdate`] —
+//! so a change never exists without its notification, nor a notification without its
+//! change. Each event has a [`Recipient`]: the manager chat or a customer's private chat.
+//! The [`Relay`] then delivers events, claimed through the [`Outbox`] port, through the
+//! [`Notifier`] port (which renders them) until each one is sent or, when retrying cannot
+//! help, dead. Delivery is at least once:
 //!
 //! - it claims due events under a lease (`locked_until`), so several relays — several
 //!   server instances — can share one database without sending an event twice, and a
@@ -16,15 +19,19 @@
 //!   learns that its claim is lost, logs it, and changes nothing;
 //! - a transient failure is retried with exponential backoff and jitter, from
 //!   [`RelayConfig::backoff_base`] up to [`RelayConfig::backoff_max`];
-//! - a 429 is honoured: the whole chat is held back for `retry_after`, not just the one
-//!   message, and the wait does not count as a failed attempt. A 5xx with `Retry-After`
-//!   holds the chat the same way but does count, so a server that keeps failing makes
-//!   the event dead in the end instead of retrying it for ever;
-//! - a permanent failure, or running out of attempts, makes the event dead with its reason,
-//!   logged once as an error. `server outbox retry-dead` puts dead events back in line;
+//! - a 429 is honoured per chat: the chat that got it is held back for `retry_after` (all
+//!   its pending events, not just the one message), every other chat goes on, and the
+//!   wait does not count as a failed attempt. A 5xx with `Retry-After` holds the chat the
+//!   same way but does count, so a server that keeps failing makes the event dead in the
+//!   end instead of retrying it for ever;
+//! - a permanent refusal ("bot was blocked by the user", "bot can't initiate conversation
+//!   with a user", "chat not found") makes the event dead at once, without retries and
+//!   without holding any chat; so does running out of attempts. Each is logged once as an
+//!   error. `server outbox retry-dead` puts dead events back in line;
 //! - sent events are deleted once they are older than the retention ([`prune_sent`]),
 //!   in batches; dead events are kept for operators to inspect.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,16 +39,140 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
+use crate::entities::OrderStatus;
 use crate::error::RepositoryError;
-use crate::ports::{Notifier, NotifyError, OrderPlaced, Outbox};
+use crate::ports::{Notification, Notifier, NotifyError, Outbox};
 use crate::settings::{InvalidSetting, check_range};
+use crate::values::{OrderId, TelegramId};
 
 /// An outbox event's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(pub i64);
 
-/// The one kind of event today; stored as its `as_str` spelling.
+/// [`EventKind::OrderCreated`]'s stored spelling.
 pub const ORDER_CREATED: &str = "order_created";
+
+/// The kinds of event, stored as their [`EventKind::as_str`] spelling (a CHECK constraint
+/// keeps the column to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    OrderCreated,
+    OrderStatusChanged,
+    ManagerMessageUpdate,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 3] = [
+        EventKind::OrderCreated,
+        EventKind::OrderStatusChanged,
+        EventKind::ManagerMessageUpdate,
+    ];
+
+    /// The stable spelling stored in the `kind` column.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::OrderCreated => ORDER_CREATED,
+            EventKind::OrderStatusChanged => "order_status_changed",
+            EventKind::ManagerMessageUpdate => "manager_message_update",
+        }
+    }
+
+    /// The kind spelled `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Who changed a status: defined with the lifecycle, which decides every change.
+pub use crate::lifecycle::ChangedBy;
+
+/// Which chat an event is delivered to. Holds are per recipient: Telegram's flood control
+/// limits one chat, so a 429 in one chat delays only that chat's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    /// The shop's manager chat, as configured (`MANAGER_CHAT_ID`) when the event is sent:
+    /// named, not numbered, so changing the setting redirects events still pending.
+    ManagerChat,
+    /// A customer's private chat with the bot (its id is the customer's Telegram id).
+    Customer(TelegramId),
+}
+
+/// [`Recipient::ManagerChat`]'s chat key.
+const MANAGER_CHAT_KEY: &str = "manager_chat";
+/// The prefix of a customer's chat key.
+const CUSTOMER_CHAT_PREFIX: &str = "user:";
+
+impl Recipient {
+    /// The key the storage files the recipient's events and holds under: `manager_chat`,
+    /// or `user:<telegram id>`.
+    pub fn chat_key(&self) -> String {
+        match self {
+            Recipient::ManagerChat => MANAGER_CHAT_KEY.to_owned(),
+            Recipient::Customer(id) => format!("{CUSTOMER_CHAT_PREFIX}{}", id.get()),
+        }
+    }
+
+    /// The recipient whose [`Recipient::chat_key`] is `key`, if any.
+    pub fn from_chat_key(key: &str) -> Option<Self> {
+        if key == MANAGER_CHAT_KEY {
+            return Some(Recipient::ManagerChat);
+        }
+        let id = key.strip_prefix(CUSTOMER_CHAT_PREFIX)?.parse().ok()?;
+        TelegramId::parse(id).ok().map(Recipient::Customer)
+    }
+}
+
+/// A typed outbox event, as the change that causes it writes it — in that change's own
+/// transaction (infra-postgres: `append_outbox_event`), so that the change never happens
+/// without its event nor the event without its change. Each names its recipient
+/// ([`OutboxEvent::recipient`]) and carries what rendering needs beyond the order, which
+/// is read when the event is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxEvent {
+    /// A new order: a new message in the manager chat. Its Telegram message id is kept
+    /// when it is sent, for [`OutboxEvent::ManagerMessageUpdate`]. At most one per order.
+    OrderCreated { order_id: OrderId },
+    /// The order went from `from` to `to`: a new message in the customer's private chat,
+    /// in their language.
+    OrderStatusChanged {
+        order_id: OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        by: ChangedBy,
+    },
+    /// Edit the manager-chat message that [`OutboxEvent::OrderCreated`] sent for the
+    /// order so that it shows the order as it is when the edit is delivered. Waits (as a
+    /// failed attempt) while that message has not been sent yet.
+    ManagerMessageUpdate { order_id: OrderId },
+}
+
+impl OutboxEvent {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            OutboxEvent::OrderCreated { .. } => EventKind::OrderCreated,
+            OutboxEvent::OrderStatusChanged { .. } => EventKind::OrderStatusChanged,
+            OutboxEvent::ManagerMessageUpdate { .. } => EventKind::ManagerMessageUpdate,
+        }
+    }
+
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            OutboxEvent::OrderCreated { order_id }
+            | OutboxEvent::OrderStatusChanged { order_id, .. }
+            | OutboxEvent::ManagerMessageUpdate { order_id } => *order_id,
+        }
+    }
+
+    /// The recipient, given the order's customer.
+    pub fn recipient(&self, customer: TelegramId) -> Recipient {
+        match self {
+            OutboxEvent::OrderCreated { .. } | OutboxEvent::ManagerMessageUpdate { .. } => {
+                Recipient::ManagerChat
+            }
+            OutboxEvent::OrderStatusChanged { .. } => Recipient::Customer(customer),
+        }
+    }
+}
 
 /// Which claim holds an event: written by each claim, required by every update of the
 /// claimed event. Opaque; the storage makes it unique per claim.
@@ -68,6 +199,15 @@ pub enum Recorded {
     LeaseLost,
 }
 
+/// Why a claimed event cannot be delivered yet (the manager's message an update edits
+/// has not been sent). The relay treats it as a transient failure: retried with backoff,
+/// dead in the end if it never becomes ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// Free of secrets and personal data: it is logged and stored.
+    pub reason: String,
+}
+
 /// An event a relay has claimed, with what it needs to deliver it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedEvent {
@@ -76,7 +216,12 @@ pub struct ClaimedEvent {
     pub token: ClaimToken,
     /// Failed delivery attempts so far.
     pub attempts: u32,
-    pub notification: OrderPlaced,
+    pub kind: EventKind,
+    pub order_id: OrderId,
+    /// The chat it goes to, whose hold it obeys.
+    pub recipient: Recipient,
+    /// What to send, or why it cannot be sent yet.
+    pub notification: Result<Notification, NotReady>,
 }
 
 /// A summary of what the outbox still has to do, for `server outbox status` and metrics.
@@ -224,7 +369,7 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The longest wait a 429 may impose on the chat.
+/// The longest wait a 429 may impose on a chat.
 pub const MAX_RETRY_AFTER: time::Duration = time::Duration::hours(1);
 
 /// Headroom between the end of the longest possible send and the end of its claim, for
@@ -241,7 +386,7 @@ pub struct RelayPass {
     /// Outcomes that could not be recorded because the claim had been lost (see
     /// [`Recorded::LeaseLost`]).
     pub lease_lost: usize,
-    /// Telegram asked the chat to wait until then (by this relay's clock).
+    /// The latest end of the holds this pass put on chats (by this relay's clock).
     pub held_until: Option<OffsetDateTime>,
 }
 
@@ -284,47 +429,48 @@ impl Relay {
     /// Runs until `shutdown` turns true. On shutdown the current send is finished (it is
     /// bounded by the send timeout) and every other claimed event is released, so no lease
     /// outlives the relay. A storage failure is logged and retried after the poll interval.
+    ///
+    /// A held chat does not stop the relay: the storage's claim skips that chat's events
+    /// until its hold ends, and every other chat's go on.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!("notification relay started");
-        let mut held_until: Option<OffsetDateTime> = None;
         let mut storage_failing = false;
         while !*shutdown.borrow() {
-            let now = self.clock.now();
-            let wait = match held_until {
-                Some(until) if until > now => to_std(until - now),
-                _ => match self.pass(Some(&shutdown)).await {
-                    Ok(pass) => {
-                        if storage_failing {
-                            tracing::info!("notification relay: storage is reachable again");
-                            storage_failing = false;
-                        }
-                        held_until = pass.held_until;
-                        if pass.claimed > 0 && pass.held_until.is_none() {
-                            // There may be more due events: look again at once.
-                            continue;
-                        }
-                        self.config.poll_interval
+            let wait = match self.pass(Some(&shutdown)).await {
+                Ok(pass) => {
+                    if storage_failing {
+                        tracing::info!("notification relay: storage is reachable again");
+                        storage_failing = false;
                     }
-                    Err(error) => {
-                        if !storage_failing {
-                            tracing::error!(%error, "notification relay cannot reach the outbox; retrying");
-                            storage_failing = true;
-                        }
-                        self.config.poll_interval
+                    if pass.claimed > 0 {
+                        // There may be more due events: look again at once. Events of a
+                        // chat held during this pass are not claimed again until the
+                        // hold ends, so this cannot spin on them.
+                        continue;
                     }
-                },
+                    self.config.poll_interval
+                }
+                Err(error) => {
+                    if !storage_failing {
+                        tracing::error!(%error, "notification relay cannot reach the outbox; retrying");
+                        storage_failing = true;
+                    }
+                    self.config.poll_interval
+                }
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified(), if held_until.is_none_or(|until| until <= self.clock.now()) => {}
+                _ = self.wake.notified() => {}
                 _ = shutdown.changed() => {}
             }
         }
         tracing::info!("notification relay stopped");
     }
 
-    /// Claims one batch of due events and attempts each. Stops early — releasing the rest
-    /// of the batch — when Telegram asks the chat to wait or `shutdown` turns true.
+    /// Claims one batch of due events and attempts each. When Telegram asks a chat to
+    /// wait, that chat's remaining events in the batch are released untried, and the
+    /// others go on; the pass stops early — releasing the rest of the batch — when
+    /// `shutdown` turns true or the claim could not outlast another send.
     pub async fn pass(
         &self,
         shutdown: Option<&watch::Receiver<bool>>,
@@ -345,6 +491,7 @@ impl Relay {
         };
         let mut events = events.into_iter();
         let mut unattempted: Vec<(EventId, ClaimToken)> = Vec::new();
+        let mut held: HashSet<Recipient> = HashSet::new();
         for event in events.by_ref() {
             // Never start a send that could outlast the claim: another relay may claim the
             // event once the lease runs out, and would send it a second time.
@@ -352,9 +499,16 @@ impl Relay {
                 unattempted.push((event.id, event.token));
                 break;
             }
-            self.attempt(event, &mut pass).await?;
-            let stopping = shutdown.is_some_and(|s| *s.borrow());
-            if pass.held_until.is_some() || stopping {
+            if held.contains(&event.recipient) {
+                // Its chat was told to wait during this pass: it keeps its place in line.
+                unattempted.push((event.id, event.token));
+                continue;
+            }
+            let recipient = event.recipient;
+            if self.attempt(event, &mut pass).await? == Held::Yes {
+                held.insert(recipient);
+            }
+            if shutdown.is_some_and(|s| *s.borrow()) {
                 break;
             }
         }
@@ -365,51 +519,68 @@ impl Relay {
         Ok(pass)
     }
 
+    /// Delivers one event and records the outcome; says whether its chat is now held.
     async fn attempt(
         &self,
         event: ClaimedEvent,
         pass: &mut RelayPass,
-    ) -> Result<(), RepositoryError> {
-        let order_id = event.notification.order.id.0;
-        let outcome = match tokio::time::timeout(
-            self.config.send_timeout,
-            self.notifier.order_placed(&event.notification),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err(NotifyError::Transient {
-                reason: format!("no answer within {:?}", self.config.send_timeout),
+    ) -> Result<Held, RepositoryError> {
+        let order_id = event.order_id.0;
+        let kind = event.kind.as_str();
+        let outcome = match &event.notification {
+            Ok(notification) => match tokio::time::timeout(
+                self.config.send_timeout,
+                self.notifier.deliver(notification),
+            )
+            .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Err(NotifyError::Transient {
+                    reason: format!("no answer within {:?}", self.config.send_timeout),
+                    retry_after: None,
+                }),
+            },
+            Err(not_ready) => Err(NotifyError::Transient {
+                reason: not_ready.reason.clone(),
                 retry_after: None,
             }),
         };
-        let (id, token) = (event.id, &event.token);
+        let (id, token, recipient) = (event.id, &event.token, &event.recipient);
+        let mut held = Held::No;
         match outcome {
             Ok(receipt) => {
                 let recorded = self.outbox.mark_sent(id, token, receipt.message_id).await?;
                 if self.lease_lost(recorded, id, order_id, pass) {
-                    return Ok(());
+                    return Ok(held);
                 }
-                tracing::info!(event_id = id.0, order_id, "manager notified of new order");
+                let what = match event.kind {
+                    EventKind::OrderCreated => "manager notified of new order",
+                    EventKind::OrderStatusChanged => "customer notified of a status change",
+                    EventKind::ManagerMessageUpdate => "manager's message about the order updated",
+                };
+                tracing::info!(event_id = id.0, order_id, kind, "{what}");
                 pass.sent += 1;
             }
             Err(NotifyError::RateLimited {
                 reason,
                 retry_after,
             }) => {
-                // Telegram limits the chat, not the message: hold every pending event back.
-                // The wait is Telegram's instruction, not our failure, so it costs no attempt.
-                let wait = self.hold(retry_after, pass).await?;
+                // Telegram limits the chat, not the message: hold that chat's pending
+                // events back, and no other chat's. The wait is Telegram's instruction,
+                // not our failure, so it costs no attempt.
+                let wait = self.hold(recipient, retry_after, pass).await?;
+                held = Held::Yes;
                 let recorded = self
                     .outbox
                     .retry_later(id, token, event.attempts, wait, &reason)
                     .await?;
                 if self.lease_lost(recorded, id, order_id, pass) {
-                    return Ok(());
+                    return Ok(held);
                 }
                 tracing::warn!(
                     event_id = id.0,
                     order_id,
+                    kind,
                     retry_after_s = wait.as_secs(),
                     "Telegram asked to slow down; holding the chat back"
                 );
@@ -421,19 +592,23 @@ impl Relay {
             }) => {
                 let attempts = event.attempts + 1;
                 // A server that asks to be left alone for a while (a 5xx with Retry-After)
-                // is asked nothing before then, by this relay or any other; the attempt
-                // still counts, so an event it keeps failing goes dead in the end.
+                // is asked nothing for this chat before then, by this relay or any other;
+                // the attempt still counts, so an event it keeps failing goes dead in the
+                // end.
                 let wait = match retry_after {
-                    Some(retry_after) => Some(self.hold(retry_after, pass).await?),
+                    Some(retry_after) => {
+                        held = Held::Yes;
+                        Some(self.hold(recipient, retry_after, pass).await?)
+                    }
                     None => None,
                 };
                 if attempts >= self.config.max_attempts {
                     let reason = format!("gave up after {attempts} attempts; last error: {reason}");
                     let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
                     if self.lease_lost(recorded, id, order_id, pass) {
-                        return Ok(());
+                        return Ok(held);
                     }
-                    tracing::error!(event_id = id.0, order_id, %reason, "manager notification is dead");
+                    tracing::error!(event_id = id.0, order_id, kind, %reason, "notification is dead");
                     pass.dead += 1;
                 } else {
                     let delay = self
@@ -445,36 +620,39 @@ impl Relay {
                         .retry_later(id, token, attempts, delay, &reason)
                         .await?;
                     if self.lease_lost(recorded, id, order_id, pass) {
-                        return Ok(());
+                        return Ok(held);
                     }
-                    tracing::warn!(event_id = id.0, order_id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "manager notification failed; will retry");
+                    tracing::warn!(event_id = id.0, order_id, kind, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "notification failed; will retry");
                     pass.retried += 1;
                 }
             }
             Err(NotifyError::Permanent { reason }) => {
+                // Retrying cannot help (the customer blocked the bot, never started it, the
+                // chat does not exist): dead at once, and no chat is held, this one included.
                 let attempts = event.attempts + 1;
                 let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
                 if self.lease_lost(recorded, id, order_id, pass) {
-                    return Ok(());
+                    return Ok(held);
                 }
-                tracing::error!(event_id = id.0, order_id, %reason, "manager notification is dead: retrying cannot help");
+                tracing::error!(event_id = id.0, order_id, kind, %reason, "notification is dead: retrying cannot help");
                 pass.dead += 1;
             }
         }
-        Ok(())
+        Ok(held)
     }
 
-    /// Holds the whole chat for `retry_after`, clamped so that an absurd value (from a
-    /// proxy, say) cannot stall delivery for ever or overflow the clock, and returns the
-    /// wait. The pass stops there.
+    /// Holds `recipient`'s chat for `retry_after`, clamped so that an absurd value (from a
+    /// proxy, say) cannot stall it for ever or overflow the clock, and returns the wait.
     async fn hold(
         &self,
+        recipient: &Recipient,
         retry_after: time::Duration,
         pass: &mut RelayPass,
     ) -> Result<Duration, RepositoryError> {
         let wait = to_std(retry_after.clamp(time::Duration::ZERO, MAX_RETRY_AFTER));
-        self.outbox.hold_pending(wait).await?;
-        pass.held_until = Some(self.clock.now() + wait);
+        self.outbox.hold_chat(recipient, wait).await?;
+        let until = self.clock.now() + wait;
+        pass.held_until = Some(pass.held_until.map_or(until, |held| held.max(until)));
         Ok(wait)
     }
 
@@ -495,12 +673,19 @@ impl Relay {
             event_id = id.0,
             order_id,
             lease_s = self.config.lease.as_secs(),
-            "the claim on this manager notification was lost before its outcome was recorded \
+            "the claim on this notification was lost before its outcome was recorded \
              (the relay stalled past its lease); another relay owns it now, nothing was changed"
         );
         pass.lease_lost += 1;
         true
     }
+}
+
+/// Whether an attempt left its chat held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Yes,
+    No,
 }
 
 /// How many sent events one statement of [`prune_sent`] deletes: small enough that a
@@ -531,7 +716,7 @@ fn to_std(duration: time::Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{HashMap, VecDeque};
     use std::sync::Mutex;
 
     use async_trait::async_trait;
@@ -539,10 +724,10 @@ mod tests {
 
     use super::*;
     use crate::clock::TokioClock;
-    use crate::entities::{Order, OrderStatus};
+    use crate::entities::Order;
     use crate::money::Money;
-    use crate::ports::{DeliveryReceipt, MockNotifier, MockOutbox};
-    use crate::values::{OrderId, TelegramId, UserId};
+    use crate::ports::{DeliveryReceipt, MockNotifier, MockOutbox, OrderPlaced};
+    use crate::values::UserId;
 
     fn start() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_766_400_000).unwrap()
@@ -566,6 +751,10 @@ mod tests {
         }
     }
 
+    fn new_order(order_id: i64) -> Notification {
+        Notification::NewOrder(notification(order_id))
+    }
+
     fn transient(reason: &str) -> NotifyError {
         NotifyError::Transient {
             reason: reason.into(),
@@ -583,6 +772,7 @@ mod tests {
     #[derive(Debug, Clone)]
     struct Stored {
         id: EventId,
+        recipient: Recipient,
         attempts: u32,
         next_attempt_at: OffsetDateTime,
         locked_until: Option<OffsetDateTime>,
@@ -608,16 +798,22 @@ mod tests {
         clock: DbClock,
         events: Mutex<Vec<Stored>>,
         releases: Mutex<Vec<EventId>>,
-        held_until: Mutex<Option<OffsetDateTime>>,
+        held_until: Mutex<HashMap<Recipient, OffsetDateTime>>,
         claims: Mutex<u64>,
     }
 
     impl FakeOutbox {
         fn with_events(clock: TokioClock, ids: &[i64]) -> Self {
-            let events = ids
+            let events: Vec<_> = ids.iter().map(|&id| (id, Recipient::ManagerChat)).collect();
+            Self::with_chats(clock, &events)
+        }
+
+        fn with_chats(clock: TokioClock, events: &[(i64, Recipient)]) -> Self {
+            let events = events
                 .iter()
-                .map(|&id| Stored {
+                .map(|&(id, recipient)| Stored {
                     id: EventId(id),
+                    recipient,
                     attempts: 0,
                     next_attempt_at: start(),
                     locked_until: None,
@@ -632,7 +828,7 @@ mod tests {
                 },
                 events: Mutex::new(events),
                 releases: Mutex::new(Vec::new()),
-                held_until: Mutex::new(None),
+                held_until: Mutex::new(HashMap::new()),
                 claims: Mutex::new(0),
             }
         }
@@ -668,14 +864,7 @@ mod tests {
             limit: u32,
         ) -> Result<Vec<ClaimedEvent>, RepositoryError> {
             let now = self.clock.now();
-            if self
-                .held_until
-                .lock()
-                .unwrap()
-                .is_some_and(|until| until > now)
-            {
-                return Ok(Vec::new());
-            }
+            let held = self.held_until.lock().unwrap().clone();
             let claim = {
                 let mut claims = self.claims.lock().unwrap();
                 *claims += 1;
@@ -688,6 +877,7 @@ mod tests {
                     e.state == State::Pending
                         && e.next_attempt_at <= now
                         && e.locked_until.is_none_or(|l| l <= now)
+                        && held.get(&e.recipient).is_none_or(|until| *until <= now)
                 })
                 .take(limit as usize)
                 .map(|e| {
@@ -697,7 +887,10 @@ mod tests {
                         id: e.id,
                         token: claim.clone(),
                         attempts: e.attempts,
-                        notification: notification(e.id.0 * 100),
+                        kind: EventKind::OrderCreated,
+                        order_id: OrderId(e.id.0 * 100),
+                        recipient: e.recipient,
+                        notification: Ok(new_order(e.id.0 * 100)),
                     }
                 })
                 .collect())
@@ -748,10 +941,11 @@ mod tests {
             Ok(())
         }
 
-        async fn hold_pending(&self, wait: Duration) -> Result<(), RepositoryError> {
+        async fn hold_chat(&self, chat: &Recipient, wait: Duration) -> Result<(), RepositoryError> {
             let until = self.clock.now() + wait;
             let mut held = self.held_until.lock().unwrap();
-            *held = Some(held.map_or(until, |held| held.max(until)));
+            let entry = held.entry(*chat).or_insert(until);
+            *entry = (*entry).max(until);
             Ok(())
         }
 
@@ -778,8 +972,8 @@ mod tests {
 
     #[async_trait]
     impl Notifier for ScriptedNotifier {
-        async fn order_placed(&self, n: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
-            let _ = self.calls.send((n.order.id.0, self.clock.now()));
+        async fn deliver(&self, n: &Notification) -> Result<DeliveryReceipt, NotifyError> {
+            let _ = self.calls.send((n.order_id().0, self.clock.now()));
             self.script
                 .lock()
                 .unwrap()
@@ -848,7 +1042,10 @@ mod tests {
                 id: EventId(5),
                 token: ClaimToken::new("t"),
                 attempts: 0,
-                notification: notification(500),
+                kind: EventKind::OrderCreated,
+                order_id: OrderId(500),
+                recipient: Recipient::ManagerChat,
+                notification: Ok(new_order(500)),
             }])
         });
         outbox
@@ -860,8 +1057,10 @@ mod tests {
             .returning(|_, _, _| Ok(Recorded::Done));
         let mut notifier = MockNotifier::new();
         notifier
-            .expect_order_placed()
-            .withf(|n| n.order.id == OrderId(500))
+            .expect_deliver()
+            .withf(
+                |n| matches!(n, Notification::NewOrder(placed) if placed.order.id == OrderId(500)),
+            )
             .times(1)
             .returning(|_| {
                 Ok(DeliveryReceipt {
@@ -925,7 +1124,12 @@ mod tests {
         }
         assert_eq!(h.outbox.state(1).attempts, 0, "a 429 costs no attempt");
         assert_eq!(
-            *h.outbox.held_until.lock().unwrap(),
+            h.outbox
+                .held_until
+                .lock()
+                .unwrap()
+                .get(&Recipient::ManagerChat)
+                .copied(),
             Some(start() + time::Duration::seconds(5)),
             "the hold is stored, so that other relays wait too"
         );
@@ -958,6 +1162,160 @@ mod tests {
             State::Dead("Forbidden: bot was blocked by the user".into())
         );
         assert!(h.calls.try_recv().is_err(), "a dead event is never retried");
+        assert_eq!(dead.attempts, 1);
+        assert!(
+            h.outbox.held_until.lock().unwrap().is_empty(),
+            "a refusal holds no chat, its own included"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_in_one_chat_holds_only_that_chat() {
+        let customer = Recipient::Customer(TelegramId::parse(7).unwrap());
+        let events = [
+            (1, customer),
+            (2, customer),
+            (3, Recipient::ManagerChat),
+            (4, Recipient::ManagerChat),
+        ];
+        let clock = TokioClock::starting_at(start());
+        let outbox = Arc::new(FakeOutbox::with_chats(clock, &events));
+        let (tx, calls) = mpsc::unbounded_channel();
+        let notifier = Arc::new(ScriptedNotifier {
+            script: Mutex::new(
+                vec![Err(NotifyError::RateLimited {
+                    reason: "Too Many Requests: retry after 60".into(),
+                    retry_after: time::Duration::seconds(60),
+                })]
+                .into(),
+            ),
+            clock,
+            calls: tx,
+        });
+        let relay = Relay::new(
+            outbox.clone(),
+            notifier,
+            Arc::new(clock),
+            RelayConfig::default(),
+            Arc::new(Notify::new()),
+        );
+        let (shutdown, rx) = watch::channel(false);
+        let mut h = Harness {
+            outbox,
+            calls,
+            shutdown,
+            relay: tokio::spawn(relay.run(rx)),
+        };
+
+        assert_eq!(
+            h.next_call().await,
+            (100, 0.0),
+            "the customer's chat gets a 429"
+        );
+        assert_eq!(
+            h.next_call().await,
+            (300, 0.0),
+            "the manager chat's events go out at once"
+        );
+        assert_eq!(h.next_call().await, (400, 0.0));
+        let (order, at) = h.next_call().await;
+        assert_eq!(order, 100, "the limited chat keeps its order");
+        assert!(at >= 60.0, "the held chat waited, sent at {at}");
+        let (order, at) = h.next_call().await;
+        assert_eq!(order, 200);
+        assert!(
+            at >= 60.0,
+            "the held chat's other event waited too, sent at {at}"
+        );
+        h.stop().await;
+        let held = h.outbox.held_until.lock().unwrap().clone();
+        assert_eq!(
+            held.keys().collect::<Vec<_>>(),
+            [&customer],
+            "only the limited chat was held"
+        );
+        for id in [1, 2, 3, 4] {
+            assert_eq!(h.outbox.state(id).state, State::Sent(Some(1)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_that_is_not_ready_is_retried_as_a_failed_attempt() {
+        let mut outbox = MockOutbox::new();
+        outbox.expect_claim_due().times(1).returning(|_, _| {
+            Ok(vec![ClaimedEvent {
+                id: EventId(9),
+                token: ClaimToken::new("t"),
+                attempts: 0,
+                kind: EventKind::ManagerMessageUpdate,
+                order_id: OrderId(900),
+                recipient: Recipient::ManagerChat,
+                notification: Err(NotReady {
+                    reason: "the new-order message is not sent yet".into(),
+                }),
+            }])
+        });
+        outbox
+            .expect_retry_later()
+            .withf(|id, _, attempts, _, error| {
+                *id == EventId(9) && *attempts == 1 && error.contains("not sent yet")
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(Recorded::Done));
+        let mut notifier = MockNotifier::new();
+        notifier.expect_deliver().never();
+        let relay = Relay::new(
+            Arc::new(outbox),
+            Arc::new(notifier),
+            Arc::new(TokioClock::starting_at(start())),
+            RelayConfig::default(),
+            Arc::new(Notify::new()),
+        );
+        let pass = relay.pass(None).await.unwrap();
+        assert_eq!((pass.claimed, pass.retried, pass.held_until), (1, 1, None));
+    }
+
+    #[test]
+    fn chat_keys_name_the_manager_chat_and_customers_and_read_back() {
+        let customer = Recipient::Customer(TelegramId::parse(987_654_321).unwrap());
+        assert_eq!(Recipient::ManagerChat.chat_key(), "manager_chat");
+        assert_eq!(customer.chat_key(), "user:987654321");
+        for recipient in [Recipient::ManagerChat, customer] {
+            assert_eq!(
+                Recipient::from_chat_key(&recipient.chat_key()),
+                Some(recipient)
+            );
+        }
+        for bad in ["", "user:", "user:-5", "user:x", "manager"] {
+            assert_eq!(Recipient::from_chat_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_name_their_kind_order_and_recipient() {
+        let customer = TelegramId::parse(42).unwrap();
+        let changed = OutboxEvent::OrderStatusChanged {
+            order_id: OrderId(5),
+            from: OrderStatus::Pending,
+            to: OrderStatus::Confirmed,
+            by: ChangedBy::Manager(TelegramId::parse(1).unwrap()),
+        };
+        assert_eq!(changed.kind().as_str(), "order_status_changed");
+        assert_eq!(changed.order_id(), OrderId(5));
+        assert_eq!(changed.recipient(customer), Recipient::Customer(customer));
+        for event in [
+            OutboxEvent::OrderCreated {
+                order_id: OrderId(5),
+            },
+            OutboxEvent::ManagerMessageUpdate {
+                order_id: OrderId(5),
+            },
+        ] {
+            assert_eq!(event.recipient(customer), Recipient::ManagerChat);
+        }
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -988,7 +1346,7 @@ mod tests {
         struct Hang;
         #[async_trait]
         impl Notifier for Hang {
-            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+            async fn deliver(&self, _: &Notification) -> Result<DeliveryReceipt, NotifyError> {
                 std::future::pending().await
             }
         }
@@ -1017,7 +1375,7 @@ mod tests {
         }
         #[async_trait]
         impl Notifier for Slow {
-            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+            async fn deliver(&self, _: &Notification) -> Result<DeliveryReceipt, NotifyError> {
                 self.calls.lock().unwrap().push(self.clock.now());
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok(DeliveryReceipt {
@@ -1115,7 +1473,11 @@ mod tests {
             )
         );
         assert!(
-            h.outbox.held_until.lock().unwrap().is_some(),
+            h.outbox
+                .held_until
+                .lock()
+                .unwrap()
+                .contains_key(&Recipient::ManagerChat),
             "the server's wait holds the chat, as a 429's does"
         );
     }
@@ -1130,7 +1492,7 @@ mod tests {
         }
         #[async_trait]
         impl Notifier for Stalled {
-            async fn order_placed(&self, _: &OrderPlaced) -> Result<DeliveryReceipt, NotifyError> {
+            async fn deliver(&self, _: &Notification) -> Result<DeliveryReceipt, NotifyError> {
                 *self.outbox.clock.jumped.lock().unwrap() += self.lease + Duration::from_secs(1);
                 let other = self.outbox.claim_due(self.lease, 10).await.unwrap();
                 assert_eq!(other.len(), 1, "the expired claim is taken over");

@@ -12,11 +12,14 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::TelegramUser;
-use crate::entities::{Category, Order, Product, User};
+use crate::entities::{Category, Order, OrderStatus, Product, User};
 use crate::error::RepositoryError;
 use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredResponse};
+use crate::money::Money;
 use crate::order::{NewOrder, PlaceOrderError};
-use crate::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
+use crate::outbox::{
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recipient, Recorded,
+};
 use crate::pagination::{Page, Paginated};
 use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
 
@@ -24,8 +27,8 @@ use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Creates the user with this Telegram id, or updates its username and names when they
-    /// differ from what is stored, and returns the stored user.
+    /// Creates the user with this Telegram id, or updates its username, names and language
+    /// code when they differ from what is stored, and returns the stored user.
     ///
     /// MUST be a single atomic upsert: two first requests of one user racing each other
     /// both succeed and see the same [`User::id`]. `now` becomes `created_at` for a new
@@ -90,8 +93,10 @@ pub trait OrderLifecycle: Send + Sync {
     ) -> Result<Option<crate::entities::OrderStatus>, RepositoryError>;
 
     /// Applies the change in one transaction, as a compare-and-set on `change.from`: the
-    /// status and `updated_at`, a history row, and for a cancellation the return of the
-    /// order's units to limited stock. Nothing is written unless the status was still
+    /// status and `updated_at`, a history row, the events it causes
+    /// ([`crate::outbox::OutboxEvent::OrderStatusChanged`] to the customer and
+    /// [`crate::outbox::OutboxEvent::ManagerMessageUpdate`]), and for a cancellation the
+    /// return of the order's units to limited stock. Nothing is written unless the status was still
     /// `change.from`.
     async fn apply_status_change(
         &self,
@@ -178,6 +183,44 @@ pub struct OrderPlaced {
     pub customer: TelegramId,
 }
 
+/// A customer's order changed status: a new message in their private chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChanged {
+    /// The customer, whose private chat the message goes to.
+    pub customer: TelegramId,
+    /// The customer's language as Telegram reported it (`"en"`, `"ru"`, ...), if known.
+    pub language_code: Option<String>,
+    pub order_id: OrderId,
+    pub total_amount: Money,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub by: ChangedBy,
+}
+
+/// What the notifier is asked to deliver: a new message to a chat, or an edit of one it
+/// sent before. The notifier renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// A new order: a new message in the manager chat.
+    NewOrder(OrderPlaced),
+    /// A status change: a new message in the customer's private chat.
+    StatusChanged(StatusChanged),
+    /// Edit the manager-chat message `message_id` (the order's new-order message) to show
+    /// `order` as it is now.
+    ManagerMessageEdit { message_id: i64, order: OrderPlaced },
+}
+
+impl Notification {
+    /// The order it is about, for logs.
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Notification::NewOrder(placed)
+            | Notification::ManagerMessageEdit { order: placed, .. } => placed.order.id,
+            Notification::StatusChanged(changed) => changed.order_id,
+        }
+    }
+}
+
 /// Why a notification was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {
@@ -196,7 +239,8 @@ pub enum NotifyError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Retrying cannot help: a bad token, an unknown chat, a bot blocked by the manager.
+    /// Retrying cannot help: a bad token, an unknown chat, a bot blocked by the user or
+    /// not allowed to start the conversation. Refusals are per chat: they hold no chat.
     #[error("permanent notification failure: {reason}")]
     Permanent { reason: String },
 }
@@ -208,18 +252,21 @@ pub struct DeliveryReceipt {
     pub message_id: Option<i64>,
 }
 
-/// Tells the shop's manager about orders.
+/// Tells the shop's manager and customers about orders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers the new-order message to the manager.
+    /// Renders and delivers one notification to its chat.
+    ///
+    /// MUST return the sent (or edited) message's id in the receipt when the channel has
+    /// one. An edit whose message already shows the text MUST count as delivered. A 429
+    /// MUST be [`NotifyError::RateLimited`]; a refusal that retrying cannot change (403
+    /// "bot was blocked by the user", 403 "bot can't initiate conversation with a user",
+    /// 400 "chat not found") MUST be [`NotifyError::Permanent`].
     ///
     /// Error reasons MUST NOT contain secrets (the bot token) or the customer's personal
     /// data, because callers log them.
-    async fn order_placed(
-        &self,
-        notification: &OrderPlaced,
-    ) -> Result<DeliveryReceipt, NotifyError>;
+    async fn deliver(&self, notification: &Notification) -> Result<DeliveryReceipt, NotifyError>;
 }
 
 /// How full the database connection pool is.
@@ -244,9 +291,11 @@ pub trait StorageProbe: Send + Sync {
     fn pool_stats(&self) -> PoolStats;
 }
 
-/// Stores outbox events (see [`crate::outbox`]). Events are created by
-/// [`OrderRepository::place`] in the order's transaction; this port moves them through
-/// their life.
+/// Stores outbox events (see [`crate::outbox`]). Events are created in the transaction of
+/// the change that causes them ([`OrderRepository::place`] writes the order's
+/// `order_created` event; the storage adapter offers a function that appends any
+/// [`crate::outbox::OutboxEvent`] inside a given transaction); this port moves them
+/// through their life.
 ///
 /// An event is *pending* (waiting for delivery), *sent* or *dead*. A pending event is *due*
 /// when its `next_attempt_at` has passed and no unexpired lease holds it.
@@ -266,6 +315,9 @@ pub trait StorageProbe: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Claims up to `limit` due events, oldest first, under a lease of `lease` from the
     /// storage's now and a fresh token each, and returns them with their notifications.
+    /// An event whose chat is held ([`Outbox::hold_chat`]) is not due. A manager-message
+    /// update whose order's new-order message has no known message id yet is returned with
+    /// [`crate::outbox::NotReady`].
     ///
     /// MUST be safe under concurrency: two claimers never both receive an event while the
     /// first one's lease is unexpired (on PostgreSQL, `FOR UPDATE SKIP LOCKED`).
@@ -310,11 +362,15 @@ pub trait Outbox: Send + Sync {
     /// event whose claim was lost keeps its new owner's lease.
     async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError>;
 
-    /// Holds every pending event back for `wait` from the storage's now (Telegram asked
-    /// the chat to wait): no event is claimed before then, by this relay or any other. A
-    /// hold never moves earlier. One write however many events wait: the events themselves
-    /// keep their schedule.
-    async fn hold_pending(&self, wait: std::time::Duration) -> Result<(), RepositoryError>;
+    /// Holds `chat`'s pending events back for `wait` from the storage's now (Telegram asked
+    /// that chat to wait): none of them is claimed before then, by this relay or any
+    /// other; other chats' events are not affected. A hold never moves earlier. One write
+    /// however many events wait: the events themselves keep their schedule.
+    async fn hold_chat(
+        &self,
+        chat: &Recipient,
+        wait: std::time::Duration,
+    ) -> Result<(), RepositoryError>;
 
     /// Counts pending and dead events, and finds when the oldest pending one was created.
     ///

@@ -88,6 +88,8 @@ pub struct ApiState {
     pub orders: Arc<dyn OrderRepository>,
     /// Status changes and their history (`domain::lifecycle`).
     pub lifecycle: Arc<dyn domain::ports::OrderLifecycle>,
+    /// Woken after a change that wrote outbox events, so the relay sends them at once.
+    pub relay_wake: Arc<tokio::sync::Notify>,
     pub order_service: OrderService,
     pub authenticator: Authenticator,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.

@@ -57,6 +57,9 @@ pub use orders::PlacementCounts;
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub use outbox::OUTBOX_COUNTS_SQL;
+/// Writes an outbox event inside the caller's transaction (for status changes and any
+/// other change that must notify someone).
+pub use outbox::append_outbox_event;
 pub use seed::{SeedCategory, SeedOutcome, SeedProduct};
 pub use settings::{DatabaseSettings, DatabaseTarget};
 pub use store::SqlStore;

@@ -1,8 +1,15 @@
 //! [`Outbox`] over SQL: the `outbox_events` table.
 //!
 //! [`OrderRepository::place`](domain::ports::OrderRepository::place) inserts each order's
-//! `order_created` event in the order's own transaction (see `crate::orders`); this module
-//! moves events through their life. `status` is the event's state — [`PENDING`], [`SENT`]
+//! `order_created` event in the order's own transaction (see `crate::orders`), and
+//! [`append_outbox_event`] writes any [`OutboxEvent`] inside the caller's transaction;
+//! this module moves events through their life.
+//!
+//! Each row has its `kind`, its `order_id`, its recipient as a chat key (`chat`:
+//! `manager_chat` or `user:<telegram id>`, see [`Recipient::chat_key`]) and, for a status
+//! change, a JSON `payload` (`{"from": "PENDING", "to": "CONFIRMED", "by": "manager",
+//! "manager": 42}`; `by` is `customer`, `manager` or `system`). Holds (`outbox_holds`) are
+//! one row per chat key, so a 429 in one chat delays only that chat. `status` is the event's state — [`PENDING`], [`SENT`]
 //! or [`DEAD`] — and `locked_until` the lease of the relay delivering it: a pending event is
 //! due when `next_attempt_at` has passed and no lease holds it, or its lease has run out.
 //!
@@ -23,9 +30,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
-use domain::ports::{OrderPlaced, Outbox};
-use domain::{RepositoryError, TelegramId};
+use domain::outbox::{
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, NotReady, ORDER_CREATED, OutboxCounts,
+    OutboxEvent, Recipient, Recorded,
+};
+use domain::ports::{Notification, OrderPlaced, Outbox, StatusChanged};
+use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
 use sea_orm::sea_query::{Cond, Expr, Query, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
@@ -47,8 +57,9 @@ pub(crate) const SENT: &str = "SENT";
 pub(crate) const DEAD: &str = "DEAD";
 
 /// Leases up to `$2` due events, oldest first, for the offset `$1` from the database's
-/// now, each under a new random token. Nothing is due while a hold (`outbox_holds`, see
-/// [`hold_sql`]) runs. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent
+/// now, each under a new random token. An event is not due while its chat's hold
+/// (`outbox_holds`, see [`hold_sql`]) runs: a primary-key probe per candidate, walking
+/// the partial index of pending events in id order as before. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent
 /// claimer skips the rows this one is leasing instead of waiting for them, and PostgreSQL
 /// re-checks the condition on rows another claimer has just leased, so that no event is
 /// leased twice. SQLite has no row locks and needs none: the statement runs in an
@@ -59,16 +70,19 @@ pub(crate) const DEAD: &str = "DEAD";
 const CLAIM_SQL: &str = r#"
 UPDATE "outbox_events" SET "locked_until" = {lease_end}, "claim_token" = {token}
 WHERE "id" IN (
-    SELECT "id" FROM "outbox_events"
-    WHERE "status" = 'PENDING'
-      AND "next_attempt_at" <= {now}
-      AND ("locked_until" IS NULL OR "locked_until" <= {now})
-      AND NOT EXISTS (SELECT 1 FROM "outbox_holds" WHERE "held_until" > {now})
-    ORDER BY "id"
+    SELECT "e"."id" FROM "outbox_events" AS "e"
+    WHERE "e"."status" = 'PENDING'
+      AND "e"."next_attempt_at" <= {now}
+      AND ("e"."locked_until" IS NULL OR "e"."locked_until" <= {now})
+      AND NOT EXISTS (
+          SELECT 1 FROM "outbox_holds" AS "h"
+          WHERE "h"."chat" = "e"."chat" AND "h"."held_until" > {now}
+      )
+    ORDER BY "e"."id"
     LIMIT $2
     {lock}
 )
-RETURNING "id", "order_id", "attempts", "claim_token"
+RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
 "#;
 
 fn claim_sql(backend: DatabaseBackend) -> String {
@@ -95,13 +109,13 @@ WHERE "id" = $1 AND "claim_token" = $2 AND "status" = 'PENDING'"#,
     )
 }
 
-/// Holds the manager's chat for the offset `$1` from the database's now: one row, written
-/// only if it moves the hold later. Both backends read `excluded` and a `WHERE` on the
-/// update.
+/// Holds the chat `$2` (a chat key) for the offset `$1` from the database's now: one row
+/// per chat, written only if it moves the hold later. Both backends read `excluded` and a
+/// `WHERE` on the update.
 fn hold_sql(backend: DatabaseBackend) -> String {
     format!(
-        r#"INSERT INTO "outbox_holds" ("channel", "held_until") VALUES ('manager_chat', {until})
-ON CONFLICT ("channel") DO UPDATE SET "held_until" = excluded."held_until"
+        r#"INSERT INTO "outbox_holds" ("chat", "held_until") VALUES ($2, {until})
+ON CONFLICT ("chat") DO UPDATE SET "held_until" = excluded."held_until"
 WHERE "outbox_holds"."held_until" < excluded."held_until""#,
         until = database_now_plus(backend, "$1"),
     )
@@ -144,7 +158,10 @@ SELECT
 #[derive(Debug, FromQueryResult)]
 struct ClaimedRow {
     id: i64,
+    kind: String,
     order_id: i64,
+    chat: String,
+    payload: Option<String>,
     attempts: i32,
     claim_token: String,
 }
@@ -262,18 +279,22 @@ impl Outbox for SqlStore {
         Ok(())
     }
 
-    async fn hold_pending(&self, wait: std::time::Duration) -> Result<(), RepositoryError> {
+    async fn hold_chat(
+        &self,
+        chat: &Recipient,
+        wait: std::time::Duration,
+    ) -> Result<(), RepositoryError> {
         // One row, not the backlog: a 429 during a rush must not rewrite every waiting event.
         let backend = self.backend();
         let statement = Statement::from_sql_and_values(
             backend,
             hold_sql(backend),
-            [offset_value(backend, wait, false)],
+            [offset_value(backend, wait, false), chat.chat_key().into()],
         );
         self.db
             .execute_raw(statement)
             .await
-            .map_err(|err| repository_error(err, "failed to hold the outbox"))?;
+            .map_err(|err| repository_error(err, "failed to hold a chat"))?;
         Ok(())
     }
 
@@ -394,8 +415,9 @@ fn stored_attempts(attempts: u32) -> Result<i32, RepositoryError> {
     })
 }
 
-/// Leases the due events and loads their notifications: four statements however large
-/// the batch (the claim, the orders, their lines, their customers).
+/// Leases the due events and loads their notifications: five statements at most however
+/// large the batch (the claim, the orders, their lines, their customers, and the
+/// manager's messages that updates edit).
 async fn claim_in(
     transaction: &DatabaseTransaction,
     lease: std::time::Duration,
@@ -430,34 +452,75 @@ async fn claim_in(
         .into_iter()
         .map(|order| (order.id, order))
         .collect();
-    let lines = lines_of(transaction, order_ids).await?;
+    let lines = lines_of(transaction, order_ids.clone()).await?;
     let mut user_ids: Vec<i64> = orders.values().map(|order| order.user_id).collect();
     user_ids.sort_unstable();
     user_ids.dedup();
-    let customers: HashMap<i64, i64> = users::Entity::find()
+    let customers: HashMap<i64, Customer> = users::Entity::find()
         .select_only()
         .column(users::Column::Id)
         .column(users::Column::TelegramId)
+        .column(users::Column::LanguageCode)
         .filter(users::Column::Id.is_in(user_ids))
-        .into_tuple::<(i64, i64)>()
+        .into_tuple::<(i64, i64, Option<String>)>()
         .all(transaction)
         .await
         .map_err(|err| repository_error(err, "failed to load the claimed events' customers"))?
         .into_iter()
+        .map(|(id, telegram_id, language_code)| {
+            (
+                id,
+                Customer {
+                    telegram_id,
+                    language_code,
+                },
+            )
+        })
         .collect();
+    // The manager's messages that updates edit: those of the sent `order_created` events
+    // of the updates' orders (through the partial unique index of those events).
+    let update_orders: Vec<i64> = claimed
+        .iter()
+        .filter(|event| event.kind == EventKind::ManagerMessageUpdate.as_str())
+        .map(|event| event.order_id)
+        .collect();
+    let manager_messages: HashMap<i64, i64> = if update_orders.is_empty() {
+        HashMap::new()
+    } else {
+        outbox_events::Entity::find()
+            .select_only()
+            .column(Column::OrderId)
+            .column(Column::TelegramMessageId)
+            .filter(Column::Kind.eq(ORDER_CREATED))
+            .filter(Column::OrderId.is_in(update_orders))
+            .filter(Column::Status.eq(SENT))
+            .filter(Column::TelegramMessageId.is_not_null())
+            .into_tuple::<(i64, i64)>()
+            .all(transaction)
+            .await
+            .map_err(|err| repository_error(err, "failed to load the manager's messages"))?
+            .into_iter()
+            .collect()
+    };
+    let loaded = Loaded {
+        orders: &orders,
+        customers: &customers,
+        lines: &lines,
+        manager_messages: &manager_messages,
+    };
 
     let (ready, broken): (Vec<_>, Vec<_>) = claimed
         .into_iter()
         .map(|event| {
             let id = event.id;
-            to_claimed_event(event, &orders, &customers, &lines).map_err(|err| (id, err))
+            to_claimed_event(event, &loaded).map_err(|err| (id, err))
         })
         .partition(Result::is_ok);
     // One unreadable event must not stop every other notification: it would head every
     // claim for ever. It is made dead, with why, and logged once.
     for (id, err) in broken.into_iter().filter_map(Result::err) {
         let reason = format!("unreadable event: {err:#}");
-        tracing::error!(event_id = id, %reason, "manager notification is dead");
+        tracing::error!(event_id = id, %reason, "notification is dead");
         let dead = Query::update()
             .table(outbox_events::Entity)
             .value(Column::Status, DEAD)
@@ -474,29 +537,46 @@ async fn claim_in(
     Ok(ready.into_iter().filter_map(Result::ok).collect())
 }
 
-/// One claimed row with its order, lines and customer.
+/// A customer as notifications need them.
+struct Customer {
+    telegram_id: i64,
+    language_code: Option<String>,
+}
+
+/// What a claim loaded for its batch, by id.
+struct Loaded<'a> {
+    orders: &'a HashMap<i64, orders::Model>,
+    customers: &'a HashMap<i64, Customer>,
+    lines: &'a HashMap<i64, Vec<order_items::Model>>,
+    /// Order id → the Telegram message id of its sent new-order message.
+    manager_messages: &'a HashMap<i64, i64>,
+}
+
+/// One claimed row with what its kind needs.
 fn to_claimed_event(
     event: ClaimedRow,
-    orders: &HashMap<i64, orders::Model>,
-    customers: &HashMap<i64, i64>,
-    lines: &HashMap<i64, Vec<order_items::Model>>,
+    loaded: &Loaded<'_>,
 ) -> Result<ClaimedEvent, RepositoryError> {
     let id = event.id;
+    let kind = EventKind::parse(&event.kind)
+        .ok_or_else(|| corrupt_row(format!("outbox event {id} has an unknown kind")))?;
+    let recipient = Recipient::from_chat_key(&event.chat)
+        .ok_or_else(|| corrupt_row(format!("outbox event {id} has an invalid chat key")))?;
     // The foreign keys make a missing order or customer impossible; finding one means the
     // data is broken.
-    let order = orders.get(&event.order_id).cloned().ok_or_else(|| {
+    let order = loaded.orders.get(&event.order_id).cloned().ok_or_else(|| {
         corrupt_row(format!(
             "outbox event {id} refers to order {}, which does not exist",
             event.order_id
         ))
     })?;
-    let telegram_id = customers.get(&order.user_id).copied().ok_or_else(|| {
+    let customer = loaded.customers.get(&order.user_id).ok_or_else(|| {
         corrupt_row(format!(
             "order {} belongs to user {}, who does not exist",
             order.id, order.user_id
         ))
     })?;
-    let customer = TelegramId::parse(telegram_id).map_err(|err| {
+    let telegram_id = TelegramId::parse(customer.telegram_id).map_err(|err| {
         corrupt_row(format!(
             "user {} has an invalid telegram id: {err}",
             order.user_id
@@ -504,16 +584,180 @@ fn to_claimed_event(
     })?;
     let attempts = u32::try_from(event.attempts)
         .map_err(|err| corrupt_row(format!("outbox event {id} has invalid attempts: {err}")))?;
-    // Cloned rather than taken: once there are other kinds, one batch may hold several
-    // events of one order.
-    let items = lines.get(&order.id).cloned().unwrap_or_default();
+    // Cloned rather than taken: one batch may hold several events of one order.
+    let items = loaded.lines.get(&order.id).cloned().unwrap_or_default();
+    let order_id = OrderId(order.id);
+    let placed = OrderPlaced {
+        order: order_from_rows(order, items)?,
+        customer: telegram_id,
+    };
+    let notification = match kind {
+        EventKind::OrderCreated => Ok(Notification::NewOrder(placed)),
+        EventKind::OrderStatusChanged => {
+            let Recipient::Customer(customer_chat) = recipient else {
+                return Err(corrupt_row(format!(
+                    "status change {id} is not addressed to a customer"
+                )));
+            };
+            let change = StatusChangePayload::parse(event.payload.as_deref())
+                .map_err(|err| corrupt_row(format!("outbox event {id}: {err}")))?;
+            Ok(Notification::StatusChanged(StatusChanged {
+                customer: customer_chat,
+                language_code: customer.language_code.clone(),
+                order_id,
+                total_amount: placed.order.total_amount,
+                from: change.from,
+                to: change.to,
+                by: change.by,
+            }))
+        }
+        EventKind::ManagerMessageUpdate => match loaded.manager_messages.get(&order_id.0) {
+            Some(&message_id) => Ok(Notification::ManagerMessageEdit {
+                message_id,
+                order: placed,
+            }),
+            None => Err(NotReady {
+                reason: format!(
+                    "the manager's message about order {} is not sent yet",
+                    order_id.0
+                ),
+            }),
+        },
+    };
     Ok(ClaimedEvent {
         id: EventId(id),
         token: ClaimToken::new(event.claim_token),
         attempts,
-        notification: OrderPlaced {
-            order: order_from_rows(order, items)?,
-            customer,
-        },
+        kind,
+        order_id,
+        recipient,
+        notification,
     })
+}
+
+/// A status change's `payload`.
+#[derive(Debug, PartialEq, Eq)]
+struct StatusChangePayload {
+    from: OrderStatus,
+    to: OrderStatus,
+    by: ChangedBy,
+}
+
+/// The payload as JSON; `manager` only when `by` is `manager`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StatusChangeJson {
+    from: String,
+    to: String,
+    by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manager: Option<i64>,
+}
+
+impl StatusChangePayload {
+    fn to_json(&self) -> Result<String, RepositoryError> {
+        let (by, manager) = match self.by {
+            ChangedBy::Customer => ("customer", None),
+            ChangedBy::Manager(id) => ("manager", Some(id.get())),
+            ChangedBy::System => ("system", None),
+        };
+        serde_json::to_string(&StatusChangeJson {
+            from: self.from.as_str().to_owned(),
+            to: self.to.as_str().to_owned(),
+            by: by.to_owned(),
+            manager,
+        })
+        .map_err(|err| {
+            RepositoryError::Unknown(anyhow::anyhow!("failed to write a status change: {err}"))
+        })
+    }
+
+    fn parse(json: Option<&str>) -> Result<Self, String> {
+        let json = json.ok_or("a status change without its payload")?;
+        let stored: StatusChangeJson =
+            serde_json::from_str(json).map_err(|err| format!("an unreadable payload: {err}"))?;
+        let status = |text: &str| text.parse::<OrderStatus>().map_err(|err| err.to_string());
+        let by = match (stored.by.as_str(), stored.manager) {
+            ("customer", None) => ChangedBy::Customer,
+            ("system", None) => ChangedBy::System,
+            ("manager", Some(id)) => ChangedBy::Manager(
+                TelegramId::parse(id).map_err(|err| format!("an invalid manager id: {err}"))?,
+            ),
+            _ => return Err("an unknown author of a status change".to_owned()),
+        };
+        Ok(Self {
+            from: status(&stored.from)?,
+            to: status(&stored.to)?,
+            by,
+        })
+    }
+}
+
+/// Appends `event` to the outbox inside the caller's transaction, on either backend: the
+/// event is delivered if and only if that transaction commits, at least once, by whichever
+/// server instance's relay claims it first. Returns its id.
+///
+/// Use it in the transaction of the change that causes the event (a status change writes
+/// [`OutboxEvent::OrderStatusChanged`] and [`OutboxEvent::ManagerMessageUpdate`] with the
+/// new status), then wake the relay after the commit (the `Notify` the relay was built
+/// with) so that it goes out at once rather than at the next poll. The recipient is
+/// resolved here: the manager chat, or the order's customer for a status change (read
+/// from the order in the same transaction). The event is due at once, by the database's
+/// clock.
+///
+/// # Errors
+/// [`RepositoryError`] when the order does not exist, an order's `order_created` event
+/// already exists (an order is announced once), or the database fails. The caller's
+/// transaction should then be rolled back.
+pub async fn append_outbox_event<C: ConnectionTrait>(
+    connection: &C,
+    event: &OutboxEvent,
+) -> Result<EventId, RepositoryError> {
+    let backend = connection.get_database_backend();
+    let order_id = event.order_id().0;
+    let customer = connection
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            r#"SELECT "u"."telegram_id" FROM "orders" AS "o"
+JOIN "users" AS "u" ON "u"."id" = "o"."user_id" WHERE "o"."id" = $1"#,
+            [order_id.into()],
+        ))
+        .await
+        .map_err(|err| repository_error(err, "failed to read an event's order"))?
+        .ok_or_else(|| {
+            RepositoryError::Unknown(anyhow::anyhow!(
+                "an outbox event for order {order_id}, which does not exist"
+            ))
+        })?
+        .try_get::<i64>("", "telegram_id")
+        .map_err(|err| repository_error(err, "failed to read an event's customer"))?;
+    let customer = TelegramId::parse(customer)
+        .map_err(|err| corrupt_row(format!("the customer of order {order_id}: {err}")))?;
+    let payload = match *event {
+        OutboxEvent::OrderStatusChanged { from, to, by, .. } => {
+            Some(StatusChangePayload { from, to, by }.to_json()?)
+        }
+        OutboxEvent::OrderCreated { .. } | OutboxEvent::ManagerMessageUpdate { .. } => None,
+    };
+    let now = database_now(backend);
+    let insert = Statement::from_sql_and_values(
+        backend,
+        format!(
+            r#"INSERT INTO "outbox_events" ("kind", "order_id", "chat", "payload", "status", "next_attempt_at", "created_at")
+VALUES ($1, $2, $3, $4, 'PENDING', {now}, {now}) RETURNING "id""#
+        ),
+        [
+            event.kind().as_str().into(),
+            order_id.into(),
+            event.recipient(customer).chat_key().into(),
+            payload.into(),
+        ],
+    );
+    let id = connection
+        .query_one_raw(insert)
+        .await
+        .map_err(|err| repository_error(err, "failed to append an outbox event"))?
+        .ok_or_else(|| corrupt_row("appending an outbox event returned no id".to_owned()))?
+        .try_get::<i64>("", "id")
+        .map_err(|err| repository_error(err, "failed to read an appended event's id"))?;
+    Ok(EventId(id))
 }

@@ -659,6 +659,29 @@ impl HeldTransaction {
     }
 }
 
+/// Appends `events` in one committed transaction through
+/// [`crate::append_outbox_event`], as a change that notifies someone would: for tests
+/// that drive a whole server and need events it has no route for yet.
+///
+/// # Errors
+/// When the transaction or an append fails.
+pub async fn append_outbox_events(
+    database: &Database,
+    events: &[domain::outbox::OutboxEvent],
+) -> anyhow::Result<Vec<domain::outbox::EventId>> {
+    let transaction = database
+        .connection()
+        .begin()
+        .await
+        .context("failed to begin")?;
+    let mut ids = Vec::with_capacity(events.len());
+    for event in events {
+        ids.push(crate::append_outbox_event(&transaction, event).await?);
+    }
+    transaction.commit().await.context("failed to commit")?;
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,22 +22,24 @@ use crate::store::{SqlStore, timestamp_value, user_from_row};
 ///
 /// `{distinct}` is `IS DISTINCT FROM` on PostgreSQL and its SQLite spelling `IS NOT`
 /// (both treat two NULLs as equal). Parameters: telegram id, username, first name,
-/// last name, now.
+/// last name, now, language code.
 const UPSERT_SQL: &str = r#"
-INSERT INTO "users" ("telegram_id", "username", "first_name", "last_name", "created_at", "updated_at")
-VALUES ($1, $2, $3, $4, $5, $5)
+INSERT INTO "users" ("telegram_id", "username", "first_name", "last_name", "language_code", "created_at", "updated_at")
+VALUES ($1, $2, $3, $4, $6, $5, $5)
 ON CONFLICT ("telegram_id") DO UPDATE SET
     "username" = "excluded"."username",
     "first_name" = "excluded"."first_name",
     "last_name" = "excluded"."last_name",
+    "language_code" = "excluded"."language_code",
     "updated_at" = CASE
         WHEN "users"."username" {distinct} "excluded"."username"
           OR "users"."first_name" {distinct} "excluded"."first_name"
           OR "users"."last_name" {distinct} "excluded"."last_name"
+          OR "users"."language_code" {distinct} "excluded"."language_code"
         THEN "excluded"."updated_at"
         ELSE "users"."updated_at"
     END
-RETURNING "id", "telegram_id", "username", "first_name", "last_name", "created_at", "updated_at"
+RETURNING "id", "telegram_id", "username", "first_name", "last_name", "language_code", "created_at", "updated_at"
 "#;
 
 fn upsert_sql(backend: DatabaseBackend) -> String {
@@ -65,6 +67,7 @@ impl UserRepository for SqlStore {
                 profile.first_name.clone().into(),
                 profile.last_name.clone().into(),
                 timestamp_value(backend, now),
+                profile.language_code.clone().into(),
             ],
         );
         let row = self

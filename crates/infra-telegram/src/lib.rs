@@ -1,7 +1,9 @@
 //! The Telegram Bot API adapter: BotShop's implementation of [`domain::ports::Notifier`].
 //!
-//! It renders the manager's new-order message ([`render_order_message`], a pure function)
-//! and posts it with `sendMessage` through one shared `reqwest` client. Telegram's answers
+//! It renders the bot's messages (pure functions: the manager's new-order message
+//! [`render_order_message`] and its edits [`render_manager_update`], the customer's
+//! status message [`render_status_message`] in Russian or English) and delivers them with
+//! `sendMessage` or `editMessageText` through one shared `reqwest` client. Telegram's answers
 //! are mapped at this seam onto [`domain::ports::NotifyError`], so no `reqwest` type ever
 //! leaves the crate.
 //!
@@ -23,4 +25,7 @@ pub use config::{
     TelegramConfig, TelegramConfigError, TelegramSettings,
 };
 pub use notifier::TelegramNotifier;
-pub use render::{MESSAGE_LIMIT, format_rubles, render_order_message};
+pub use render::{
+    Language, MESSAGE_LIMIT, format_rubles, render_manager_update, render_order_message,
+    render_status_message, status_phrase,
+};

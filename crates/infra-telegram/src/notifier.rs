@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced};
+use domain::ports::{DeliveryReceipt, Notification, Notifier, NotifyError};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::UtcOffset;
 
 use crate::config::{TelegramConfig, TelegramConfigError, normalize_api_url};
-use crate::render::render_order_message;
+use crate::render::{render_manager_update, render_order_message, render_status_message};
 
 /// What replaces the bot token in every string this crate builds.
 const REDACTED: &str = "<redacted>";
@@ -21,7 +21,8 @@ const REDACTED: &str = "<redacted>";
 /// page, say) and would only flood the logs.
 const MAX_DESCRIPTION_CHARS: usize = 200;
 
-/// Sends notifications to the manager's chat through the Telegram Bot API.
+/// Sends notifications to the manager's chat and to customers' private chats through the
+/// Telegram Bot API.
 ///
 /// Cheap to share: it holds one `reqwest::Client`, whose connection pool all calls reuse.
 /// Wrap it in an `Arc` and hand it to the services as `Arc<dyn Notifier>`.
@@ -91,14 +92,55 @@ impl TelegramNotifier {
     /// without a wait; [`NotifyError::Permanent`] for 4xx such as a bad token,
     /// an unknown chat or a blocked bot. Reasons never contain the token or the text.
     pub async fn send_message(&self, text: &str) -> Result<i64, NotifyError> {
+        self.send_message_to(self.manager_chat_id, text).await
+    }
+
+    /// As [`TelegramNotifier::send_message`], to any chat (a customer's private chat's id
+    /// is their Telegram id).
+    ///
+    /// # Errors
+    /// As [`TelegramNotifier::send_message`]: a 403 "bot was blocked by the user" or "bot
+    /// can't initiate conversation with a user" and a 400 "chat not found" are
+    /// [`NotifyError::Permanent`].
+    pub async fn send_message_to(&self, chat_id: i64, text: &str) -> Result<i64, NotifyError> {
         let request = SendMessage {
-            chat_id: self.manager_chat_id,
+            chat_id,
             text,
             parse_mode: "HTML",
             link_preview_options: LinkPreviewOptions { is_disabled: true },
         };
         let message: SentMessage = self.call("sendMessage", &request).await?;
         Ok(message.message_id)
+    }
+
+    /// Replaces the text of message `message_id` in `chat_id` (`editMessageText`) and
+    /// returns the message id. An edit Telegram refuses because the message already shows
+    /// this text ("message is not modified") has nothing left to do, so it succeeds.
+    ///
+    /// # Errors
+    /// As [`TelegramNotifier::send_message`].
+    pub async fn edit_message_text(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+    ) -> Result<i64, NotifyError> {
+        let request = EditMessageText {
+            chat_id,
+            message_id,
+            text,
+            parse_mode: "HTML",
+            link_preview_options: LinkPreviewOptions { is_disabled: true },
+        };
+        match self.call::<IgnoredAny>("editMessageText", &request).await {
+            Ok(_) => Ok(message_id),
+            Err(NotifyError::Permanent { reason })
+                if reason.contains("message is not modified") =>
+            {
+                Ok(message_id)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Checks that the bot can see the manager's chat, so the server can warn at start-up
@@ -221,9 +263,11 @@ impl TelegramNotifier {
                 retry_after,
             };
         }
-        // 400 (chat not found), 401 (bad token), 403 (bot blocked), 404 (unknown method or
+        // 400 (chat not found), 401 (bad token), 403 (the user blocked the bot, or never
+        // started it so the bot cannot initiate the conversation), 404 (unknown method or
         // token) and anything else unexpected, such as a redirect we refused to follow:
-        // sending the same request again cannot succeed.
+        // sending the same request again cannot succeed. These refuse one chat, not the
+        // bot's traffic, so the relay holds nothing for them.
         NotifyError::Permanent { reason }
     }
 
@@ -272,17 +316,27 @@ impl TelegramNotifier {
 
 #[async_trait]
 impl Notifier for TelegramNotifier {
-    async fn order_placed(
-        &self,
-        notification: &OrderPlaced,
-    ) -> Result<DeliveryReceipt, NotifyError> {
-        let text = render_order_message(notification, self.utc_offset);
-        let message_id = self.send_message(&text).await?;
+    async fn deliver(&self, notification: &Notification) -> Result<DeliveryReceipt, NotifyError> {
+        let message_id = match notification {
+            Notification::NewOrder(placed) => {
+                let text = render_order_message(placed, self.utc_offset);
+                self.send_message(&text).await?
+            }
+            Notification::StatusChanged(change) => {
+                let text = render_status_message(change);
+                self.send_message_to(change.customer.get(), &text).await?
+            }
+            Notification::ManagerMessageEdit { message_id, order } => {
+                let text = render_manager_update(order, self.utc_offset);
+                self.edit_message_text(self.manager_chat_id, *message_id, &text)
+                    .await?
+            }
+        };
         // Failures are not logged here: the caller logs the error it gets, once.
         tracing::debug!(
-            order_id = notification.order.id.0,
+            order_id = notification.order_id().0,
             message_id,
-            "notified the manager of a new order"
+            "delivered a notification"
         );
         Ok(DeliveryReceipt {
             message_id: Some(message_id),
@@ -306,6 +360,15 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Serialize)]
 struct SendMessage<'a> {
     chat_id: i64,
+    text: &'a str,
+    parse_mode: &'static str,
+    link_preview_options: LinkPreviewOptions,
+}
+
+#[derive(Serialize)]
+struct EditMessageText<'a> {
+    chat_id: i64,
+    message_id: i64,
     text: &'a str,
     parse_mode: &'static str,
     link_preview_options: LinkPreviewOptions,

@@ -1,8 +1,10 @@
-//! The manager's new-order message: a pure function of the order, easy to test exactly.
+//! The messages the bot sends, each a pure function of what it is about, easy to test
+//! exactly: the manager's new-order message (and its edits, which add the order's
+//! status), and the customer's status-change message in their language.
 
 use domain::Money;
-use domain::entities::Order;
-use domain::ports::OrderPlaced;
+use domain::entities::{Order, OrderStatus};
+use domain::ports::{OrderPlaced, StatusChanged};
 use time::{OffsetDateTime, UtcOffset};
 
 /// The most a message may hold, in UTF-16 code units of the HTML text we send.
@@ -22,6 +24,90 @@ const ELLIPSIS: char = '…';
 /// first, then the address, then the product names (each cut marked with "…"), and as a
 /// last resort the text itself — the manager must always get the message.
 pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -> String {
+    render_order_message_within(notification, utc_offset, MESSAGE_LIMIT)
+}
+
+/// The language of a customer's messages: Russian unless Telegram says the customer uses
+/// English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Russian,
+    English,
+}
+
+impl Language {
+    /// English for `en` and its regional tags (`en-gb`), Russian for everything else,
+    /// including no code at all: the shop's own language.
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code {
+            Some(code)
+                if code.eq_ignore_ascii_case("en")
+                    || code.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("en-")) =>
+            {
+                Language::English
+            }
+            _ => Language::Russian,
+        }
+    }
+}
+
+/// What an order in `status` is, as the end of "Заказ #123 …" / "Order #123 …".
+pub fn status_phrase(status: OrderStatus, language: Language) -> &'static str {
+    match (language, status) {
+        (Language::Russian, OrderStatus::Pending) => "ожидает подтверждения",
+        (Language::Russian, OrderStatus::Confirmed) => "подтверждён",
+        (Language::Russian, OrderStatus::Processing) => "в работе",
+        (Language::Russian, OrderStatus::Shipped) => "отправлен",
+        (Language::Russian, OrderStatus::Delivered) => "доставлен",
+        (Language::Russian, OrderStatus::Cancelled) => "отменён",
+        (Language::English, OrderStatus::Pending) => "is awaiting confirmation",
+        (Language::English, OrderStatus::Confirmed) => "is confirmed",
+        (Language::English, OrderStatus::Processing) => "is being prepared",
+        (Language::English, OrderStatus::Shipped) => "has been shipped",
+        (Language::English, OrderStatus::Delivered) => "has been delivered",
+        (Language::English, OrderStatus::Cancelled) => "has been cancelled",
+    }
+}
+
+/// The customer's message about their order's new status, in their language, with the
+/// order's total. Nothing in it comes from a user, so there is nothing to escape.
+pub fn render_status_message(change: &StatusChanged) -> String {
+    let language = Language::from_code(change.language_code.as_deref());
+    let (order, total) = match language {
+        Language::Russian => ("Заказ", "Сумма"),
+        Language::English => ("Order", "Total"),
+    };
+    format!(
+        "📦 {order} #{} {}\n💰 {total}: {}",
+        change.order_id,
+        status_phrase(change.to, language),
+        format_rubles(change.total_amount)
+    )
+}
+
+/// The manager's message about an order as it is now, for editing the new-order message:
+/// the same text, then the order's status. Within [`MESSAGE_LIMIT`] like the original:
+/// the order's part is shortened to leave room for the status.
+pub fn render_manager_update(notification: &OrderPlaced, utc_offset: UtcOffset) -> String {
+    let status = format!(
+        "\n\n📌 Статус: {}",
+        status_phrase(notification.order.status, Language::Russian)
+    );
+    let mut text = render_order_message_within(
+        notification,
+        utc_offset,
+        MESSAGE_LIMIT.saturating_sub(telegram_len(&status)),
+    );
+    text.push_str(&status);
+    text
+}
+
+/// [`render_order_message`] within `limit` instead of [`MESSAGE_LIMIT`].
+fn render_order_message_within(
+    notification: &OrderPlaced,
+    utc_offset: UtcOffset,
+    limit: usize,
+) -> String {
     let order = &notification.order;
     let frame = Frame {
         order,
@@ -44,7 +130,7 @@ pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -
     };
 
     let text = frame.assemble(&fields);
-    let excess = telegram_len(&text).saturating_sub(MESSAGE_LIMIT);
+    let excess = telegram_len(&text).saturating_sub(limit);
     if excess == 0 {
         return text;
     }
@@ -54,7 +140,7 @@ pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -
         *comment = shorten(comment, telegram_len(comment).saturating_sub(excess));
     }
     let text = frame.assemble(&fields);
-    let excess = telegram_len(&text).saturating_sub(MESSAGE_LIMIT);
+    let excess = telegram_len(&text).saturating_sub(limit);
     if excess == 0 {
         return text;
     }
@@ -64,7 +150,7 @@ pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -
         telegram_len(&fields.address).saturating_sub(excess),
     );
     let text = frame.assemble(&fields);
-    if telegram_len(&text) <= MESSAGE_LIMIT {
+    if telegram_len(&text) <= limit {
         return text;
     }
 
@@ -73,16 +159,16 @@ pub fn render_order_message(notification: &OrderPlaced, utc_offset: UtcOffset) -
         names: vec![String::new(); names.len()],
         ..fields.clone()
     }));
-    let cap = name_cap(&names, MESSAGE_LIMIT.saturating_sub(without_names));
+    let cap = name_cap(&names, limit.saturating_sub(without_names));
     fields.names = names.iter().map(|name| shorten(name, cap)).collect();
     let text = frame.assemble(&fields);
-    if telegram_len(&text) <= MESSAGE_LIMIT {
+    if telegram_len(&text) <= limit {
         return text;
     }
 
     // Unreachable for orders the domain accepts (at most 50 lines), but an `Order` is plain
     // data; cutting the tail still delivers the order's id, which is what matters most.
-    shorten(&text, MESSAGE_LIMIT)
+    shorten(&text, limit)
 }
 
 /// Formats an amount as the manager reads it: `500 ₽` for whole roubles, `500.50 ₽`
@@ -246,6 +332,107 @@ mod tests {
 
     fn money(amount: &str) -> Money {
         Money::parse(Decimal::from_str(amount).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_status_has_words_in_both_languages() {
+        let russian = [
+            "ожидает подтверждения",
+            "подтверждён",
+            "в работе",
+            "отправлен",
+            "доставлен",
+            "отменён",
+        ];
+        let english = [
+            "is awaiting confirmation",
+            "is confirmed",
+            "is being prepared",
+            "has been shipped",
+            "has been delivered",
+            "has been cancelled",
+        ];
+        for (i, status) in OrderStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status_phrase(status, Language::Russian), russian[i]);
+            assert_eq!(status_phrase(status, Language::English), english[i]);
+        }
+    }
+
+    #[test]
+    fn english_is_chosen_only_for_english_speakers() {
+        assert_eq!(Language::from_code(Some("en")), Language::English);
+        assert_eq!(Language::from_code(Some("en-gb")), Language::English);
+        for other in [Some("ru"), Some("uk"), Some("eng"), Some(""), None] {
+            assert_eq!(Language::from_code(other), Language::Russian, "{other:?}");
+        }
+    }
+
+    fn change(to: OrderStatus, language: Option<&str>) -> StatusChanged {
+        StatusChanged {
+            customer: domain::TelegramId::parse(7).unwrap(),
+            language_code: language.map(str::to_owned),
+            order_id: domain::OrderId(123),
+            total_amount: money("1500.50"),
+            from: OrderStatus::Pending,
+            to,
+            by: domain::outbox::ChangedBy::System,
+        }
+    }
+
+    #[test]
+    fn the_status_message_names_the_order_its_status_and_its_total() {
+        assert_eq!(
+            render_status_message(&change(OrderStatus::Confirmed, Some("ru"))),
+            "📦 Заказ #123 подтверждён\n💰 Сумма: 1500.50 ₽"
+        );
+        assert_eq!(
+            render_status_message(&change(OrderStatus::Confirmed, Some("en"))),
+            "📦 Order #123 is confirmed\n💰 Total: 1500.50 ₽"
+        );
+        assert_eq!(
+            render_status_message(&change(OrderStatus::Cancelled, None)),
+            "📦 Заказ #123 отменён\n💰 Сумма: 1500.50 ₽"
+        );
+    }
+
+    fn placed(status: OrderStatus, comment: String) -> OrderPlaced {
+        let at = time::macros::datetime!(2025-12-22 12:30 UTC);
+        OrderPlaced {
+            order: Order {
+                id: domain::OrderId(5),
+                user_id: domain::UserId(1),
+                status,
+                total_amount: money("100"),
+                delivery_address: "addr".into(),
+                phone: "+79001234567".into(),
+                comment: Some(comment),
+                created_at: at,
+                updated_at: at,
+                items: vec![],
+            },
+            customer: domain::TelegramId::parse(7).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_managers_update_is_the_order_message_with_its_status() {
+        let order = placed(OrderStatus::Delivered, "ok".into());
+        assert_eq!(
+            render_manager_update(&order, UtcOffset::UTC),
+            format!(
+                "{}\n\n📌 Статус: доставлен",
+                render_order_message(&order, UtcOffset::UTC)
+            )
+        );
+    }
+
+    #[test]
+    fn the_managers_update_of_a_huge_order_still_fits_with_its_status() {
+        let order = placed(OrderStatus::Confirmed, "к".repeat(5000));
+        let text = render_manager_update(&order, UtcOffset::UTC);
+        assert!(telegram_len(&text) <= MESSAGE_LIMIT);
+        assert!(text.ends_with("📌 Статус: подтверждён"));
+        assert!(text.contains(ELLIPSIS), "the comment was shortened instead");
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl Application {
             catalog: store.clone(),
             orders: store.clone(),
             lifecycle: store.clone(),
+            relay_wake: Arc::clone(&relay_wake),
             order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store.clone()),
             storage: Arc::new(database.clone()),

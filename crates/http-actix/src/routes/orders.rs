@@ -303,6 +303,8 @@ pub async fn cancel_mine(
             // The units went back to these products' stock, which the catalog shows.
             let products: Vec<i64> = order.items.iter().map(|item| item.product_id.0).collect();
             cache.invalidate_products(&products);
+            // The customer's message and the manager's refreshed one are in the outbox.
+            state.relay_wake.notify_one();
             Ok(HttpResponse::Ok().json(with_history(&state, order).await?))
         }
         Err(CancelError::NotFound) => Err(ApiError::NotFound("Order not found")),

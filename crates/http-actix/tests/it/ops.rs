@@ -6,7 +6,7 @@ use actix_web::test::TestRequest;
 use async_trait::async_trait;
 use domain::RepositoryError;
 use domain::order::PlaceOrderError;
-use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded};
+use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recipient, Recorded};
 use domain::ports::{MockOutbox, MockStorageProbe, Outbox, PoolStats, StorageProbe};
 
 use crate::support::*;
@@ -63,7 +63,7 @@ impl Outbox for HangingOutbox {
     async fn release(&self, _: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
-    async fn hold_pending(&self, _: Duration) -> Result<(), RepositoryError> {
+    async fn hold_chat(&self, _: &Recipient, _: Duration) -> Result<(), RepositoryError> {
         std::future::pending().await
     }
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {
@@ -374,7 +374,7 @@ impl Outbox for CountingOutbox {
     async fn release(&self, _: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
         unreachable!("metrics only count")
     }
-    async fn hold_pending(&self, _: Duration) -> Result<(), RepositoryError> {
+    async fn hold_chat(&self, _: &Recipient, _: Duration) -> Result<(), RepositoryError> {
         unreachable!("metrics only count")
     }
     async fn counts(&self) -> Result<OutboxCounts, RepositoryError> {

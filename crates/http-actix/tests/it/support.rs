@@ -122,6 +122,7 @@ impl Mocks {
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
             lifecycle: Arc::new(self.lifecycle),
+            relay_wake: Arc::new(tokio::sync::Notify::new()),
             order_service: OrderService::new(
                 orders,
                 Arc::new(self.idempotency),

@@ -5,9 +5,13 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// `domain::outbox::ORDER_CREATED`; a CHECK constraint keeps it to the known kinds.
+    /// `domain::outbox::EventKind::as_str`; a CHECK constraint keeps it to the known kinds.
     pub kind: String,
     pub order_id: i64,
+    /// The recipient's chat key (`domain::outbox::Recipient::chat_key`).
+    pub chat: String,
+    /// What the kind needs beyond its order, as JSON (see `crate::outbox`).
+    pub payload: Option<String>,
     /// `PENDING`, `SENT` or `DEAD` (see `crate::outbox`).
     pub status: String,
     pub attempts: i32,

@@ -10,6 +10,8 @@ pub struct Model {
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// The IETF language tag from the user's initData, if any.
+    pub language_code: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
 }

@@ -1,12 +1,14 @@
 //! [`OrderLifecycle`] over SQL: a status change is one transaction that moves the status
 //! only if it is still the one the domain checked the transition from (a compare-and-set),
-//! writes the history row, and for a cancellation returns the order's units to limited
+//! writes the history row and the outbox events the change causes (the customer's message,
+//! the manager's message refreshed), and for a cancellation returns the order's units to limited
 //! stock, in product-id order like placement takes them, so the two never deadlock.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use domain::lifecycle::{Applied, ChangedBy, Scope, StatusChange, StatusHistoryEntry};
+use domain::outbox::OutboxEvent;
 use domain::ports::OrderLifecycle;
 use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -18,6 +20,7 @@ use sea_orm::{
 use super::lines_of;
 use crate::entities::{order_status_history, orders, products};
 use crate::error::{corrupt_row, repository_error};
+use crate::outbox::append_outbox_event;
 use crate::store::{SqlStore, order_from_rows, timestamp_value};
 use crate::transaction::write_transaction;
 
@@ -153,6 +156,26 @@ async fn apply(
         )
         .await
         .map_err(|err| repository_error(err, "failed to write the history row"))?;
+
+    // What the change tells, written with it: the customer's message in their chat, and
+    // the manager's order message refreshed to the new status.
+    append_outbox_event(
+        transaction,
+        &OutboxEvent::OrderStatusChanged {
+            order_id: change.order_id,
+            from: change.from,
+            to: change.to,
+            by: change.by,
+        },
+    )
+    .await?;
+    append_outbox_event(
+        transaction,
+        &OutboxEvent::ManagerMessageUpdate {
+            order_id: change.order_id,
+        },
+    )
+    .await?;
 
     let order = orders::Entity::find_by_id(order_id)
         .one(transaction)

@@ -75,6 +75,16 @@ async fn a_change_moves_the_status_and_writes_its_history(db: &TestDatabase) {
         ]
     );
     assert_eq!(history[0].at, T0);
+    // The change wrote what it tells: the customer's message and the manager's refresh.
+    let told = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM outbox_events WHERE order_id = {} \
+             AND kind IN ('order_status_changed', 'manager_message_update')",
+            order.id.0
+        ))
+        .await
+        .unwrap();
+    assert_eq!(told, 2);
     assert_eq!(history[1].note.as_deref(), Some("позвонили"));
     assert!(store.history(OrderId(999_999)).await.unwrap().is_empty());
 }
@@ -114,6 +124,8 @@ async fn a_stale_change_writes_nothing(db: &TestDatabase) {
         }
     );
     assert_eq!(count(db, "order_status_history").await, 1);
+    // One order_created, and the two events of the one change that happened.
+    assert_eq!(count(db, "outbox_events").await, 3);
     let missing = store
         .apply_status_change(change(
             OrderId(999_999),

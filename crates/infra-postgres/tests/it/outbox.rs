@@ -5,11 +5,16 @@
 //! machine), and move time on by rewriting the stored instants into the past or future.
 
 use domain::order::{NewOrder, PlaceOrderError};
-use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recorded, prune_sent};
-use domain::ports::{OrderRepository, Outbox};
-use domain::{Order, TelegramId};
+use domain::outbox::{
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, OutboxCounts, OutboxEvent, Recipient,
+    Recorded, prune_sent,
+};
+use domain::ports::{
+    Notification, OrderPlaced, OrderRepository, Outbox, StatusChanged, UserRepository,
+};
+use domain::{Order, OrderStatus, TelegramId};
 use infra_postgres::test_support::TestDatabase;
-use infra_postgres::{Database, PoolOptions};
+use infra_postgres::{Database, PoolOptions, append_outbox_event};
 use sea_orm::{ConnectionTrait, Statement};
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
@@ -27,6 +32,11 @@ contract_tests!(
     release_clears_only_the_lease,
     a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none,
     a_hold_never_moves_earlier,
+    a_hold_keeps_back_only_its_own_chat,
+    events_appended_in_a_transaction_are_claimed_with_what_they_need,
+    an_appended_event_is_written_only_if_its_transaction_commits,
+    a_manager_message_update_waits_for_the_new_order_message,
+    an_order_is_announced_once_but_may_change_status_many_times,
     counts_summarise_the_outbox,
     counts_read_only_the_partial_indexes_of_pending_and_dead_events,
     retry_dead_puts_dead_events_back_in_line,
@@ -110,6 +120,8 @@ struct EventRow {
     sent_at: Option<OffsetDateTime>,
     dead_at: Option<OffsetDateTime>,
     claim_token: Option<String>,
+    chat: String,
+    payload: Option<String>,
 }
 
 /// Every outbox row, by id.
@@ -137,6 +149,8 @@ async fn events(db: &TestDatabase) -> Vec<EventRow> {
             sent_at: row.try_get("", "sent_at").unwrap(),
             dead_at: row.try_get("", "dead_at").unwrap(),
             claim_token: row.try_get("", "claim_token").unwrap(),
+            chat: row.try_get("", "chat").unwrap(),
+            payload: row.try_get("", "payload").unwrap(),
         })
         .collect()
 }
@@ -155,7 +169,15 @@ async fn claim(db: &TestDatabase, limit: u32) -> Vec<ClaimedEvent> {
 }
 
 fn order_ids(claimed: &[ClaimedEvent]) -> Vec<i64> {
-    claimed.iter().map(|e| e.notification.order.id.0).collect()
+    claimed.iter().map(|e| e.order_id.0).collect()
+}
+
+/// The new-order notification a claimed `order_created` event carries.
+fn placed(event: &ClaimedEvent) -> &OrderPlaced {
+    match &event.notification {
+        Ok(Notification::NewOrder(placed)) => placed,
+        other => panic!("not a new order: {other:?}"),
+    }
 }
 
 fn ids_of(claimed: &[ClaimedEvent]) -> Vec<EventId> {
@@ -262,23 +284,27 @@ async fn claim_returns_due_events_oldest_first_up_to_the_limit_with_their_orders
         assert_eq!(stored.claim_token.as_deref(), Some(claimed.token.as_str()));
     }
     // The full order, exactly as placed, and who placed it.
-    assert_eq!(claimed[0].notification.order, first);
-    assert_eq!(claimed[0].notification.order.items.len(), 1);
-    assert_eq!(claimed[0].notification.order.items[0].quantity, 3);
+    assert_eq!(placed(&claimed[0]).order, first);
+    assert_eq!(placed(&claimed[0]).order.items.len(), 1);
+    assert_eq!(placed(&claimed[0]).order.items[0].quantity, 3);
     assert_eq!(
-        claimed[0].notification.customer,
+        placed(&claimed[0]).customer,
         TelegramId::parse(1001).unwrap()
     );
-    assert_eq!(claimed[1].notification.order, second);
     assert_eq!(
-        claimed[1].notification.customer,
+        (claimed[0].kind, claimed[0].recipient),
+        (EventKind::OrderCreated, Recipient::ManagerChat)
+    );
+    assert_eq!(placed(&claimed[1]).order, second);
+    assert_eq!(
+        placed(&claimed[1]).customer,
         TelegramId::parse(6_000_000_001).unwrap()
     );
 
     // The rest that is due; the event due in an hour is not.
     let rest = claim(db, 10).await;
     assert_eq!(order_ids(&rest), [third.id.0]);
-    assert_eq!(rest[0].notification.order, third);
+    assert_eq!(placed(&rest[0]).order, third);
     assert!(claim(db, 10).await.is_empty());
     assert!(claim(db, 0).await.is_empty());
 }
@@ -569,7 +595,7 @@ async fn a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none(db: &Test
 
     let from = before();
     store
-        .hold_pending(std::time::Duration::from_secs(5))
+        .hold_chat(&Recipient::ManagerChat, std::time::Duration::from_secs(5))
         .await
         .unwrap();
 
@@ -607,11 +633,11 @@ async fn a_hold_never_moves_earlier(db: &TestDatabase) {
 
     let from = before();
     store
-        .hold_pending(std::time::Duration::from_secs(30))
+        .hold_chat(&Recipient::ManagerChat, std::time::Duration::from_secs(30))
         .await
         .unwrap();
     store
-        .hold_pending(std::time::Duration::from_secs(1))
+        .hold_chat(&Recipient::ManagerChat, std::time::Duration::from_secs(1))
         .await
         .unwrap();
 
@@ -627,6 +653,201 @@ async fn a_hold_never_moves_earlier(db: &TestDatabase) {
     );
     set_time(db, "outbox_holds", "held_until", T0, "TRUE").await;
     assert_eq!(ids_of(&claim(db, 10).await), ids);
+}
+
+/// Appends `events` in one transaction and commits it.
+async fn append(db: &TestDatabase, events: &[OutboxEvent]) -> Vec<EventId> {
+    use sea_orm::TransactionTrait;
+    let transaction = db.database().connection().begin().await.unwrap();
+    let mut ids = Vec::new();
+    for event in events {
+        ids.push(append_outbox_event(&transaction, event).await.unwrap());
+    }
+    transaction.commit().await.unwrap();
+    ids
+}
+
+fn confirmed(order: &Order) -> OutboxEvent {
+    OutboxEvent::OrderStatusChanged {
+        order_id: order.id,
+        from: OrderStatus::Pending,
+        to: OrderStatus::Confirmed,
+        by: ChangedBy::Manager(TelegramId::parse(555).unwrap()),
+    }
+}
+
+async fn a_hold_keeps_back_only_its_own_chat(db: &TestDatabase) {
+    let (orders, created) = orders_with_events(db, 2).await;
+    let changed = append(db, &[confirmed(&orders[0]), confirmed(&orders[1])]).await;
+    let customer = Recipient::Customer(TelegramId::parse(1001).unwrap());
+
+    db.store()
+        .hold_chat(&customer, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let claimed = claim(db, 10).await;
+    assert_eq!(
+        ids_of(&claimed),
+        created,
+        "the manager chat's events go on while the customer's chat is held"
+    );
+    db.store()
+        .release(
+            &claimed
+                .iter()
+                .map(|e| (e.id, e.token.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+
+    db.store()
+        .hold_chat(&Recipient::ManagerChat, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(claim(db, 10).await.is_empty(), "both chats are held");
+    set_time(
+        db,
+        "outbox_holds",
+        "held_until",
+        T0,
+        &format!("chat = '{}'", customer.chat_key()),
+    )
+    .await;
+    assert_eq!(
+        ids_of(&claim(db, 10).await),
+        changed,
+        "the customer's hold ended; the manager chat's still runs"
+    );
+}
+
+async fn events_appended_in_a_transaction_are_claimed_with_what_they_need(db: &TestDatabase) {
+    let product = one_product(db).await;
+    let user = new_user(db, 1001).await;
+    // The customer's language, as their initData said.
+    db.store()
+        .upsert(
+            &domain::auth::TelegramUser {
+                language_code: Some("en".to_owned()),
+                ..crate::support::profile(1001, None)
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let order = place_order(db, &user, product, 2, T0).await;
+    let created = claim(db, 10).await;
+    let recorded = db
+        .store()
+        .mark_sent(created[0].id, &created[0].token, Some(4242))
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Done);
+
+    let ids = append(
+        db,
+        &[
+            OutboxEvent::OrderStatusChanged {
+                order_id: order.id,
+                from: OrderStatus::Pending,
+                to: OrderStatus::Cancelled,
+                by: ChangedBy::Customer,
+            },
+            OutboxEvent::ManagerMessageUpdate { order_id: order.id },
+        ],
+    )
+    .await;
+
+    let stored = events(db).await;
+    assert_eq!(stored[1].chat, "user:1001");
+    assert_eq!(stored[2].chat, "manager_chat");
+    assert_eq!(stored[2].payload, None);
+    let claimed = claim(db, 10).await;
+    assert_eq!(ids_of(&claimed), ids);
+    let customer = TelegramId::parse(1001).unwrap();
+    assert_eq!(claimed[0].recipient, Recipient::Customer(customer));
+    assert_eq!(
+        claimed[0].notification,
+        Ok(Notification::StatusChanged(StatusChanged {
+            customer,
+            language_code: Some("en".to_owned()),
+            order_id: order.id,
+            total_amount: order.total_amount,
+            from: OrderStatus::Pending,
+            to: OrderStatus::Cancelled,
+            by: ChangedBy::Customer,
+        }))
+    );
+    assert_eq!(claimed[1].recipient, Recipient::ManagerChat);
+    match &claimed[1].notification {
+        Ok(Notification::ManagerMessageEdit {
+            message_id,
+            order: placed,
+        }) => {
+            assert_eq!(*message_id, 4242, "the edit names the new-order message");
+            assert_eq!(placed.order, order);
+        }
+        other => panic!("not an edit: {other:?}"),
+    }
+}
+
+async fn an_appended_event_is_written_only_if_its_transaction_commits(db: &TestDatabase) {
+    use sea_orm::TransactionTrait;
+    let (orders, _) = orders_with_events(db, 1).await;
+    let transaction = db.database().connection().begin().await.unwrap();
+    append_outbox_event(&transaction, &confirmed(&orders[0]))
+        .await
+        .unwrap();
+    transaction.rollback().await.unwrap();
+    assert_eq!(
+        count(db, "outbox_events").await,
+        1,
+        "only the order's own event"
+    );
+
+    let transaction = db.database().connection().begin().await.unwrap();
+    let missing = OutboxEvent::ManagerMessageUpdate {
+        order_id: domain::OrderId(orders[0].id.0 + 1000),
+    };
+    assert!(
+        append_outbox_event(&transaction, &missing).await.is_err(),
+        "an event of an order that does not exist is refused"
+    );
+    transaction.rollback().await.unwrap();
+}
+
+async fn a_manager_message_update_waits_for_the_new_order_message(db: &TestDatabase) {
+    let (orders, _) = orders_with_events(db, 1).await;
+    let created = claim(db, 1).await;
+    let update = append(
+        db,
+        &[OutboxEvent::ManagerMessageUpdate {
+            order_id: orders[0].id,
+        }],
+    )
+    .await;
+    let claimed = claim(db, 10).await;
+    assert_eq!(ids_of(&claimed), update);
+    let reason = claimed[0].notification.clone().unwrap_err().reason;
+    assert!(reason.contains("not sent yet"), "{reason}");
+    assert!(created[0].attempts == 0);
+}
+
+async fn an_order_is_announced_once_but_may_change_status_many_times(db: &TestDatabase) {
+    let (orders, _) = orders_with_events(db, 1).await;
+    append(db, &[confirmed(&orders[0]), confirmed(&orders[0])]).await;
+    use sea_orm::TransactionTrait;
+    let transaction = db.database().connection().begin().await.unwrap();
+    let twice = append_outbox_event(
+        &transaction,
+        &OutboxEvent::OrderCreated {
+            order_id: orders[0].id,
+        },
+    )
+    .await;
+    assert!(twice.is_err(), "a second order_created event was accepted");
+    transaction.rollback().await.unwrap();
+    assert_eq!(count(db, "outbox_events").await, 3);
 }
 
 async fn counts_summarise_the_outbox(db: &TestDatabase) {

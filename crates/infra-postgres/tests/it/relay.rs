@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::clock::{Clock, SystemClock};
 use domain::outbox::{Relay, RelayConfig};
-use domain::ports::{DeliveryReceipt, Notifier, NotifyError, OrderPlaced, Outbox};
+use domain::ports::{DeliveryReceipt, Notification, Notifier, NotifyError, Outbox};
 use infra_postgres::test_support::TestDatabase;
 use infra_postgres::{Database, PoolOptions};
 use time::OffsetDateTime;
@@ -51,14 +51,11 @@ impl RecordingNotifier {
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
-    async fn order_placed(
-        &self,
-        notification: &OrderPlaced,
-    ) -> Result<DeliveryReceipt, NotifyError> {
+    async fn deliver(&self, notification: &Notification) -> Result<DeliveryReceipt, NotifyError> {
         if !self.met.swap(true, Ordering::SeqCst) {
             self.meeting.wait().await;
         }
-        let order_id = notification.order.id.0;
+        let order_id = notification.order_id().0;
         self.delivered.lock().unwrap().push(order_id);
         Ok(DeliveryReceipt {
             message_id: Some(message_id(order_id)),
@@ -188,10 +185,7 @@ struct SlowNotifier {
 
 #[async_trait]
 impl Notifier for SlowNotifier {
-    async fn order_placed(
-        &self,
-        notification: &OrderPlaced,
-    ) -> Result<DeliveryReceipt, NotifyError> {
+    async fn deliver(&self, notification: &Notification) -> Result<DeliveryReceipt, NotifyError> {
         self.sending.notify_one();
         if let Some(passes) = &self.other_passes {
             let mut passes = passes.clone();
@@ -199,7 +193,7 @@ impl Notifier for SlowNotifier {
             // An error means the other relay is done: nothing is left to wait for.
             let _ = passes.wait_for(|&n| n >= seen + 2).await;
         }
-        let order_id = notification.order.id.0;
+        let order_id = notification.order_id().0;
         self.delivered.lock().unwrap().push(order_id);
         Ok(DeliveryReceipt {
             message_id: Some(message_id(order_id)),

@@ -29,6 +29,7 @@ pub fn profile(telegram_id: i64, username: Option<&str>) -> TelegramUser {
         username: username.map(str::to_owned),
         first_name: Some("Иван".to_owned()),
         last_name: None,
+        language_code: None,
     }
 }
 

@@ -11,7 +11,39 @@ contract_tests!(
     upsert_without_changes_keeps_updated_at,
     concurrent_first_upserts_of_one_user_share_one_row,
     upsert_keeps_telegram_ids_beyond_32_bits,
+    upsert_stores_the_language_code_and_a_change_of_it_is_a_change,
 );
+
+/// The stored `language_code` of the user with this Telegram id.
+async fn language_code(db: &TestDatabase, telegram_id: i64) -> Option<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let connection = db.database().connection();
+    connection
+        .query_one_raw(Statement::from_string(
+            connection.get_database_backend(),
+            format!("SELECT language_code FROM users WHERE telegram_id = {telegram_id}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "language_code")
+        .unwrap()
+}
+
+async fn upsert_stores_the_language_code_and_a_change_of_it_is_a_change(db: &TestDatabase) {
+    let store = db.store();
+    let mut english = profile(42, Some("ivan"));
+    english.language_code = Some("en".to_owned());
+    store.upsert(&english, T0).await.unwrap();
+    assert_eq!(language_code(db, 42).await.as_deref(), Some("en"));
+
+    let later = T0 + Duration::hours(1);
+    let mut russian = english.clone();
+    russian.language_code = Some("ru".to_owned());
+    let updated = store.upsert(&russian, later).await.unwrap();
+    assert_eq!(language_code(db, 42).await.as_deref(), Some("ru"));
+    assert_eq!(updated.updated_at, later);
+}
 
 async fn upsert_creates_the_user_then_updates_names_keeping_the_id(db: &TestDatabase) {
     let store = db.store();

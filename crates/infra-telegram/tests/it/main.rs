@@ -5,6 +5,7 @@
 // call; here too a failed unwrap is simply a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chats;
 mod check_chat;
 mod errors;
 mod rendering;

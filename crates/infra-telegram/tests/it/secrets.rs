@@ -4,7 +4,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::ports::{Notifier, NotifyError};
+use domain::ports::{Notification, Notifier, NotifyError};
 use infra_telegram::{BotToken, TelegramConfig, TelegramConfigError, TelegramNotifier};
 use wiremock::{MockServer, ResponseTemplate};
 
@@ -138,7 +138,10 @@ async fn logs_name_the_order_and_message_but_nothing_secret() {
     {
         // A current-thread runtime keeps the whole call on this thread, under this subscriber.
         let _guard = tracing::subscriber::set_default(subscriber);
-        notifier.order_placed(&seed_order()).await.unwrap();
+        notifier
+            .deliver(&Notification::NewOrder(seed_order()))
+            .await
+            .unwrap();
         let _ = notifier.check_chat().await;
     }
 

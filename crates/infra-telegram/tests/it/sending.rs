@@ -1,6 +1,6 @@
 //! What goes over the wire when all is well.
 
-use domain::ports::Notifier;
+use domain::ports::{Notification, Notifier};
 use infra_telegram::{MESSAGE_LIMIT, TelegramNotifier};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
@@ -38,7 +38,10 @@ async fn the_seed_order_is_posted_as_html_to_the_managers_chat() {
         .mount(&server)
         .await;
 
-    let receipt = notifier(&server).order_placed(&seed_order()).await.unwrap();
+    let receipt = notifier(&server)
+        .deliver(&Notification::NewOrder(seed_order()))
+        .await
+        .unwrap();
     assert_eq!(
         receipt.message_id,
         Some(42),
@@ -79,7 +82,10 @@ async fn a_huge_order_is_still_sent_within_the_limit() {
     let server = MockServer::start().await;
     answer(&server, "sendMessage", sent(7)).await;
 
-    notifier(&server).order_placed(&huge_order()).await.unwrap();
+    notifier(&server)
+        .deliver(&Notification::NewOrder(huge_order()))
+        .await
+        .unwrap();
 
     let bodies = posted_bodies(&server).await;
     assert_eq!(bodies.len(), 1);
@@ -95,7 +101,10 @@ async fn one_notifier_serves_many_sends() {
     let notifier = notifier(&server);
 
     for _ in 0..3 {
-        notifier.order_placed(&seed_order()).await.unwrap();
+        notifier
+            .deliver(&Notification::NewOrder(seed_order()))
+            .await
+            .unwrap();
     }
 
     assert_eq!(server.received_requests().await.unwrap().len(), 3);

@@ -118,9 +118,9 @@ pub async fn answer(server: &MockServer, method_name: &str, response: ResponseTe
 
 /// Sends the seed order and returns the error it must fail with.
 pub async fn order_placed_error(notifier: &TelegramNotifier) -> NotifyError {
-    use domain::ports::Notifier;
+    use domain::ports::{Notification, Notifier};
     notifier
-        .order_placed(&seed_order())
+        .deliver(&Notification::NewOrder(seed_order()))
         .await
         .expect_err("the notification should fail")
 }

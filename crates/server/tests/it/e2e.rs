@@ -309,6 +309,21 @@ async fn walk_the_shop(database: DatabaseTarget) {
         message["text"].as_str().unwrap(),
         expected_message(&order, 987_654_321, "Домофон не работает")
     );
+
+    // The cancellation told the customer in their chat, and refreshed the manager's
+    // message to show it.
+    let mut calls = vec![telegram.next_call().await, telegram.next_call().await];
+    calls.sort_by(|a, b| a.0.cmp(&b.0));
+    let (edit, told) = (&calls[0], &calls[1]);
+    assert_eq!(edit.0, "editMessageText", "{calls:?}");
+    assert_eq!(edit.1["chat_id"], MANAGER_CHAT);
+    assert_eq!(told.0, "sendMessage", "{calls:?}");
+    assert_eq!(told.1["chat_id"], 987_654_321);
+    let text = told.1["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("#{}", order["id"])) && text.contains("отменён"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::auth::InitDataVerifier;
@@ -10,31 +12,57 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const TOKEN: &str = "123456:E2E-TEST-TOKEN";
 pub const MANAGER_CHAT: i64 = 424_242;
 
-/// A fake Telegram Bot API that hands every sendMessage body to the test as it arrives,
-/// so tests wait on the message itself rather than on a timer.
+/// A fake Telegram Bot API that hands every sendMessage and editMessageText body to the
+/// test as it arrives, so tests wait on the message itself rather than on a timer. Every
+/// chat is answered with success unless [`FakeTelegram::answer_chat`] scripted it
+/// otherwise (a 429, a 403, a 5xx...).
 pub struct FakeTelegram {
     pub server: MockServer,
-    pub messages: mpsc::UnboundedReceiver<serde_json::Value>,
+    pub messages: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    answers: Arc<Mutex<HashMap<i64, ResponseTemplate>>>,
 }
 
-struct Forward(mpsc::UnboundedSender<serde_json::Value>);
+struct Forward {
+    calls: mpsc::UnboundedSender<(String, serde_json::Value)>,
+    answers: Arc<Mutex<HashMap<i64, ResponseTemplate>>>,
+}
 
 impl Respond for Forward {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
-        let _ = self.0.send(body);
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"ok": true, "result": {"message_id": 77}}))
+        let method = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let scripted = body["chat_id"].as_i64().and_then(|chat| {
+            self.answers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&chat)
+                .cloned()
+        });
+        let _ = self.calls.send((method, body));
+        scripted.unwrap_or_else(|| {
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "result": {"message_id": 77}}))
+        })
     }
 }
 
 impl FakeTelegram {
     pub async fn start() -> Self {
         let server = MockServer::start().await;
-        let (tx, messages) = mpsc::unbounded_channel();
+        let (calls, messages) = mpsc::unbounded_channel();
+        let answers = Arc::new(Mutex::new(HashMap::new()));
         Mock::given(method("POST"))
-            .and(path_regex(r"^/bot[^/]+/sendMessage$"))
-            .respond_with(Forward(tx))
+            .and(path_regex(r"^/bot[^/]+/(sendMessage|editMessageText)$"))
+            .respond_with(Forward {
+                calls,
+                answers: answers.clone(),
+            })
             .mount(&server)
             .await;
         Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
@@ -43,16 +71,50 @@ impl FakeTelegram {
             ))
             .mount(&server)
             .await;
-        Self { server, messages }
+        Self {
+            server,
+            messages,
+            answers,
+        }
+    }
+
+    /// Answers every later call to `chat_id` with `response`.
+    pub fn answer_chat(&self, chat_id: i64, response: ResponseTemplate) {
+        self.answers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(chat_id, response);
     }
 
     /// The next message sent to Telegram, or a panic after a generous deadline.
     pub async fn next_message(&mut self) -> serde_json::Value {
+        self.next_call().await.1
+    }
+
+    /// The next call (method, body), or a panic after a generous deadline.
+    pub async fn next_call(&mut self) -> (String, serde_json::Value) {
         tokio::time::timeout(Duration::from_secs(30), self.messages.recv())
             .await
             .expect("no Telegram message arrived")
             .expect("the fake Telegram closed")
     }
+}
+
+/// Telegram's error answer.
+pub fn telegram_error(
+    status: u16,
+    description: &str,
+    retry_after: Option<u64>,
+) -> ResponseTemplate {
+    let mut body = serde_json::json!({
+        "ok": false,
+        "error_code": status,
+        "description": description,
+    });
+    if let Some(retry_after) = retry_after {
+        body["parameters"] = serde_json::json!({ "retry_after": retry_after });
+    }
+    ResponseTemplate::new(status).set_body_json(body)
 }
 
 pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
