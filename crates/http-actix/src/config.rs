@@ -50,6 +50,36 @@ pub struct HttpSettings {
     pub metrics_enabled: bool,
     /// Seconds catalog answers may be served from memory (0–3600; 0 turns the cache off).
     pub catalog_cache_ttl: u32,
+    /// Telegram's updates arrive at `POST /telegram/webhook` with this secret in
+    /// `X-Telegram-Bot-Api-Secret-Token` (1–256 of `A-Z a-z 0-9 _ -`); unset or empty: no
+    /// webhook.
+    pub telegram_webhook_secret: Option<WebhookSecret>,
+}
+
+/// `TELEGRAM_WEBHOOK_SECRET`: a secret, never printed (`{:?}` redacts it).
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookSecret(secrecy::SecretString);
+
+impl WebhookSecret {
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for WebhookSecret {}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
 }
 
 impl Default for HttpSettings {
@@ -65,6 +95,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             metrics_enabled: true,
             catalog_cache_ttl: 5,
+            telegram_webhook_secret: None,
         }
     }
 }
@@ -93,7 +124,23 @@ impl HttpSettings {
                 "must be between 0 (off) and 3600 seconds",
             ));
         }
+        if let Some(secret) = self.webhook_secret()
+            && !is_webhook_secret(secret)
+        {
+            return Err(InvalidSetting::new(
+                "TELEGRAM_WEBHOOK_SECRET",
+                "must be 1 to 256 characters of A-Z, a-z, 0-9, _ and - (what Telegram accepts)",
+            ));
+        }
         check_range("SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout_secs, 1..=600)
+    }
+
+    /// `TELEGRAM_WEBHOOK_SECRET`, when set and not empty.
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.telegram_webhook_secret
+            .as_ref()
+            .map(WebhookSecret::expose)
+            .filter(|secret| !secret.is_empty())
     }
 
     /// How long in-flight requests may take to finish after a stop signal.
@@ -116,8 +163,17 @@ impl HttpSettings {
             catalog_cache_ttl: Duration::from_secs(u64::from(self.catalog_cache_ttl)),
             catalog_cache_max_entries: CATALOG_CACHE_MAX_ENTRIES,
             catalog_cache_max_bytes: CATALOG_CACHE_MAX_BYTES,
+            telegram_webhook: self.webhook_secret().is_some(),
         }
     }
+}
+
+/// What Telegram accepts as a webhook's `secret_token`.
+fn is_webhook_secret(secret: &str) -> bool {
+    (1..=256).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -258,6 +314,9 @@ pub struct HttpConfig {
     pub catalog_cache_max_entries: usize,
     /// The most bytes of catalog answers kept.
     pub catalog_cache_max_bytes: usize,
+    /// Serve `POST /telegram/webhook` (the server sets it with `TELEGRAM_WEBHOOK_SECRET`,
+    /// and hands the secret and the bot to [`crate::ApiState::telegram`]).
+    pub telegram_webhook: bool,
 }
 
 impl Default for HttpConfig {

@@ -44,6 +44,8 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     /// The `Idempotency-Key` was used for a different request.
     IdempotencyKeyReused,
+    /// A Telegram webhook call without the configured secret.
+    WebhookUnauthorized,
     /// The customer may cancel only a PENDING order; this one is `current`.
     OrderNotCancellable(domain::OrderStatus),
     /// The database is unreachable or too slow: retry later.
@@ -87,6 +89,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::OrderNotCancellable(_) => "order_not_cancellable",
+            ApiError::WebhookUnauthorized => "invalid_webhook_secret",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotReady(_) => "not_ready",
@@ -113,6 +116,7 @@ impl ApiError {
                 "This Idempotency-Key was used for a different request"
             }
             ApiError::OrderNotCancellable(_) => "The order can no longer be cancelled",
+            ApiError::WebhookUnauthorized => "Not Telegram",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::NotReady(_) => "The service is not ready",
@@ -170,6 +174,9 @@ impl ApiError {
             ),
             ApiError::IdempotencyKeyReused => {
                 Some("use a new Idempotency-Key for a different order".to_owned())
+            }
+            ApiError::WebhookUnauthorized => {
+                Some("the X-Telegram-Bot-Api-Secret-Token header is missing or wrong".to_owned())
             }
             ApiError::OrderNotCancellable(current) => Some(format!(
                 "the order is {current}; only a PENDING order can be cancelled here, ask the shop"
@@ -324,7 +331,7 @@ impl ResponseError for ApiError {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,

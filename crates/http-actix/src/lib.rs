@@ -90,6 +90,9 @@ pub struct ApiState {
     pub lifecycle: Arc<dyn domain::ports::OrderLifecycle>,
     /// Woken after a change that wrote outbox events, so the relay sends them at once.
     pub relay_wake: Arc<tokio::sync::Notify>,
+    /// The bot behind `POST /telegram/webhook`, with the secret Telegram must send; `None`
+    /// when there is no webhook.
+    pub telegram: Option<TelegramWebhook>,
     pub order_service: OrderService,
     pub authenticator: Authenticator,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
@@ -97,6 +100,19 @@ pub struct ApiState {
     /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],
     /// never by a scrape.
     pub outbox: Arc<dyn Outbox>,
+}
+
+/// The bot's webhook: the service that handles updates, and the secret they carry.
+#[derive(Clone)]
+pub struct TelegramWebhook {
+    pub bot: domain::bot::BotService,
+    pub secret: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for TelegramWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramWebhook").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ApiState {

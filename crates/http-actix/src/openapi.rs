@@ -48,6 +48,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::orders::get_mine,
         routes::orders::cancel_mine,
         routes::assets::demo_asset,
+        routes::telegram::webhook,
         routes::ops::health,
         routes::ops::ready,
         routes::ops::metrics,
@@ -69,6 +70,7 @@ pub const TMA_SCHEME: &str = "tma";
             InvalidOrder,
             OrderConflict,
             NotCancellable,
+            WebhookUnauthorized,
             RateLimited,
             Internal,
             Unavailable,
@@ -80,6 +82,7 @@ pub const TMA_SCHEME: &str = "tma";
         (name = "catalog", description = "Categories and products; no authentication"),
         (name = "customer", description = "The authenticated customer and their orders"),
         (name = "operations", description = "Probes and metrics for operators; not under /api/v1"),
+        (name = "telegram", description = "Telegram's webhook, served when TELEGRAM_WEBHOOK_SECRET is set"),
         (name = "assets", description = "Pictures BotShop serves itself (the demo catalog's); not under /api/v1"),
     )
 )]
@@ -270,6 +273,12 @@ problem_responses! {
     NotCancellable => problem_response(
         "The order is past PENDING: only the shop can cancel it now",
         &[ApiError::OrderNotCancellable(domain::OrderStatus::Confirmed)],
+        &[],
+    );
+    /// 401 from the Telegram webhook.
+    WebhookUnauthorized => problem_response(
+        "The call does not carry the webhook's secret: it is not from Telegram",
+        &[ApiError::WebhookUnauthorized],
         &[],
     );
     /// 429.

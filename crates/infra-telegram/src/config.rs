@@ -76,6 +76,8 @@ pub struct TelegramConfig {
     pub utc_offset: UtcOffset,
     /// The total time allowed for one API call.
     pub timeout: Duration,
+    /// The Mini App's HTTPS address (`MINI_APP_URL`): the button under the bot's welcome.
+    pub mini_app_url: Option<String>,
 }
 
 impl TelegramConfig {
@@ -87,6 +89,7 @@ impl TelegramConfig {
             manager_chat_id,
             utc_offset: DEFAULT_UTC_OFFSET,
             timeout: DEFAULT_TIMEOUT,
+            mini_app_url: None,
         }
     }
 }
@@ -109,6 +112,9 @@ pub struct TelegramSettings {
     pub notify_utc_offset: UtcOffset,
     /// Timeout of one API call, in seconds (1–60).
     pub telegram_timeout_secs: u32,
+    /// The Mini App's address (`https://…`), opened by the button under the bot's welcome
+    /// to `/start`. Empty counts as unset.
+    pub mini_app_url: Option<String>,
 }
 
 impl Default for TelegramSettings {
@@ -119,6 +125,7 @@ impl Default for TelegramSettings {
             telegram_api_url: DEFAULT_API_URL.to_owned(),
             notify_utc_offset: DEFAULT_UTC_OFFSET,
             telegram_timeout_secs: DEFAULT_TIMEOUT_SECS,
+            mini_app_url: None,
         }
     }
 }
@@ -138,7 +145,23 @@ impl TelegramSettings {
                 "must be an http:// or https:// URL",
             ));
         }
+        if let Some(url) = self.mini_app_url()
+            && !is_https_url(url)
+        {
+            return Err(InvalidSetting::new(
+                "MINI_APP_URL",
+                "must be an https:// URL (Telegram opens Mini Apps over HTTPS only)",
+            ));
+        }
         check_range("TELEGRAM_TIMEOUT_SECS", self.telegram_timeout_secs, 1..=60)
+    }
+
+    /// `MINI_APP_URL`, trimmed; `None` when unset or blank.
+    pub fn mini_app_url(&self) -> Option<&str> {
+        self.mini_app_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
     }
 
     /// How long one API call may take.
@@ -153,9 +176,23 @@ impl TelegramSettings {
             api_url: self.telegram_api_url.clone(),
             utc_offset: self.notify_utc_offset,
             timeout: self.timeout(),
+            mini_app_url: self.mini_app_url().map(str::to_owned),
             ..TelegramConfig::new(bot_token, manager_chat_id)
         }
     }
+}
+
+/// `https://` (any case), a host, and no white space or control characters.
+fn is_https_url(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .map(|_| &url[8..])
+    else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `TELEGRAM_BOT_TOKEN`: unset or blank is `None`; anything else must pass [`BotToken::new`].

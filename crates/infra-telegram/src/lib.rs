@@ -16,10 +16,12 @@
 //! the token replaced with `<redacted>`, and nothing logged here contains it. Neither do
 //! error reasons or logs contain the customer's phone, address or the message text.
 
+mod bot;
 mod config;
 mod notifier;
 mod render;
 
+pub use bot::{SHOP_BUTTON, render_welcome};
 pub use config::{
     BotToken, DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECS, DEFAULT_UTC_OFFSET,
     TelegramConfig, TelegramConfigError, TelegramSettings,

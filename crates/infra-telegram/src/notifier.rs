@@ -36,6 +36,8 @@ pub struct TelegramNotifier {
     manager_chat_id: i64,
     utc_offset: UtcOffset,
     timeout: StdDuration,
+    /// The Mini App the welcome's button opens, when there is one.
+    pub(crate) mini_app_url: Option<String>,
 }
 
 impl fmt::Debug for TelegramNotifier {
@@ -75,6 +77,7 @@ impl TelegramNotifier {
             manager_chat_id: config.manager_chat_id,
             utc_offset: config.utc_offset,
             timeout: config.timeout,
+            mini_app_url: config.mini_app_url,
         })
     }
 
@@ -171,7 +174,7 @@ impl TelegramNotifier {
     }
 
     /// Calls one Bot API method and returns its `result`.
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         request: &impl Serialize,
@@ -393,8 +396,8 @@ struct Success<T> {
 
 /// The part of a `Message` we keep.
 #[derive(Deserialize)]
-struct SentMessage {
-    message_id: i64,
+pub(crate) struct SentMessage {
+    pub(crate) message_id: i64,
 }
 
 /// `{"ok": false, "error_code": 429, "description": "...", "parameters": {...}}`; every

@@ -7,12 +7,13 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
 use domain::auth::InitDataVerifier;
+use domain::bot::BotService;
 use domain::clock::SystemClock;
 use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
-use domain::ports::{IdempotencyStore, Outbox};
+use domain::ports::{IdempotencyStore, Outbox, UpdateLog};
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
-use http_actix::{ApiState, CorsMode, Http};
+use http_actix::{ApiState, CorsMode, Http, TelegramWebhook};
 use infra_postgres::Database;
 use infra_telegram::TelegramNotifier;
 use migration::{Migrator, MigratorTrait};
@@ -63,11 +64,19 @@ impl Application {
         let relay_wake = Arc::new(Notify::new());
         let (keys_to_purge, outbox_to_prune): (Arc<dyn IdempotencyStore>, Arc<dyn Outbox>) =
             (store.clone(), store.clone());
+        let store_for_updates: Arc<dyn UpdateLog> = store.clone();
         let (stop_background, background_stopped) = watch::channel(false);
+        let mut webhook = None;
         let relay = match &settings.notifications {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
                 warn_if_manager_unreachable(Arc::clone(&telegram));
+                if let Some(secret) = settings.http.webhook_secret() {
+                    webhook = Some(TelegramWebhook {
+                        bot: BotService::new(store.clone(), telegram.clone()),
+                        secret: secret.to_owned().into(),
+                    });
+                }
                 let (outbox, config, wake) = (
                     store.clone(),
                     settings.relay_config(),
@@ -106,6 +115,7 @@ impl Application {
             orders: store.clone(),
             lifecycle: store.clone(),
             relay_wake: Arc::clone(&relay_wake),
+            telegram: webhook,
             order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store.clone()),
             storage: Arc::new(database.clone()),
@@ -139,6 +149,7 @@ impl Application {
         let purge = tokio::spawn(purge_expired_rows(
             keys_to_purge,
             outbox_to_prune,
+            store_for_updates,
             settings.relay.retention(),
             background_stopped,
         ));
@@ -231,6 +242,8 @@ async fn supervise_relay(make: impl Fn() -> Relay + Send + 'static, stop: watch:
 
 /// How often expired idempotency keys and old sent notifications are deleted.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long a Telegram update id is remembered: Telegram stops redelivering within a day.
+const UPDATE_MEMORY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Deletes idempotency keys older than 24 hours and sent notifications older than
 /// `retention` (`OUTBOX_RETENTION_DAYS`), at start and then hourly, until stopped. Every
@@ -238,6 +251,7 @@ const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600)
 async fn purge_expired_rows(
     keys: Arc<dyn IdempotencyStore>,
     outbox: Arc<dyn Outbox>,
+    updates: Arc<dyn UpdateLog>,
     retention: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -246,6 +260,11 @@ async fn purge_expired_rows(
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "could not purge expired idempotency keys"),
+        }
+        match updates.forget_older_than(UPDATE_MEMORY).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "forgot old Telegram update ids"),
+            Err(error) => tracing::warn!(%error, "could not forget old Telegram update ids"),
         }
         match prune_sent(outbox.as_ref(), retention, PRUNE_BATCH).await {
             Ok(0) => {}

@@ -376,6 +376,15 @@ impl Settings {
             ),
         };
 
+        if http.webhook_secret().is_some()
+            && !matches!(notifications, Notifications::Telegram { .. })
+        {
+            anyhow::bail!(
+                "invalid configuration: TELEGRAM_WEBHOOK_SECRET needs TELEGRAM_BOT_TOKEN and \
+                 MANAGER_CHAT_ID: the bot answers through them"
+            );
+        }
+
         Ok(Self {
             server,
             auth,
@@ -800,9 +809,35 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_needs_a_valid_secret_and_a_bot_that_can_answer() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TELEGRAM_WEBHOOK_SECRET", "has spaces!");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_WEBHOOK_SECRET"), "{error}");
+            assert!(
+                !error.contains("has spaces"),
+                "the value never shows: {error}"
+            );
+            // Valid, but in development with no token or chat: nobody could answer.
+            jail.set_env("TELEGRAM_WEBHOOK_SECRET", "s3cret_webhook-TOKEN");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_WEBHOOK_SECRET"), "{error}");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "42");
+            let settings = load_in(jail).unwrap();
+            assert_eq!(settings.http.webhook_secret(), Some("s3cret_webhook-TOKEN"));
+            assert!(settings.http.config(false).telegram_webhook);
+            jail.set_env("MINI_APP_URL", "http://shop.example.com");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("MINI_APP_URL"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys.len(), 32, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod listing;
 pub mod ops;
 pub mod orders;
+pub mod telegram;
 pub mod users;
 
 use actix_web::http::Method;
@@ -96,6 +97,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             path: "/static/demo/{name}",
             route: || web::get().to(assets::demo_asset),
             enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/telegram/webhook",
+            route: || web::post().to(telegram::webhook),
+            enabled: |config| config.telegram_webhook,
         },
         RouteDef {
             method: Method::GET,

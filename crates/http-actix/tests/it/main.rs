@@ -12,4 +12,5 @@ mod observability;
 mod ops;
 mod orders;
 mod support;
+mod telegram;
 mod users;

@@ -123,6 +123,7 @@ impl Mocks {
             orders: orders.clone(),
             lifecycle: Arc::new(self.lifecycle),
             relay_wake: Arc::new(tokio::sync::Notify::new()),
+            telegram: None,
             order_service: OrderService::new(
                 orders,
                 Arc::new(self.idempotency),

@@ -12,3 +12,4 @@ mod rendering;
 mod secrets;
 mod sending;
 mod support;
+mod welcome;

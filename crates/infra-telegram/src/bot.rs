@@ -1,0 +1,65 @@
+//! The bot's direct answers ([`BotReplies`]): sent at once, since they answer a person
+//! who is waiting, rather than through the outbox.
+
+use async_trait::async_trait;
+use domain::ports::{BotReplies, NotifyError};
+use serde::Serialize;
+
+use crate::notifier::{SentMessage, TelegramNotifier};
+
+/// The welcome's text, with or without the Mini App's button under it.
+pub fn render_welcome(with_shop_button: bool) -> &'static str {
+    if with_shop_button {
+        "👋 Здравствуйте! Это бот нашего магазина.\n\
+         Нажмите «Открыть магазин», чтобы выбрать товары и оформить заказ. \
+         Сюда же придут сообщения о ваших заказах."
+    } else {
+        "👋 Здравствуйте! Это бот нашего магазина. Сюда придут сообщения о ваших заказах."
+    }
+}
+
+/// The text of the welcome's button.
+pub const SHOP_BUTTON: &str = "🛍 Открыть магазин";
+
+#[derive(Serialize)]
+struct Welcome<'a> {
+    chat_id: i64,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_markup: Option<Keyboard<'a>>,
+}
+
+#[derive(Serialize)]
+struct Keyboard<'a> {
+    inline_keyboard: [[WebAppButton<'a>; 1]; 1],
+}
+
+#[derive(Serialize)]
+struct WebAppButton<'a> {
+    text: &'a str,
+    web_app: WebApp<'a>,
+}
+
+#[derive(Serialize)]
+struct WebApp<'a> {
+    url: &'a str,
+}
+
+#[async_trait]
+impl BotReplies for TelegramNotifier {
+    async fn welcome(&self, chat_id: i64) -> Result<(), NotifyError> {
+        let url = self.mini_app_url.as_deref();
+        let request = Welcome {
+            chat_id,
+            text: render_welcome(url.is_some()),
+            reply_markup: url.map(|url| Keyboard {
+                inline_keyboard: [[WebAppButton {
+                    text: SHOP_BUTTON,
+                    web_app: WebApp { url },
+                }]],
+            }),
+        };
+        let _: SentMessage = self.call("sendMessage", &request).await?;
+        Ok(())
+    }
+}

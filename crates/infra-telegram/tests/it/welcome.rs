@@ -1,0 +1,59 @@
+//! The bot's answer to `/start`: a welcome, with the Mini App's button when there is one.
+
+use domain::ports::{BotReplies, NotifyError};
+use infra_telegram::{SHOP_BUTTON, TelegramConfig, TelegramNotifier, render_welcome};
+use serde_json::{Value, json};
+use wiremock::MockServer;
+
+use crate::support::{answer, config, notifier, sent, telegram_error};
+
+async fn only_body(server: &MockServer) -> Value {
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].url.path().ends_with("/sendMessage"));
+    serde_json::from_slice(&requests[0].body).unwrap()
+}
+
+#[tokio::test]
+async fn the_welcome_carries_a_button_that_opens_the_mini_app() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(5)).await;
+    let bot = TelegramNotifier::new(TelegramConfig {
+        mini_app_url: Some("https://shop.example.com/app".into()),
+        ..config(&server.uri())
+    })
+    .unwrap();
+    bot.welcome(42).await.unwrap();
+    let body = only_body(&server).await;
+    assert_eq!(body["chat_id"], 42);
+    assert_eq!(body["text"], render_welcome(true));
+    assert_eq!(
+        body["reply_markup"],
+        json!({"inline_keyboard": [[{"text": SHOP_BUTTON, "web_app": {"url": "https://shop.example.com/app"}}]]})
+    );
+}
+
+#[tokio::test]
+async fn without_a_mini_app_the_welcome_is_text_alone() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(5)).await;
+    notifier(&server).welcome(42).await.unwrap();
+    let body = only_body(&server).await;
+    assert_eq!(body["text"], render_welcome(false));
+    assert!(body.get("reply_markup").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_user_who_blocked_the_bot_is_a_permanent_failure() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "sendMessage",
+        telegram_error(403, "Forbidden: bot was blocked by the user"),
+    )
+    .await;
+    assert!(matches!(
+        notifier(&server).welcome(42).await,
+        Err(NotifyError::Permanent { .. })
+    ));
+}
