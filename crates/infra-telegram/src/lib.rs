@@ -20,6 +20,7 @@ mod bot;
 mod config;
 mod notifier;
 mod render;
+mod webhook;
 
 pub use bot::{SHOP_BUTTON, render_welcome};
 pub use config::{
@@ -31,3 +32,4 @@ pub use render::{
     Language, MESSAGE_LIMIT, format_rubles, render_manager_update, render_order_message,
     render_status_message, status_phrase,
 };
+pub use webhook::{ALLOWED_UPDATES, WebhookInfo};

@@ -71,6 +71,7 @@ impl Application {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
                 warn_if_manager_unreachable(Arc::clone(&telegram));
+                set_menu_button(Arc::clone(&telegram));
                 if let Some(secret) = settings.http.webhook_secret() {
                     webhook = Some(TelegramWebhook {
                         bot: BotService::new(store.clone(), telegram.clone()),
@@ -307,11 +308,28 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     .context("could not connect to the database")
 }
 
-fn telegram_notifier(settings: &Settings, chat_id: i64) -> anyhow::Result<TelegramNotifier> {
+pub(crate) fn telegram_notifier(
+    settings: &Settings,
+    chat_id: i64,
+) -> anyhow::Result<TelegramNotifier> {
     let config = settings
         .telegram
         .config(settings.bot_token.clone(), chat_id);
     TelegramNotifier::new(config).context("invalid Telegram configuration")
+}
+
+/// With `MINI_APP_URL`, makes the bot's menu button open the Mini App, without delaying
+/// start-up; a failure is logged, and the next start tries again.
+fn set_menu_button(telegram: Arc<TelegramNotifier>) {
+    let Some(url) = telegram.mini_app_url().map(str::to_owned) else {
+        return;
+    };
+    tokio::spawn(async move {
+        match telegram.set_menu_button(&url).await {
+            Ok(()) => tracing::info!("the bot's menu button opens the Mini App"),
+            Err(error) => tracing::warn!(%error, "could not set the bot's menu button"),
+        }
+    });
 }
 
 /// Checks, without delaying start-up, that the bot can write to the manager.

@@ -44,6 +44,11 @@ pub enum Command {
         /// The new file to write; an existing file is never overwritten.
         file: std::path::PathBuf,
     },
+    /// Set up the bot with Telegram: its webhook.
+    Telegram {
+        #[command(subcommand)]
+        action: TelegramAction,
+    },
     /// Exit 0 if this machine's server answers `GET /health` (for Docker's HEALTHCHECK).
     Healthcheck,
     /// Print an `Authorization` header value signed with the configured bot token, to try
@@ -79,6 +84,20 @@ pub enum MigrateAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TelegramAction {
+    /// Point the bot's updates at URL (https://…/telegram/webhook) with
+    /// TELEGRAM_WEBHOOK_SECRET, for the update types BotShop handles.
+    SetWebhook {
+        #[arg(long)]
+        url: String,
+    },
+    /// Remove the webhook.
+    DeleteWebhook,
+    /// Show the webhook as Telegram sees it (getWebhookInfo).
+    Info,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxAction {
     /// Counts of pending, sent and dead notifications, and the oldest pending one.
     Status,
@@ -94,6 +113,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Outbox { action } => outbox(&settings, action).await,
         Command::Backup { file } => backup(&settings, &file).await,
         Command::Healthcheck => healthcheck(&settings).await,
+        Command::Telegram { action } => telegram(&settings, action).await,
         Command::SignInitData {
             user_id,
             username,
@@ -107,6 +127,51 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn telegram(settings: &Settings, action: TelegramAction) -> anyhow::Result<()> {
+    if settings.demo_token {
+        anyhow::bail!("TELEGRAM_BOT_TOKEN is not set: these commands talk to your bot");
+    }
+    // The manager chat plays no part in these calls.
+    let chat = settings.telegram.manager_chat_id.unwrap_or(1);
+    let bot = crate::app::telegram_notifier(settings, chat)?;
+    match action {
+        TelegramAction::SetWebhook { url } => {
+            let Some(secret) = settings.http.webhook_secret() else {
+                anyhow::bail!(
+                    "TELEGRAM_WEBHOOK_SECRET is not set: Telegram must send it with every update"
+                );
+            };
+            bot.set_webhook(&url, secret)
+                .await
+                .context("Telegram refused the webhook")?;
+            println!("webhook set: {url}");
+        }
+        TelegramAction::DeleteWebhook => {
+            bot.delete_webhook()
+                .await
+                .context("Telegram refused to delete the webhook")?;
+            println!("webhook deleted");
+        }
+        TelegramAction::Info => {
+            let info = bot
+                .webhook_info()
+                .await
+                .context("could not read the webhook from Telegram")?;
+            let url = if info.url.is_empty() {
+                "(none)"
+            } else {
+                &info.url
+            };
+            println!("url:              {url}");
+            println!("pending updates:  {}", info.pending_update_count);
+            if let Some(message) = &info.last_error_message {
+                println!("last error:       {message}");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -57,3 +57,33 @@ async fn a_user_who_blocked_the_bot_is_a_permanent_failure() {
         Err(NotifyError::Permanent { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_menu_button_opens_the_mini_app() {
+    let server = MockServer::start().await;
+    answer(&server, "setChatMenuButton", ok_true()).await;
+    notifier(&server)
+        .set_menu_button("https://shop.example.com/app")
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"menu_button": {"type": "web_app", "text": SHOP_BUTTON, "web_app": {"url": "https://shop.example.com/app"}}})
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_webhook_keeps_pending_updates() {
+    let server = MockServer::start().await;
+    answer(&server, "deleteWebhook", ok_true()).await;
+    notifier(&server).delete_webhook().await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body, json!({"drop_pending_updates": false}));
+}
+
+fn ok_true() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true}))
+}

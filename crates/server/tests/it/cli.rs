@@ -121,3 +121,100 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
     assert!(run(&["seed"]).contains("5 categories created"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `server telegram ...` against a fake Bot API: the webhook is registered with the
+/// secret and BotShop's update types, and read back.
+#[tokio::test]
+async fn telegram_commands_register_and_show_the_webhook() {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let fake = MockServer::start().await;
+    let ok = |result: serde_json::Value| {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true, "result": result}))
+    };
+    Mock::given(method("POST"))
+        .and(path("/bot777:CLI-TOKEN/setWebhook"))
+        .and(body_json(serde_json::json!({
+            "url": "https://shop.example.com/telegram/webhook",
+            "secret_token": "cli_webhook-secret",
+            "allowed_updates": ["message", "callback_query"],
+        })))
+        .respond_with(ok(serde_json::json!(true)))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/bot777:CLI-TOKEN/getWebhookInfo"))
+        .respond_with(ok(serde_json::json!({
+            "url": "https://shop.example.com/telegram/webhook",
+            "has_custom_certificate": false,
+            "pending_update_count": 3,
+            "last_error_date": 1_700_000_000,
+            "last_error_message": "Connection timed out",
+        })))
+        .mount(&fake)
+        .await;
+    let api = fake.uri();
+    let run = move |args: &'static [&'static str], secret: bool| {
+        let mut command = server();
+        command
+            .env("TELEGRAM_BOT_TOKEN", "777:CLI-TOKEN")
+            .env("MANAGER_CHAT_ID", "424242")
+            .env("TELEGRAM_API_URL", &api)
+            .args(args);
+        if secret {
+            command.env("TELEGRAM_WEBHOOK_SECRET", "cli_webhook-secret");
+        }
+        command.output().unwrap()
+    };
+    let set = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(
+                &[
+                    "telegram",
+                    "set-webhook",
+                    "--url",
+                    "https://shop.example.com/telegram/webhook",
+                ],
+                true,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let info = tokio::task::spawn_blocking(move || run(&["telegram", "info"], false))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        stdout.contains("https://shop.example.com/telegram/webhook"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pending updates:  3"), "{stdout}");
+    assert!(stdout.contains("Connection timed out"), "{stdout}");
+}
+
+#[test]
+fn set_webhook_needs_the_secret() {
+    let output = server()
+        .env("TELEGRAM_BOT_TOKEN", "777:CLI-TOKEN")
+        .env("TELEGRAM_API_URL", "http://127.0.0.1:9")
+        .args([
+            "telegram",
+            "set-webhook",
+            "--url",
+            "https://shop.example.com/telegram/webhook",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TELEGRAM_WEBHOOK_SECRET"), "{stderr}");
+}
