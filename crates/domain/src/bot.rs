@@ -47,6 +47,87 @@ impl UpdateKind {
     }
 }
 
+/// A manager's button under an order's message: move `order_id` from `seen` (the status the
+/// button was drawn for) to `to`. Its `callback_data` is `s:<order>:<seen>:<to>` with one
+/// letter per status, at most 30 bytes (Telegram allows 64). The client sends it back as
+/// is, so it is untrusted: it only names an order and a wish, and the lifecycle re-checks
+/// everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusButton {
+    pub order_id: crate::values::OrderId,
+    pub seen: crate::entities::OrderStatus,
+    pub to: crate::entities::OrderStatus,
+}
+
+fn status_letter(status: crate::entities::OrderStatus) -> char {
+    use crate::entities::OrderStatus::*;
+    match status {
+        Pending => 'P',
+        Confirmed => 'C',
+        Processing => 'R',
+        Shipped => 'S',
+        Delivered => 'D',
+        Cancelled => 'X',
+    }
+}
+
+fn status_of_letter(letter: &str) -> Option<crate::entities::OrderStatus> {
+    crate::entities::OrderStatus::ALL
+        .into_iter()
+        .find(|status| letter.len() == 1 && letter.starts_with(status_letter(*status)))
+}
+
+impl StatusButton {
+    /// The button's `callback_data`.
+    pub fn data(&self) -> String {
+        format!(
+            "s:{}:{}:{}",
+            self.order_id.0,
+            status_letter(self.seen),
+            status_letter(self.to)
+        )
+    }
+
+    /// Reads `callback_data`; `None` for anything that is not exactly a button's.
+    pub fn parse(data: &str) -> Option<Self> {
+        let mut parts = data.split(':');
+        let (Some("s"), Some(order), Some(seen), Some(to), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let order = order.parse::<i64>().ok().filter(|id| *id > 0)?;
+        Some(Self {
+            order_id: crate::values::OrderId(order),
+            seen: status_of_letter(seen)?,
+            to: status_of_letter(to)?,
+        })
+    }
+
+    /// The buttons under an order's message in the manager chat: one per status that may
+    /// follow `status`, in lifecycle order; none for a final status.
+    pub fn for_order(
+        order_id: crate::values::OrderId,
+        status: crate::entities::OrderStatus,
+    ) -> Vec<Self> {
+        crate::lifecycle::next_statuses(status)
+            .into_iter()
+            .map(|to| Self {
+                order_id,
+                seen: status,
+                to,
+            })
+            .collect()
+    }
+}
+
 /// What became of an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -114,6 +195,37 @@ mod tests {
         Update {
             update_id,
             kind: UpdateKind::Start { chat_id: 42 },
+        }
+    }
+
+    #[test]
+    fn buttons_round_trip_and_anything_else_is_refused() {
+        use crate::entities::OrderStatus::*;
+        use crate::values::OrderId;
+        let buttons = StatusButton::for_order(OrderId(9_007_199_254_740_993), Pending);
+        assert_eq!(buttons.len(), 5);
+        for button in &buttons {
+            let data = button.data();
+            assert!(data.len() <= 64, "{data}");
+            assert_eq!(StatusButton::parse(&data), Some(*button));
+        }
+        assert_eq!(buttons[0].data(), "s:9007199254740993:P:C");
+        assert!(StatusButton::for_order(OrderId(1), Delivered).is_empty());
+        for bad in [
+            "",
+            "s",
+            "s:1:P",
+            "s:1:P:C:x",
+            "x:1:P:C",
+            "s:-1:P:C",
+            "s:0:P:C",
+            "s:+1:P:C",
+            "s:1:PP:C",
+            "s:1:Q:C",
+            "s:99999999999999999999:P:C",
+            "s:1:p:c",
+        ] {
+            assert_eq!(StatusButton::parse(bad), None, "{bad}");
         }
     }
 

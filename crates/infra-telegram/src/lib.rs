@@ -27,9 +27,9 @@ pub use config::{
     BotToken, DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECS, DEFAULT_UTC_OFFSET,
     TelegramConfig, TelegramConfigError, TelegramSettings,
 };
-pub use notifier::TelegramNotifier;
+pub use notifier::{CallbackButton, InlineKeyboard, TelegramNotifier, manager_keyboard};
 pub use render::{
-    Language, MESSAGE_LIMIT, format_rubles, render_manager_update, render_order_message,
-    render_status_message, status_phrase,
+    Language, MESSAGE_LIMIT, button_label, format_rubles, render_manager_update,
+    render_order_message, render_status_message, status_phrase,
 };
 pub use webhook::{ALLOWED_UPDATES, WebhookInfo};

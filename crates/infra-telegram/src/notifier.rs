@@ -106,11 +106,25 @@ impl TelegramNotifier {
     /// can't initiate conversation with a user" and a 400 "chat not found" are
     /// [`NotifyError::Permanent`].
     pub async fn send_message_to(&self, chat_id: i64, text: &str) -> Result<i64, NotifyError> {
+        self.send_message_with(chat_id, text, None).await
+    }
+
+    /// As [`TelegramNotifier::send_message_to`], with buttons under the message.
+    ///
+    /// # Errors
+    /// As [`TelegramNotifier::send_message`].
+    pub async fn send_message_with(
+        &self,
+        chat_id: i64,
+        text: &str,
+        reply_markup: Option<InlineKeyboard>,
+    ) -> Result<i64, NotifyError> {
         let request = SendMessage {
             chat_id,
             text,
             parse_mode: "HTML",
             link_preview_options: LinkPreviewOptions { is_disabled: true },
+            reply_markup,
         };
         let message: SentMessage = self.call("sendMessage", &request).await?;
         Ok(message.message_id)
@@ -128,12 +142,29 @@ impl TelegramNotifier {
         message_id: i64,
         text: &str,
     ) -> Result<i64, NotifyError> {
+        self.edit_message_with(chat_id, message_id, text, None)
+            .await
+    }
+
+    /// As [`TelegramNotifier::edit_message_text`], replacing the buttons too (an empty
+    /// keyboard removes them).
+    ///
+    /// # Errors
+    /// As [`TelegramNotifier::send_message`].
+    pub async fn edit_message_with(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        reply_markup: Option<InlineKeyboard>,
+    ) -> Result<i64, NotifyError> {
         let request = EditMessageText {
             chat_id,
             message_id,
             text,
             parse_mode: "HTML",
             link_preview_options: LinkPreviewOptions { is_disabled: true },
+            reply_markup,
         };
         match self.call::<IgnoredAny>("editMessageText", &request).await {
             Ok(_) => Ok(message_id),
@@ -323,7 +354,9 @@ impl Notifier for TelegramNotifier {
         let message_id = match notification {
             Notification::NewOrder(placed) => {
                 let text = render_order_message(placed, self.utc_offset);
-                self.send_message(&text).await?
+                let buttons = manager_keyboard(placed.order.id, placed.order.status);
+                self.send_message_with(self.manager_chat_id, &text, Some(buttons))
+                    .await?
             }
             Notification::StatusChanged(change) => {
                 let text = render_status_message(change);
@@ -331,7 +364,8 @@ impl Notifier for TelegramNotifier {
             }
             Notification::ManagerMessageEdit { message_id, order } => {
                 let text = render_manager_update(order, self.utc_offset);
-                self.edit_message_text(self.manager_chat_id, *message_id, &text)
+                let buttons = manager_keyboard(order.order.id, order.order.status);
+                self.edit_message_with(self.manager_chat_id, *message_id, &text, Some(buttons))
                     .await?
             }
         };
@@ -366,6 +400,36 @@ struct SendMessage<'a> {
     text: &'a str,
     parse_mode: &'static str,
     link_preview_options: LinkPreviewOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_markup: Option<InlineKeyboard>,
+}
+
+/// The manager's buttons under an order's message: the statuses that may follow
+/// `status`, two to a row; none (an empty keyboard) for a final status.
+pub fn manager_keyboard(order: domain::OrderId, status: domain::OrderStatus) -> InlineKeyboard {
+    let buttons: Vec<CallbackButton> = domain::bot::StatusButton::for_order(order, status)
+        .into_iter()
+        .map(|button| CallbackButton {
+            text: crate::render::button_label(button.to),
+            callback_data: button.data(),
+        })
+        .collect();
+    InlineKeyboard {
+        inline_keyboard: buttons.chunks(2).map(<[CallbackButton]>::to_vec).collect(),
+    }
+}
+
+/// An inline keyboard of callback buttons (empty: no buttons, which removes them on an
+/// edit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlineKeyboard {
+    pub inline_keyboard: Vec<Vec<CallbackButton>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackButton {
+    pub text: &'static str,
+    pub callback_data: String,
 }
 
 #[derive(Serialize)]
@@ -375,6 +439,8 @@ struct EditMessageText<'a> {
     text: &'a str,
     parse_mode: &'static str,
     link_preview_options: LinkPreviewOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_markup: Option<InlineKeyboard>,
 }
 
 #[derive(Serialize)]

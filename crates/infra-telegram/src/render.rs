@@ -52,6 +52,18 @@ impl Language {
 }
 
 /// What an order in `status` is, as the end of "Заказ #123 …" / "Order #123 …".
+/// The label of the manager's button that moves an order to `to`.
+pub fn button_label(to: OrderStatus) -> &'static str {
+    match to {
+        OrderStatus::Pending => "↩️ Новый",
+        OrderStatus::Confirmed => "✅ Подтвердить",
+        OrderStatus::Processing => "⚙️ В работу",
+        OrderStatus::Shipped => "🚚 Отправлен",
+        OrderStatus::Delivered => "📦 Доставлен",
+        OrderStatus::Cancelled => "❌ Отменить",
+    }
+}
+
 pub fn status_phrase(status: OrderStatus, language: Language) -> &'static str {
     match (language, status) {
         (Language::Russian, OrderStatus::Pending) => "ожидает подтверждения",

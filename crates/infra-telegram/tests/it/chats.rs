@@ -221,3 +221,23 @@ async fn each_chat_gets_its_own_answer_and_refusals_are_permanent() {
         "the fake records every call, once each: nothing is retried here"
     );
 }
+
+#[test]
+fn the_managers_buttons_offer_what_may_follow_and_nothing_when_final() {
+    use infra_telegram::{button_label, manager_keyboard};
+    let pending =
+        serde_json::to_value(manager_keyboard(OrderId(123), OrderStatus::Pending)).unwrap();
+    assert_eq!(
+        pending,
+        json!({"inline_keyboard": [
+            [{"text": button_label(OrderStatus::Confirmed), "callback_data": "s:123:P:C"},
+             {"text": button_label(OrderStatus::Processing), "callback_data": "s:123:P:R"}],
+            [{"text": button_label(OrderStatus::Shipped), "callback_data": "s:123:P:S"},
+             {"text": button_label(OrderStatus::Delivered), "callback_data": "s:123:P:D"}],
+            [{"text": button_label(OrderStatus::Cancelled), "callback_data": "s:123:P:X"}],
+        ]})
+    );
+    let final_ =
+        serde_json::to_value(manager_keyboard(OrderId(123), OrderStatus::Delivered)).unwrap();
+    assert_eq!(final_, json!({"inline_keyboard": []}));
+}

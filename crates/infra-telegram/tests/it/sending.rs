@@ -31,7 +31,12 @@ async fn the_seed_order_is_posted_as_html_to_the_managers_chat() {
             "chat_id": MANAGER_CHAT_ID,
             "text": SEED_TEXT,
             "parse_mode": "HTML",
-            "link_preview_options": { "is_disabled": true }
+            "link_preview_options": { "is_disabled": true },
+            // The manager's buttons: what may follow PENDING.
+            "reply_markup": infra_telegram::manager_keyboard(
+                seed_order().order.id,
+                domain::OrderStatus::Pending,
+            ),
         })))
         .respond_with(sent(42))
         .expect(1)
