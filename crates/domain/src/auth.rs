@@ -37,12 +37,44 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(DEFAULT_MAX_AGE_SECS as 
 pub struct AuthSettings {
     /// Seconds after which initData is refused as expired (positive).
     pub init_data_max_age: u32,
+    /// Comma-separated Telegram user ids of the shop's managers and admins: they may press
+    /// the order buttons (and, later, use the admin API).
+    #[serde(deserialize_with = "id_list")]
+    pub admin_telegram_ids: Vec<i64>,
+}
+
+/// A list of ids, however the configuration spells it: `"1, 2"`, `1` or `[1, 2]`.
+fn id_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(i64),
+        Many(Vec<i64>),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::One(id) => Ok(vec![id]),
+        Raw::Many(ids) => Ok(ids),
+        Raw::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| {
+                id.parse::<i64>().map_err(|_| {
+                    serde::de::Error::custom(
+                        "ADMIN_TELEGRAM_IDS must be comma-separated Telegram user ids",
+                    )
+                })
+            })
+            .collect(),
+    }
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             init_data_max_age: DEFAULT_MAX_AGE_SECS,
+            admin_telegram_ids: Vec::new(),
         }
     }
 }
@@ -54,6 +86,12 @@ impl AuthSettings {
             return Err(InvalidSetting::new(
                 "INIT_DATA_MAX_AGE",
                 "must be a positive number of seconds",
+            ));
+        }
+        if self.admin_telegram_ids.iter().any(|id| *id <= 0) {
+            return Err(InvalidSetting::new(
+                "ADMIN_TELEGRAM_IDS",
+                "must be Telegram user ids (positive numbers)",
             ));
         }
         Ok(())

@@ -9,8 +9,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use tokio::sync::Notify;
+
 use crate::error::RepositoryError;
-use crate::ports::{BotReplies, UpdateLog};
+use crate::lifecycle::{ChangeRequest, ChangeStatusError, ChangedBy, Scope, change_status};
+use crate::ports::{BotReplies, OrderLifecycle, UpdateLog};
+use crate::values::TelegramId;
 
 /// One update from Telegram, as BotShop understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,12 @@ pub struct Update {
 pub enum UpdateKind {
     /// `/start` in a chat: a welcome, and the Mini App's button when there is one.
     Start { chat_id: i64 },
+    /// A press of an inline button: who pressed it and its `callback_data`.
+    Button {
+        callback_id: String,
+        from: i64,
+        data: String,
+    },
     /// Anything BotShop does not act on (other messages, unknown commands, other update
     /// types): acknowledged and ignored, politely.
     Ignored,
@@ -128,6 +138,30 @@ impl StatusButton {
     }
 }
 
+/// What came of a button press, for the answer the presser sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonOutcome {
+    /// The order is now `status`.
+    Changed {
+        order_id: crate::values::OrderId,
+        status: crate::entities::OrderStatus,
+    },
+    /// Someone was faster, or the press was stale: the order is `current`, and its
+    /// message is being refreshed.
+    AlreadyChanged {
+        order_id: crate::values::OrderId,
+        current: crate::entities::OrderStatus,
+    },
+    /// Only the shop's managers may press.
+    NotAManager,
+    /// No such order.
+    NotFound,
+    /// Not a button of ours (or one from an older version).
+    Unknown,
+    /// The change could not be made now (the database); press again.
+    Failed,
+}
+
 /// What became of an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -140,6 +174,8 @@ pub enum Handled {
     /// The answer could not be sent; logged. Telegram is still told the update arrived, so
     /// that it does not redeliver it in a loop.
     ReplyFailed,
+    /// A button press, answered with what came of it.
+    Pressed(ButtonOutcome),
 }
 
 /// Handles updates: records each once, then acts on it.
@@ -147,6 +183,9 @@ pub enum Handled {
 pub struct BotService {
     log: Arc<dyn UpdateLog>,
     replies: Arc<dyn BotReplies>,
+    orders: Arc<dyn OrderLifecycle>,
+    managers: Vec<TelegramId>,
+    relay_wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for BotService {
@@ -156,8 +195,22 @@ impl std::fmt::Debug for BotService {
 }
 
 impl BotService {
-    pub fn new(log: Arc<dyn UpdateLog>, replies: Arc<dyn BotReplies>) -> Self {
-        Self { log, replies }
+    /// `managers`: the Telegram users who may press the order buttons. `relay_wake` is
+    /// woken after a change, whose notifications are then in the outbox.
+    pub fn new(
+        log: Arc<dyn UpdateLog>,
+        replies: Arc<dyn BotReplies>,
+        orders: Arc<dyn OrderLifecycle>,
+        managers: Vec<TelegramId>,
+        relay_wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            log,
+            replies,
+            orders,
+            managers,
+            relay_wake,
+        }
     }
 
     /// Handles `update`, once per `update_id` whatever the redeliveries.
@@ -182,6 +235,63 @@ impl BotService {
                     Ok(Handled::ReplyFailed)
                 }
             },
+            UpdateKind::Button {
+                callback_id,
+                from,
+                data,
+            } => {
+                let outcome = self.press(from, &data, now).await;
+                if let Err(error) = self.replies.answer_button(&callback_id, outcome).await {
+                    tracing::warn!(update_id = update.update_id, %error, "could not answer a button press");
+                }
+                Ok(Handled::Pressed(outcome))
+            }
+        }
+    }
+
+    /// A press of an order button: only a manager's counts, and the lifecycle decides.
+    async fn press(&self, from: i64, data: &str, now: OffsetDateTime) -> ButtonOutcome {
+        let Some(manager) = self.managers.iter().find(|id| id.get() == from).copied() else {
+            return ButtonOutcome::NotAManager;
+        };
+        let Some(button) = StatusButton::parse(data) else {
+            return ButtonOutcome::Unknown;
+        };
+        let request = ChangeRequest {
+            scope: Scope::Any,
+            order_id: button.order_id,
+            seen: Some(button.seen),
+            to: button.to,
+            by: ChangedBy::Manager(manager),
+            at: now,
+            note: None,
+        };
+        let stale = |current| async move {
+            // Show the manager the truth: the message is redrawn for the current status.
+            match self.orders.refresh_manager_message(button.order_id).await {
+                Ok(()) => self.relay_wake.notify_one(),
+                Err(error) => tracing::warn!(%error, "could not refresh an order's message"),
+            }
+            ButtonOutcome::AlreadyChanged {
+                order_id: button.order_id,
+                current,
+            }
+        };
+        match change_status(self.orders.as_ref(), request).await {
+            Ok(order) => {
+                self.relay_wake.notify_one();
+                ButtonOutcome::Changed {
+                    order_id: order.id,
+                    status: order.status,
+                }
+            }
+            Err(ChangeStatusError::AlreadyChanged { current }) => stale(current).await,
+            Err(ChangeStatusError::NotAllowed { from, .. }) => stale(from).await,
+            Err(ChangeStatusError::NotFound) => ButtonOutcome::NotFound,
+            Err(ChangeStatusError::Repository(error)) => {
+                tracing::warn!(%error, "a button press could not change the order");
+                ButtonOutcome::Failed
+            }
         }
     }
 }
@@ -189,7 +299,138 @@ impl BotService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockBotReplies, MockUpdateLog, NotifyError};
+    use crate::entities::{Order, OrderStatus};
+    use crate::lifecycle::Applied;
+    use crate::ports::{MockBotReplies, MockOrderLifecycle, MockUpdateLog, NotifyError};
+    use crate::values::{OrderId, UserId};
+
+    const MANAGER: i64 = 777;
+
+    fn service(
+        log: MockUpdateLog,
+        replies: MockBotReplies,
+        orders: MockOrderLifecycle,
+    ) -> BotService {
+        BotService::new(
+            Arc::new(log),
+            Arc::new(replies),
+            Arc::new(orders),
+            vec![TelegramId::parse(MANAGER).unwrap()],
+            Arc::new(Notify::new()),
+        )
+    }
+
+    fn press(update_id: i64, from: i64, data: &str) -> Update {
+        Update {
+            update_id,
+            kind: UpdateKind::Button {
+                callback_id: format!("cb{update_id}"),
+                from,
+                data: data.to_owned(),
+            },
+        }
+    }
+
+    fn order(status: OrderStatus) -> Order {
+        Order {
+            id: OrderId(5),
+            user_id: UserId(1),
+            status,
+            total_amount: crate::Money::ZERO,
+            delivery_address: String::new(),
+            phone: String::new(),
+            comment: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            items: vec![],
+        }
+    }
+
+    /// Replies that record each answer's outcome.
+    fn answering(expected: ButtonOutcome) -> MockBotReplies {
+        let mut replies = MockBotReplies::new();
+        replies
+            .expect_answer_button()
+            .withf(move |_, outcome| *outcome == expected)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        replies
+    }
+
+    fn fresh_log() -> MockUpdateLog {
+        let mut log = MockUpdateLog::new();
+        log.expect_first_seen().returning(|_, _| Ok(true));
+        log
+    }
+
+    #[tokio::test]
+    async fn a_managers_press_changes_the_order_through_the_lifecycle() {
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_current_status()
+            .returning(|_, _| Ok(Some(OrderStatus::Pending)));
+        orders
+            .expect_apply_status_change()
+            .withf(|change| {
+                change.to == OrderStatus::Confirmed
+                    && change.by == ChangedBy::Manager(TelegramId::parse(MANAGER).unwrap())
+            })
+            .times(1)
+            .returning(|_| Ok(Applied::Changed(order(OrderStatus::Confirmed))));
+        let expected = ButtonOutcome::Changed {
+            order_id: OrderId(5),
+            status: OrderStatus::Confirmed,
+        };
+        let bot = service(fresh_log(), answering(expected), orders);
+        let handled = bot
+            .handle(press(1, MANAGER, "s:5:P:C"), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::Pressed(expected));
+    }
+
+    #[tokio::test]
+    async fn a_strangers_press_changes_nothing() {
+        let mut orders = MockOrderLifecycle::new();
+        orders.expect_current_status().never();
+        orders.expect_apply_status_change().never();
+        let bot = service(fresh_log(), answering(ButtonOutcome::NotAManager), orders);
+        bot.handle(press(2, 12345, "s:5:P:C"), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stale_press_says_so_and_refreshes_the_message() {
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_current_status()
+            .returning(|_, _| Ok(Some(OrderStatus::Cancelled)));
+        orders.expect_apply_status_change().never();
+        orders
+            .expect_refresh_manager_message()
+            .withf(|order| *order == OrderId(5))
+            .times(1)
+            .returning(|_| Ok(()));
+        let expected = ButtonOutcome::AlreadyChanged {
+            order_id: OrderId(5),
+            current: OrderStatus::Cancelled,
+        };
+        let bot = service(fresh_log(), answering(expected), orders);
+        bot.handle(press(3, MANAGER, "s:5:P:C"), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_button_that_is_not_ours_is_answered_and_ignored() {
+        let mut orders = MockOrderLifecycle::new();
+        orders.expect_current_status().never();
+        let bot = service(fresh_log(), answering(ButtonOutcome::Unknown), orders);
+        bot.handle(press(4, MANAGER, "buy:42"), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+    }
 
     fn start(update_id: i64) -> Update {
         Update {
@@ -259,7 +500,7 @@ mod tests {
             .withf(|chat| *chat == 42)
             .times(1)
             .returning(|_| Ok(()));
-        let bot = BotService::new(Arc::new(log), Arc::new(replies));
+        let bot = service(log, replies, MockOrderLifecycle::new());
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Replied);
         assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Duplicate);
@@ -275,7 +516,7 @@ mod tests {
                 reason: "Forbidden: bot was blocked by the user".into(),
             })
         });
-        let bot = BotService::new(Arc::new(log), Arc::new(replies));
+        let bot = service(log, replies, MockOrderLifecycle::new());
         let handled = bot
             .handle(start(2), OffsetDateTime::UNIX_EPOCH)
             .await

@@ -103,6 +103,10 @@ pub trait OrderLifecycle: Send + Sync {
         change: crate::lifecycle::StatusChange,
     ) -> Result<crate::lifecycle::Applied, RepositoryError>;
 
+    /// Writes a [`crate::outbox::OutboxEvent::ManagerMessageUpdate`] for the order, so
+    /// that the manager's message shows the truth again (after a stale press).
+    async fn refresh_manager_message(&self, order: OrderId) -> Result<(), RepositoryError>;
+
     /// The order's history, oldest first, starting with its creation (PENDING, by the
     /// customer).
     async fn history(
@@ -133,6 +137,14 @@ pub trait BotReplies: Send + Sync {
     /// The answer to `/start` in `chat_id`: a welcome, with the Mini App's button when
     /// the shop has one.
     async fn welcome(&self, chat_id: i64) -> Result<(), NotifyError>;
+
+    /// The answer to a button press (`answerCallbackQuery`, which every press needs, or
+    /// the presser's client keeps spinning): what came of it.
+    async fn answer_button(
+        &self,
+        callback_id: &str,
+        outcome: crate::bot::ButtonOutcome,
+    ) -> Result<(), NotifyError>;
 }
 
 /// Stores orders.

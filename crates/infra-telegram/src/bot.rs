@@ -2,6 +2,7 @@
 //! who is waiting, rather than through the outbox.
 
 use async_trait::async_trait;
+use domain::bot::ButtonOutcome;
 use domain::ports::{BotReplies, NotifyError};
 use serde::Serialize;
 
@@ -45,8 +46,51 @@ struct WebApp<'a> {
     url: &'a str,
 }
 
+/// The short answer a manager sees after pressing an order button.
+pub fn render_button_answer(outcome: ButtonOutcome) -> String {
+    let status = |status| crate::render::status_phrase(status, crate::render::Language::Russian);
+    match outcome {
+        ButtonOutcome::Changed {
+            order_id,
+            status: new,
+        } => {
+            format!("Готово: заказ #{order_id} {}", status(new))
+        }
+        ButtonOutcome::AlreadyChanged { order_id, current } => {
+            format!(
+                "Заказ #{order_id} уже {}: сообщение обновлено",
+                status(current)
+            )
+        }
+        ButtonOutcome::NotAManager => "Менять заказы могут только менеджеры магазина".to_owned(),
+        ButtonOutcome::NotFound => "Такого заказа нет".to_owned(),
+        ButtonOutcome::Unknown => "Эта кнопка больше не работает".to_owned(),
+        ButtonOutcome::Failed => "Не получилось, нажмите ещё раз".to_owned(),
+    }
+}
+
+#[derive(Serialize)]
+struct AnswerCallbackQuery<'a> {
+    callback_query_id: &'a str,
+    text: &'a str,
+}
+
 #[async_trait]
 impl BotReplies for TelegramNotifier {
+    async fn answer_button(
+        &self,
+        callback_id: &str,
+        outcome: ButtonOutcome,
+    ) -> Result<(), NotifyError> {
+        let text = render_button_answer(outcome);
+        let request = AnswerCallbackQuery {
+            callback_query_id: callback_id,
+            text: &text,
+        };
+        let _: bool = self.call("answerCallbackQuery", &request).await?;
+        Ok(())
+    }
+
     async fn welcome(&self, chat_id: i64) -> Result<(), NotifyError> {
         let url = self.mini_app_url.as_deref();
         let request = Welcome {

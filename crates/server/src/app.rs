@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
+use domain::TelegramId;
 use domain::auth::InitDataVerifier;
 use domain::bot::BotService;
 use domain::clock::SystemClock;
@@ -73,8 +74,23 @@ impl Application {
                 warn_if_manager_unreachable(Arc::clone(&telegram));
                 set_menu_button(Arc::clone(&telegram));
                 if let Some(secret) = settings.http.webhook_secret() {
+                    // Who may press the order buttons: the admins, and the manager chat
+                    // itself when it is a person (a group's id is negative).
+                    let mut managers: Vec<TelegramId> = settings
+                        .auth
+                        .admin_telegram_ids
+                        .iter()
+                        .filter_map(|id| TelegramId::parse(*id).ok())
+                        .collect();
+                    managers.extend(TelegramId::parse(*chat_id).ok());
                     webhook = Some(TelegramWebhook {
-                        bot: BotService::new(store.clone(), telegram.clone()),
+                        bot: BotService::new(
+                            store.clone(),
+                            telegram.clone(),
+                            store.clone(),
+                            managers,
+                            Arc::clone(&relay_wake),
+                        ),
                         secret: secret.to_owned().into(),
                     });
                 }

@@ -835,9 +835,28 @@ mod tests {
     }
 
     #[test]
+    fn admin_ids_are_a_list_however_spelled() {
+        Jail::expect_with(|jail| {
+            for (raw, ids) in [("7", vec![7]), ("1, 2,3", vec![1, 2, 3]), ("", vec![])] {
+                jail.set_env("ADMIN_TELEGRAM_IDS", raw);
+                assert_eq!(load_in(jail).unwrap().auth.admin_telegram_ids, ids, "{raw}");
+            }
+            for bad in ["-5", "abc", "1,x"] {
+                jail.set_env("ADMIN_TELEGRAM_IDS", bad);
+                let error = load_in(jail).unwrap_err().to_string();
+                assert!(
+                    error.to_ascii_uppercase().contains("ADMIN_TELEGRAM_IDS"),
+                    "{bad}: {error}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 32, "{keys:?}");
+        assert_eq!(keys.len(), 33, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

@@ -74,14 +74,24 @@ pub async fn webhook(
 fn parse_update(body: &[u8]) -> Option<Update> {
     let update: serde_json::Value = serde_json::from_slice(body).ok()?;
     let update_id = update.get("update_id")?.as_i64()?;
-    let kind = update
-        .get("message")
-        .and_then(|message| {
-            let chat_id = message.get("chat")?.get("id")?.as_i64()?;
-            let text = message.get("text")?.as_str()?;
-            Some(UpdateKind::from_text(chat_id, text))
+    let command = update.get("message").and_then(|message| {
+        let chat_id = message.get("chat")?.get("id")?.as_i64()?;
+        let text = message.get("text")?.as_str()?;
+        Some(UpdateKind::from_text(chat_id, text))
+    });
+    let button = update.get("callback_query").and_then(|query| {
+        Some(UpdateKind::Button {
+            callback_id: query.get("id")?.as_str()?.to_owned(),
+            from: query.get("from")?.get("id")?.as_i64()?,
+            // Telegram caps it at 64 bytes; anything longer is not a button of ours.
+            data: query
+                .get("data")?
+                .as_str()
+                .filter(|data| data.len() <= 64)?
+                .to_owned(),
         })
-        .unwrap_or(UpdateKind::Ignored);
+    });
+    let kind = command.or(button).unwrap_or(UpdateKind::Ignored);
     Some(Update { update_id, kind })
 }
 
@@ -103,6 +113,23 @@ mod tests {
                 update_id: 5,
                 kind: UpdateKind::Start { chat_id: 42 }
             })
+        );
+        let press = br#"{"update_id": 9, "callback_query": {"id": "cb", "from": {"id": 777}, "message": {}, "data": "s:5:P:C"}}"#;
+        assert_eq!(
+            parse_update(press).map(|u| u.kind),
+            Some(UpdateKind::Button {
+                callback_id: "cb".into(),
+                from: 777,
+                data: "s:5:P:C".into()
+            })
+        );
+        let long = format!(
+            r#"{{"update_id": 9, "callback_query": {{"id": "cb", "from": {{"id": 7}}, "data": "{}"}}}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(
+            parse_update(long.as_bytes()).map(|u| u.kind),
+            Some(UpdateKind::Ignored)
         );
         for ignored in [
             &br#"{"update_id": 6, "message": {"chat": {"id": 42}, "photo": []}}"#[..],

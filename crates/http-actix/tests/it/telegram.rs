@@ -34,7 +34,13 @@ async fn bot_app(
     });
     let (mut state, mut config) = Mocks::new().state();
     state.telegram = Some(TelegramWebhook {
-        bot: BotService::new(Arc::new(log), Arc::new(replies)),
+        bot: BotService::new(
+            Arc::new(log),
+            Arc::new(replies),
+            Arc::new(domain::ports::MockOrderLifecycle::new()),
+            Vec::new(),
+            Arc::new(tokio::sync::Notify::new()),
+        ),
         secret: SECRET.to_owned().into(),
     });
     config.telegram_webhook = true;

@@ -53,6 +53,18 @@ impl OrderLifecycle for SqlStore {
         .await
     }
 
+    async fn refresh_manager_message(&self, order: OrderId) -> Result<(), RepositoryError> {
+        write_transaction(&self.db, "a manager message refresh", async |transaction| {
+            append_outbox_event(
+                transaction,
+                &OutboxEvent::ManagerMessageUpdate { order_id: order },
+            )
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
     async fn history(&self, order: OrderId) -> Result<Vec<StatusHistoryEntry>, RepositoryError> {
         let Some(created) = orders::Entity::find_by_id(order.0)
             .one(&self.db)

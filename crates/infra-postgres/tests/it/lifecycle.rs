@@ -19,7 +19,34 @@ contract_tests!(
     a_cancellation_returns_limited_stock,
     the_customer_scope_sees_only_their_own_orders,
     of_two_concurrent_changes_one_wins,
+    a_refresh_asks_for_the_managers_message_to_be_redrawn,
 );
+
+async fn a_refresh_asks_for_the_managers_message_to_be_redrawn(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let order = place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+    db.store().refresh_manager_message(order.id).await.unwrap();
+    let refreshes = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM outbox_events WHERE order_id = {} \
+             AND kind = 'manager_message_update' AND chat = 'manager_chat'",
+            order.id.0
+        ))
+        .await
+        .unwrap();
+    assert_eq!(refreshes, 1);
+    assert!(
+        db.store()
+            .refresh_manager_message(OrderId(999_999))
+            .await
+            .is_err()
+    );
+}
 
 fn change(order: OrderId, from: OrderStatus, to: OrderStatus, by: ChangedBy) -> StatusChange {
     StatusChange {

@@ -87,3 +87,26 @@ async fn deleting_the_webhook_keeps_pending_updates() {
 fn ok_true() -> wiremock::ResponseTemplate {
     wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true}))
 }
+
+#[tokio::test]
+async fn a_press_is_answered_with_what_came_of_it() {
+    use domain::bot::ButtonOutcome;
+    use domain::{OrderId, OrderStatus};
+    let server = MockServer::start().await;
+    answer(&server, "answerCallbackQuery", ok_true()).await;
+    let outcome = ButtonOutcome::AlreadyChanged {
+        order_id: OrderId(5),
+        current: OrderStatus::Cancelled,
+    };
+    notifier(&server)
+        .answer_button("cb-1", outcome)
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests[0].url.path().ends_with("/answerCallbackQuery"));
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["callback_query_id"], "cb-1");
+    let text = body["text"].as_str().unwrap();
+    assert_eq!(text, infra_telegram::render_button_answer(outcome));
+    assert!(text.contains("#5") && text.chars().count() <= 200, "{text}");
+}
