@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod deploy;
 mod e2e;
+mod manager;
 mod process;
 mod sentry;
 mod shutdown;

@@ -44,10 +44,15 @@ impl Respond for Forward {
                 .get(&chat)
                 .cloned()
         });
+        let result = if method == "answerCallbackQuery" {
+            serde_json::json!(true)
+        } else {
+            serde_json::json!({"message_id": 77})
+        };
         let _ = self.calls.send((method, body));
         scripted.unwrap_or_else(|| {
             ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"ok": true, "result": {"message_id": 77}}))
+                .set_body_json(serde_json::json!({"ok": true, "result": result}))
         })
     }
 }
@@ -58,7 +63,9 @@ impl FakeTelegram {
         let (calls, messages) = mpsc::unbounded_channel();
         let answers = Arc::new(Mutex::new(HashMap::new()));
         Mock::given(method("POST"))
-            .and(path_regex(r"^/bot[^/]+/(sendMessage|editMessageText)$"))
+            .and(path_regex(
+                r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery)$",
+            ))
             .respond_with(Forward {
                 calls,
                 answers: answers.clone(),

@@ -1,0 +1,164 @@
+//! The manager's loop on the real stack: an order's message arrives with buttons, a press
+//! comes back through the webhook, the order moves, the customer hears, the message is
+//! redrawn; a stranger's press and a stale press change nothing.
+
+use infra_postgres::test_support::TestDatabase;
+use serde_json::{Value, json};
+use server::config::{DatabaseTarget, SecretString};
+
+use crate::support::*;
+
+const SECRET: &str = "e2e_webhook-secret";
+const CUSTOMER: i64 = 987_654_321;
+
+async fn press(app: &TestApp, update_id: i64, from: i64, data: &str) -> u16 {
+    app.client
+        .post(format!("{}/telegram/webhook", app.base))
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .json(&json!({
+            "update_id": update_id,
+            "callback_query": {
+                "id": format!("cb-{update_id}"),
+                "from": {"id": from, "first_name": "M"},
+                "message": {"message_id": 77, "chat": {"id": MANAGER_CHAT}},
+                "data": data,
+            }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The next calls to Telegram until one to `method`, which is returned.
+async fn next(telegram: &mut FakeTelegram, method: &str) -> Value {
+    loop {
+        let (called, body) = telegram.next_call().await;
+        if called == method {
+            return body;
+        }
+    }
+}
+
+async fn run(database: DatabaseTarget) {
+    let mut telegram = FakeTelegram::start().await;
+    let mut settings = settings(database, &telegram.server.uri());
+    settings.http.telegram_webhook_secret = Some(serde_json::from_value(json!(SECRET)).unwrap());
+    let app = TestApp::spawn(&settings).await;
+    let buyer = auth(CUSTOMER, "Иван");
+    let order: Value = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", &buyer)
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_i64().unwrap();
+
+    // The new order's message, with a button to confirm it.
+    let announced = next(&mut telegram, "sendMessage").await;
+    assert_eq!(announced["chat_id"], MANAGER_CHAT);
+    let confirm = format!("s:{id}:P:C");
+    assert_eq!(
+        announced["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        confirm
+    );
+
+    // A stranger's press: refused, nothing changes.
+    assert_eq!(press(&app, 1, 111, &confirm).await, 200);
+    let refused = next(&mut telegram, "answerCallbackQuery").await;
+    assert!(
+        refused["text"].as_str().unwrap().contains("менеджеры"),
+        "{refused}"
+    );
+
+    // The manager's press (MANAGER_CHAT is a person here): the order is confirmed.
+    assert_eq!(press(&app, 2, MANAGER_CHAT, &confirm).await, 200);
+    let done = next(&mut telegram, "answerCallbackQuery").await;
+    assert!(
+        done["text"].as_str().unwrap().starts_with("Готово"),
+        "{done}"
+    );
+    let mine: Value = app
+        .get(&format!("/orders/{id}"), Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["status"], "CONFIRMED");
+    assert_eq!(mine["history"][1]["by"], "manager");
+    // The customer hears, and the manager's message is redrawn (in either order).
+    let mut told = None;
+    let mut redrawn = None;
+    while told.is_none() || redrawn.is_none() {
+        let (method, body) = telegram.next_call().await;
+        match method.as_str() {
+            "sendMessage" if body["chat_id"] == CUSTOMER => told = Some(body),
+            "editMessageText" => redrawn = Some(body),
+            _ => {}
+        }
+    }
+    assert!(
+        told.unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("подтверждён")
+    );
+    let redrawn = redrawn.unwrap();
+    assert_eq!(
+        redrawn["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        format!("s:{id}:C:R")
+    );
+
+    // The same press again (a stale button): "already", and nothing moves.
+    assert_eq!(press(&app, 3, MANAGER_CHAT, &confirm).await, 200);
+    let stale = next(&mut telegram, "answerCallbackQuery").await;
+    assert!(stale["text"].as_str().unwrap().contains("уже"), "{stale}");
+    // Redelivered update: handled once (no second answer before the next update's).
+    assert_eq!(press(&app, 3, MANAGER_CHAT, &confirm).await, 200);
+    assert_eq!(press(&app, 4, 111, &confirm).await, 200);
+    let after = next(&mut telegram, "answerCallbackQuery").await;
+    assert_eq!(
+        after["callback_query_id"], "cb-4",
+        "update 3 was answered once"
+    );
+}
+
+#[tokio::test]
+async fn the_manager_moves_an_order_with_the_buttons_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("botshop-manager-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.db");
+    let _ = std::fs::remove_file(&file);
+    run(DatabaseTarget::EmbeddedSqlite(
+        file.to_string_lossy().into_owned(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn the_manager_moves_an_order_with_the_buttons_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let db =
+        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
+            .await
+            .unwrap();
+    db.store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    database.cleanup().await;
+}
