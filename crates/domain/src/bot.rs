@@ -28,6 +28,8 @@ pub struct Update {
 pub enum UpdateKind {
     /// `/start` in a chat: a welcome, and the Mini App's button when there is one.
     Start { chat_id: i64 },
+    /// `/orders` from `from` in a chat: a manager's list of open orders.
+    Orders { chat_id: i64, from: i64 },
     /// A press of an inline button: who pressed it and its `callback_data`.
     Button {
         callback_id: String,
@@ -41,8 +43,9 @@ pub enum UpdateKind {
 
 impl UpdateKind {
     /// The command a message's text starts with: `/start`, `/start payload` and
-    /// `/start@ShopBot` are all `/start`; anything else is ignored.
-    pub fn from_text(chat_id: i64, text: &str) -> Self {
+    /// `/start@ShopBot` are all `/start`; `/orders` likewise (`from` is its sender);
+    /// anything else is ignored.
+    pub fn from_text(chat_id: i64, from: Option<i64>, text: &str) -> Self {
         let command = text
             .split_whitespace()
             .next()
@@ -50,8 +53,9 @@ impl UpdateKind {
             .split('@')
             .next()
             .unwrap_or_default();
-        match command {
-            "/start" => UpdateKind::Start { chat_id },
+        match (command, from) {
+            ("/start", _) => UpdateKind::Start { chat_id },
+            ("/orders", Some(from)) => UpdateKind::Orders { chat_id, from },
             _ => UpdateKind::Ignored,
         }
     }
@@ -137,6 +141,9 @@ impl StatusButton {
             .collect()
     }
 }
+
+/// How many open orders `/orders` shows, newest first.
+pub const OPEN_ORDERS_SHOWN: u32 = 20;
 
 /// What came of a button press, for the answer the presser sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +242,20 @@ impl BotService {
                     Ok(Handled::ReplyFailed)
                 }
             },
+            UpdateKind::Orders { chat_id, from } => {
+                // Only managers see the orders; anyone else's `/orders` is ignored.
+                if !self.managers.iter().any(|id| id.get() == from) {
+                    return Ok(Handled::Ignored);
+                }
+                let open = self.orders.open_orders(OPEN_ORDERS_SHOWN).await?;
+                match self.replies.show_open_orders(chat_id, &open).await {
+                    Ok(()) => Ok(Handled::Replied),
+                    Err(error) => {
+                        tracing::warn!(update_id = update.update_id, %error, "could not answer /orders");
+                        Ok(Handled::ReplyFailed)
+                    }
+                }
+            }
             UpdateKind::Button {
                 callback_id,
                 from,
@@ -474,18 +495,62 @@ mod tests {
     fn commands_are_read_from_the_first_word() {
         for text in ["/start", "/start ref-7", "/start@ShopBot", "  /start  "] {
             assert_eq!(
-                UpdateKind::from_text(1, text),
+                UpdateKind::from_text(1, Some(2), text),
                 UpdateKind::Start { chat_id: 1 },
                 "{text}"
             );
         }
-        for text in ["start", "/started", "/orders", "", "привет /start"] {
+        assert_eq!(
+            UpdateKind::from_text(1, Some(2), "/orders@ShopBot"),
+            UpdateKind::Orders {
+                chat_id: 1,
+                from: 2
+            }
+        );
+        assert_eq!(
+            UpdateKind::from_text(1, None, "/orders"),
+            UpdateKind::Ignored
+        );
+        for text in ["start", "/started", "/order", "", "привет /start"] {
             assert_eq!(
-                UpdateKind::from_text(1, text),
+                UpdateKind::from_text(1, Some(2), text),
                 UpdateKind::Ignored,
                 "{text}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn orders_shows_a_manager_the_open_orders_and_ignores_anyone_else() {
+        let mut orders = MockOrderLifecycle::new();
+        orders
+            .expect_open_orders()
+            .withf(|limit| *limit == OPEN_ORDERS_SHOWN)
+            .times(1)
+            .returning(|_| Ok(Vec::new()));
+        let mut replies = MockBotReplies::new();
+        replies
+            .expect_show_open_orders()
+            .withf(|chat, orders| *chat == MANAGER && orders.is_empty())
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let bot = service(fresh_log(), replies, orders);
+        let orders_from = |update_id, from| Update {
+            update_id,
+            kind: UpdateKind::Orders {
+                chat_id: MANAGER,
+                from,
+            },
+        };
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            bot.handle(orders_from(1, MANAGER), now).await.unwrap(),
+            Handled::Replied
+        );
+        assert_eq!(
+            bot.handle(orders_from(2, 12345), now).await.unwrap(),
+            Handled::Ignored
+        );
     }
 
     #[tokio::test]

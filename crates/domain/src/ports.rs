@@ -103,6 +103,10 @@ pub trait OrderLifecycle: Send + Sync {
         change: crate::lifecycle::StatusChange,
     ) -> Result<crate::lifecycle::Applied, RepositoryError>;
 
+    /// The newest `limit` open orders (PENDING, CONFIRMED, PROCESSING), newest first, each
+    /// with its customer, as the manager chat shows them.
+    async fn open_orders(&self, limit: u32) -> Result<Vec<OrderPlaced>, RepositoryError>;
+
     /// Writes a [`crate::outbox::OutboxEvent::ManagerMessageUpdate`] for the order, so
     /// that the manager's message shows the truth again (after a stale press).
     async fn refresh_manager_message(&self, order: OrderId) -> Result<(), RepositoryError>;
@@ -144,6 +148,14 @@ pub trait BotReplies: Send + Sync {
         &self,
         callback_id: &str,
         outcome: crate::bot::ButtonOutcome,
+    ) -> Result<(), NotifyError>;
+
+    /// `/orders` from a manager: each open order as its manager-chat message with its
+    /// buttons, in `chat_id`; or a line saying there are none.
+    async fn show_open_orders(
+        &self,
+        chat_id: i64,
+        orders: &[OrderPlaced],
     ) -> Result<(), NotifyError>;
 }
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use domain::bot::ButtonOutcome;
-use domain::ports::{BotReplies, NotifyError};
+use domain::ports::{BotReplies, NotifyError, OrderPlaced};
 use serde::Serialize;
 
 use crate::notifier::{SentMessage, TelegramNotifier};
@@ -75,8 +75,29 @@ struct AnswerCallbackQuery<'a> {
     text: &'a str,
 }
 
+/// `/orders` when nothing is open.
+pub const NO_OPEN_ORDERS: &str = "Открытых заказов нет.";
+
 #[async_trait]
 impl BotReplies for TelegramNotifier {
+    async fn show_open_orders(
+        &self,
+        chat_id: i64,
+        orders: &[OrderPlaced],
+    ) -> Result<(), NotifyError> {
+        if orders.is_empty() {
+            self.send_message_to(chat_id, NO_OPEN_ORDERS).await?;
+            return Ok(());
+        }
+        for placed in orders {
+            let text = crate::render::render_manager_update(placed, self.utc_offset());
+            let buttons = crate::notifier::manager_keyboard(placed.order.id, placed.order.status);
+            self.send_message_with(chat_id, &text, Some(buttons))
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn answer_button(
         &self,
         callback_id: &str,

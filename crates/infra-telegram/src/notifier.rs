@@ -81,6 +81,11 @@ impl TelegramNotifier {
         })
     }
 
+    /// The offset the manager's messages show times in.
+    pub(crate) fn utc_offset(&self) -> UtcOffset {
+        self.utc_offset
+    }
+
     /// Sends `text` to the manager's chat and returns Telegram's `message_id`.
     ///
     /// `text` is Telegram HTML: the caller escapes what must arrive literally and keeps it

@@ -77,7 +77,11 @@ fn parse_update(body: &[u8]) -> Option<Update> {
     let command = update.get("message").and_then(|message| {
         let chat_id = message.get("chat")?.get("id")?.as_i64()?;
         let text = message.get("text")?.as_str()?;
-        Some(UpdateKind::from_text(chat_id, text))
+        let from = message
+            .get("from")
+            .and_then(|from| from.get("id"))
+            .and_then(serde_json::Value::as_i64);
+        Some(UpdateKind::from_text(chat_id, from, text))
     });
     let button = update.get("callback_query").and_then(|query| {
         Some(UpdateKind::Button {

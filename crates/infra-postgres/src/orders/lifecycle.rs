@@ -4,12 +4,14 @@
 //! the manager's message refreshed), and for a cancellation returns the order's units to limited
 //! stock, in product-id order like placement takes them, so the two never deadlock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use domain::lifecycle::{Applied, ChangedBy, Scope, StatusChange, StatusHistoryEntry};
+use domain::lifecycle::{
+    Applied, ChangedBy, OPEN_STATUSES, Scope, StatusChange, StatusHistoryEntry,
+};
 use domain::outbox::OutboxEvent;
-use domain::ports::OrderLifecycle;
+use domain::ports::{OrderLifecycle, OrderPlaced};
 use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -18,7 +20,7 @@ use sea_orm::{
 };
 
 use super::lines_of;
-use crate::entities::{order_status_history, orders, products};
+use crate::entities::{order_status_history, orders, products, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::append_outbox_event;
 use crate::store::{SqlStore, order_from_rows, timestamp_value};
@@ -51,6 +53,42 @@ impl OrderLifecycle for SqlStore {
             apply(transaction, &change).await
         })
         .await
+    }
+
+    async fn open_orders(&self, limit: u32) -> Result<Vec<OrderPlaced>, RepositoryError> {
+        let open = OPEN_STATUSES.map(|status| status.as_str());
+        let rows = orders::Entity::find()
+            .filter(orders::Column::Status.is_in(open))
+            .order_by_desc(orders::Column::CreatedAt)
+            .order_by_desc(orders::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to list open orders"))?;
+        let mut lines = lines_of(&self.db, rows.iter().map(|row| row.id).collect()).await?;
+        let customers: HashMap<i64, i64> = users::Entity::find()
+            .filter(users::Column::Id.is_in(rows.iter().map(|row| row.user_id)))
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to read the orders' customers"))?
+            .into_iter()
+            .map(|user| (user.id, user.telegram_id))
+            .collect();
+        rows.into_iter()
+            .map(|row| {
+                let customer = customers
+                    .get(&row.user_id)
+                    .and_then(|id| TelegramId::parse(*id).ok())
+                    .ok_or_else(|| {
+                        corrupt_row(format!("order {} has no valid customer", row.id))
+                    })?;
+                let items = lines.remove(&row.id).unwrap_or_default();
+                Ok(OrderPlaced {
+                    order: order_from_rows(row, items)?,
+                    customer,
+                })
+            })
+            .collect()
     }
 
     async fn refresh_manager_message(&self, order: OrderId) -> Result<(), RepositoryError> {

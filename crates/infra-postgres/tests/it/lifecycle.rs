@@ -20,7 +20,48 @@ contract_tests!(
     the_customer_scope_sees_only_their_own_orders,
     of_two_concurrent_changes_one_wins,
     a_refresh_asks_for_the_managers_message_to_be_redrawn,
+    open_orders_are_the_unfinished_ones_newest_first_with_their_customers,
 );
+
+async fn open_orders_are_the_unfinished_ones_newest_first_with_their_customers(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let (ann, bob) = (new_user(db, 1001).await, new_user(db, 2002).await);
+    let product = product_id(db, "Маргарита").await;
+    let first = place_order(db, &ann, product, 1, T0).await;
+    let done = place_order(db, &bob, product, 2, T0 + Duration::minutes(1)).await;
+    let newest = place_order(db, &bob, product, 3, T0 + Duration::minutes(2)).await;
+    let store = db.store();
+    store
+        .apply_status_change(change(
+            done.id,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            ChangedBy::Customer,
+        ))
+        .await
+        .unwrap();
+    store
+        .apply_status_change(change(
+            first.id,
+            OrderStatus::Pending,
+            OrderStatus::Processing,
+            manager(),
+        ))
+        .await
+        .unwrap();
+
+    let open = store.open_orders(10).await.unwrap();
+    let ids: Vec<OrderId> = open.iter().map(|placed| placed.order.id).collect();
+    assert_eq!(ids, [newest.id, first.id]);
+    assert_eq!(open[0].customer.get(), 2002);
+    assert_eq!(open[0].order.items[0].quantity, 3);
+    assert_eq!(open[1].order.status, OrderStatus::Processing);
+    assert_eq!(store.open_orders(1).await.unwrap().len(), 1);
+}
 
 async fn a_refresh_asks_for_the_managers_message_to_be_redrawn(db: &TestDatabase) {
     seed(

@@ -110,3 +110,28 @@ async fn a_press_is_answered_with_what_came_of_it() {
     assert_eq!(text, infra_telegram::render_button_answer(outcome));
     assert!(text.contains("#5") && text.chars().count() <= 200, "{text}");
 }
+
+#[tokio::test]
+async fn orders_lists_each_open_order_with_its_buttons_or_says_there_are_none() {
+    use crate::support::seed_order;
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(5)).await;
+    let bot = notifier(&server);
+    bot.show_open_orders(42, &[seed_order()]).await.unwrap();
+    bot.show_open_orders(42, &[]).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let listed: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(listed["chat_id"], 42);
+    let order = seed_order();
+    assert_eq!(
+        listed["reply_markup"],
+        serde_json::to_value(infra_telegram::manager_keyboard(
+            order.order.id,
+            order.order.status
+        ))
+        .unwrap()
+    );
+    let none: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(none["text"], infra_telegram::NO_OPEN_ORDERS);
+}
