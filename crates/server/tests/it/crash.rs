@@ -150,3 +150,156 @@ async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
     }
     let _ = std::fs::remove_dir_all(sqlite_dir);
 }
+
+/// Telegram that fails with 500 until told to recover, reporting every call as
+/// (method, chat id, delivered).
+struct SwitchableChats {
+    healthy: Arc<AtomicBool>,
+    calls: mpsc::UnboundedSender<(String, i64, bool)>,
+}
+
+impl Respond for SwitchableChats {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let method = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let chat = body["chat_id"].as_i64().unwrap_or_default();
+        let healthy = self.healthy.load(Ordering::SeqCst);
+        let _ = self.calls.send((method, chat, healthy));
+        if healthy {
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 700}}))
+        } else {
+            ResponseTemplate::new(500).set_body_json(
+                json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
+            )
+        }
+    }
+}
+
+/// A status change's messages survive a crash between the change and their sending: the
+/// customer's message and the manager's redraw are each delivered exactly once after a
+/// restart, with the new order's message.
+#[tokio::test]
+async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() {
+    let pg = TestDatabase::postgres().await;
+    let sqlite_dir =
+        std::env::temp_dir().join(format!("botshop-crash-change-{}", std::process::id()));
+    let database = match &pg {
+        Some(db) => Database::Url(db.url().to_owned()),
+        None => {
+            std::fs::create_dir_all(&sqlite_dir).unwrap();
+            Database::Sqlite(sqlite_dir.join("botshop.db").to_string_lossy().into_owned())
+        }
+    };
+    if let Some(db) = &pg {
+        db.store()
+            .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+            .await
+            .unwrap();
+    }
+    let telegram = MockServer::start().await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/bot[^/]+/(sendMessage|editMessageText)$"))
+        .respond_with(SwitchableChats {
+            healthy: healthy.clone(),
+            calls: calls_tx,
+        })
+        .mount(&telegram)
+        .await;
+    Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"id": MANAGER_CHAT}})),
+        )
+        .mount(&telegram)
+        .await;
+
+    // Telegram is down; an order is placed and cancelled by its customer.
+    const CUSTOMER: i64 = 6_001;
+    let first = start(&database, &telegram.uri());
+    let client = reqwest::Client::new();
+    let buyer = auth(CUSTOMER, "Покупатель");
+    let order: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{}/api/v1/orders", first.port))
+        .header("Authorization", &buyer)
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cancelled = client
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/orders/{}/cancel",
+            first.port, order["id"]
+        ))
+        .header("Authorization", &buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status().as_u16(), 200);
+    // The customer's message was tried and failed: it is in the outbox, unsent.
+    loop {
+        let (method, chat, ok) = tokio::time::timeout(Duration::from_secs(30), calls.recv())
+            .await
+            .expect("the relay did not try the customer's message")
+            .unwrap();
+        assert!(!ok);
+        if method == "sendMessage" && chat == CUSTOMER {
+            break;
+        }
+    }
+
+    // kill -9; Telegram recovers; restart.
+    drop(first);
+    healthy.store(true, Ordering::SeqCst);
+    let second = start(&database, &telegram.uri());
+
+    let mut delivered: Vec<(String, i64)> = Vec::new();
+    while delivered.len() < 3 {
+        let (method, chat, ok) = tokio::time::timeout(Duration::from_secs(60), calls.recv())
+            .await
+            .expect("not every message arrived after the restart")
+            .unwrap();
+        if ok {
+            let call = (method, chat);
+            assert!(!delivered.contains(&call), "{call:?} was delivered twice");
+            delivered.push(call);
+        }
+    }
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        [
+            ("editMessageText".to_owned(), MANAGER_CHAT),
+            ("sendMessage".to_owned(), CUSTOMER),
+            ("sendMessage".to_owned(), MANAGER_CHAT),
+        ]
+    );
+    let status = command(&database, &telegram.uri())
+        .args(["outbox", "status"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(status.contains("pending: 0"), "{status}");
+    assert!(status.contains("dead:    0"), "{status}");
+
+    drop(second);
+    if let Some(db) = pg {
+        db.cleanup().await;
+    }
+    let _ = std::fs::remove_dir_all(sqlite_dir);
+}
