@@ -434,9 +434,10 @@ fn decode_component(encoded: &str) -> Cow<'_, str> {
 }
 
 /// Compares in time independent of where the bytes differ, so the comparison does not
-/// reveal how much of a forged hash was right.
+/// reveal how much of a forged hash (or secret) was right. Every secret BotShop checks
+/// goes through it: initData hashes, the webhook's secret.
 #[inline(never)]
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

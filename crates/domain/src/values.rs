@@ -170,21 +170,38 @@ pub fn product_images(urls: Vec<String>) -> Result<Vec<String>, InvalidProductIm
         if url.chars().count() > MAX_IMAGE_URL_CHARS {
             return Err(InvalidProductImages::TooLong(index));
         }
-        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-        let rest = if lower.starts_with("https://") {
-            &url[8..]
-        } else if lower.starts_with("http://") {
-            &url[7..]
-        } else {
-            return Err(InvalidProductImages::NotAbsoluteHttp(index));
-        };
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
-        if host.is_empty() || host.starts_with('@') || host.starts_with(':') || !clean {
+        if !is_absolute_http_url(url) {
             return Err(InvalidProductImages::NotAbsoluteHttp(index));
         }
     }
     Ok(urls)
+}
+
+/// Whether `url` is `http://` or `https://` (any case), then a host, with no white space
+/// or control characters: a URL a browser can open as is. The one rule for every URL the
+/// shop publishes (product images, `PUBLIC_BASE_URL`, `MINI_APP_URL`).
+pub fn is_absolute_http_url(url: &str) -> bool {
+    let rest = if has_scheme(url, "https://") {
+        &url[8..]
+    } else if has_scheme(url, "http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    !host.is_empty() && !host.starts_with('@') && !host.starts_with(':') && clean
+}
+
+/// As [`is_absolute_http_url`], and `https://` only.
+pub fn is_absolute_https_url(url: &str) -> bool {
+    has_scheme(url, "https://") && is_absolute_http_url(url)
+}
+
+/// Whether `url` starts with `scheme`, compared without regard to ASCII case.
+fn has_scheme(url: &str, scheme: &str) -> bool {
+    url.get(..scheme.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
 }
 
 /// The rules of the text values a client sends, as ECMA-262 regular expressions for the
@@ -421,6 +438,16 @@ mod tests {
         );
         assert!(Comment::parse(&"x".repeat(1001)).is_err());
         assert!(Comment::parse(&"x".repeat(1000)).is_ok());
+    }
+
+    #[test]
+    fn https_only_where_asked() {
+        assert!(is_absolute_https_url("HTTPS://shop.example.com/app"));
+        assert!(!is_absolute_https_url("http://shop.example.com/app"));
+        assert!(is_absolute_http_url("http://shop.example.com/app"));
+        for bad in ["https://", "https:// x", "шоп://x", "https:", ""] {
+            assert!(!is_absolute_http_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl TelegramSettings {
             ));
         }
         if let Some(url) = self.mini_app_url()
-            && !is_https_url(url)
+            && !domain::values::is_absolute_https_url(url)
         {
             return Err(InvalidSetting::new(
                 "MINI_APP_URL",
@@ -180,19 +180,6 @@ impl TelegramSettings {
             ..TelegramConfig::new(bot_token, manager_chat_id)
         }
     }
-}
-
-/// `https://` (any case), a host, and no white space or control characters.
-fn is_https_url(url: &str) -> bool {
-    let Some(rest) = url
-        .get(..8)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
-        .map(|_| &url[8..])
-    else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `TELEGRAM_BOT_TOKEN`: unset or blank is `None`; anything else must pass [`BotToken::new`].

@@ -440,9 +440,11 @@ impl Settings {
 /// paths to it.
 fn check_public_base_url(url: &str) -> Result<(), InvalidSetting> {
     let refuse = |why: &str| InvalidSetting::new("PUBLIC_BASE_URL", why.to_owned());
-    domain::values::product_images(vec![url.to_owned()]).map_err(|_| {
-        refuse("must be an absolute http:// or https:// URL, such as https://shop.example.com")
-    })?;
+    if !domain::values::is_absolute_http_url(url) {
+        return Err(refuse(
+            "must be an absolute http:// or https:// URL, such as https://shop.example.com",
+        ));
+    }
     if url.contains(['?', '#']) {
         return Err(refuse("must not have a query or a fragment"));
     }

@@ -529,21 +529,21 @@ impl domain::ports::CatalogRepository for GatedCatalog {
         _: Option<CategoryId>,
         _: Page,
     ) -> Result<Paginated<domain::Category>, RepositoryError> {
-        unimplemented!("not read by these tests")
+        unreachable!("the gated catalog serves product pages only")
     }
 
     async fn child_categories(
         &self,
         _: &[CategoryId],
     ) -> Result<Vec<domain::Category>, RepositoryError> {
-        unimplemented!("not read by these tests")
+        unreachable!("the gated catalog serves product pages only")
     }
 
     async fn find_category(
         &self,
         _: CategoryId,
     ) -> Result<Option<domain::Category>, RepositoryError> {
-        unimplemented!("not read by these tests")
+        unreachable!("the gated catalog serves product pages only")
     }
 
     async fn list_products(
@@ -551,7 +551,7 @@ impl domain::ports::CatalogRepository for GatedCatalog {
         _: ProductFilter,
         _: Page,
     ) -> Result<Paginated<domain::Product>, RepositoryError> {
-        unimplemented!("not read by these tests")
+        unreachable!("the gated catalog serves product pages only")
     }
 
     async fn find_active_product(
@@ -585,14 +585,22 @@ fn order_for_products_1_and_2() -> TestRequest {
 }
 
 fn gated_app_state(gated: i64) -> (std::sync::Arc<GatedCatalog>, http_actix::Http) {
+    let mut mocks = Mocks::new().with_customer();
+    mocks.orders.expect_place().returning(|_| Ok(order(123)));
+    gated_app_state_with(gated, mocks)
+}
+
+/// As [`gated_app_state`], with the rest of the app from `mocks`.
+fn gated_app_state_with(
+    gated: i64,
+    mocks: Mocks,
+) -> (std::sync::Arc<GatedCatalog>, http_actix::Http) {
     let catalog = std::sync::Arc::new(GatedCatalog {
         gated,
         started: tokio::sync::Notify::new(),
         gate: tokio::sync::Notify::new(),
         reads: Default::default(),
     });
-    let mut mocks = Mocks::new().with_customer();
-    mocks.orders.expect_place().returning(|_| Ok(order(123)));
     let (mut state, config) = mocks.state();
     state.catalog = catalog.clone();
     (catalog, http_actix::Http::new(state, config).unwrap())
@@ -855,12 +863,6 @@ async fn include_descendants_reaches_the_catalog() {
 
 #[actix_web::test]
 async fn a_cancellation_refreshes_the_pages_of_the_products_it_gave_back() {
-    let catalog = std::sync::Arc::new(GatedCatalog {
-        gated: 0,
-        started: tokio::sync::Notify::new(),
-        gate: tokio::sync::Notify::new(),
-        reads: Default::default(),
-    });
     let mut mocks = Mocks::new().with_customer();
     mocks
         .lifecycle
@@ -879,9 +881,7 @@ async fn a_cancellation_refreshes_the_pages_of_the_products_it_gave_back() {
         .lifecycle
         .expect_history()
         .returning(|_| Ok(Vec::new()));
-    let (mut state, config) = mocks.state();
-    state.catalog = catalog.clone();
-    let http = http_actix::Http::new(state, config).unwrap();
+    let (catalog, http) = gated_app_state_with(0, mocks);
     let app = worker(&http).await;
     let card = |id: i64| TestRequest::get().uri(&format!("/api/v1/products/{id}"));
     for id in [1, 3] {

@@ -42,10 +42,12 @@ impl Respond for Switchable {
     }
 }
 
-#[tokio::test]
-async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
+/// The database the crash tests run on: PostgreSQL when there is one (seeded with the
+/// demo catalog, as `server seed` would), else an embedded SQLite file in a scratch
+/// directory named after `name` (the server seeds it itself).
+async fn crash_database(name: &str) -> (Option<TestDatabase>, Database, std::path::PathBuf) {
     let pg = TestDatabase::postgres().await;
-    let sqlite_dir = std::env::temp_dir().join(format!("botshop-crash-{}", std::process::id()));
+    let sqlite_dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     let database = match &pg {
         Some(db) => Database::Url(db.url().to_owned()),
         None => {
@@ -59,6 +61,23 @@ async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
             .await
             .unwrap();
     }
+    (pg, database, sqlite_dir)
+}
+
+/// The start-up check of the manager chat succeeds.
+async fn answer_get_chat(telegram: &MockServer) {
+    Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"id": MANAGER_CHAT}})),
+        )
+        .mount(telegram)
+        .await;
+}
+
+#[tokio::test]
+async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
+    let (pg, database, sqlite_dir) = crash_database("botshop-crash").await;
 
     let telegram = MockServer::start().await;
     let healthy = Arc::new(AtomicBool::new(false));
@@ -71,13 +90,7 @@ async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
         })
         .mount(&telegram)
         .await;
-    Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": {"id": MANAGER_CHAT}})),
-        )
-        .mount(&telegram)
-        .await;
+    answer_get_chat(&telegram).await;
 
     // 1–2. Telegram fails; five orders are placed.
     let first = start(&database, &telegram.uri());
@@ -187,22 +200,7 @@ impl Respond for SwitchableChats {
 /// restart, with the new order's message.
 #[tokio::test]
 async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() {
-    let pg = TestDatabase::postgres().await;
-    let sqlite_dir =
-        std::env::temp_dir().join(format!("botshop-crash-change-{}", std::process::id()));
-    let database = match &pg {
-        Some(db) => Database::Url(db.url().to_owned()),
-        None => {
-            std::fs::create_dir_all(&sqlite_dir).unwrap();
-            Database::Sqlite(sqlite_dir.join("botshop.db").to_string_lossy().into_owned())
-        }
-    };
-    if let Some(db) = &pg {
-        db.store()
-            .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-            .await
-            .unwrap();
-    }
+    let (pg, database, sqlite_dir) = crash_database("botshop-crash-change").await;
     let telegram = MockServer::start().await;
     let healthy = Arc::new(AtomicBool::new(false));
     let (calls_tx, mut calls) = mpsc::unbounded_channel();
@@ -214,13 +212,7 @@ async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() 
         })
         .mount(&telegram)
         .await;
-    Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": {"id": MANAGER_CHAT}})),
-        )
-        .mount(&telegram)
-        .await;
+    answer_get_chat(&telegram).await;
 
     // Telegram is down; an order is placed and cancelled by its customer.
     const CUSTOMER: i64 = 6_001;
