@@ -43,6 +43,7 @@ mod m20250101_000013_products_search_trigram;
 mod m20250101_000014_outbox_any_chat;
 mod m20250101_000015_order_status_history;
 mod m20250101_000016_telegram_updates;
+mod m20250101_000017_products_search_words;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000014_outbox_any_chat::Migration),
             Box::new(m20250101_000015_order_status_history::Migration),
             Box::new(m20250101_000016_telegram_updates::Migration),
+            Box::new(m20250101_000017_products_search_words::Migration),
         ]
     }
 }

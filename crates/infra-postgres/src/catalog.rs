@@ -6,8 +6,8 @@ use domain::ports::{CatalogRepository, ProductFilter};
 use domain::{Category, CategoryId, Page, Paginated, Product, ProductId, RepositoryError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use crate::entities::{categories, products};
@@ -88,7 +88,8 @@ impl CatalogRepository for SqlStore {
         filter: ProductFilter,
         page: Page,
     ) -> Result<Paginated<Product>, RepositoryError> {
-        let statement = product_page(&filter, page).build(self.db.get_database_backend());
+        let backend = self.db.get_database_backend();
+        let statement = product_page(&filter, page, backend).build(backend);
         let found = self
             .db
             .query_all_raw(statement)
@@ -111,7 +112,7 @@ impl CatalogRepository for SqlStore {
         let total = match total {
             Some(total) => total,
             None if page.offset() == 0 => 0,
-            None => matching_products(&filter)
+            None => matching_products(&filter, backend)
                 .count(&self.db)
                 .await
                 .map_err(|err| repository_error(err, "failed to count products"))?,
@@ -167,16 +168,20 @@ fn visible_categories() -> Select<categories::Entity> {
 /// The total rides on every row of the page, so that a search reads its matches once: a
 /// separate COUNT would look them all up again (on PostgreSQL, a second trigram index
 /// scan, which costs as much as the page itself).
-pub(crate) fn product_page(filter: &ProductFilter, page: Page) -> Select<products::Entity> {
-    sorted(matching_products(filter), filter.sort)
+pub(crate) fn product_page(
+    filter: &ProductFilter,
+    page: Page,
+    backend: DatabaseBackend,
+) -> Select<products::Entity> {
+    sorted(matching_products(filter, backend), filter.sort)
         .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL_MATCHING)
         .limit(u64::from(page.limit()))
         .offset(page.offset())
 }
 
 /// The active products of visible categories that match every part of `filter`,
-/// unordered.
-fn matching_products(filter: &ProductFilter) -> Select<products::Entity> {
+/// unordered, as `backend` finds them best.
+fn matching_products(filter: &ProductFilter, backend: DatabaseBackend) -> Select<products::Entity> {
     let mut matching = products::Entity::find()
         .filter(products::Column::IsActive.eq(true))
         .filter(Expr::cust(IN_VISIBLE_CATEGORY));
@@ -208,10 +213,19 @@ fn matching_products(filter: &ProductFilter) -> Select<products::Entity> {
     }
     // The domain normalised the search as the stored text was normalised, so a plain
     // substring match finds it, whatever the case, on both databases. On PostgreSQL the
-    // trigram index of `search_text` (migration 13) serves it, given a trigram to look up.
+    // word index (migration 17) or the trigram index (migration 13) of `search_text`
+    // finds the candidates, when the search has parts they can look up.
     if let Some(search) = &filter.search {
         let pattern = LikeExpr::new(format!("%{}%", escape_like(search))).escape(LIKE_ESCAPE);
-        let searched = if has_trigram(search) {
+        let words = match backend {
+            DatabaseBackend::Postgres => word_candidates(search),
+            _ => None,
+        };
+        let searched = if let Some(words) = words {
+            matching = matching.filter(words);
+            // The candidates are few: check the phrase on each, not through the trigrams.
+            Expr::cust(r#"("products"."search_text" || '')"#)
+        } else if has_trigram(search) {
             Expr::col(products::Column::SearchText)
         } else {
             // Without a trigram the index would be read whole and every product checked
@@ -255,6 +269,51 @@ fn sorted(query: Select<products::Entity>, sort: ProductSort) -> Select<products
             .order_by_desc(products::Column::CreatedAt)
             .order_by_desc(products::Column::Id),
     }
+}
+
+/// A condition that every product holding the phrase `search` meets, served by the word
+/// index of migration 17 (PostgreSQL only), or `None` when `search` is one word or has no
+/// part the index can look up well.
+///
+/// A phrase «t1 t2 … tn» (normalised: single spaces) found in a product's `search_text`
+/// ends a word with `t1`, holds `t2` … `tn-1` as whole words and starts a word with `tn`.
+/// The dictionary turns «ends with `t1`» and «starts with `tn`» into the few words that do,
+/// through its trigram index, when `t1` or `tn` has a trigram to look up (shorter ones
+/// would match too many words to help); the middle words are looked up as they are. A
+/// product with a word too long for the dictionary carries the empty word, and is always
+/// a candidate. The caller still checks the phrase itself on the candidates.
+fn word_candidates(search: &str) -> Option<Condition> {
+    let words: Vec<&str> = search.split(' ').collect();
+    let [first, middle @ .., last] = words.as_slice() else {
+        return None;
+    };
+    let in_dictionary = |pattern: String| {
+        Expr::cust_with_values(
+            r#""products"."search_words" && ARRAY(SELECT "word" FROM "search_dictionary" WHERE "word" LIKE $1 ESCAPE '\')"#,
+            [pattern],
+        )
+    };
+    let mut holds = Condition::all();
+    if has_trigram(first) {
+        holds = holds.add(in_dictionary(format!("%{}", escape_like(first))));
+    }
+    if !middle.is_empty() {
+        holds = holds.add(Expr::cust_with_values(
+            r#""products"."search_words" @> string_to_array($1, ' ')"#,
+            [middle.join(" ")],
+        ));
+    }
+    if has_trigram(last) {
+        holds = holds.add(in_dictionary(format!("{}%", escape_like(last))));
+    }
+    if holds.is_empty() {
+        return None;
+    }
+    Some(
+        Condition::any()
+            .add(holds)
+            .add(Expr::cust(r#""products"."search_words" @> ARRAY['']"#)),
+    )
 }
 
 /// Whether `search` holds three letters or digits in a row: then `pg_trgm` extracts at least

@@ -310,8 +310,8 @@ pub fn product_page_postgres(
     use sea_orm::QueryTrait as _;
     use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder as _};
 
-    let statement =
-        crate::catalog::product_page(filter, page).build(sea_orm::DatabaseBackend::Postgres);
+    let statement = crate::catalog::product_page(filter, page, sea_orm::DatabaseBackend::Postgres)
+        .build(sea_orm::DatabaseBackend::Postgres);
     let literals = statement
         .values
         .iter()

@@ -12,6 +12,7 @@ contract_tests!(
     image_url_becomes_the_first_image_and_comes_back,
     existing_categories_become_active_roots_and_the_tree_goes_cleanly,
     the_trigram_index_comes_and_goes_and_the_products_stay,
+    the_word_index_learns_the_existing_products_and_goes_cleanly,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -518,5 +519,63 @@ async fn the_trigram_index_comes_and_goes_and_the_products_stay(db: &TestDatabas
     Migrator::up(connection, None).await.unwrap();
     down_to(db, STEP).await;
     assert_eq!(schema_objects(db).await, with_index);
+    assert_eq!(count(db, "products").await, 2);
+}
+
+/// Migration 17: on PostgreSQL the word index and its dictionary come with the step, the
+/// dictionary holding the words of the products already there, and go with it; on SQLite
+/// the step changes nothing. The products are there all along.
+async fn the_word_index_learns_the_existing_products_and_goes_cleanly(db: &TestDatabase) {
+    const STEP: &str = "m20250101_000017_products_search_words";
+    let connection = db.database().connection();
+    down_to(db, STEP).await;
+    let with_words = schema_objects(db).await;
+    let columns_with_words = columns(db, "products").await;
+    Migrator::down(connection, Some(1)).await.unwrap();
+    let without_words = schema_objects(db).await;
+    seed(
+        db,
+        &[category(
+            "pizza",
+            0,
+            &[("Пицца Маргарита", "450", 0), ("Квас", "90", 0)],
+        )],
+    )
+    .await;
+
+    Migrator::up(connection, None).await.unwrap();
+    down_to(db, STEP).await;
+    assert_eq!(schema_objects(db).await, with_words);
+    assert_eq!(count(db, "products").await, 2);
+    if db.is_sqlite() {
+        assert_eq!(without_words, with_words);
+        return;
+    }
+    let mut expected = without_words.clone();
+    expected.extend([
+        "function botshop_learn_search_words".to_owned(),
+        "function botshop_search_words".to_owned(),
+        "index idx_products_search_words".to_owned(),
+        "index idx_search_dictionary_trgm".to_owned(),
+        "table search_dictionary".to_owned(),
+        "trigger products_search_words_insert".to_owned(),
+        "trigger products_search_words_update".to_owned(),
+    ]);
+    expected.sort_unstable();
+    assert_eq!(with_words, expected);
+    assert!(columns_with_words.contains(&"search_words".to_owned()));
+    // The products written before the step are in the dictionary.
+    for word in ["пицца", "маргарита", "квас"] {
+        let known = format!("SELECT count(*) FROM search_dictionary WHERE word = '{word}'");
+        assert_eq!(db.query_i64(&known).await.unwrap(), 1, "{word}");
+    }
+
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert_eq!(schema_objects(db).await, without_words);
+    assert!(
+        !columns(db, "products")
+            .await
+            .contains(&"search_words".to_owned())
+    );
     assert_eq!(count(db, "products").await, 2);
 }

@@ -20,6 +20,9 @@ contract_tests!(
     filters_and_sorts_combine_with_pagination,
     newest_first_breaks_ties_by_id,
     a_search_too_short_for_trigrams_still_finds_substrings,
+    a_phrase_is_found_from_the_ends_of_its_words,
+    a_phrase_in_a_word_too_long_for_the_dictionary_is_found,
+    a_changed_product_is_found_by_its_new_words,
 );
 
 fn product(name: &str, description: Option<&str>, price: &str, stock: Option<u32>) -> SeedProduct {
@@ -326,6 +329,74 @@ async fn a_search_too_short_for_trigrams_still_finds_substrings(db: &TestDatabas
     assert_eq!(search(db, "%").await, ["Сок 100% яблочный"]);
 }
 
+/// A phrase of several words is a substring of the text: it may start inside a word and
+/// end inside one (on PostgreSQL the word index finds it from those ends).
+async fn a_phrase_is_found_from_the_ends_of_its_words(db: &TestDatabase) {
+    shop(db).await;
+    assert_eq!(search(db, "ицца маргар").await, ["Пицца Маргарита"]);
+    assert_eq!(search(db, "ца марг").await, ["Пицца Маргарита"]);
+    assert_eq!(search(db, "ицца четыре сы").await, ["Пицца Четыре сыра"]);
+    // A whole word in the middle, punctuation and all.
+    assert_eq!(
+        search(db, "томатный соус, моцарелла, баз").await,
+        ["Пицца Маргарита"]
+    );
+    assert_eq!(search(db, "рита томатный соус,").await, ["Пицца Маргарита"]);
+    // Not the end of a word, not a whole word, not the start of one.
+    assert!(search(db, "пиц маргарита").await.is_empty());
+    assert!(search(db, "томатный со моцарелла").await.is_empty());
+    assert!(search(db, "пицца аргарита").await.is_empty());
+    // Words found apart, but not as the phrase.
+    assert!(search(db, "маргарита пицца").await.is_empty());
+}
+
+/// Words of more than 64 characters are too long for the dictionary, and the products
+/// holding them are still found by any phrase.
+async fn a_phrase_in_a_word_too_long_for_the_dictionary_is_found(db: &TestDatabase) {
+    let long = "сверхдлинноесловокоторогоэтотсловарьнеудерживаетникакимобразомвовсе";
+    assert!(long.chars().count() > 64);
+    let described = format!("Перед {long} после");
+    seed(
+        db,
+        &[SeedCategory {
+            name: "other".to_owned(),
+            slug: "other".to_owned(),
+            sort_order: 0,
+            parent_slug: None,
+            products: vec![
+                product("Длинный", Some(&described), "100", None),
+                product("Короткий", Some("перед словом после"), "100", None),
+            ],
+        }],
+    )
+    .await;
+    assert_eq!(search(db, "перед сверхдлинное").await, ["Длинный"]);
+    assert_eq!(search(db, "образомвовсе после").await, ["Длинный"]);
+    assert_eq!(
+        search(db, &format!("перед {long} после")).await,
+        ["Длинный"]
+    );
+    assert_eq!(search(db, "перед словом после").await, ["Короткий"]);
+}
+
+/// A product whose text changes is found by its new words, and no longer by its old.
+async fn a_changed_product_is_found_by_its_new_words(db: &TestDatabase) {
+    shop(db).await;
+    let renamed = domain::catalog::product_search_text("Кальцоне Деревенская", Some("Бекон"));
+    db.execute(&format!(
+        "UPDATE products SET name = 'Кальцоне Деревенская', description = 'Бекон', \
+         search_text = '{renamed}' WHERE name = 'Пицца Маргарита'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        search(db, "кальцоне деревенская бекон").await,
+        ["Кальцоне Деревенская"]
+    );
+    assert_eq!(search(db, "льцоне деревен").await, ["Кальцоне Деревенская"]);
+    assert!(search(db, "пицца маргарита").await.is_empty());
+}
+
 /// How PostgreSQL plans the catalog's searches over 30 000 products: each test makes
 /// its own database.
 mod plans {
@@ -422,9 +493,10 @@ mod plans {
     }
 
     const TRIGRAM_INDEX: &str = "idx_products_search_text_trgm";
+    const WORD_INDEX: &str = "idx_products_search_words";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_two_word_search_uses_the_trigram_index_whatever_the_sort_and_category() {
+    async fn a_phrase_uses_the_word_index_whatever_the_sort_and_category() {
         let Some(db) = TestDatabase::postgres().await else {
             return;
         };
@@ -447,12 +519,36 @@ mod plans {
                 ProductSort::PriceDesc,
                 ProductSort::Newest,
             ] {
-                for plan in plans(&db, "острый суп", category, sort).await {
-                    assert!(
-                        plan.contains(TRIGRAM_INDEX),
-                        "{category:?} {sort:?}:\n{plan}"
-                    );
+                // Both ends long enough, a whole word in the middle, and both.
+                for q in ["острый суп", "й суп №", "острый суп №1"] {
+                    for plan in plans(&db, q, category, sort).await {
+                        assert!(
+                            plan.contains(WORD_INDEX) && !plan.contains(TRIGRAM_INDEX),
+                            "{q} {category:?} {sort:?}:\n{plan}"
+                        );
+                        assert!(
+                            plan.contains("idx_search_dictionary_trgm") || !q.starts_with("острый"),
+                            "{q} {category:?} {sort:?}:\n{plan}"
+                        );
+                    }
                 }
+            }
+        }
+        db.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_word_uses_the_trigram_index() {
+        let Some(db) = TestDatabase::postgres().await else {
+            return;
+        };
+        many_products(&db).await;
+        for q in ["острый", "суп"] {
+            for plan in plans(&db, q, None, ProductSort::Default).await {
+                assert!(
+                    plan.contains(TRIGRAM_INDEX) && !plan.contains(WORD_INDEX),
+                    "{q}:\n{plan}"
+                );
             }
         }
         db.cleanup().await;
