@@ -9,11 +9,16 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use tokio::sync::Notify;
+use std::time::Duration;
 
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::lifecycle::{ChangeRequest, ChangeStatusError, ChangedBy, Scope, change_status};
-use crate::ports::{BotReplies, OrderLifecycle, UpdateLog};
+use crate::ports::{
+    BotReplies, ExclusiveRoles, OrderLifecycle, PollError, RoleLease, UpdateLog, UpdateSource,
+};
 use crate::values::TelegramId;
 
 /// One update from Telegram, as BotShop understands it.
@@ -21,6 +26,42 @@ use crate::values::TelegramId;
 pub struct Update {
     pub update_id: i64,
     pub kind: UpdateKind,
+}
+
+impl Update {
+    /// An update from Telegram's JSON (a webhook's body): `None` without an `update_id`.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        Self::from_json(&serde_json::from_slice(body).ok()?)
+    }
+
+    /// An update from Telegram's JSON, read leniently: only `update_id` is required, and
+    /// anything unexpected elsewhere makes it an ignored update, never an error.
+    pub fn from_json(update: &serde_json::Value) -> Option<Self> {
+        let update_id = update.get("update_id")?.as_i64()?;
+        let command = update.get("message").and_then(|message| {
+            let chat_id = message.get("chat")?.get("id")?.as_i64()?;
+            let text = message.get("text")?.as_str()?;
+            let from = message
+                .get("from")
+                .and_then(|from| from.get("id"))
+                .and_then(serde_json::Value::as_i64);
+            Some(UpdateKind::from_text(chat_id, from, text))
+        });
+        let button = update.get("callback_query").and_then(|query| {
+            Some(UpdateKind::Button {
+                callback_id: query.get("id")?.as_str()?.to_owned(),
+                from: query.get("from")?.get("id")?.as_i64()?,
+                // Telegram caps it at 64 bytes; anything longer is not a button of ours.
+                data: query
+                    .get("data")?
+                    .as_str()
+                    .filter(|data| data.len() <= 64)?
+                    .to_owned(),
+            })
+        });
+        let kind = command.or(button).unwrap_or(UpdateKind::Ignored);
+        Some(Update { update_id, kind })
+    }
 }
 
 /// What an update asks for.
@@ -317,9 +358,210 @@ impl BotService {
     }
 }
 
+/// The role held by the one instance that polls Telegram.
+pub const POLLER_ROLE: &str = "telegram-poller";
+
+/// How the [`Poller`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollerConfig {
+    /// How long one `getUpdates` waits for an update (Telegram's long poll; at most 50 s).
+    pub wait: Duration,
+    /// The pause after a failure worth retrying soon (the network, a 5xx, the database).
+    pub retry: Duration,
+    /// The pause between attempts to take the role while another instance holds it: how
+    /// long polling may stop when its instance goes.
+    pub standby: Duration,
+    /// The pause after Telegram refused (a webhook is set, another poller, a bad token).
+    pub refused: Duration,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(25),
+            retry: Duration::from_secs(5),
+            standby: Duration::from_secs(10),
+            refused: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Receives the bot's updates by long polling (`getUpdates`), for shops without a public
+/// HTTPS address: the [`UpdateSource`] delivers them, and each goes through the same
+/// [`BotService::handle`] as a webhook's.
+///
+/// Only one instance polls at a time ([`POLLER_ROLE`], see [`ExclusiveRoles`]): Telegram
+/// allows one `getUpdates` per bot. The others stand by and take over when it goes.
+/// An update is confirmed to Telegram (the next request's offset) only after it was
+/// handled, so a crash loses none; the [`UpdateLog`] makes its redelivery harmless.
+pub struct Poller {
+    source: Arc<dyn UpdateSource>,
+    roles: Arc<dyn ExclusiveRoles>,
+    bot: Arc<BotService>,
+    clock: Arc<dyn Clock>,
+    config: PollerConfig,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a turn of the poll loop ended.
+enum Turn {
+    Continue,
+    Stop,
+}
+
+impl Poller {
+    pub fn new(
+        source: Arc<dyn UpdateSource>,
+        roles: Arc<dyn ExclusiveRoles>,
+        bot: Arc<BotService>,
+        clock: Arc<dyn Clock>,
+        config: PollerConfig,
+    ) -> Self {
+        Self {
+            source,
+            roles,
+            bot,
+            clock,
+            config,
+        }
+    }
+
+    /// Polls until `stop` turns `true` (or its sender goes): a `getUpdates` in flight is
+    /// abandoned at once, an update being handled is finished, and the role is released.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let lease = match self.roles.try_take(POLLER_ROLE).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    tracing::debug!("another instance polls Telegram; standing by");
+                    if pause(&mut stop, self.config.standby).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not take the Telegram poller's role");
+                    if pause(&mut stop, self.config.retry).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            tracing::info!("polling Telegram for the bot's updates (getUpdates)");
+            match self.poll(lease, &mut stop).await {
+                Turn::Stop => return,
+                Turn::Continue => {}
+            }
+        }
+    }
+
+    /// Polls while the role holds; releases it when stopping.
+    async fn poll(&self, mut lease: Box<dyn RoleLease>, stop: &mut watch::Receiver<bool>) -> Turn {
+        let mut offset = None;
+        loop {
+            if *stop.borrow() {
+                lease.release().await;
+                return Turn::Stop;
+            }
+            if !lease.still_held().await {
+                tracing::warn!(
+                    "lost the Telegram poller's role (its database connection); taking it again"
+                );
+                return Turn::Continue;
+            }
+            let polled = tokio::select! {
+                _ = stopped(stop) => {
+                    lease.release().await;
+                    return Turn::Stop;
+                }
+                polled = self.source.next_updates(offset, self.config.wait) => polled,
+            };
+            let pause_for = match polled {
+                Ok(updates) => match self.handle_all(updates, &mut offset).await {
+                    Ok(()) => None,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not record a Telegram update; it comes again");
+                        Some(self.config.retry)
+                    }
+                },
+                Err(PollError::Conflict(reason)) => {
+                    tracing::error!(
+                        %reason,
+                        "Telegram refuses getUpdates: a webhook is set (run `server telegram \
+                         delete-webhook`, or set TELEGRAM_UPDATES=webhook) or another process \
+                         polls with this bot's token"
+                    );
+                    Some(self.config.refused)
+                }
+                Err(PollError::Refused(reason)) => {
+                    tracing::error!(%reason, "Telegram refuses the bot: check TELEGRAM_BOT_TOKEN");
+                    Some(self.config.refused)
+                }
+                Err(PollError::Unavailable {
+                    reason,
+                    retry_after,
+                }) => {
+                    tracing::warn!(%reason, "could not poll Telegram; trying again");
+                    Some(retry_after.unwrap_or(self.config.retry))
+                }
+            };
+            if let Some(wait) = pause_for
+                && pause(stop, wait).await
+            {
+                lease.release().await;
+                return Turn::Stop;
+            }
+        }
+    }
+
+    /// Handles `updates` in order, moving `offset` past each one handled; stops at the
+    /// first that cannot be recorded, which is then fetched again.
+    async fn handle_all(
+        &self,
+        updates: Vec<Update>,
+        offset: &mut Option<i64>,
+    ) -> Result<(), RepositoryError> {
+        for update in updates {
+            let update_id = update.update_id;
+            // An update Telegram already had confirmed is not handled again.
+            if offset.is_some_and(|next| update_id < next) {
+                continue;
+            }
+            let handled = self.bot.handle(update, self.clock.now()).await?;
+            tracing::debug!(update_id, ?handled, "telegram update (polled)");
+            *offset = Some(update_id.saturating_add(1));
+        }
+        Ok(())
+    }
+}
+
+/// Waits `wait`, or less when `stop` turns `true`: `true` when stopping.
+async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stopped(stop) => true,
+        _ = tokio::time::sleep(wait) => *stop.borrow(),
+    }
+}
+
+/// Resolves when `stop` turns `true` or its sender goes.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::entities::{Order, OrderStatus};
     use crate::lifecycle::Applied;
     use crate::ports::{MockBotReplies, MockOrderLifecycle, MockUpdateLog, NotifyError};
@@ -597,5 +839,297 @@ mod tests {
                 .unwrap(),
             Handled::Ignored
         );
+    }
+
+    #[test]
+    fn updates_are_read_leniently() {
+        let start = br#"{"update_id": 5, "message": {"chat": {"id": 42}, "text": "/start"}}"#;
+        assert_eq!(
+            Update::parse(start),
+            Some(Update {
+                update_id: 5,
+                kind: UpdateKind::Start { chat_id: 42 }
+            })
+        );
+        let press = br#"{"update_id": 9, "callback_query": {"id": "cb", "from": {"id": 777}, "message": {}, "data": "s:5:P:C"}}"#;
+        assert_eq!(
+            Update::parse(press).map(|u| u.kind),
+            Some(UpdateKind::Button {
+                callback_id: "cb".into(),
+                from: 777,
+                data: "s:5:P:C".into()
+            })
+        );
+        let long = format!(
+            r#"{{"update_id": 9, "callback_query": {{"id": "cb", "from": {{"id": 7}}, "data": "{}"}}}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(
+            Update::parse(long.as_bytes()).map(|u| u.kind),
+            Some(UpdateKind::Ignored)
+        );
+        for ignored in [
+            &br#"{"update_id": 6, "message": {"chat": {"id": 42}, "photo": []}}"#[..],
+            br#"{"update_id": 7, "callback_query": {"id": "x"}}"#,
+            br#"{"update_id": 8, "message": {"chat": "nope", "text": "/start"}}"#,
+        ] {
+            assert_eq!(
+                Update::parse(ignored).map(|u| u.kind),
+                Some(UpdateKind::Ignored)
+            );
+        }
+        for broken in [&b"not json"[..], b"{}", br#"{"update_id": "5"}"#, b"[]"] {
+            assert_eq!(Update::parse(broken), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod poller_tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::ports::{MockBotReplies, MockOrderLifecycle};
+
+    /// Telegram's side of `getUpdates`: scripted answers, then a long poll that never
+    /// ends; it records every offset asked for.
+    struct ScriptedSource {
+        answers: Mutex<VecDeque<Result<Vec<Update>, PollError>>>,
+        offsets: Mutex<Vec<Option<i64>>>,
+        exhausted: watch::Sender<bool>,
+    }
+
+    #[async_trait::async_trait]
+    impl UpdateSource for ScriptedSource {
+        async fn next_updates(
+            &self,
+            offset: Option<i64>,
+            _wait: Duration,
+        ) -> Result<Vec<Update>, PollError> {
+            self.offsets.lock().unwrap().push(offset);
+            let next = self.answers.lock().unwrap().pop_front();
+            match next {
+                Some(answer) => answer,
+                None => {
+                    self.exhausted.send_replace(true);
+                    std::future::pending().await
+                }
+            }
+        }
+    }
+
+    /// Records update ids; fails the ids in `failing` once each.
+    #[derive(Default)]
+    struct Log {
+        seen: Mutex<Vec<i64>>,
+        failing: Mutex<Vec<i64>>,
+    }
+
+    #[async_trait::async_trait]
+    impl UpdateLog for Log {
+        async fn first_seen(
+            &self,
+            update_id: i64,
+            _at: OffsetDateTime,
+        ) -> Result<bool, RepositoryError> {
+            let mut failing = self.failing.lock().unwrap();
+            if let Some(at) = failing.iter().position(|id| *id == update_id) {
+                failing.remove(at);
+                return Err(RepositoryError::Unavailable(anyhow::anyhow!(
+                    "the database is down"
+                )));
+            }
+            let mut seen = self.seen.lock().unwrap();
+            let first = !seen.contains(&update_id);
+            seen.push(update_id);
+            Ok(first)
+        }
+
+        async fn forget_older_than(
+            &self,
+            _age: std::time::Duration,
+        ) -> Result<u64, RepositoryError> {
+            Ok(0)
+        }
+    }
+
+    /// The role: free after `busy` refusals; counts releases and can be lost once.
+    #[derive(Default)]
+    struct Roles {
+        busy: Mutex<u32>,
+        taken: Mutex<u32>,
+        released: Arc<Mutex<u32>>,
+        lose_first: Mutex<bool>,
+    }
+
+    struct Lease {
+        held: bool,
+        released: Arc<Mutex<u32>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RoleLease for Lease {
+        async fn still_held(&mut self) -> bool {
+            self.held
+        }
+        async fn release(self: Box<Self>) {
+            *self.released.lock().unwrap() += 1;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ExclusiveRoles for Roles {
+        async fn try_take(
+            &self,
+            role: &'static str,
+        ) -> Result<Option<Box<dyn RoleLease>>, RepositoryError> {
+            assert_eq!(role, POLLER_ROLE);
+            let mut busy = self.busy.lock().unwrap();
+            if *busy > 0 {
+                *busy -= 1;
+                return Ok(None);
+            }
+            *self.taken.lock().unwrap() += 1;
+            let mut lose = self.lose_first.lock().unwrap();
+            let held = !*lose;
+            *lose = false;
+            Ok(Some(Box::new(Lease {
+                held,
+                released: Arc::clone(&self.released),
+            })))
+        }
+    }
+
+    fn ignored(update_id: i64) -> Update {
+        Update {
+            update_id,
+            kind: UpdateKind::Ignored,
+        }
+    }
+
+    struct Run {
+        source: Arc<ScriptedSource>,
+        log: Arc<Log>,
+        roles: Arc<Roles>,
+    }
+
+    /// Runs a poller over `answers` until the script is exhausted and the poller waits in
+    /// a long poll, then stops it; the poller must end.
+    async fn run(answers: Vec<Result<Vec<Update>, PollError>>, log: Log, roles: Roles) -> Run {
+        let (exhausted, mut exhausted_rx) = watch::channel(false);
+        let source = Arc::new(ScriptedSource {
+            answers: Mutex::new(answers.into()),
+            offsets: Mutex::new(Vec::new()),
+            exhausted,
+        });
+        let log = Arc::new(log);
+        let roles = Arc::new(roles);
+        let bot = Arc::new(BotService::new(
+            log.clone(),
+            Arc::new(MockBotReplies::new()),
+            Arc::new(MockOrderLifecycle::new()),
+            vec![],
+            Arc::new(Notify::new()),
+        ));
+        let poller = Poller::new(
+            source.clone(),
+            roles.clone(),
+            bot,
+            Arc::new(SystemClock),
+            PollerConfig::default(),
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(poller.run(stop_rx));
+        exhausted_rx.wait_for(|done| *done).await.unwrap();
+        stop.send_replace(true);
+        task.await.unwrap();
+        Run { source, log, roles }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn updates_are_handled_in_order_and_confirmed_one_past_the_last() {
+        let run = run(
+            vec![
+                Ok(vec![ignored(10), ignored(11)]),
+                Ok(vec![]),
+                // A late copy of a confirmed update is not handled again.
+                Ok(vec![ignored(11), ignored(12)]),
+            ],
+            Log::default(),
+            Roles::default(),
+        )
+        .await;
+        assert_eq!(*run.log.seen.lock().unwrap(), [10, 11, 12]);
+        assert_eq!(
+            *run.source.offsets.lock().unwrap(),
+            [None, Some(12), Some(12), Some(13)]
+        );
+        // Stopping during the long poll releases the role.
+        assert_eq!(*run.roles.released.lock().unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_that_cannot_be_recorded_is_fetched_again() {
+        let log = Log {
+            failing: Mutex::new(vec![21]),
+            ..Log::default()
+        };
+        let run = run(
+            vec![
+                Ok(vec![ignored(20), ignored(21), ignored(22)]),
+                Ok(vec![ignored(21), ignored(22)]),
+            ],
+            log,
+            Roles::default(),
+        )
+        .await;
+        assert_eq!(*run.log.seen.lock().unwrap(), [20, 21, 22]);
+        assert_eq!(
+            *run.source.offsets.lock().unwrap(),
+            [None, Some(21), Some(23)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_and_failures_are_waited_out() {
+        let run = run(
+            vec![
+                Err(PollError::Conflict("webhook is active".into())),
+                Err(PollError::Unavailable {
+                    reason: "429".into(),
+                    retry_after: Some(Duration::from_secs(3)),
+                }),
+                Err(PollError::Refused("Unauthorized".into())),
+                Ok(vec![ignored(1)]),
+            ],
+            Log::default(),
+            Roles::default(),
+        )
+        .await;
+        assert_eq!(*run.log.seen.lock().unwrap(), [1]);
+        assert_eq!(
+            *run.source.offsets.lock().unwrap(),
+            [None, None, None, None, Some(2)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_instance_polls_the_others_stand_by_and_a_lost_role_is_taken_again() {
+        let roles = Roles {
+            busy: Mutex::new(2),
+            lose_first: Mutex::new(true),
+            ..Roles::default()
+        };
+        let started = tokio::time::Instant::now();
+        let run = run(vec![Ok(vec![ignored(1)])], Log::default(), roles).await;
+        // Two refusals stood by (10 s each) before the role was taken; the first lease
+        // was lost before it polled, and the role was taken again.
+        assert!(started.elapsed() >= Duration::from_secs(20));
+        assert_eq!(*run.roles.taken.lock().unwrap(), 2);
+        assert_eq!(*run.log.seen.lock().unwrap(), [1]);
+        assert_eq!(*run.source.offsets.lock().unwrap(), [None, Some(2)]);
+        assert_eq!(*run.roles.released.lock().unwrap(), 1);
     }
 }

@@ -133,6 +133,64 @@ pub trait UpdateLog: Send + Sync {
     async fn forget_older_than(&self, age: std::time::Duration) -> Result<u64, RepositoryError>;
 }
 
+/// Where a polling bot gets its updates: Telegram's `getUpdates`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UpdateSource: Send + Sync {
+    /// The updates from `offset` on (`None`: every update Telegram has not had confirmed),
+    /// waiting up to `wait` for one to arrive. Asking with an offset confirms every update
+    /// before it, which Telegram then never sends again.
+    async fn next_updates(
+        &self,
+        offset: Option<i64>,
+        wait: std::time::Duration,
+    ) -> Result<Vec<crate::bot::Update>, PollError>;
+}
+
+/// Why `getUpdates` gave nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    /// 409: a webhook is set, or another process polls with the same token. Telegram
+    /// refuses until that changes.
+    #[error("Telegram refused to poll: {0}")]
+    Conflict(String),
+    /// Telegram refused the bot itself (401, 403, 404: a wrong or revoked token).
+    #[error("Telegram refused the bot: {0}")]
+    Refused(String),
+    /// A 429, a 5xx or a network failure: worth asking again, after `retry_after` when
+    /// Telegram said.
+    #[error("Telegram could not be polled: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Option<std::time::Duration>,
+    },
+}
+
+/// A role that only one instance may hold at a time (such as polling Telegram), held
+/// for as long as the instance keeps its [`RoleLease`].
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ExclusiveRoles: Send + Sync {
+    /// Takes `role` if no instance holds it: `None` when one does.
+    async fn try_take(
+        &self,
+        role: &'static str,
+    ) -> Result<Option<Box<dyn RoleLease>>, RepositoryError>;
+}
+
+/// A held role. It ends with [`RoleLease::release`], or when the instance (or its database
+/// connection) goes.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RoleLease: Send {
+    /// Whether the role is still held: `false` once the connection that holds it is lost
+    /// (another instance may then take it).
+    async fn still_held(&mut self) -> bool;
+
+    /// Gives the role up.
+    async fn release(self: Box<Self>);
+}
+
 /// The bot's direct answers to people who write to it: interactive, so sent at once
 /// rather than through the outbox (a lost welcome costs the user a second `/start`).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

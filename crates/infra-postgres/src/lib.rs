@@ -38,6 +38,7 @@ mod orders;
 mod outbox;
 mod pg;
 mod price_hints;
+mod roles;
 mod seed;
 mod settings;
 mod store;

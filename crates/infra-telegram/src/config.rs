@@ -115,6 +115,23 @@ pub struct TelegramSettings {
     /// The Mini App's address (`https://…`), opened by the button under the bot's welcome
     /// to `/start`. Empty counts as unset.
     pub mini_app_url: Option<String>,
+    /// How the bot receives its updates (`TELEGRAM_UPDATES`): `None` chooses (see
+    /// [`UpdatesMode`]). Empty counts as unset.
+    #[serde(deserialize_with = "optional_updates_mode")]
+    pub telegram_updates: Option<UpdatesMode>,
+}
+
+/// How the bot receives Telegram's updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdatesMode {
+    /// Telegram posts them to `POST /telegram/webhook` (a public HTTPS address and
+    /// `TELEGRAM_WEBHOOK_SECRET`; the default when the secret is set).
+    Webhook,
+    /// One instance asks for them with `getUpdates` (no public address needed; the default
+    /// for a configured bot without a webhook secret).
+    Polling,
+    /// The bot receives nothing (the default without a bot token and manager chat).
+    Off,
 }
 
 impl Default for TelegramSettings {
@@ -126,6 +143,7 @@ impl Default for TelegramSettings {
             notify_utc_offset: DEFAULT_UTC_OFFSET,
             telegram_timeout_secs: DEFAULT_TIMEOUT_SECS,
             mini_app_url: None,
+            telegram_updates: None,
         }
     }
 }
@@ -179,6 +197,26 @@ impl TelegramSettings {
             mini_app_url: self.mini_app_url().map(str::to_owned),
             ..TelegramConfig::new(bot_token, manager_chat_id)
         }
+    }
+}
+
+/// `TELEGRAM_UPDATES`: unset or blank is `None`; otherwise `webhook`, `polling` or `off`,
+/// in any case.
+fn optional_updates_mode<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<UpdatesMode>, D::Error> {
+    let Some(mode) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match mode.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "webhook" => Ok(Some(UpdatesMode::Webhook)),
+        "polling" => Ok(Some(UpdatesMode::Polling)),
+        "off" => Ok(Some(UpdatesMode::Off)),
+        _ => Err(serde::de::Error::custom(InvalidSetting::new(
+            "TELEGRAM_UPDATES",
+            "must be webhook, polling or off",
+        ))),
     }
 }
 

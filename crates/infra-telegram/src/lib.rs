@@ -19,13 +19,14 @@
 mod bot;
 mod config;
 mod notifier;
+mod polling;
 mod render;
 mod webhook;
 
 pub use bot::{NO_OPEN_ORDERS, SHOP_BUTTON, render_button_answer, render_welcome};
 pub use config::{
     BotToken, DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECS, DEFAULT_UTC_OFFSET,
-    TelegramConfig, TelegramConfigError, TelegramSettings,
+    TelegramConfig, TelegramConfigError, TelegramSettings, UpdatesMode,
 };
 pub use notifier::{CallbackButton, InlineKeyboard, TelegramNotifier, manager_keyboard};
 pub use render::{

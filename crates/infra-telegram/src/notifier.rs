@@ -215,14 +215,32 @@ impl TelegramNotifier {
         method: &str,
         request: &impl Serialize,
     ) -> Result<T, NotifyError> {
+        self.call_waiting(method, request, None)
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// [`TelegramNotifier::call`] allowed `timeout` instead of the configured one (a long
+    /// poll waits longer), with the HTTP status of a refusal.
+    pub(crate) async fn call_waiting<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        request: &impl Serialize,
+        timeout: Option<StdDuration>,
+    ) -> Result<T, CallFailed> {
+        let unanswered = |error| CallFailed {
+            status: None,
+            error,
+        };
         let url = format!("{}{method}", self.method_base_url);
-        let response = self
-            .client
-            .post(url)
-            .json(request)
+        let mut call = self.client.post(url).json(request);
+        if let Some(timeout) = timeout {
+            call = call.timeout(timeout);
+        }
+        let response = call
             .send()
             .await
-            .map_err(|e| self.transport_error(method, e))?;
+            .map_err(|e| unanswered(self.transport_error(method, e)))?;
         let status = response.status();
         let retry_after_header = response
             .headers()
@@ -232,7 +250,7 @@ impl TelegramNotifier {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(method, e))?;
+            .map_err(|e| unanswered(self.transport_error(method, e)))?;
 
         if status.is_success() {
             return match serde_json::from_slice::<Success<T>>(&body) {
@@ -242,13 +260,21 @@ impl TelegramNotifier {
                 }) => Ok(result),
                 // Telegram took the request, so retrying could send the message twice, and
                 // a malformed answer will not fix itself.
-                _ => Err(NotifyError::Permanent {
-                    reason: format!("telegram {method} returned {status} with an unexpected body"),
+                _ => Err(CallFailed {
+                    status: Some(status),
+                    error: NotifyError::Permanent {
+                        reason: format!(
+                            "telegram {method} returned {status} with an unexpected body"
+                        ),
+                    },
                 }),
             };
         }
         let failure = serde_json::from_slice::<Failure>(&body).unwrap_or_default();
-        Err(self.api_error(method, status, failure, retry_after_header))
+        Err(CallFailed {
+            status: Some(status),
+            error: self.api_error(method, status, failure, retry_after_header),
+        })
     }
 
     /// Maps an error answer. The status code decides, as Telegram mirrors `error_code` in it.
@@ -483,4 +509,10 @@ struct Failure {
 struct ResponseParameters {
     retry_after: Option<u64>,
     migrate_to_chat_id: Option<i64>,
+}
+
+/// A failed call: Telegram's HTTP status when it answered, and the failure.
+pub(crate) struct CallFailed {
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) error: NotifyError,
 }

@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use anyhow::Context;
 use domain::TelegramId;
 use domain::auth::InitDataVerifier;
-use domain::bot::BotService;
+use domain::bot::{BotService, Poller, PollerConfig};
 use domain::clock::SystemClock;
 use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
 use domain::ports::{IdempotencyStore, Outbox, UpdateLog};
@@ -16,7 +16,7 @@ use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
 use http_actix::{ApiState, CorsMode, Http, TelegramWebhook};
 use infra_postgres::Database;
-use infra_telegram::TelegramNotifier;
+use infra_telegram::{TelegramNotifier, UpdatesMode};
 use migration::{Migrator, MigratorTrait};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -30,6 +30,7 @@ pub struct Application {
     server: Server,
     database: Database,
     relay: Option<JoinHandle<()>>,
+    poller: Option<JoinHandle<()>>,
     purge: JoinHandle<()>,
     outbox_gauges: Option<JoinHandle<()>>,
     stop_background: watch::Sender<bool>,
@@ -68,31 +69,52 @@ impl Application {
         let store_for_updates: Arc<dyn UpdateLog> = store.clone();
         let (stop_background, background_stopped) = watch::channel(false);
         let mut webhook = None;
+        let mut poller_task = None;
         let relay = match &settings.notifications {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
                 warn_if_manager_unreachable(Arc::clone(&telegram));
                 set_menu_button(Arc::clone(&telegram));
-                if let Some(secret) = settings.http.webhook_secret() {
-                    // Who may press the order buttons: the admins, and the manager chat
-                    // itself when it is a person (a group's id is negative).
-                    let mut managers: Vec<TelegramId> = settings
-                        .auth
-                        .admin_telegram_ids
-                        .iter()
-                        .filter_map(|id| TelegramId::parse(*id).ok())
-                        .collect();
-                    managers.extend(TelegramId::parse(*chat_id).ok());
-                    webhook = Some(TelegramWebhook {
-                        bot: BotService::new(
-                            store.clone(),
+                // Who may press the order buttons: the admins, and the manager chat itself
+                // when it is a person (a group's id is negative).
+                let mut managers: Vec<TelegramId> = settings
+                    .auth
+                    .admin_telegram_ids
+                    .iter()
+                    .filter_map(|id| TelegramId::parse(*id).ok())
+                    .collect();
+                managers.extend(TelegramId::parse(*chat_id).ok());
+                let bot = || {
+                    BotService::new(
+                        store.clone(),
+                        telegram.clone(),
+                        store.clone(),
+                        managers.clone(),
+                        Arc::clone(&relay_wake),
+                    )
+                };
+                match settings.updates {
+                    UpdatesMode::Webhook => {
+                        let secret = settings
+                            .http
+                            .webhook_secret()
+                            .context("TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET")?;
+                        webhook = Some(TelegramWebhook {
+                            bot: bot(),
+                            secret: secret.to_owned().into(),
+                        });
+                    }
+                    UpdatesMode::Polling => {
+                        let poller = Poller::new(
                             telegram.clone(),
                             store.clone(),
-                            managers,
-                            Arc::clone(&relay_wake),
-                        ),
-                        secret: secret.to_owned().into(),
-                    });
+                            Arc::new(bot()),
+                            Arc::new(SystemClock),
+                            PollerConfig::default(),
+                        );
+                        poller_task = Some(tokio::spawn(poller.run(background_stopped.clone())));
+                    }
+                    UpdatesMode::Off => {}
                 }
                 let (outbox, config, wake) = (
                     store.clone(),
@@ -123,6 +145,7 @@ impl Application {
             }
         };
 
+        let serve_webhook = webhook.is_some();
         let verifier = Arc::new(InitDataVerifier::new(
             settings.bot_token.expose(),
             settings.auth.max_age(),
@@ -139,7 +162,8 @@ impl Application {
             outbox: store,
         };
         // DEBUG=true opens CORS to any origin, unless origins are configured.
-        let config = settings.http.config(settings.cors_allows_any_origin());
+        let mut config = settings.http.config(settings.cors_allows_any_origin());
+        config.telegram_webhook = serve_webhook;
         match config.cors_mode() {
             CorsMode::Closed => tracing::warn!(
                 "CORS: no CORS_ALLOWED_ORIGINS and DEBUG=false, so no cross-origin requests are allowed; \
@@ -191,6 +215,7 @@ impl Application {
             server,
             database,
             relay,
+            poller: poller_task,
             purge,
             outbox_gauges,
             stop_background,
@@ -223,6 +248,11 @@ impl Application {
             && let Err(error) = relay.await
         {
             tracing::error!(%error, "the notification relay crashed");
+        }
+        if let Some(poller) = self.poller
+            && let Err(error) = poller.await
+        {
+            tracing::error!(%error, "the Telegram poller crashed");
         }
         if let Err(error) = self.purge.await {
             tracing::error!(%error, "the idempotency key purge crashed");

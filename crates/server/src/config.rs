@@ -26,7 +26,7 @@ pub use domain::auth::AuthSettings;
 pub use domain::outbox::RelaySettings;
 pub use http_actix::HttpSettings;
 pub use infra_postgres::{DatabaseSettings, DatabaseTarget};
-pub use infra_telegram::{BotToken, TelegramSettings};
+pub use infra_telegram::{BotToken, TelegramSettings, UpdatesMode};
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// The token used when DEBUG=true and none is configured, so the shop runs out of the box.
@@ -245,6 +245,8 @@ pub struct Settings {
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
     pub demo_token: bool,
     pub notifications: Notifications,
+    /// How the bot receives updates: `TELEGRAM_UPDATES`, or its default.
+    pub updates: UpdatesMode,
     pub log_format: LogFormat,
     /// Where errors are reported; `None`: error tracking is off.
     pub sentry_dsn: Option<SentryDsn>,
@@ -259,6 +261,28 @@ struct Parts {
     telegram: TelegramSettings,
     relay: RelaySettings,
     http: HttpSettings,
+}
+
+/// `TELEGRAM_UPDATES`, checked against what it needs, or the default: `webhook` with a
+/// webhook secret, `polling` for a configured bot without one, `off` otherwise.
+fn updates_mode(
+    configured: Option<UpdatesMode>,
+    has_webhook_secret: bool,
+    has_bot: bool,
+) -> anyhow::Result<UpdatesMode> {
+    match configured {
+        Some(UpdatesMode::Webhook) if !has_webhook_secret => anyhow::bail!(
+            "invalid configuration: TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET"
+        ),
+        Some(UpdatesMode::Polling) if !has_bot => anyhow::bail!(
+            "invalid configuration: TELEGRAM_UPDATES=polling needs TELEGRAM_BOT_TOKEN and \
+             MANAGER_CHAT_ID"
+        ),
+        Some(mode) => Ok(mode),
+        None if has_webhook_secret => Ok(UpdatesMode::Webhook),
+        None if has_bot => Ok(UpdatesMode::Polling),
+        None => Ok(UpdatesMode::Off),
+    }
 }
 
 fn invalid(error: InvalidSetting) -> anyhow::Error {
@@ -384,6 +408,11 @@ impl Settings {
                  MANAGER_CHAT_ID: the bot answers through them"
             );
         }
+        let updates = updates_mode(
+            telegram.telegram_updates,
+            http.webhook_secret().is_some(),
+            matches!(notifications, Notifications::Telegram { .. }),
+        )?;
 
         Ok(Self {
             server,
@@ -395,6 +424,7 @@ impl Settings {
             bot_token,
             demo_token,
             notifications,
+            updates,
             log_format,
             sentry_dsn,
         })
@@ -829,9 +859,45 @@ mod tests {
             let settings = load_in(jail).unwrap();
             assert_eq!(settings.http.webhook_secret(), Some("s3cret_webhook-TOKEN"));
             assert!(settings.http.config(false).telegram_webhook);
+            assert_eq!(settings.updates, UpdatesMode::Webhook);
             jail.set_env("MINI_APP_URL", "http://shop.example.com");
             let error = load_in(jail).unwrap_err().to_string();
             assert!(error.contains("MINI_APP_URL"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_bot_polls_by_default_and_takes_a_webhook_when_it_has_the_secret() {
+        Jail::expect_with(|jail| {
+            // The local demo: no bot, nothing to receive.
+            assert_eq!(load_in(jail).unwrap().updates, UpdatesMode::Off);
+            jail.set_env("TELEGRAM_UPDATES", "polling");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_UPDATES=polling"), "{error}");
+
+            jail.set_env("TELEGRAM_UPDATES", "");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "42");
+            assert_eq!(load_in(jail).unwrap().updates, UpdatesMode::Polling);
+            jail.set_env("TELEGRAM_UPDATES", "webhook");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_WEBHOOK_SECRET"), "{error}");
+            jail.set_env("TELEGRAM_UPDATES", "sometimes");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("TELEGRAM_UPDATES"), "{error}");
+
+            jail.set_env("TELEGRAM_WEBHOOK_SECRET", "s3cret_webhook-TOKEN");
+            jail.set_env("TELEGRAM_UPDATES", " ");
+            assert_eq!(load_in(jail).unwrap().updates, UpdatesMode::Webhook);
+            for (value, mode) in [
+                ("Polling", UpdatesMode::Polling),
+                ("off", UpdatesMode::Off),
+                ("WEBHOOK", UpdatesMode::Webhook),
+            ] {
+                jail.set_env("TELEGRAM_UPDATES", value);
+                assert_eq!(load_in(jail).unwrap().updates, mode, "{value}");
+            }
             Ok(())
         });
     }
@@ -858,7 +924,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 33, "{keys:?}");
+        assert_eq!(keys.len(), 34, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

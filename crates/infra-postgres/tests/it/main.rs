@@ -53,6 +53,7 @@ mod orders;
 mod outbox;
 mod placement;
 mod relay;
+mod roles;
 mod search;
 mod stock;
 mod support;

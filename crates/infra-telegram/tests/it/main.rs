@@ -8,6 +8,7 @@
 mod chats;
 mod check_chat;
 mod errors;
+mod polling;
 mod rendering;
 mod secrets;
 mod sending;

@@ -1,29 +1,34 @@
 //! The manager's loop on the real stack: an order's message arrives with buttons, a press
-//! comes back through the webhook, the order moves, the customer hears, the message is
-//! redrawn; a stranger's press and a stale press change nothing.
+//! comes back through the webhook (or a long poll), the order moves, the customer hears,
+//! the message is redrawn; a stranger's press and a stale press change nothing.
 
 use infra_postgres::test_support::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, SecretString};
+use server::config::{DatabaseTarget, SecretString, UpdatesMode};
 
 use crate::support::*;
 
 const SECRET: &str = "e2e_webhook-secret";
 const CUSTOMER: i64 = 987_654_321;
 
+/// A press of an order button, as Telegram's update.
+fn press_update(update_id: i64, from: i64, data: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "callback_query": {
+            "id": format!("cb-{update_id}"),
+            "from": {"id": from, "first_name": "M"},
+            "message": {"message_id": 77, "chat": {"id": MANAGER_CHAT}},
+            "data": data,
+        }
+    })
+}
+
 async fn press(app: &TestApp, update_id: i64, from: i64, data: &str) -> u16 {
     app.client
         .post(format!("{}/telegram/webhook", app.base))
         .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-        .json(&json!({
-            "update_id": update_id,
-            "callback_query": {
-                "id": format!("cb-{update_id}"),
-                "from": {"id": from, "first_name": "M"},
-                "message": {"message_id": 77, "chat": {"id": MANAGER_CHAT}},
-                "data": data,
-            }
-        }))
+        .json(&press_update(update_id, from, data))
         .send()
         .await
         .unwrap()
@@ -45,6 +50,7 @@ async fn run(database: DatabaseTarget) {
     let mut telegram = FakeTelegram::start().await;
     let mut settings = settings(database, &telegram.server.uri());
     settings.http.telegram_webhook_secret = Some(serde_json::from_value(json!(SECRET)).unwrap());
+    settings.updates = UpdatesMode::Webhook;
     let app = TestApp::spawn(&settings).await;
     let buyer = auth(CUSTOMER, "Иван");
     let order: Value = app
@@ -160,5 +166,112 @@ async fn the_manager_moves_an_order_with_the_buttons_on_postgres() {
         .unwrap();
     db.close().await.unwrap();
     run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    database.cleanup().await;
+}
+
+/// Polling (`TELEGRAM_UPDATES=polling`): the same loop with the press delivered by
+/// `getUpdates`, each update confirmed by the next poll's offset; the webhook is not
+/// served.
+async fn run_polling(database: DatabaseTarget) {
+    let mut telegram = FakeTelegram::start().await;
+    let mut settings = settings(database, &telegram.server.uri());
+    settings.updates = UpdatesMode::Polling;
+    let app = TestApp::spawn(&settings).await;
+    let buyer = auth(CUSTOMER, "Иван");
+    let order: Value = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", &buyer)
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_i64().unwrap();
+    let announced = next(&mut telegram, "sendMessage").await;
+    let confirm = format!("s:{id}:P:C");
+    assert_eq!(
+        announced["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        confirm
+    );
+
+    telegram.deliver_update(press_update(41, MANAGER_CHAT, &confirm));
+    let done = next(&mut telegram, "answerCallbackQuery").await;
+    assert_eq!(done["callback_query_id"], "cb-41");
+    assert!(
+        done["text"].as_str().unwrap().starts_with("Готово"),
+        "{done}"
+    );
+    let told = loop {
+        let (method, body) = telegram.next_call().await;
+        if method == "sendMessage" && body["chat_id"] == CUSTOMER {
+            break body;
+        }
+    };
+    assert!(told["text"].as_str().unwrap().contains("подтверждён"));
+    let mine: Value = app
+        .get(&format!("/orders/{id}"), Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["status"], "CONFIRMED");
+
+    // A stale press, polled next: its answer comes after the poll that confirmed 41.
+    telegram.deliver_update(press_update(42, MANAGER_CHAT, &confirm));
+    let stale = next(&mut telegram, "answerCallbackQuery").await;
+    assert_eq!(stale["callback_query_id"], "cb-42");
+    let offsets = telegram.poll_offsets();
+    assert_eq!(offsets[0], None, "{offsets:?}");
+    assert!(offsets.contains(&Some(42)), "{offsets:?}");
+    assert!(
+        offsets.iter().flatten().all(|offset| *offset <= 43),
+        "{offsets:?}"
+    );
+
+    // No webhook while polling.
+    let webhook = app
+        .client
+        .post(format!("{}/telegram/webhook", app.base))
+        .json(&press_update(43, MANAGER_CHAT, &confirm))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn polling_delivers_the_managers_press_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("botshop-polling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.db");
+    let _ = std::fs::remove_file(&file);
+    run_polling(DatabaseTarget::EmbeddedSqlite(
+        file.to_string_lossy().into_owned(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn polling_delivers_the_managers_press_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let db =
+        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
+            .await
+            .unwrap();
+    db.store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    run_polling(DatabaseTarget::Url(SecretString::from(database.url()))).await;
     database.cleanup().await;
 }

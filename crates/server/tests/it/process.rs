@@ -52,6 +52,8 @@ pub fn command(database: &Database, telegram: &str) -> Command {
         .env("MANAGER_CHAT_ID", MANAGER_CHAT.to_string())
         .env("TELEGRAM_API_URL", telegram)
         .env("TELEGRAM_TIMEOUT_SECS", "2")
+        // The fakes answer the methods each test needs; polling is tested on its own.
+        .env("TELEGRAM_UPDATES", "off")
         .env("OUTBOX_POLL_INTERVAL_MS", "100")
         .env("RUST_LOG", "info")
         .env("LOG_FORMAT", "text");

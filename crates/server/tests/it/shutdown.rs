@@ -116,6 +116,83 @@ async fn sigint_is_graceful_too() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A polling server stops at once on SIGTERM, its long poll abandoned, and gives the
+/// poller's role back: a second server on the database takes it and polls.
+#[tokio::test]
+async fn sigterm_abandons_a_long_poll_and_frees_the_pollers_role() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let telegram = accepting_telegram().await;
+    // A long poll that would outlast the test's deadline many times over.
+    Mock::given(path_regex(r"^/bot[^/]+/getUpdates$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_secs(600)),
+        )
+        .mount(&telegram)
+        .await;
+    let database = Database::Url(db.url().to_owned());
+    let polling = [("TELEGRAM_UPDATES", "polling")];
+    let mut first = start_with(&database, &telegram.uri(), &polling);
+    wait_for_polls_within(&telegram, 1, Duration::from_secs(30)).await;
+    // The second stands by (the role is taken) and polls only once the first is gone.
+    let second = start_with(&database, &telegram.uri(), &polling);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Far less than the long poll's 600 s: the poll was abandoned, not waited out.
+    let (code, logs) = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || (first.wait(), first.logs())),
+    )
+    .await
+    .expect("the polling server did not stop")
+    .unwrap();
+    assert_eq!(code, Some(0), "{logs:?}");
+    assert_eq!(
+        poll_count(&telegram).await,
+        1,
+        "only one instance polled while the first held the role"
+    );
+    // The second instance tries the role every 10 s (its standby), and then polls.
+    wait_for_polls_within(&telegram, 2, Duration::from_secs(60)).await;
+    drop(second);
+    db.cleanup().await;
+}
+
+/// How many getUpdates `telegram` has received.
+async fn poll_count(telegram: &MockServer) -> usize {
+    telegram
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|request| request.url.path().ends_with("/getUpdates"))
+        .count()
+}
+
+/// Waits until `telegram` has received `count` getUpdates, for at most `within`.
+async fn wait_for_polls_within(telegram: &MockServer, count: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let polls = poll_count(telegram).await;
+        if polls >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {polls} getUpdates arrived"
+        );
+        // A poll interval, not a timing assumption: the loop ends on the condition.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn logs_of_a_full_order_flow_hold_no_secrets_or_personal_data() {
     let dir = std::env::temp_dir().join(format!("botshop-logs-{}", std::process::id()));

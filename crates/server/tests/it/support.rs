@@ -20,6 +20,42 @@ pub struct FakeTelegram {
     pub server: MockServer,
     pub messages: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
     answers: Arc<Mutex<HashMap<i64, ResponseTemplate>>>,
+    polled: Arc<Polled>,
+}
+
+/// `getUpdates`: the updates waiting to be polled, and the offset of every poll.
+#[derive(Default)]
+struct Polled {
+    waiting: Mutex<std::collections::VecDeque<serde_json::Value>>,
+    offsets: Mutex<Vec<Option<i64>>>,
+}
+
+/// Answers `getUpdates` from a shared [`Polled`].
+struct Poll(Arc<Polled>);
+
+impl Respond for Poll {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        self.0
+            .offsets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(body["offset"].as_i64());
+        let next = self
+            .0
+            .waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front();
+        match next {
+            Some(update) => ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "result": [update]})),
+            // A long poll that found nothing, shortened.
+            None => ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_millis(100)),
+        }
+    }
 }
 
 struct Forward {
@@ -72,6 +108,12 @@ impl FakeTelegram {
             })
             .mount(&server)
             .await;
+        let polled = Arc::new(Polled::default());
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/bot[^/]+/getUpdates$"))
+            .respond_with(Poll(Arc::clone(&polled)))
+            .mount(&server)
+            .await;
         Mock::given(path_regex(r"^/bot[^/]+/getChat$"))
             .respond_with(ResponseTemplate::new(200).set_body_json(
                 serde_json::json!({"ok": true, "result": {"id": MANAGER_CHAT, "type": "private"}}),
@@ -82,7 +124,26 @@ impl FakeTelegram {
             server,
             messages,
             answers,
+            polled,
         }
+    }
+
+    /// Hands `update` to the next `getUpdates`.
+    pub fn deliver_update(&self, update: serde_json::Value) {
+        self.polled
+            .waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push_back(update);
+    }
+
+    /// The offset of every `getUpdates` so far.
+    pub fn poll_offsets(&self) -> Vec<Option<i64>> {
+        self.polled
+            .offsets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Answers every later call to `chat_id` with `response`.
