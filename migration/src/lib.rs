@@ -44,6 +44,7 @@ mod m20250101_000014_outbox_any_chat;
 mod m20250101_000015_order_status_history;
 mod m20250101_000016_telegram_updates;
 mod m20250101_000017_products_search_words;
+mod m20250101_000018_outbox_manager_notice;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000015_order_status_history::Migration),
             Box::new(m20250101_000016_telegram_updates::Migration),
             Box::new(m20250101_000017_products_search_words::Migration),
+            Box::new(m20250101_000018_outbox_manager_notice::Migration),
         ]
     }
 }

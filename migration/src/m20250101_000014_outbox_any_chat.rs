@@ -60,11 +60,11 @@ ALTER TABLE "users" DROP COLUMN "language_code";
 "#;
 
 /// The columns both shapes of the SQLite table share, in order.
-const SQLITE_COMMON_COLUMNS: &str = r#""id", "kind", "order_id", "status", "attempts", "next_attempt_at", "locked_until", "last_error", "telegram_message_id", "created_at", "sent_at", "dead_at", "claim_token""#;
+pub(crate) const SQLITE_COMMON_COLUMNS: &str = r#""id", "kind", "order_id", "status", "attempts", "next_attempt_at", "locked_until", "last_error", "telegram_message_id", "created_at", "sent_at", "dead_at", "claim_token""#;
 
 /// The SQLite table, before (`kinds` = `'order_created'`, no `extra` columns, the old
 /// unique constraint) or after this step.
-fn sqlite_table(name: &str, kinds: &str, extra: &str, unique: &str) -> String {
+pub(crate) fn sqlite_table(name: &str, kinds: &str, extra: &str, unique: &str) -> String {
     format!(
         r#"CREATE TABLE "{name}" (
     "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
@@ -88,7 +88,7 @@ fn sqlite_table(name: &str, kinds: &str, extra: &str, unique: &str) -> String {
 /// Copies the rows `filter` admits into `outbox_events_new`, keeps the AUTOINCREMENT
 /// counter (so pruned ids are never reused), and puts the new table in the old one's
 /// place with the partial indexes of migrations 7, 9 and 10.
-fn sqlite_swap(columns: &str, filter: &str) -> String {
+pub(crate) fn sqlite_swap(columns: &str, filter: &str) -> String {
     format!(
         r#"
 INSERT INTO "outbox_events_new" ({columns}) SELECT {columns} FROM "outbox_events" {filter};

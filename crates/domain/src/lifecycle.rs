@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::entities::{Order, OrderStatus};
 use crate::error::RepositoryError;
+use crate::outbox::{Notice, OutboxEvent};
 use crate::ports::OrderLifecycle;
 use crate::values::{OrderId, TelegramId, UserId};
 
@@ -107,6 +108,31 @@ pub struct StatusChange {
     pub by: ChangedBy,
     pub at: OffsetDateTime,
     pub note: Option<String>,
+}
+
+impl StatusChange {
+    /// The outbox events the change causes, written in its transaction: the customer's
+    /// message, the manager's order message redrawn and, when the customer cancelled, a
+    /// notice the manager hears (an edit makes no sound).
+    pub fn events(&self) -> Vec<OutboxEvent> {
+        let order_id = self.order_id;
+        let mut events = vec![
+            OutboxEvent::OrderStatusChanged {
+                order_id,
+                from: self.from,
+                to: self.to,
+                by: self.by,
+            },
+            OutboxEvent::ManagerMessageUpdate { order_id },
+        ];
+        if self.by == ChangedBy::Customer && self.to == OrderStatus::Cancelled {
+            events.push(OutboxEvent::ManagerNotice {
+                order_id,
+                notice: Notice::CancelledByCustomer,
+            });
+        }
+        events
+    }
 }
 
 /// What the storage did with a [`StatusChange`].
@@ -396,5 +422,38 @@ mod tests {
             change(&orders, None, Confirmed).await,
             Err(ChangeStatusError::AlreadyChanged { current: Cancelled })
         ));
+    }
+
+    #[test]
+    fn only_a_customers_cancellation_sends_the_manager_a_notice() {
+        let change = |to, by| StatusChange {
+            order_id: OrderId(7),
+            from: OrderStatus::Pending,
+            to,
+            by,
+            at: OffsetDateTime::UNIX_EPOCH,
+            note: None,
+        };
+        let notices = |change: StatusChange| {
+            change
+                .events()
+                .into_iter()
+                .filter(|event| matches!(event, OutboxEvent::ManagerNotice { .. }))
+                .collect::<Vec<_>>()
+        };
+        let manager = ChangedBy::Manager(TelegramId::parse(42).unwrap());
+        assert_eq!(
+            notices(change(OrderStatus::Cancelled, ChangedBy::Customer)),
+            [OutboxEvent::ManagerNotice {
+                order_id: OrderId(7),
+                notice: Notice::CancelledByCustomer
+            }]
+        );
+        assert!(notices(change(OrderStatus::Cancelled, manager)).is_empty());
+        assert!(notices(change(OrderStatus::Cancelled, ChangedBy::System)).is_empty());
+        assert!(notices(change(OrderStatus::Confirmed, manager)).is_empty());
+        // Every change tells the customer and redraws the manager's message.
+        let events = change(OrderStatus::Confirmed, manager).events();
+        assert_eq!(events.len(), 2);
     }
 }

@@ -59,13 +59,15 @@ pub enum EventKind {
     OrderCreated,
     OrderStatusChanged,
     ManagerMessageUpdate,
+    ManagerNotice,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 4] = [
         EventKind::OrderCreated,
         EventKind::OrderStatusChanged,
         EventKind::ManagerMessageUpdate,
+        EventKind::ManagerNotice,
     ];
 
     /// The stable spelling stored in the `kind` column.
@@ -74,6 +76,7 @@ impl EventKind {
             EventKind::OrderCreated => ORDER_CREATED,
             EventKind::OrderStatusChanged => "order_status_changed",
             EventKind::ManagerMessageUpdate => "manager_message_update",
+            EventKind::ManagerNotice => "manager_notice",
         }
     }
 
@@ -144,6 +147,32 @@ pub enum OutboxEvent {
     /// order so that it shows the order as it is when the edit is delivered. Waits (as a
     /// failed attempt) while that message has not been sent yet.
     ManagerMessageUpdate { order_id: OrderId },
+    /// Something about the order the manager must notice: a new message in the manager
+    /// chat (an edit of the order's message makes no sound).
+    ManagerNotice { order_id: OrderId, notice: Notice },
+}
+
+/// What a [`OutboxEvent::ManagerNotice`] tells the manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Notice {
+    /// The customer cancelled the order themselves.
+    CancelledByCustomer,
+}
+
+impl Notice {
+    pub const ALL: [Notice; 1] = [Notice::CancelledByCustomer];
+
+    /// The stable spelling stored in the event's payload.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Notice::CancelledByCustomer => "cancelled_by_customer",
+        }
+    }
+
+    /// The notice spelled `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|notice| notice.as_str() == text)
+    }
 }
 
 impl OutboxEvent {
@@ -152,6 +181,7 @@ impl OutboxEvent {
             OutboxEvent::OrderCreated { .. } => EventKind::OrderCreated,
             OutboxEvent::OrderStatusChanged { .. } => EventKind::OrderStatusChanged,
             OutboxEvent::ManagerMessageUpdate { .. } => EventKind::ManagerMessageUpdate,
+            OutboxEvent::ManagerNotice { .. } => EventKind::ManagerNotice,
         }
     }
 
@@ -159,16 +189,17 @@ impl OutboxEvent {
         match self {
             OutboxEvent::OrderCreated { order_id }
             | OutboxEvent::OrderStatusChanged { order_id, .. }
-            | OutboxEvent::ManagerMessageUpdate { order_id } => *order_id,
+            | OutboxEvent::ManagerMessageUpdate { order_id }
+            | OutboxEvent::ManagerNotice { order_id, .. } => *order_id,
         }
     }
 
     /// The recipient, given the order's customer.
     pub fn recipient(&self, customer: TelegramId) -> Recipient {
         match self {
-            OutboxEvent::OrderCreated { .. } | OutboxEvent::ManagerMessageUpdate { .. } => {
-                Recipient::ManagerChat
-            }
+            OutboxEvent::OrderCreated { .. }
+            | OutboxEvent::ManagerMessageUpdate { .. }
+            | OutboxEvent::ManagerNotice { .. } => Recipient::ManagerChat,
             OutboxEvent::OrderStatusChanged { .. } => Recipient::Customer(customer),
         }
     }
@@ -557,6 +588,7 @@ impl Relay {
                     EventKind::OrderCreated => "manager notified of new order",
                     EventKind::OrderStatusChanged => "customer notified of a status change",
                     EventKind::ManagerMessageUpdate => "manager's message about the order updated",
+                    EventKind::ManagerNotice => "manager told about the order",
                 };
                 tracing::info!(event_id = id.0, order_id, kind, "{what}");
                 pass.sent += 1;

@@ -290,6 +290,11 @@ pub enum Notification {
     /// Edit the manager-chat message `message_id` (the order's new-order message) to show
     /// `order` as it is now.
     ManagerMessageEdit { message_id: i64, order: OrderPlaced },
+    /// A new message in the manager chat telling `notice` about `order`.
+    ManagerNotice {
+        notice: crate::outbox::Notice,
+        order: OrderPlaced,
+    },
 }
 
 impl Notification {
@@ -297,7 +302,8 @@ impl Notification {
     pub fn order_id(&self) -> OrderId {
         match self {
             Notification::NewOrder(placed)
-            | Notification::ManagerMessageEdit { order: placed, .. } => placed.order.id,
+            | Notification::ManagerMessageEdit { order: placed, .. }
+            | Notification::ManagerNotice { order: placed, .. } => placed.order.id,
             Notification::StatusChanged(changed) => changed.order_id,
         }
     }

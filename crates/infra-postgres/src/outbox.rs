@@ -31,8 +31,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use domain::outbox::{
-    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, NotReady, ORDER_CREATED, OutboxCounts,
-    OutboxEvent, Recipient, Recorded,
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, NotReady, Notice, ORDER_CREATED,
+    OutboxCounts, OutboxEvent, Recipient, Recorded,
 };
 use domain::ports::{Notification, OrderPlaced, Outbox, StatusChanged};
 use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
@@ -611,6 +611,14 @@ fn to_claimed_event(
                 by: change.by,
             }))
         }
+        EventKind::ManagerNotice => {
+            let notice = NoticePayload::parse(event.payload.as_deref())
+                .map_err(|err| corrupt_row(format!("outbox event {id}: {err}")))?;
+            Ok(Notification::ManagerNotice {
+                notice,
+                order: placed,
+            })
+        }
         EventKind::ManagerMessageUpdate => match loaded.manager_messages.get(&order_id.0) {
             Some(&message_id) => Ok(Notification::ManagerMessageEdit {
                 message_id,
@@ -633,6 +641,28 @@ fn to_claimed_event(
         recipient,
         notification,
     })
+}
+
+/// A manager notice's `payload`: `{"notice": "cancelled_by_customer"}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NoticePayload {
+    notice: String,
+}
+
+impl NoticePayload {
+    fn to_json(notice: Notice) -> Result<String, RepositoryError> {
+        serde_json::to_string(&NoticePayload {
+            notice: notice.as_str().to_owned(),
+        })
+        .map_err(|err| RepositoryError::Unknown(anyhow::anyhow!("failed to write a notice: {err}")))
+    }
+
+    fn parse(json: Option<&str>) -> Result<Notice, String> {
+        let json = json.ok_or("a notice without its payload")?;
+        let stored: NoticePayload =
+            serde_json::from_str(json).map_err(|err| format!("an unreadable payload: {err}"))?;
+        Notice::parse(&stored.notice).ok_or_else(|| "an unknown notice".to_owned())
+    }
 }
 
 /// A status change's `payload`.
@@ -736,6 +766,7 @@ JOIN "users" AS "u" ON "u"."id" = "o"."user_id" WHERE "o"."id" = $1"#,
         OutboxEvent::OrderStatusChanged { from, to, by, .. } => {
             Some(StatusChangePayload { from, to, by }.to_json()?)
         }
+        OutboxEvent::ManagerNotice { notice, .. } => Some(NoticePayload::to_json(notice)?),
         OutboxEvent::OrderCreated { .. } | OutboxEvent::ManagerMessageUpdate { .. } => None,
     };
     let now = database_now(backend);

@@ -30,7 +30,7 @@ pub use config::{
 };
 pub use notifier::{CallbackButton, InlineKeyboard, TelegramNotifier, manager_keyboard};
 pub use render::{
-    Language, MESSAGE_LIMIT, button_label, format_rubles, render_manager_update,
-    render_order_message, render_status_message, status_phrase,
+    Language, MESSAGE_LIMIT, button_label, format_rubles, render_manager_notice,
+    render_manager_update, render_order_message, render_status_message, status_phrase,
 };
 pub use webhook::{ALLOWED_UPDATES, WebhookInfo};

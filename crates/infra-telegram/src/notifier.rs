@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use time::UtcOffset;
 
 use crate::config::{TelegramConfig, TelegramConfigError, normalize_api_url};
-use crate::render::{render_manager_update, render_order_message, render_status_message};
+use crate::render::{
+    render_manager_notice, render_manager_update, render_order_message, render_status_message,
+};
 
 /// What replaces the bot token in every string this crate builds.
 const REDACTED: &str = "<redacted>";
@@ -397,6 +399,11 @@ impl Notifier for TelegramNotifier {
                 let text = render_manager_update(order, self.utc_offset);
                 let buttons = manager_keyboard(order.order.id, order.order.status);
                 self.edit_message_with(self.manager_chat_id, *message_id, &text, Some(buttons))
+                    .await?
+            }
+            Notification::ManagerNotice { notice, order } => {
+                let text = render_manager_notice(*notice, order);
+                self.send_message_with(self.manager_chat_id, &text, None)
                     .await?
             }
         };

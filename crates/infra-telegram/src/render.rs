@@ -4,6 +4,7 @@
 
 use domain::Money;
 use domain::entities::{Order, OrderStatus};
+use domain::outbox::Notice;
 use domain::ports::{OrderPlaced, StatusChanged};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -94,6 +95,20 @@ pub fn render_status_message(change: &StatusChanged) -> String {
         change.order_id,
         status_phrase(change.to, language),
         format_rubles(change.total_amount)
+    )
+}
+
+/// A notice to the manager chat about an order (a new message, so that it is heard):
+/// "❌ Клиент отменил заказ #123" and the order's total. It holds nothing the customer
+/// typed.
+pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
+    let what = match notice {
+        Notice::CancelledByCustomer => "❌ Клиент отменил заказ",
+    };
+    format!(
+        "{what} #{}\n💰 Сумма: {}",
+        placed.order.id,
+        format_rubles(placed.order.total_amount)
     )
 }
 

@@ -207,25 +207,10 @@ async fn apply(
         .await
         .map_err(|err| repository_error(err, "failed to write the history row"))?;
 
-    // What the change tells, written with it: the customer's message in their chat, and
-    // the manager's order message refreshed to the new status.
-    append_outbox_event(
-        transaction,
-        &OutboxEvent::OrderStatusChanged {
-            order_id: change.order_id,
-            from: change.from,
-            to: change.to,
-            by: change.by,
-        },
-    )
-    .await?;
-    append_outbox_event(
-        transaction,
-        &OutboxEvent::ManagerMessageUpdate {
-            order_id: change.order_id,
-        },
-    )
-    .await?;
+    // What the change tells, written with it (the domain decides what).
+    for event in change.events() {
+        append_outbox_event(transaction, &event).await?;
+    }
 
     let order = orders::Entity::find_by_id(order_id)
         .one(transaction)

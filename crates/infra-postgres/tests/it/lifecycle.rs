@@ -4,7 +4,8 @@
 use domain::lifecycle::{
     Applied, ChangeRequest, ChangeStatusError, ChangedBy, Scope, StatusChange, change_status,
 };
-use domain::ports::{OrderLifecycle, OrderRepository};
+use domain::outbox::Notice;
+use domain::ports::{Notification, OrderLifecycle, OrderRepository, Outbox};
 use domain::{OrderId, OrderStatus, TelegramId};
 use infra_postgres::test_support::TestDatabase;
 use time::Duration;
@@ -21,7 +22,57 @@ contract_tests!(
     of_two_concurrent_changes_one_wins,
     a_refresh_asks_for_the_managers_message_to_be_redrawn,
     open_orders_are_the_unfinished_ones_newest_first_with_their_customers,
+    a_customers_cancellation_tells_the_manager_with_a_message_of_its_own,
 );
+
+/// A customer's cancellation writes, besides the customer's message and the manager's
+/// redraw, a notice to the manager chat, delivered as a notification of its own; a
+/// manager's cancellation does not (the manager knows).
+async fn a_customers_cancellation_tells_the_manager_with_a_message_of_its_own(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let product = product_id(db, "Маргарита").await;
+    let mine = place_order(db, &user, product, 2, T0).await;
+    let theirs = place_order(db, &user, product, 1, T0).await;
+    let store = db.store();
+    for (order, by) in [(&mine, ChangedBy::Customer), (&theirs, manager())] {
+        let applied = store
+            .apply_status_change(change(
+                order.id,
+                OrderStatus::Pending,
+                OrderStatus::Cancelled,
+                by,
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(applied, Applied::Changed(_)));
+    }
+    let notices = "SELECT count(*) FROM outbox_events WHERE kind = 'manager_notice' \
+                   AND chat = 'manager_chat'";
+    assert_eq!(db.query_i64(notices).await.unwrap(), 1);
+
+    let claimed = store
+        .claim_due(std::time::Duration::from_secs(30), 100)
+        .await
+        .unwrap();
+    let notices: Vec<_> = claimed
+        .iter()
+        .filter_map(|event| match &event.notification {
+            Ok(Notification::ManagerNotice { notice, order }) => Some((*notice, order)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{claimed:?}");
+    let (notice, placed) = notices[0];
+    assert_eq!(notice, Notice::CancelledByCustomer);
+    assert_eq!(placed.order.id, mine.id);
+    assert_eq!(placed.order.status, OrderStatus::Cancelled);
+    assert_eq!(placed.customer.get(), 1001);
+}
 
 async fn open_orders_are_the_unfinished_ones_newest_first_with_their_customers(db: &TestDatabase) {
     seed(
@@ -192,8 +243,9 @@ async fn a_stale_change_writes_nothing(db: &TestDatabase) {
         }
     );
     assert_eq!(count(db, "order_status_history").await, 1);
-    // One order_created, and the two events of the one change that happened.
-    assert_eq!(count(db, "outbox_events").await, 3);
+    // One order_created, and the three events of the one change that happened (the
+    // customer's cancellation: their message, the manager's redraw and notice).
+    assert_eq!(count(db, "outbox_events").await, 4);
     let missing = store
         .apply_status_change(change(
             OrderId(999_999),

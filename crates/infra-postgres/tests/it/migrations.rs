@@ -4,7 +4,7 @@ use infra_postgres::test_support::TestDatabase;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::support::{category, count, new_user, seed};
+use crate::support::{T0, category, count, new_user, place_order, product_id, seed};
 
 contract_tests!(
     every_step_goes_down_and_up_again,
@@ -13,6 +13,7 @@ contract_tests!(
     existing_categories_become_active_roots_and_the_tree_goes_cleanly,
     the_trigram_index_comes_and_goes_and_the_products_stay,
     the_word_index_learns_the_existing_products_and_goes_cleanly,
+    manager_notices_come_and_go_with_their_step,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -578,4 +579,35 @@ async fn the_word_index_learns_the_existing_products_and_goes_cleanly(db: &TestD
             .contains(&"search_words".to_owned())
     );
     assert_eq!(count(db, "products").await, 2);
+}
+
+/// Migration 18: the outbox admits `manager_notice` events; going down deletes them (and
+/// only them) and refuses new ones, on both backends.
+async fn manager_notices_come_and_go_with_their_step(db: &TestDatabase) {
+    const STEP: &str = "m20250101_000018_outbox_manager_notice";
+    let connection = db.database().connection();
+    down_to(db, STEP).await;
+    let with_notices = schema_objects(db).await;
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    let user = new_user(db, 1001).await;
+    let order = place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+    let notice = format!(
+        "INSERT INTO outbox_events (kind, order_id, chat, payload, status, next_attempt_at, created_at) \
+         VALUES ('manager_notice', {}, 'manager_chat', '{{\"notice\": \"cancelled_by_customer\"}}', \
+                 'PENDING', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+        order.id.0
+    );
+    db.execute(&notice).await.unwrap();
+    assert_eq!(count(db, "outbox_events").await, 2);
+
+    Migrator::down(connection, Some(1)).await.unwrap();
+    // The new order's announcement stays; the notice goes, and no new one is admitted.
+    assert_eq!(count(db, "outbox_events").await, 1);
+    assert!(db.execute(&notice).await.is_err());
+
+    Migrator::up(connection, None).await.unwrap();
+    down_to(db, STEP).await;
+    assert_eq!(schema_objects(db).await, with_notices);
+    db.execute(&notice).await.unwrap();
+    assert_eq!(count(db, "outbox_events").await, 2);
 }

@@ -2,10 +2,10 @@
 //! the manager's message, and a fake Bot API that answers each chat differently.
 
 use domain::entities::OrderStatus;
-use domain::outbox::ChangedBy;
+use domain::outbox::{ChangedBy, Notice};
 use domain::ports::{Notification, Notifier, NotifyError, StatusChanged};
 use domain::{OrderId, TelegramId};
-use infra_telegram::render_manager_update;
+use infra_telegram::{render_manager_notice, render_manager_update};
 use serde_json::{Value, json};
 use time::macros::offset;
 use wiremock::matchers::{body_partial_json, method, path};
@@ -114,6 +114,41 @@ async fn a_manager_message_update_edits_the_new_order_message() {
             .as_str()
             .unwrap()
             .ends_with("\n\n📌 Статус: отправлен")
+    );
+}
+
+#[tokio::test]
+async fn a_notice_is_a_new_message_in_the_manager_chat() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(43)).await;
+    let mut placed = seed_order();
+    placed.order.status = OrderStatus::Cancelled;
+
+    let receipt = notifier(&server)
+        .deliver(&Notification::ManagerNotice {
+            notice: Notice::CancelledByCustomer,
+            order: placed.clone(),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(receipt.message_id, Some(43));
+    let calls = calls(&server).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "sendMessage");
+    let body = &calls[0].1;
+    assert_eq!(body["chat_id"], json!(MANAGER_CHAT_ID));
+    assert!(body.get("reply_markup").is_none(), "{body}");
+    assert_eq!(
+        body["text"],
+        json!(format!(
+            "❌ Клиент отменил заказ #{}\n💰 Сумма: 800 ₽",
+            placed.order.id
+        ))
+    );
+    assert_eq!(
+        body["text"],
+        json!(render_manager_notice(Notice::CancelledByCustomer, &placed))
     );
 }
 

@@ -310,13 +310,31 @@ async fn walk_the_shop(database: DatabaseTarget) {
         expected_message(&order, 987_654_321, "Домофон не работает")
     );
 
-    // The cancellation told the customer in their chat, and refreshed the manager's
-    // message to show it.
-    let mut calls = vec![telegram.next_call().await, telegram.next_call().await];
-    calls.sort_by(|a, b| a.0.cmp(&b.0));
-    let (edit, told) = (&calls[0], &calls[1]);
+    // The cancellation told the customer in their chat, refreshed the manager's message
+    // to show it, and told the manager with a message of its own (in any order).
+    let mut calls = vec![
+        telegram.next_call().await,
+        telegram.next_call().await,
+        telegram.next_call().await,
+    ];
+    calls.sort_by_key(|(method, body)| (method.clone(), body["chat_id"].as_i64()));
+    let (edit, notice, told) = (&calls[0], &calls[1], &calls[2]);
     assert_eq!(edit.0, "editMessageText", "{calls:?}");
     assert_eq!(edit.1["chat_id"], MANAGER_CHAT);
+    assert_eq!(notice.0, "sendMessage", "{calls:?}");
+    assert_eq!(notice.1["chat_id"], MANAGER_CHAT);
+    assert_eq!(
+        notice.1["text"].as_str().unwrap(),
+        format!(
+            "❌ Клиент отменил заказ #{}\n💰 Сумма: {} ₽",
+            order["id"],
+            // Whole roubles are written without kopecks, as in every message.
+            order["total_amount"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches(".00")
+        )
+    );
     assert_eq!(told.0, "sendMessage", "{calls:?}");
     assert_eq!(told.1["chat_id"], 987_654_321);
     let text = told.1["text"].as_str().unwrap();
