@@ -15,11 +15,12 @@
 //! predate the write); nor is a stock-filtered listing loaded while any stock changed.
 //! Prices at checkout never come from here: the order's transaction reads them.
 //!
-//! Memory: at most `max_entries` entries and `max_bytes` of bodies; beyond either, expired
-//! entries go first, then the oldest.
+//! Memory: at most `max_entries` entries and `max_bytes` of bodies; beyond either, the
+//! oldest go first (the expired ones among them). Making room costs O(1) per entry
+//! removed: a cache full of one-off answers (searches) is refilled on every request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -59,6 +60,9 @@ const MAX_TOUCHED_PRODUCTS: usize = 65_536;
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, Arc<Entry>>,
+    /// The entries in the order they were stored, oldest first; an item whose entry was
+    /// since replaced or dropped no longer points at the map's entry and is skipped.
+    order: VecDeque<(String, Weak<Entry>)>,
     bytes: usize,
     /// Bumped by every invalidation.
     sequence: u64,
@@ -161,35 +165,29 @@ impl CatalogCache {
             inner.bytes -= old.body.len();
         }
         if inner.entries.len() >= self.max_entries || inner.bytes + size > self.max_bytes {
-            self.evict(&mut inner, size, now);
+            self.evict(&mut inner, size);
         }
         inner.bytes += size;
+        inner.order.push_back((key.clone(), Arc::downgrade(&entry)));
         inner.entries.insert(key, Arc::clone(&entry));
+        // Items of dropped entries pile up only with invalidations; now and then they go.
+        if inner.order.len() > 2 * self.max_entries.max(inner.entries.len()) {
+            let Inner { entries, order, .. } = &mut *inner;
+            order.retain(|(key, stored)| is_current(entries, key, stored));
+        }
         entry
     }
 
-    /// Makes room for `incoming` bytes: expired entries first, then the oldest.
-    fn evict(&self, inner: &mut Inner, incoming: usize, now: Instant) {
-        let ttl = self.ttl;
-        let before = inner.entries.len();
-        inner
-            .entries
-            .retain(|_, entry| now.saturating_duration_since(entry.stored_at) < ttl);
-        if inner.entries.len() != before {
-            inner.bytes = inner.entries.values().map(|e| e.body.len()).sum();
-        }
-        while !inner.entries.is_empty()
-            && (inner.entries.len() >= self.max_entries || inner.bytes + incoming > self.max_bytes)
-        {
-            // Eviction runs only on a miss with a full cache; a scan of a few thousand
-            // entries then is cheaper than keeping an ordered index on every hit.
-            let oldest = inner
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.stored_at)
-                .map(|(key, _)| key.clone());
-            let Some(oldest) = oldest else { break };
-            if let Some(entry) = inner.entries.remove(&oldest) {
+    /// Makes room for `incoming` bytes: the oldest entries go first (entries are stored
+    /// with the time of their storing, so the oldest are the expired ones, if any).
+    fn evict(&self, inner: &mut Inner, incoming: usize) {
+        while inner.entries.len() >= self.max_entries || inner.bytes + incoming > self.max_bytes {
+            let Some((key, stored)) = inner.order.pop_front() else {
+                break;
+            };
+            if is_current(&inner.entries, &key, &stored)
+                && let Some(entry) = inner.entries.remove(&key)
+            {
                 inner.bytes -= entry.body.len();
             }
         }
@@ -225,6 +223,13 @@ impl CatalogCache {
         let inner = self.lock();
         (inner.entries.len(), inner.bytes)
     }
+}
+
+/// Whether `stored` is still the entry `entries` holds under `key`.
+fn is_current(entries: &HashMap<String, Arc<Entry>>, key: &str, stored: &Weak<Entry>) -> bool {
+    entries
+        .get(key)
+        .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(entry), stored.as_ptr()))
 }
 
 impl Inner {
@@ -418,5 +423,31 @@ mod tests {
         put(&cache, "a", 10, &[], t0);
         assert!(cache.get("a", t0).is_none());
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    #[test]
+    fn replaced_and_dropped_entries_do_not_count_as_the_oldest_and_do_not_pile_up() {
+        let cache = cache();
+        let t0 = Instant::now();
+        put(&cache, "a", 10, &[1], t0);
+        put(&cache, "b", 10, &[2], t0);
+        // "a" stored again: its first place in line no longer counts.
+        put(&cache, "a", 10, &[1], t0);
+        // "b" dropped: nor does its place.
+        cache.invalidate_products(&[2]);
+        put(&cache, "c", 10, &[3], t0);
+        put(&cache, "d", 10, &[4], t0);
+        // Full (3 entries): the oldest still there is the second "a".
+        put(&cache, "e", 10, &[5], t0);
+        assert!(cache.get("a", t0).is_none());
+        for key in ["c", "d", "e"] {
+            assert!(cache.get(key, t0).is_some(), "{key}");
+        }
+        // Storing one key over and over leaves a bounded line behind.
+        for _ in 0..100 {
+            put(&cache, "c", 10, &[3], t0);
+        }
+        assert!(cache.lock().order.len() <= 6);
+        assert_eq!(cache.usage(), (3, 30));
     }
 }
