@@ -45,6 +45,7 @@ mod m20250101_000015_order_status_history;
 mod m20250101_000016_telegram_updates;
 mod m20250101_000017_products_search_words;
 mod m20250101_000018_outbox_manager_notice;
+mod m20250101_000019_admin_audit_log;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000016_telegram_updates::Migration),
             Box::new(m20250101_000017_products_search_words::Migration),
             Box::new(m20250101_000018_outbox_manager_notice::Migration),
+            Box::new(m20250101_000019_admin_audit_log::Migration),
         ]
     }
 }

@@ -38,9 +38,29 @@ pub struct AuthSettings {
     /// Seconds after which initData is refused as expired (positive).
     pub init_data_max_age: u32,
     /// Comma-separated Telegram user ids of the shop's managers and admins: they may press
-    /// the order buttons (and, later, use the admin API).
+    /// the order buttons and use the admin API.
     #[serde(deserialize_with = "id_list")]
     pub admin_telegram_ids: Vec<i64>,
+    /// The admin API's token for programs (`Authorization: Bearer …`), at least 32
+    /// characters; unset or empty: no program may use the admin API.
+    #[serde(deserialize_with = "optional_api_token")]
+    pub admin_api_token: Option<crate::admin::ApiToken>,
+}
+
+/// `ADMIN_API_TOKEN`: unset or blank is `None`; anything else must pass
+/// [`crate::admin::ApiToken::new`]. The error names the key, never the value.
+fn optional_api_token<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::admin::ApiToken>, D::Error> {
+    let Some(token) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if token.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::admin::ApiToken::new(token.trim())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A list of ids, however the configuration spells it: `"1, 2"`, `1` or `[1, 2]`.
@@ -75,6 +95,7 @@ impl Default for AuthSettings {
         Self {
             init_data_max_age: DEFAULT_MAX_AGE_SECS,
             admin_telegram_ids: Vec::new(),
+            admin_api_token: None,
         }
     }
 }
@@ -134,6 +155,9 @@ pub enum AuthError {
     MissingUser,
     #[error("initData user is not valid JSON with a positive id")]
     InvalidUser,
+    /// `Authorization: Bearer …` that is not the admin API token (or none is configured).
+    #[error("the API token is not valid")]
+    InvalidApiToken,
 }
 
 impl AuthError {
@@ -154,6 +178,7 @@ impl AuthError {
             AuthError::AuthDateInFuture => "auth_date_in_future",
             AuthError::MissingUser => "missing_user",
             AuthError::InvalidUser => "invalid_user",
+            AuthError::InvalidApiToken => "invalid_api_token",
         }
     }
 }

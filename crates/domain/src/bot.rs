@@ -327,6 +327,7 @@ impl BotService {
             by: ChangedBy::Manager(manager),
             at: now,
             note: None,
+            admin: None,
         };
         let stale = |current| async move {
             // Show the manager the truth: the message is redrawn for the current status.

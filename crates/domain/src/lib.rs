@@ -9,6 +9,7 @@
 //! primitives only (the notification relay waits and is woken). Time comes in as a
 //! parameter or through the [`clock::Clock`] trait.
 
+pub mod admin;
 pub mod auth;
 pub mod bot;
 pub mod catalog;

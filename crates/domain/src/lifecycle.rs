@@ -14,6 +14,7 @@
 
 use time::OffsetDateTime;
 
+use crate::admin::Admin;
 use crate::entities::{Order, OrderStatus};
 use crate::error::RepositoryError;
 use crate::outbox::{Notice, OutboxEvent};
@@ -108,9 +109,30 @@ pub struct StatusChange {
     pub by: ChangedBy,
     pub at: OffsetDateTime,
     pub note: Option<String>,
+    /// The admin who asked for it through the admin API: the change is then recorded in
+    /// the audit log, in its transaction.
+    pub admin: Option<Admin>,
 }
 
 impl StatusChange {
+    /// The audit log's record of the change when an admin made it: `order.status`, the
+    /// status before, and the status (and note) after.
+    pub fn audit(&self) -> Option<AuditRecord> {
+        let admin = self.admin?;
+        let mut after = serde_json::json!({ "status": self.to.as_str() });
+        if let Some(note) = &self.note {
+            after["note"] = serde_json::Value::String(note.clone());
+        }
+        Some(AuditRecord {
+            actor: admin.actor(),
+            action: "order.status",
+            entity: "order",
+            entity_id: self.order_id.0.to_string(),
+            before: serde_json::json!({ "status": self.from.as_str() }),
+            after,
+        })
+    }
+
     /// The outbox events the change causes, written in its transaction: the customer's
     /// message, the manager's order message redrawn and, when the customer cancelled, a
     /// notice the manager hears (an edit makes no sound).
@@ -133,6 +155,17 @@ impl StatusChange {
         }
         events
     }
+}
+
+/// An admin change to record in the audit log, in the change's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub actor: String,
+    pub action: &'static str,
+    pub entity: &'static str,
+    pub entity_id: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
 }
 
 /// What the storage did with a [`StatusChange`].
@@ -181,6 +214,8 @@ pub struct ChangeRequest {
     pub by: ChangedBy,
     pub at: OffsetDateTime,
     pub note: Option<String>,
+    /// The admin asking through the admin API (audited), if any.
+    pub admin: Option<Admin>,
 }
 
 /// Applies a [`ChangeRequest`].
@@ -205,6 +240,7 @@ pub async fn change_status(
         by,
         at,
         note,
+        admin,
     } = request;
     let current = orders
         .current_status(scope, order_id)
@@ -223,6 +259,7 @@ pub async fn change_status(
         by,
         at,
         note,
+        admin,
     };
     match orders.apply_status_change(change).await? {
         Applied::Changed(order) => Ok(order),
@@ -261,6 +298,7 @@ pub async fn cancel_by_customer(
         by: ChangedBy::Customer,
         at,
         note: None,
+        admin: None,
     };
     match change_status(orders, request).await {
         Ok(order) => Ok(order),
@@ -342,6 +380,7 @@ mod tests {
                 by: ChangedBy::System,
                 at: OffsetDateTime::UNIX_EPOCH,
                 note: None,
+                admin: None,
             },
         )
         .await
@@ -433,6 +472,7 @@ mod tests {
             by,
             at: OffsetDateTime::UNIX_EPOCH,
             note: None,
+            admin: None,
         };
         let notices = |change: StatusChange| {
             change

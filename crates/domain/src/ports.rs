@@ -133,6 +133,37 @@ pub trait UpdateLog: Send + Sync {
     async fn forget_older_than(&self, age: std::time::Duration) -> Result<u64, RepositoryError>;
 }
 
+/// The orders as the admin API sees them: every customer's.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrderAdmin: Send + Sync {
+    /// The orders matching `filter`, newest first (then by id, descending), a page at a
+    /// time, with the number of all matches.
+    async fn list_orders(
+        &self,
+        filter: &crate::admin::OrderFilter,
+        page: Page,
+    ) -> Result<Paginated<Order>, RepositoryError>;
+
+    /// One order with its lines, its customer and its history; `None` when there is none.
+    async fn order_details(
+        &self,
+        id: crate::values::OrderId,
+    ) -> Result<Option<crate::admin::OrderDetails>, RepositoryError>;
+}
+
+/// The audit log of admin changes (written by each change, in its transaction).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// The entries matching `filter`, newest first, a page at a time.
+    async fn list_audit(
+        &self,
+        filter: &crate::admin::AuditFilter,
+        page: Page,
+    ) -> Result<Paginated<crate::admin::AuditEntry>, RepositoryError>;
+}
+
 /// Where a polling bot gets its updates: Telegram's `getUpdates`.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

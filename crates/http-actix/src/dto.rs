@@ -357,3 +357,115 @@ pub struct ListQuery {
 pub struct StatusDto {
     pub status: &'static str,
 }
+
+/// An order as the admin sees it: the order, its customer, and its whole history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminOrderDto {
+    #[serde(flatten)]
+    pub order: OrderDto,
+    pub customer: UserDto,
+    /// Oldest first, starting with its creation.
+    pub status_history: Vec<AdminHistoryEntryDto>,
+}
+
+impl From<domain::admin::OrderDetails> for AdminOrderDto {
+    fn from(details: domain::admin::OrderDetails) -> Self {
+        AdminOrderDto {
+            order: OrderDto::from(details.order),
+            customer: UserDto::from(details.customer),
+            status_history: details
+                .history
+                .into_iter()
+                .map(AdminHistoryEntryDto::from)
+                .collect(),
+        }
+    }
+}
+
+/// One step of an order's life, with who and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"from": "PENDING", "status": "CONFIRMED", "at": "2025-12-22T12:35:00Z",
+    "by": "manager", "manager_telegram_id": 777, "note": "позвонили"}))]
+pub struct AdminHistoryEntryDto {
+    /// `null` for the order's creation.
+    #[schema(schema_with = order_status_schema)]
+    pub from: Option<&'static str>,
+    #[schema(schema_with = order_status_schema)]
+    pub status: &'static str,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+    #[schema(schema_with = changed_by_schema)]
+    pub by: &'static str,
+    /// The manager's Telegram id, when `by` is `manager`.
+    pub manager_telegram_id: Option<i64>,
+    pub note: Option<String>,
+}
+
+impl From<StatusHistoryEntry> for AdminHistoryEntryDto {
+    fn from(entry: StatusHistoryEntry) -> Self {
+        AdminHistoryEntryDto {
+            from: entry.from.map(|status| status.as_str()),
+            status: entry.status.as_str(),
+            at: rfc3339(entry.at),
+            by: entry.by.kind(),
+            manager_telegram_id: match entry.by {
+                domain::lifecycle::ChangedBy::Manager(id) => Some(id.get()),
+                _ => None,
+            },
+            note: entry.note,
+        }
+    }
+}
+
+/// `POST /admin/orders/{id}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "SHIPPED", "note": "СДЭК 1234567890"}))]
+pub struct StatusChangeRequest {
+    /// The status wanted: PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED or CANCELLED.
+    pub status: String,
+    /// Why, for the history (at most 500 characters; no control characters other than
+    /// newline and tab).
+    #[schema(max_length = 500)]
+    pub note: Option<String>,
+}
+
+/// One admin change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": 1, "at": "2025-12-22T12:35:00Z", "actor": "777",
+    "action": "order.status", "entity": "order", "entity_id": "123",
+    "before": {"status": "PENDING"}, "after": {"status": "CONFIRMED", "note": "позвонили"}}))]
+pub struct AuditEntryDto {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The admin's Telegram id, or `api-token`.
+    pub actor: String,
+    /// What was done, e.g. `order.status`.
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    /// The changed fields before the change.
+    #[schema(value_type = Object)]
+    pub before: serde_json::Value,
+    /// The changed fields after it.
+    #[schema(value_type = Object)]
+    pub after: serde_json::Value,
+}
+
+impl From<domain::admin::AuditEntry> for AuditEntryDto {
+    fn from(entry: domain::admin::AuditEntry) -> Self {
+        AuditEntryDto {
+            id: entry.id,
+            at: rfc3339(entry.at),
+            actor: entry.actor,
+            action: entry.action,
+            entity: entry.entity,
+            entity_id: entry.entity_id,
+            before: entry.before,
+            after: entry.after,
+        }
+    }
+}

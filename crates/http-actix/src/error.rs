@@ -48,6 +48,13 @@ pub enum ApiError {
     WebhookUnauthorized,
     /// The customer may cancel only a PENDING order; this one is `current`.
     OrderNotCancellable(domain::OrderStatus),
+    /// A valid Telegram user who is not an admin of the shop.
+    Forbidden,
+    /// The order's current status may not become the one asked for.
+    InvalidTransition {
+        current: domain::OrderStatus,
+        wanted: domain::OrderStatus,
+    },
     /// The database is unreachable or too slow: retry later.
     Unavailable(RepositoryError),
     /// Too many requests from this client (address or Telegram user): wait `retry_after`.
@@ -89,6 +96,8 @@ impl ApiError {
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::OrderNotCancellable(_) => "order_not_cancellable",
+            ApiError::Forbidden => "forbidden",
+            ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -116,6 +125,8 @@ impl ApiError {
                 "This Idempotency-Key was used for a different request"
             }
             ApiError::OrderNotCancellable(_) => "The order can no longer be cancelled",
+            ApiError::Forbidden => "Admins only",
+            ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
             ApiError::RateLimited { .. } => "Too many requests",
@@ -178,6 +189,12 @@ impl ApiError {
             ApiError::WebhookUnauthorized => {
                 Some("the X-Telegram-Bot-Api-Secret-Token header is missing or wrong".to_owned())
             }
+            ApiError::Forbidden => Some(
+                "this Telegram user is not an admin of the shop (ADMIN_TELEGRAM_IDS)".to_owned(),
+            ),
+            ApiError::InvalidTransition { current, wanted } => {
+                Some(format!("the order is {current} and cannot become {wanted}"))
+            }
             ApiError::OrderNotCancellable(current) => Some(format!(
                 "the order is {current}; only a PENDING order can be cancelled here, ask the shop"
             )),
@@ -237,6 +254,11 @@ impl ApiError {
             ),
             _ => None,
         };
+        let current_status = match self {
+            ApiError::InvalidTransition { current, .. }
+            | ApiError::OrderNotCancellable(current) => Some(current.as_str()),
+            _ => None,
+        };
         Problem {
             kind: format!("urn:botshop:problem:{}", self.code()),
             title: self.title(),
@@ -246,6 +268,7 @@ impl ApiError {
             errors,
             product_ids,
             products,
+            current_status,
         }
     }
 }
@@ -295,6 +318,10 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub products: Option<Vec<StockProblem>>,
+    /// With `invalid_transition` and `order_not_cancellable`: the order's status now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub current_status: Option<&'a str>,
 }
 
 /// A product the order wanted more of than is left.
@@ -327,7 +354,9 @@ impl ResponseError for ApiError {
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InsufficientStock(_)
             | ApiError::IdempotencyKeyInUse
-            | ApiError::OrderNotCancellable(_) => StatusCode::CONFLICT,
+            | ApiError::OrderNotCancellable(_)
+            | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

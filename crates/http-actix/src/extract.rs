@@ -8,11 +8,12 @@ use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use domain::User;
+use domain::admin::{Admin, AdminAuthError};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use crate::ApiState;
 use crate::error::ApiError;
+use crate::{ApiState, Limits};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -136,6 +137,50 @@ impl FromRequest for Customer {
             Ok(Customer(user))
         })
     }
+}
+
+/// The admin making a request to `/api/v1/admin/…`: `Bearer <ADMIN_API_TOKEN>`, or the
+/// initData of a Telegram user in `ADMIN_TELEGRAM_IDS` (any other valid customer is a
+/// 403). Each admin has a rate limit of their own.
+#[derive(Debug)]
+pub struct AdminCaller(pub Admin);
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(admin_of(req))
+    }
+}
+
+fn admin_of(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
+    let (Some(state), Some(limits)) = (
+        req.app_data::<web::Data<ApiState>>(),
+        req.app_data::<web::Data<Limits>>(),
+    ) else {
+        return Err(ApiError::Internal("ApiState is not registered".into()));
+    };
+    let authorization = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized(domain::auth::AuthError::InvalidScheme))?,
+        ),
+    };
+    let admin = state
+        .admin_auth
+        .authenticate(authorization, OffsetDateTime::now_utc())
+        .map_err(|error| match error {
+            AdminAuthError::Unauthorized(reason) => ApiError::Unauthorized(reason),
+            AdminAuthError::Forbidden => ApiError::Forbidden,
+        })?;
+    limits
+        .admin
+        .check(admin.rate_key(), crate::limiter_now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    Ok(AdminCaller(admin))
 }
 
 /// Parses an optional integer query parameter, naming it when it is not an integer.

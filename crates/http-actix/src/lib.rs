@@ -95,6 +95,12 @@ pub struct ApiState {
     pub telegram: Option<TelegramWebhook>,
     pub order_service: OrderService,
     pub authenticator: Authenticator,
+    /// Who may use the admin API.
+    pub admin_auth: domain::admin::AdminAuthenticator,
+    /// Every customer's orders, for the admin API.
+    pub order_admin: Arc<dyn domain::ports::OrderAdmin>,
+    /// The record of admin changes.
+    pub audit: Arc<dyn domain::ports::AuditLog>,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
     pub storage: Arc<dyn StorageProbe>,
     /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],
@@ -128,10 +134,17 @@ pub(crate) struct Limits {
     pub orders: RateLimiter<i64>,
     /// All of `/api/v1`, per client address.
     pub ip: RateLimiter<ClientKey>,
+    /// `/api/v1/admin`, per admin ([`domain::admin::Admin::rate_key`]).
+    pub admin: RateLimiter<i64>,
     pub trusted_proxies: Vec<TrustedProxy>,
     /// Set once `X-Forwarded-For` has come from an untrusted peer and that was logged.
     pub warned_untrusted_forwarding: AtomicBool,
 }
+
+/// Requests one admin (a person, or the API token) may make to `/api/v1/admin` per
+/// minute, all at once if they like: enough for the admin panel and for a script syncing
+/// a catalog, a brake on a runaway loop.
+pub const ADMIN_RATE_LIMIT_PER_MINUTE: u32 = 600;
 
 /// The limiters' clock. Tokio's, so that tests can pause and advance time instead of
 /// sleeping; outside tests it is the monotonic clock.
@@ -184,6 +197,11 @@ impl Http {
             ip: RateLimiter::new(
                 config.ip_rate_limit_per_minute,
                 config.ip_rate_limit_per_minute,
+                config.rate_limit_max_keys,
+            ),
+            admin: RateLimiter::new(
+                ADMIN_RATE_LIMIT_PER_MINUTE,
+                ADMIN_RATE_LIMIT_PER_MINUTE,
                 config.rate_limit_max_keys,
             ),
             trusted_proxies: config.trusted_proxies.clone(),

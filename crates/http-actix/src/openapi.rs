@@ -12,7 +12,7 @@ use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
 
@@ -47,6 +47,10 @@ pub const TMA_SCHEME: &str = "tma";
         routes::orders::list_mine,
         routes::orders::get_mine,
         routes::orders::cancel_mine,
+        routes::admin::list_orders,
+        routes::admin::get_order,
+        routes::admin::change_order_status,
+        routes::admin::list_audit,
         routes::assets::demo_asset,
         routes::telegram::webhook,
         routes::ops::health,
@@ -70,6 +74,9 @@ pub const TMA_SCHEME: &str = "tma";
             InvalidOrder,
             OrderConflict,
             NotCancellable,
+            AdminUnauthorized,
+            Forbidden,
+            InvalidTransition,
             WebhookUnauthorized,
             RateLimited,
             Internal,
@@ -81,6 +88,7 @@ pub const TMA_SCHEME: &str = "tma";
     tags(
         (name = "catalog", description = "Categories and products; no authentication"),
         (name = "customer", description = "The authenticated customer and their orders"),
+        (name = "admin", description = "Running the shop: for admins (`tma` initData of a Telegram user in ADMIN_TELEGRAM_IDS) and programs (`Bearer` ADMIN_API_TOKEN)"),
         (name = "operations", description = "Probes and metrics for operators; not under /api/v1"),
         (name = "telegram", description = "Telegram's webhook, served when TELEGRAM_WEBHOOK_SECRET is set"),
         (name = "assets", description = "Pictures BotShop serves itself (the demo catalog's); not under /api/v1"),
@@ -106,8 +114,24 @@ impl Modify for TmaSecurity {
                  signed `user`. In Swagger UI, paste the whole value including `tma `.",
             ))),
         );
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Bearer <ADMIN_API_TOKEN>`: the admin API for programs (imports, \
+                         a CRM, a delivery service). Compared in constant time; changes are \
+                         audited as `api-token`.",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
+
+/// The name of the security scheme of the admin API's programs.
+pub const BEARER_SCHEME: &str = "bearer";
 
 /// A reusable problem response: its description, the codes it may carry (listed in the
 /// description and shown as one example each), and its headers.
@@ -273,6 +297,32 @@ problem_responses! {
     NotCancellable => problem_response(
         "The order is past PENDING: only the shop can cancel it now",
         &[ApiError::OrderNotCancellable(domain::OrderStatus::Confirmed)],
+        &[],
+    );
+    /// 401 from the admin API.
+    AdminUnauthorized => problem_response(
+        "No valid credentials: `tma <initData>` of an admin, or `Bearer <ADMIN_API_TOKEN>`",
+        &[
+            ApiError::Unauthorized(AuthError::MissingAuthorization),
+            ApiError::Unauthorized(AuthError::HashMismatch),
+            ApiError::Unauthorized(AuthError::Expired),
+            ApiError::Unauthorized(AuthError::InvalidApiToken),
+        ],
+        &[("WWW-Authenticate", header("Always `tma`", Type::String))],
+    );
+    /// 403 from the admin API.
+    Forbidden => problem_response(
+        "A valid Telegram user who is not in ADMIN_TELEGRAM_IDS",
+        &[ApiError::Forbidden],
+        &[],
+    );
+    /// 409 for an admin's status change.
+    InvalidTransition => problem_response(
+        "The order's current status (`current_status`) may not become the one asked for",
+        &[ApiError::InvalidTransition {
+            current: domain::OrderStatus::Delivered,
+            wanted: domain::OrderStatus::Cancelled,
+        }],
         &[],
     );
     /// 401 from the Telegram webhook.

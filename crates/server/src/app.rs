@@ -7,6 +7,7 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
 use domain::TelegramId;
+use domain::admin::AdminAuthenticator;
 use domain::auth::InitDataVerifier;
 use domain::bot::{BotService, Poller, PollerConfig};
 use domain::clock::SystemClock;
@@ -150,6 +151,17 @@ impl Application {
             settings.bot_token.expose(),
             settings.auth.max_age(),
         ));
+        let admins: Vec<TelegramId> = settings
+            .auth
+            .admin_telegram_ids
+            .iter()
+            .filter_map(|id| TelegramId::parse(*id).ok())
+            .collect();
+        let admin_auth = AdminAuthenticator::new(
+            Arc::clone(&verifier),
+            admins,
+            settings.auth.admin_api_token.clone(),
+        );
         let state = ApiState {
             catalog: store.clone(),
             orders: store.clone(),
@@ -158,6 +170,9 @@ impl Application {
             telegram: webhook,
             order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
             authenticator: Authenticator::new(verifier, store.clone()),
+            admin_auth,
+            order_admin: store.clone(),
+            audit: store.clone(),
             storage: Arc::new(database.clone()),
             outbox: store,
         };

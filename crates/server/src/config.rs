@@ -903,6 +903,27 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_api_token_is_long_or_refused_at_start_up() {
+        Jail::expect_with(|jail| {
+            assert!(load_in(jail).unwrap().auth.admin_api_token.is_none());
+            jail.set_env("ADMIN_API_TOKEN", "too-short-secret");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("ADMIN_API_TOKEN"), "{error}");
+            assert!(
+                !error.contains("too-short-secret"),
+                "the value never shows: {error}"
+            );
+            jail.set_env("ADMIN_API_TOKEN", "  ");
+            assert!(load_in(jail).unwrap().auth.admin_api_token.is_none());
+            let token = "a-long-enough-admin-api-token-0123456789";
+            jail.set_env("ADMIN_API_TOKEN", token);
+            let settings = load_in(jail).unwrap();
+            assert!(settings.auth.admin_api_token.unwrap().matches(token));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn admin_ids_are_a_list_however_spelled() {
         Jail::expect_with(|jail| {
             for (raw, ids) in [("7", vec![7]), ("1, 2,3", vec![1, 2, 3]), ("", vec![])] {
@@ -924,7 +945,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 34, "{keys:?}");
+        assert_eq!(keys.len(), 35, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

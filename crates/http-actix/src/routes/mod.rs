@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod assets;
 mod cache;
 pub mod catalog;
@@ -84,6 +85,30 @@ pub(crate) fn table() -> Vec<RouteDef> {
             method: Method::POST,
             path: "/api/v1/orders/{id}/cancel",
             route: || web::post().to(orders::cancel_mine),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/admin/orders",
+            route: || web::get().to(admin::list_orders),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/admin/orders/{id}",
+            route: || web::get().to(admin::get_order),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/orders/{id}/status",
+            route: || web::post().to(admin::change_order_status),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/admin/audit",
+            route: || web::get().to(admin::list_audit),
             enabled: always,
         },
         RouteDef {

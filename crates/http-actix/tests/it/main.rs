@@ -3,6 +3,7 @@
 // A failed unwrap in a test is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod catalog;
 mod cors;
 mod docs;

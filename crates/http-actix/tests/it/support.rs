@@ -3,11 +3,13 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
+use domain::admin::{AdminAuthenticator, ApiToken};
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
 use domain::outbox::OutboxCounts;
 use domain::ports::{
-    MockCatalogRepository, MockIdempotencyStore, MockOrderLifecycle, MockOrderRepository,
-    MockOutbox, MockStorageProbe, MockUserRepository, Outbox, PoolStats, StorageProbe,
+    MockAuditLog, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin, MockOrderLifecycle,
+    MockOrderRepository, MockOutbox, MockStorageProbe, MockUserRepository, Outbox, PoolStats,
+    StorageProbe,
 };
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -20,6 +22,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub const TOKEN: &str = "123456:TEST-TOKEN";
+/// The admin API token the test app accepts.
+pub const API_TOKEN: &str = "test-admin-api-token-0123456789abcdef";
+/// The Telegram user the test app takes for an admin.
+pub const ADMIN: i64 = 777;
 
 /// The mocks a test sets expectations on before building the app, and the app's settings.
 pub struct Mocks {
@@ -28,6 +34,8 @@ pub struct Mocks {
     pub lifecycle: MockOrderLifecycle,
     pub users: MockUserRepository,
     pub idempotency: MockIdempotencyStore,
+    pub order_admin: MockOrderAdmin,
+    pub audit: MockAuditLog,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -41,6 +49,8 @@ impl Mocks {
             lifecycle: MockOrderLifecycle::new(),
             users: MockUserRepository::new(),
             idempotency: MockIdempotencyStore::new(),
+            order_admin: MockOrderAdmin::new(),
+            audit: MockAuditLog::new(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -130,6 +140,13 @@ impl Mocks {
                 Arc::new(tokio::sync::Notify::new()),
             ),
             authenticator: Authenticator::new(Arc::new(verifier()), Arc::new(self.users)),
+            admin_auth: AdminAuthenticator::new(
+                Arc::new(verifier()),
+                vec![TelegramId::parse(ADMIN).unwrap()],
+                Some(ApiToken::new(API_TOKEN).unwrap()),
+            ),
+            order_admin: Arc::new(self.order_admin),
+            audit: Arc::new(self.audit),
             storage: self.storage,
             outbox: self.outbox,
         };

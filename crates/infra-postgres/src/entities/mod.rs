@@ -3,6 +3,7 @@
 //! They are private to the crate. Nothing outside `infra-postgres` ever sees a row type;
 //! the repositories convert rows into domain entities at the seam.
 
+pub(crate) mod audit_log;
 pub(crate) mod categories;
 pub(crate) mod idempotency_keys;
 pub(crate) mod order_items;

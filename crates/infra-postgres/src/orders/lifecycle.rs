@@ -211,6 +211,9 @@ async fn apply(
     for event in change.events() {
         append_outbox_event(transaction, &event).await?;
     }
+    if let Some(record) = change.audit() {
+        super::admin::record_audit(transaction, &record, change.at).await?;
+    }
 
     let order = orders::Entity::find_by_id(order_id)
         .one(transaction)

@@ -1,6 +1,7 @@
 //! [`OrderRepository`] over SQL: placing orders (one optimistic statement on PostgreSQL, a
 //! transaction on SQLite) and reading them back.
 
+mod admin;
 mod lifecycle;
 mod place_postgres;
 mod place_sqlite;

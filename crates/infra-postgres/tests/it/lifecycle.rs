@@ -148,6 +148,7 @@ fn change(order: OrderId, from: OrderStatus, to: OrderStatus, by: ChangedBy) -> 
         by,
         at: T0 + Duration::minutes(5),
         note: None,
+        admin: None,
     }
 }
 
@@ -347,6 +348,7 @@ async fn the_customer_scope_sees_only_their_own_orders(db: &TestDatabase) {
         by: ChangedBy::Customer,
         at: T0,
         note: None,
+        admin: None,
     };
     assert!(matches!(
         change_status(&store, request).await,

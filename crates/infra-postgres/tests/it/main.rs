@@ -42,6 +42,7 @@ macro_rules! contract_tests {
     };
 }
 
+mod admin;
 mod catalog;
 mod constraints;
 mod database;

@@ -14,6 +14,7 @@ contract_tests!(
     the_trigram_index_comes_and_goes_and_the_products_stay,
     the_word_index_learns_the_existing_products_and_goes_cleanly,
     manager_notices_come_and_go_with_their_step,
+    the_audit_log_and_the_status_index_come_and_go,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -610,4 +611,34 @@ async fn manager_notices_come_and_go_with_their_step(db: &TestDatabase) {
     assert_eq!(schema_objects(db).await, with_notices);
     db.execute(&notice).await.unwrap();
     assert_eq!(count(db, "outbox_events").await, 2);
+}
+
+/// Migration 19: the audit log and the orders' status index come with the step and go
+/// with it; the orders stay.
+async fn the_audit_log_and_the_status_index_come_and_go(db: &TestDatabase) {
+    const STEP: &str = "m20250101_000019_admin_audit_log";
+    let connection = db.database().connection();
+    down_to(db, STEP).await;
+    let with_audit = schema_objects(db).await;
+    seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
+    let user = new_user(db, 1001).await;
+    place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+
+    Migrator::down(connection, Some(1)).await.unwrap();
+    let without_audit = schema_objects(db).await;
+    let mut expected = without_audit.clone();
+    expected.extend([
+        "index idx_audit_log_at".to_owned(),
+        "index idx_audit_log_entity".to_owned(),
+        "index idx_orders_status_created_at".to_owned(),
+        "table audit_log".to_owned(),
+    ]);
+    expected.sort_unstable();
+    assert_eq!(with_audit, expected);
+    assert_eq!(count(db, "orders").await, 1);
+
+    Migrator::up(connection, None).await.unwrap();
+    down_to(db, STEP).await;
+    assert_eq!(schema_objects(db).await, with_audit);
+    assert_eq!(count(db, "orders").await, 1);
 }

@@ -1,0 +1,347 @@
+//! The admin API (`/api/v1/admin/…`): the shop's orders and the audit log, for the
+//! shop's admins (`ADMIN_TELEGRAM_IDS` with their initData) and programs
+//! (`ADMIN_API_TOKEN`). Every change goes through the same domain rules as everywhere
+//! else and is recorded in the audit log.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::admin::{AuditFilter, OrderFilter};
+use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
+use domain::{OrderId, OrderStatus, TelegramId};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::listing::list_headers;
+use super::path_id;
+use crate::ApiState;
+use crate::catalog_cache::CatalogCache;
+use crate::dto::{AdminOrderDto, AuditEntryDto, OrderDto, StatusChangeRequest};
+use crate::error::ApiError;
+use crate::extract::{AdminCaller, JsonBody, int_param};
+
+/// The longest note a status change may carry, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// Query parameters of `GET /admin/orders`, as text so that a bad one is named.
+#[derive(Debug, Deserialize)]
+pub struct AdminOrdersQuery {
+    pub status: Option<String>,
+    pub created_from: Option<String>,
+    pub created_to: Option<String>,
+    pub customer_telegram_id: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// Query parameters of `GET /admin/audit`.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub entity: Option<String>,
+    pub entity_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// Every customer's orders, newest first, filtered.
+///
+/// `status` is one of the order statuses; `created_from` (inclusive) and `created_to`
+/// (exclusive) are RFC 3339 instants; `customer_telegram_id` is the customer's Telegram
+/// id. Paginated like the public lists (`limit`, `offset`, `X-Total-Count`, `Link`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED or CANCELLED"),
+        ("created_from" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
+        ("created_to" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
+        ("customer_telegram_id" = Option<i64>, Query, minimum = 1, description = "The customer's Telegram id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 100_000, description = "Orders to skip"),
+    ),
+    responses(
+        (status = 200, description = "The page of orders", body = [OrderDto],
+            headers(("X-Total-Count" = u64, description = "All matching orders"), ("Link" = String, description = "RFC 8288 links to the next and previous pages"))),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn list_orders(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    query: web::Query<AdminOrdersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page(query.limit.as_deref(), query.offset.as_deref())?;
+    let filter = OrderFilter {
+        status: query
+            .status
+            .as_deref()
+            .map(|status| parse_status("status", status))
+            .transpose()?,
+        created_from: instant("created_from", query.created_from.as_deref())?,
+        created_to: instant("created_to", query.created_to.as_deref())?,
+        customer: int_param(
+            "customer_telegram_id",
+            query.customer_telegram_id.as_deref(),
+        )?
+        .map(|id| {
+            TelegramId::parse(id).map_err(|_| {
+                ApiError::validation(
+                    "customer_telegram_id",
+                    "invalid_id",
+                    "customer_telegram_id must be a positive Telegram id",
+                )
+            })
+        })
+        .transpose()?,
+    };
+    let orders = state.order_admin.list_orders(&filter, page).await?;
+    let mut response = HttpResponse::Ok();
+    for header in list_headers(&req, page, orders.total) {
+        response.insert_header(header);
+    }
+    Ok(response.json(
+        orders
+            .items
+            .into_iter()
+            .map(OrderDto::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One order: its lines, its customer and its whole history (with notes and who).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = AdminOrderDto),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn get_order(
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrderId(path_id(&id)?);
+    match state.order_admin.order_details(id).await? {
+        Some(details) => Ok(HttpResponse::Ok().json(AdminOrderDto::from(details))),
+        None => Err(ApiError::NotFound("Order not found")),
+    }
+}
+
+/// Moves an order to a new status, with an optional note.
+///
+/// The same transition as the manager's buttons in Telegram, with the same history, the
+/// customer's message and the manager's redrawn message; this is also how a delivery
+/// service or a CRM reports a status. A status that may not follow the current one is a
+/// 409 `invalid_transition` naming the current status (`current_status`). Recorded in the
+/// audit log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/status",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The order's id")),
+    request_body = StatusChangeRequest,
+    responses(
+        (status = 200, description = "The order as it is now", body = AdminOrderDto),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::InvalidTransition),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn change_order_status(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<StatusChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrderId(path_id(&id)?);
+    let to = parse_status("status", &body.status)?;
+    let note = match body.note.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(note) if note.chars().count() > MAX_NOTE_CHARS => {
+            return Err(ApiError::validation(
+                "note",
+                "too_long",
+                format!("note must be at most {MAX_NOTE_CHARS} characters"),
+            ));
+        }
+        Some(note) if domain::values::has_control_character(note) => {
+            return Err(ApiError::validation(
+                "note",
+                "control_character",
+                "note must not contain control characters (other than newline and tab)",
+            ));
+        }
+        Some(note) => Some(note.to_owned()),
+    };
+    let request = ChangeRequest {
+        scope: Scope::Any,
+        order_id: id,
+        seen: None,
+        to,
+        by: admin.changed_by(),
+        at: OffsetDateTime::now_utc(),
+        note,
+        admin: Some(admin),
+    };
+    match change_status(state.lifecycle.as_ref(), request).await {
+        Ok(order) => {
+            if to == OrderStatus::Cancelled {
+                // The units went back to stock, which the catalog shows.
+                let products: Vec<i64> = order.items.iter().map(|item| item.product_id.0).collect();
+                cache.invalidate_products(&products);
+            }
+            state.relay_wake.notify_one();
+            match state.order_admin.order_details(id).await? {
+                Some(details) => Ok(HttpResponse::Ok().json(AdminOrderDto::from(details))),
+                None => Err(ApiError::NotFound("Order not found")),
+            }
+        }
+        Err(ChangeStatusError::NotFound) => Err(ApiError::NotFound("Order not found")),
+        Err(
+            ChangeStatusError::NotAllowed { from: current, .. }
+            | ChangeStatusError::AlreadyChanged { current },
+        ) => Err(ApiError::InvalidTransition {
+            current,
+            wanted: to,
+        }),
+        Err(ChangeStatusError::Repository(error)) => Err(error.into()),
+    }
+}
+
+/// The audit log: every admin change, newest first.
+///
+/// Filters: `actor` (a Telegram id, or `api-token`), `entity` (`order`) and `entity_id`,
+/// `from` (inclusive) and `to` (exclusive) as RFC 3339 instants.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(
+        ("actor" = Option<String>, Query, description = "A Telegram id, or `api-token`"),
+        ("entity" = Option<String>, Query, description = "What was changed, e.g. `order`"),
+        ("entity_id" = Option<String>, Query, description = "Its id"),
+        ("from" = Option<String>, Query, format = DateTime, description = "At or after (RFC 3339)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 100_000, description = "Entries to skip"),
+    ),
+    responses(
+        (status = 200, description = "The page of entries", body = [AuditEntryDto],
+            headers(("X-Total-Count" = u64, description = "All matching entries"), ("Link" = String, description = "RFC 8288 links to the next and previous pages"))),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn list_audit(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page(query.limit.as_deref(), query.offset.as_deref())?;
+    let text = |name: &str, value: Option<&str>| -> Result<Option<String>, ApiError> {
+        match value {
+            Some(value) if value.chars().count() > 100 => Err(ApiError::validation(
+                name,
+                "too_long",
+                format!("{name} must be at most 100 characters"),
+            )),
+            Some(value) if domain::values::has_control_character(value) => {
+                Err(ApiError::validation(
+                    name,
+                    "control_character",
+                    format!("{name} must not contain control characters"),
+                ))
+            }
+            other => Ok(other.map(str::to_owned)),
+        }
+    };
+    let filter = AuditFilter {
+        actor: text("actor", query.actor.as_deref())?,
+        entity: text("entity", query.entity.as_deref())?,
+        entity_id: text("entity_id", query.entity_id.as_deref())?,
+        from: instant("from", query.from.as_deref())?,
+        to: instant("to", query.to.as_deref())?,
+    };
+    let entries = state.audit.list_audit(&filter, page).await?;
+    let mut response = HttpResponse::Ok();
+    for header in list_headers(&req, page, entries.total) {
+        response.insert_header(header);
+    }
+    Ok(response.json(
+        entries
+            .items
+            .into_iter()
+            .map(AuditEntryDto::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn page(limit: Option<&str>, offset: Option<&str>) -> Result<domain::Page, ApiError> {
+    let limit = int_param("limit", limit)?;
+    let offset = int_param("offset", offset)?;
+    domain::Page::parse(limit, offset).map_err(ApiError::Validation)
+}
+
+fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
+    value.trim().parse::<OrderStatus>().map_err(|_| {
+        ApiError::validation(
+            field,
+            "invalid_status",
+            format!(
+                "{field} must be one of PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED"
+            ),
+        )
+    })
+}
+
+/// An optional RFC 3339 instant, named when it is not one.
+fn instant(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|value| {
+            OffsetDateTime::parse(value.trim(), &Rfc3339).map_err(|_| {
+                ApiError::validation(
+                    field,
+                    "invalid_datetime",
+                    format!("{field} must be an RFC 3339 date and time, e.g. 2025-12-22T00:00:00Z"),
+                )
+            })
+        })
+        .transpose()
+}

@@ -1,0 +1,320 @@
+//! The admin API's HTTP side: who gets in, what each route reads and answers, and the
+//! problems it names.
+
+use actix_web::test::TestRequest;
+use domain::admin::{Admin, AuditEntry, OrderDetails};
+use domain::lifecycle::{Applied, ChangedBy, StatusHistoryEntry};
+use domain::{OrderStatus, Paginated, TelegramId};
+use serde_json::json;
+
+use crate::support::*;
+
+fn bearer() -> (&'static str, String) {
+    ("Authorization", format!("Bearer {API_TOKEN}"))
+}
+
+fn details(status: OrderStatus) -> OrderDetails {
+    let mut order = order(5);
+    order.status = status;
+    OrderDetails {
+        order,
+        customer: customer(),
+        history: vec![StatusHistoryEntry {
+            from: None,
+            status: OrderStatus::Pending,
+            by: ChangedBy::Customer,
+            at: at(),
+            note: None,
+        }],
+    }
+}
+
+#[actix_web::test]
+async fn only_admins_get_in() {
+    let mut mocks = Mocks::new().with_customer();
+    mocks.order_admin.expect_list_orders().returning(|_, page| {
+        Ok(Paginated {
+            items: vec![order(5)],
+            total: 1,
+            page,
+        })
+    });
+    let app = mocks.app().await;
+    let list = || TestRequest::get().uri("/api/v1/admin/orders");
+    problem(&app, list(), 401, "missing_authorization").await;
+    problem(
+        &app,
+        list().insert_header(("Authorization", "Bearer not-the-token")),
+        401,
+        "invalid_api_token",
+    )
+    .await;
+    // A valid customer who is not an admin: refused, and nothing is read.
+    let body = problem(
+        &app,
+        list().insert_header(("Authorization", auth_header(987_654_321))),
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(body.get("items").is_none());
+    let forged = auth_header(ADMIN).replace("777", "778");
+    problem(
+        &app,
+        list().insert_header(("Authorization", forged)),
+        401,
+        "hash_mismatch",
+    )
+    .await;
+    // The admin, in person or by token.
+    for header in [("Authorization", auth_header(ADMIN)), bearer()] {
+        let (status, _, body) = call(&app, list().insert_header(header)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body[0]["id"], 5);
+    }
+}
+
+#[actix_web::test]
+async fn the_order_list_reads_its_filters_and_pages() {
+    let mut mocks = Mocks::new();
+    mocks
+        .order_admin
+        .expect_list_orders()
+        .withf(|filter, page| {
+            filter.status == Some(OrderStatus::Confirmed)
+                && filter.customer == Some(TelegramId::parse(42).unwrap())
+                && filter
+                    .created_from
+                    .is_some_and(|from| from.unix_timestamp() == 1_766_361_600)
+                && filter.created_to.is_none()
+                && page.limit() == 2
+                && page.offset() == 2
+        })
+        .times(1)
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![order(9), order(8)],
+                total: 7,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let raw = call_raw(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/orders?status=CONFIRMED&customer_telegram_id=42&created_from=2025-12-22T00:00:00Z&limit=2&offset=2")
+            .insert_header(bearer()),
+    )
+    .await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(raw.header("x-total-count"), Some("7"));
+    assert!(raw.header("link").unwrap().contains("offset=4"));
+    assert_eq!(raw.json()[1]["id"], 8);
+
+    let app = Mocks::new().app().await;
+    for (query, field) in [
+        ("status=LOST", "status"),
+        ("created_from=yesterday", "created_from"),
+        ("created_to=2025-13-01T00:00:00Z", "created_to"),
+        ("customer_telegram_id=-4", "customer_telegram_id"),
+        ("limit=0", "limit"),
+    ] {
+        let body = problem(
+            &app,
+            TestRequest::get()
+                .uri(&format!("/api/v1/admin/orders?{query}"))
+                .insert_header(bearer()),
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn one_order_comes_with_its_customer_and_history() {
+    let mut mocks = Mocks::new();
+    mocks
+        .order_admin
+        .expect_order_details()
+        .returning(|id| Ok((id.0 == 5).then(|| details(OrderStatus::Pending))));
+    let app = mocks.app().await;
+    let (status, _, body) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/orders/5")
+            .insert_header(bearer()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], 5);
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body["customer"]["telegram_id"],
+        customer().telegram_id.get()
+    );
+    assert_eq!(body["status_history"][0]["status"], "PENDING");
+    assert_eq!(body["status_history"][0]["from"], serde_json::Value::Null);
+    problem(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/orders/6")
+            .insert_header(bearer()),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_status_change_goes_through_the_lifecycle_with_its_note_and_admin() {
+    let mut mocks = Mocks::new();
+    mocks
+        .lifecycle
+        .expect_current_status()
+        .returning(|_, _| Ok(Some(OrderStatus::Confirmed)));
+    mocks
+        .lifecycle
+        .expect_apply_status_change()
+        .withf(|change| {
+            change.from == OrderStatus::Confirmed
+                && change.to == OrderStatus::Shipped
+                && change.note.as_deref() == Some("СДЭК 1234567890")
+                && change.admin == Some(Admin::ApiToken)
+                && change.by == ChangedBy::System
+        })
+        .times(1)
+        .returning(|change| {
+            let mut shipped = order(change.order_id.0);
+            shipped.status = OrderStatus::Shipped;
+            Ok(Applied::Changed(shipped))
+        });
+    mocks
+        .order_admin
+        .expect_order_details()
+        .returning(|_| Ok(Some(details(OrderStatus::Shipped))));
+    let app = mocks.app().await;
+    let (status, _, body) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/admin/orders/5/status")
+            .insert_header(bearer())
+            .set_json(json!({"status": "SHIPPED", "note": "  СДЭК 1234567890 "})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "SHIPPED");
+}
+
+#[actix_web::test]
+async fn a_disallowed_change_is_a_409_naming_the_current_status() {
+    let mut mocks = Mocks::new();
+    mocks
+        .lifecycle
+        .expect_current_status()
+        .returning(|_, id| Ok((id.0 == 5).then_some(OrderStatus::Delivered)));
+    mocks.lifecycle.expect_apply_status_change().never();
+    let app = mocks.app().await;
+    let change = |id: i64, body: serde_json::Value| {
+        TestRequest::post()
+            .uri(&format!("/api/v1/admin/orders/{id}/status"))
+            .insert_header(("Authorization", auth_header(ADMIN)))
+            .set_json(body)
+    };
+    let body = problem(
+        &app,
+        change(5, json!({"status": "CANCELLED"})),
+        409,
+        "invalid_transition",
+    )
+    .await;
+    assert_eq!(body["current_status"], "DELIVERED");
+    assert!(body["detail"].as_str().unwrap().contains("DELIVERED"));
+    problem(
+        &app,
+        change(6, json!({"status": "CANCELLED"})),
+        404,
+        "not_found",
+    )
+    .await;
+    for (body, field) in [
+        (json!({"status": "GONE"}), "status"),
+        (json!({}), "status"),
+        (
+            json!({"status": "CANCELLED", "note": "x".repeat(501)}),
+            "note",
+        ),
+        (json!({"status": "CANCELLED", "note": "a\u{0}b"}), "note"),
+        (json!({"status": "CANCELLED", "extra": 1}), "extra"),
+    ] {
+        let problem = problem(&app, change(5, body.clone()), 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+}
+
+#[actix_web::test]
+async fn the_audit_log_is_listed_with_its_filters() {
+    let mut mocks = Mocks::new();
+    mocks
+        .audit
+        .expect_list_audit()
+        .withf(|filter, _| {
+            filter.actor.as_deref() == Some("api-token")
+                && filter.entity.as_deref() == Some("order")
+                && filter.entity_id.as_deref() == Some("5")
+        })
+        .returning(|_, page| {
+            Ok(Paginated {
+                items: vec![AuditEntry {
+                    id: 1,
+                    at: at(),
+                    actor: "api-token".into(),
+                    action: "order.status".into(),
+                    entity: "order".into(),
+                    entity_id: "5".into(),
+                    before: json!({"status": "PENDING"}),
+                    after: json!({"status": "CONFIRMED"}),
+                }],
+                total: 1,
+                page,
+            })
+        });
+    let app = mocks.app().await;
+    let (status, _, body) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/audit?actor=api-token&entity=order&entity_id=5")
+            .insert_header(bearer()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["after"]["status"], "CONFIRMED");
+    assert_eq!(body[0]["actor"], "api-token");
+}
+
+#[actix_web::test]
+async fn each_admin_has_a_rate_limit_of_their_own() {
+    let mut mocks = Mocks::new().with_config(|config| config.ip_rate_limit_per_minute = 0);
+    mocks.order_admin.expect_list_orders().returning(|_, page| {
+        Ok(Paginated {
+            items: vec![],
+            total: 0,
+            page,
+        })
+    });
+    let app = mocks.app().await;
+    let list = |header: (&'static str, String)| {
+        TestRequest::get()
+            .uri("/api/v1/admin/orders")
+            .insert_header(header)
+    };
+    for _ in 0..http_actix::ADMIN_RATE_LIMIT_PER_MINUTE {
+        let (status, _, body) = call(&app, list(bearer())).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    problem(&app, list(bearer()), 429, "rate_limited").await;
+    // The person is another admin, with an allowance of their own.
+    let (status, _, _) = call(&app, list(("Authorization", auth_header(ADMIN)))).await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,146 @@
+//! The admin API on the real stack: a program with ADMIN_API_TOKEN moves an order, the
+//! customer hears, the history and the audit log say who; a customer who is not an admin
+//! gets 403 and no data.
+
+use infra_postgres::test_support::TestDatabase;
+use serde_json::{Value, json};
+use server::config::{DatabaseTarget, SecretString};
+
+use crate::support::*;
+
+const API_TOKEN: &str = "e2e-admin-api-token-0123456789abcdefgh";
+const CUSTOMER: i64 = 987_654_321;
+
+async fn run(database: DatabaseTarget) {
+    let mut telegram = FakeTelegram::start().await;
+    let mut settings = settings(database, &telegram.server.uri());
+    settings.auth.admin_api_token = Some(domain::admin::ApiToken::new(API_TOKEN).unwrap());
+    let app = TestApp::spawn(&settings).await;
+    let buyer = auth(CUSTOMER, "Иван");
+    let order: Value = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", &buyer)
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_i64().unwrap();
+    let admin = |request: reqwest::RequestBuilder| {
+        request.header("Authorization", format!("Bearer {API_TOKEN}"))
+    };
+
+    // A customer is not an admin.
+    let refused = app
+        .client
+        .get(app.url("/admin/orders"))
+        .header("Authorization", &buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "forbidden");
+
+    let listed: Value = admin(app.client.get(app.url("/admin/orders?status=PENDING")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["id"], id);
+
+    let moved = admin(
+        app.client
+            .post(app.url(&format!("/admin/orders/{id}/status"))),
+    )
+    .json(&json!({"status": "CONFIRMED", "note": "оплата при получении"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(moved.status().as_u16(), 200);
+    let moved: Value = moved.json().await.unwrap();
+    assert_eq!(moved["status"], "CONFIRMED");
+    assert_eq!(moved["customer"]["telegram_id"], CUSTOMER);
+    assert_eq!(moved["status_history"][1]["by"], "system");
+    assert_eq!(moved["status_history"][1]["note"], "оплата при получении");
+
+    // The customer hears, as with the manager's buttons.
+    let told = loop {
+        let (method, body) = telegram.next_call().await;
+        if method == "sendMessage" && body["chat_id"] == CUSTOMER {
+            break body;
+        }
+    };
+    assert!(told["text"].as_str().unwrap().contains("подтверждён"));
+
+    // An order never goes back to PENDING: 409 naming its status.
+    let conflict = admin(
+        app.client
+            .post(app.url(&format!("/admin/orders/{id}/status"))),
+    )
+    .json(&json!({"status": "PENDING"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(conflict.status().as_u16(), 409);
+    let conflict: Value = conflict.json().await.unwrap();
+    assert_eq!(conflict["code"], "invalid_transition");
+    assert_eq!(conflict["current_status"], "CONFIRMED");
+
+    let audit: Value = admin(
+        app.client
+            .get(app.url(&format!("/admin/audit?entity=order&entity_id={id}"))),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["actor"], "api-token");
+    assert_eq!(audit[0]["before"], json!({"status": "PENDING"}));
+    assert_eq!(
+        audit[0]["after"],
+        json!({"status": "CONFIRMED", "note": "оплата при получении"})
+    );
+}
+
+#[tokio::test]
+async fn a_program_runs_an_order_through_the_admin_api_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("botshop-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.db");
+    let _ = std::fs::remove_file(&file);
+    run(DatabaseTarget::EmbeddedSqlite(
+        file.to_string_lossy().into_owned(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_program_runs_an_order_through_the_admin_api_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let db =
+        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
+            .await
+            .unwrap();
+    db.store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    database.cleanup().await;
+}
