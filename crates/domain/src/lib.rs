@@ -13,6 +13,7 @@ pub mod admin;
 pub mod auth;
 pub mod bot;
 pub mod catalog;
+pub mod catalog_admin;
 pub mod clock;
 pub mod entities;
 pub mod error;

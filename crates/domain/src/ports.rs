@@ -152,6 +152,53 @@ pub trait OrderAdmin: Send + Sync {
     ) -> Result<Option<crate::admin::OrderDetails>, RepositoryError>;
 }
 
+/// Changes to the catalog through the admin API. Each change writes its audit row (who,
+/// when, the fields before and after) in its own transaction.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CatalogAdmin: Send + Sync {
+    /// Every category, inactive ones included, by `sort_order` then id.
+    async fn all_categories(&self) -> Result<Vec<Category>, RepositoryError>;
+
+    /// MUST refuse a taken slug ([`SlugTaken`]), a missing parent ([`ParentNotFound`]) and
+    /// a parent the tree refuses ([`InvalidParent`]: the database enforces the tree).
+    ///
+    /// [`SlugTaken`]: crate::catalog_admin::CatalogChangeError::SlugTaken
+    /// [`ParentNotFound`]: crate::catalog_admin::CatalogChangeError::ParentNotFound
+    /// [`InvalidParent`]: crate::catalog_admin::CatalogChangeError::InvalidParent
+    async fn create_category(
+        &self,
+        new: &crate::catalog_admin::NewCategory,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<Category, crate::catalog_admin::CatalogChangeError>;
+
+    /// Sets the fields of `patch`; the same refusals as creating, and `NotFound`.
+    async fn update_category(
+        &self,
+        id: crate::values::CategoryId,
+        patch: &crate::catalog_admin::CategoryPatch,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<Category, crate::catalog_admin::CatalogChangeError>;
+
+    /// Deletes an empty category; one with products or subcategories is refused with
+    /// `CategoryNotEmpty` (deactivating it is the soft way).
+    async fn delete_category(
+        &self,
+        id: crate::values::CategoryId,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<(), crate::catalog_admin::CatalogChangeError>;
+
+    /// Sets or adjusts a product's stock in one statement, so that it never loses a
+    /// concurrent order's decrement; returns the stock now (`None`: unlimited). An
+    /// adjustment below zero, or of unlimited stock, is a `StockConflict`.
+    async fn change_stock(
+        &self,
+        product: crate::values::ProductId,
+        change: &crate::catalog_admin::StockChange,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<Option<u32>, crate::catalog_admin::CatalogChangeError>;
+}
+
 /// The audit log of admin changes (written by each change, in its transaction).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

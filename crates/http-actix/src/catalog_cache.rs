@@ -193,6 +193,22 @@ impl CatalogCache {
         }
     }
 
+    /// Drops every entry: the catalog changed in a way no product list tells (a category
+    /// renamed, moved, hidden or shown). Answers still loading are not kept.
+    pub fn clear(&self) {
+        if !self.enabled() {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.sequence += 1;
+        // Forgetting every invalidation refuses every answer loaded before this one.
+        inner.touched.clear();
+        inner.forgotten = inner.sequence;
+        inner.entries.clear();
+        inner.order.clear();
+        inner.bytes = 0;
+    }
+
     /// Drops every entry that shows one of these products, and every stock-filtered
     /// listing; other entries stay.
     pub fn invalidate_products(&self, products: &[i64]) {

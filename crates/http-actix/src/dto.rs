@@ -469,3 +469,67 @@ impl From<domain::admin::AuditEntry> for AuditEntryDto {
         }
     }
 }
+
+/// A category as the admin creates or changes it. Creating needs `name` and `slug`; a
+/// change sets only the fields sent (`parent_id: null` makes it a root).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Острая", "slug": "pizza-spicy", "sort_order": 1, "parent_id": 1, "is_active": true}))]
+pub struct CategoryRequest {
+    /// 1–100 characters, one line.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    /// 1–64 lower-case Latin letters, digits and single hyphens; unique.
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)]
+    pub slug: Option<String>,
+    #[schema(minimum = 0, maximum = 2_147_483_647)]
+    pub sort_order: Option<i64>,
+    /// The category it goes under (the tree has at most three levels and no cycles);
+    /// `null`: a root.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub parent_id: Option<Option<i64>>,
+    pub is_active: Option<bool>,
+}
+
+/// A field that may be sent as `null`: absent is `None`, `null` is `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PUT /admin/products/{id}/stock`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"stock": 25}))]
+pub struct StockRequest {
+    /// Units in stock, or `null` for unlimited. Required (send `null` explicitly).
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
+    pub stock: Option<Option<i64>>,
+}
+
+/// `POST /admin/products/{id}/stock/adjustments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"delta": -2, "reason": "брак при приёмке"}))]
+pub struct StockAdjustmentRequest {
+    /// Units to add (negative: to remove); never below zero.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
+    pub delta: i64,
+    /// Why, for the audit log (1–200 characters).
+    #[schema(min_length = 1, max_length = 200)]
+    pub reason: String,
+}
+
+/// A product's stock after a change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"product_id": 3, "stock": 23}))]
+pub struct StockDto {
+    pub product_id: i64,
+    /// `null`: unlimited.
+    pub stock: Option<u32>,
+}

@@ -50,6 +50,13 @@ pub enum ApiError {
     OrderNotCancellable(domain::OrderStatus),
     /// A valid Telegram user who is not an admin of the shop.
     Forbidden,
+    /// A category that still has products or subcategories cannot be deleted.
+    CategoryNotEmpty {
+        products: u64,
+        children: u64,
+    },
+    /// A stock adjustment the stock cannot take (below zero, or unlimited stock).
+    StockConflict(String),
     /// The order's current status may not become the one asked for.
     InvalidTransition {
         current: domain::OrderStatus,
@@ -97,6 +104,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::OrderNotCancellable(_) => "order_not_cancellable",
             ApiError::Forbidden => "forbidden",
+            ApiError::CategoryNotEmpty { .. } => "category_not_empty",
+            ApiError::StockConflict(_) => "stock_conflict",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -126,6 +135,8 @@ impl ApiError {
             }
             ApiError::OrderNotCancellable(_) => "The order can no longer be cancelled",
             ApiError::Forbidden => "Admins only",
+            ApiError::CategoryNotEmpty { .. } => "The category is not empty",
+            ApiError::StockConflict(_) => "The stock cannot take this change",
             ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
@@ -192,6 +203,11 @@ impl ApiError {
             ApiError::Forbidden => Some(
                 "this Telegram user is not an admin of the shop (ADMIN_TELEGRAM_IDS)".to_owned(),
             ),
+            ApiError::CategoryNotEmpty { products, children } => Some(format!(
+                "the category still has {products} products and {children} subcategories; \
+                 move or delete them first, or deactivate the category (is_active: false)"
+            )),
+            ApiError::StockConflict(reason) => Some(reason.clone()),
             ApiError::InvalidTransition { current, wanted } => {
                 Some(format!("the order is {current} and cannot become {wanted}"))
             }
@@ -355,7 +371,9 @@ impl ResponseError for ApiError {
             ApiError::InsufficientStock(_)
             | ApiError::IdempotencyKeyInUse
             | ApiError::OrderNotCancellable(_)
-            | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
+            | ApiError::InvalidTransition { .. }
+            | ApiError::CategoryNotEmpty { .. }
+            | ApiError::StockConflict(_) => StatusCode::CONFLICT,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

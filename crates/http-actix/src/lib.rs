@@ -99,6 +99,8 @@ pub struct ApiState {
     pub admin_auth: domain::admin::AdminAuthenticator,
     /// Every customer's orders, for the admin API.
     pub order_admin: Arc<dyn domain::ports::OrderAdmin>,
+    /// Catalog changes through the admin API.
+    pub catalog_admin: Arc<dyn domain::ports::CatalogAdmin>,
     /// The record of admin changes.
     pub audit: Arc<dyn domain::ports::AuditLog>,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.

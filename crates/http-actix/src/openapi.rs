@@ -50,6 +50,12 @@ pub const TMA_SCHEME: &str = "tma";
         routes::admin::list_orders,
         routes::admin::get_order,
         routes::admin::change_order_status,
+        routes::admin::list_categories,
+        routes::admin::create_category,
+        routes::admin::update_category,
+        routes::admin::delete_category,
+        routes::admin::set_stock,
+        routes::admin::adjust_stock,
         routes::admin::list_audit,
         routes::assets::demo_asset,
         routes::telegram::webhook,
@@ -77,6 +83,7 @@ pub const TMA_SCHEME: &str = "tma";
             AdminUnauthorized,
             Forbidden,
             InvalidTransition,
+            CatalogConflict,
             WebhookUnauthorized,
             RateLimited,
             Internal,
@@ -323,6 +330,16 @@ problem_responses! {
             current: domain::OrderStatus::Delivered,
             wanted: domain::OrderStatus::Cancelled,
         }],
+        &[],
+    );
+    /// 409 for a catalog change.
+    CatalogConflict => problem_response(
+        "The category still has products or subcategories, or the stock cannot take the \
+         adjustment (below zero, or unlimited stock)",
+        &[
+            ApiError::CategoryNotEmpty { products: 12, children: 1 },
+            ApiError::StockConflict("only 2 units are left".into()),
+        ],
         &[],
     );
     /// 401 from the Telegram webhook.

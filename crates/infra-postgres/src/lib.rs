@@ -30,6 +30,7 @@
 //!   share the outbox, because claiming events is a single locking statement.
 
 mod catalog;
+mod catalog_admin;
 mod database;
 mod entities;
 mod error;

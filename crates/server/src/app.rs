@@ -172,6 +172,7 @@ impl Application {
             authenticator: Authenticator::new(verifier, store.clone()),
             admin_auth,
             order_admin: store.clone(),
+            catalog_admin: store.clone(),
             audit: store.clone(),
             storage: Arc::new(database.clone()),
             outbox: store,

@@ -1,12 +1,16 @@
-//! The admin API (`/api/v1/admin/…`): the shop's orders and the audit log, for the
+//! The admin API (`/api/v1/admin/…`): the shop's orders, categories, stock and the audit
+//! log, for the
 //! shop's admins (`ADMIN_TELEGRAM_IDS` with their initData) and programs
 //! (`ADMIN_API_TOKEN`). Every change goes through the same domain rules as everywhere
 //! else and is recorded in the audit log.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::admin::{AuditFilter, OrderFilter};
+use domain::admin::{Admin, AuditFilter, OrderFilter};
+use domain::catalog_admin::{
+    CatalogChangeError, CategoryInput, CategoryPatch, ChangeContext, NewCategory, StockChange,
+};
 use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
-use domain::{OrderId, OrderStatus, TelegramId};
+use domain::{CategoryId, OrderId, OrderStatus, ProductId, TelegramId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -15,7 +19,10 @@ use super::listing::list_headers;
 use super::path_id;
 use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
-use crate::dto::{AdminOrderDto, AuditEntryDto, OrderDto, StatusChangeRequest};
+use crate::dto::{
+    AdminOrderDto, AuditEntryDto, CategoryDto, CategoryRequest, OrderDto, StatusChangeRequest,
+    StockAdjustmentRequest, StockDto, StockRequest,
+};
 use crate::error::ApiError;
 use crate::extract::{AdminCaller, JsonBody, int_param};
 
@@ -344,4 +351,295 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, A
             })
         })
         .transpose()
+}
+
+/// Every category, inactive ones included, flat (each with its `parent_id`), by
+/// `sort_order` then id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/categories",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Every category", body = [CategoryDto]),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn list_categories(
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let categories = state.catalog_admin.all_categories().await?;
+    Ok(HttpResponse::Ok().json(
+        categories
+            .into_iter()
+            .map(CategoryDto::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Creates a category. A taken slug, a missing parent or a parent the tree refuses (more
+/// than three levels) is a 422 naming the field.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/categories",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    request_body = CategoryRequest,
+    responses(
+        (status = 201, description = "The new category", body = CategoryDto,
+            headers(("Location" = String, description = "The category's public URL"))),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn create_category(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    JsonBody(body): JsonBody<CategoryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = NewCategory::parse(&category_input(&body)).map_err(ApiError::Validation)?;
+    let category = state
+        .catalog_admin
+        .create_category(&new, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Category not found"))?;
+    cache.clear();
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{}/categories/{}", crate::API_PREFIX, category.id.0),
+        ))
+        .json(CategoryDto::from(category)))
+}
+
+/// Changes a category: only the fields sent (`parent_id: null` makes it a root;
+/// `is_active: false` hides it and everything under it from the shop).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/categories/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The category's id")),
+    request_body = CategoryRequest,
+    responses(
+        (status = 200, description = "The category as it is now", body = CategoryDto),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn update_category(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<CategoryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = CategoryId(path_id(&id)?);
+    let patch = CategoryPatch::parse(&category_input(&body)).map_err(ApiError::Validation)?;
+    if patch.parent_id == Some(Some(id)) {
+        return Err(ApiError::validation(
+            "parent_id",
+            "invalid_parent",
+            "a category cannot be under itself",
+        ));
+    }
+    let category = state
+        .catalog_admin
+        .update_category(id, &patch, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Category not found"))?;
+    cache.clear();
+    Ok(HttpResponse::Ok().json(CategoryDto::from(category)))
+}
+
+/// Deletes an empty category. One that still has products or subcategories is a 409
+/// `category_not_empty`: move them, or deactivate the category instead.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/categories/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The category's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::CatalogConflict),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn delete_category(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = CategoryId(path_id(&id)?);
+    state
+        .catalog_admin
+        .delete_category(id, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Category not found"))?;
+    cache.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets a product's stock: a number of units, or `null` for unlimited.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/products/{id}/stock",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    request_body = StockRequest,
+    responses(
+        (status = 200, description = "The stock now", body = StockDto),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn set_stock(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<StockRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId(path_id(&id)?);
+    let Some(stock) = body.stock else {
+        return Err(ApiError::validation(
+            "stock",
+            "required",
+            "stock is required: a number of units, or null for unlimited",
+        ));
+    };
+    let change = StockChange::set(stock).map_err(ApiError::Validation)?;
+    stock_change(&state, &cache, admin, id, change).await
+}
+
+/// Adds units to a product's stock, or takes them away (a negative `delta`), with a
+/// reason. Applied to the stock as it is when it runs, so it never loses an order's
+/// decrement; below zero, or on unlimited stock, it is a 409 `stock_conflict`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products/{id}/stock/adjustments",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    request_body = StockAdjustmentRequest,
+    responses(
+        (status = 200, description = "The stock now", body = StockDto),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::CatalogConflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn adjust_stock(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<StockAdjustmentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId(path_id(&id)?);
+    let change = StockChange::adjust(body.delta, &body.reason).map_err(ApiError::Validation)?;
+    stock_change(&state, &cache, admin, id, change).await
+}
+
+async fn stock_change(
+    state: &ApiState,
+    cache: &CatalogCache,
+    admin: Admin,
+    id: ProductId,
+    change: StockChange,
+) -> Result<HttpResponse, ApiError> {
+    let stock = state
+        .catalog_admin
+        .change_stock(id, &change, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Product not found"))?;
+    cache.invalidate_products(&[id.0]);
+    Ok(HttpResponse::Ok().json(StockDto {
+        product_id: id.0,
+        stock,
+    }))
+}
+
+fn category_input(body: &CategoryRequest) -> CategoryInput<'_> {
+    CategoryInput {
+        name: body.name.as_deref(),
+        slug: body.slug.as_deref(),
+        sort_order: body.sort_order,
+        parent_id: body.parent_id,
+        is_active: body.is_active,
+    }
+}
+
+fn context(admin: Admin) -> ChangeContext {
+    ChangeContext {
+        admin,
+        at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// A refused catalog change as the API answers it.
+fn catalog_error(error: CatalogChangeError, not_found: &'static str) -> ApiError {
+    match error {
+        CatalogChangeError::NotFound => ApiError::NotFound(not_found),
+        CatalogChangeError::SlugTaken => {
+            ApiError::validation("slug", "slug_taken", "another category has this slug")
+        }
+        CatalogChangeError::ParentNotFound => {
+            ApiError::validation("parent_id", "not_found", "parent_id names no category")
+        }
+        CatalogChangeError::InvalidParent(reason) => {
+            ApiError::validation("parent_id", "invalid_parent", reason)
+        }
+        CatalogChangeError::CategoryNotEmpty { products, children } => {
+            ApiError::CategoryNotEmpty { products, children }
+        }
+        CatalogChangeError::StockConflict(reason) => ApiError::StockConflict(reason),
+        CatalogChangeError::Repository(error) => error.into(),
+    }
 }

@@ -107,6 +107,42 @@ pub(crate) fn table() -> Vec<RouteDef> {
         },
         RouteDef {
             method: Method::GET,
+            path: "/api/v1/admin/categories",
+            route: || web::get().to(admin::list_categories),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/categories",
+            route: || web::post().to(admin::create_category),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::PATCH,
+            path: "/api/v1/admin/categories/{id}",
+            route: || web::patch().to(admin::update_category),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::DELETE,
+            path: "/api/v1/admin/categories/{id}",
+            route: || web::delete().to(admin::delete_category),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::PUT,
+            path: "/api/v1/admin/products/{id}/stock",
+            route: || web::put().to(admin::set_stock),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/products/{id}/stock/adjustments",
+            route: || web::post().to(admin::adjust_stock),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
             path: "/api/v1/admin/audit",
             route: || web::get().to(admin::list_audit),
             enabled: always,

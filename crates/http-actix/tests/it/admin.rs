@@ -318,3 +318,194 @@ async fn each_admin_has_a_rate_limit_of_their_own() {
     let (status, _, _) = call(&app, list(("Authorization", auth_header(ADMIN)))).await;
     assert_eq!(status, 200);
 }
+
+#[actix_web::test]
+async fn categories_are_created_changed_and_deleted_with_named_problems() {
+    use domain::catalog_admin::CatalogChangeError;
+    use domain::{Category, CategoryId};
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog_admin
+        .expect_create_category()
+        .returning(|new, context| {
+            assert_eq!(context.admin, domain::admin::Admin::ApiToken);
+            match new.slug.as_str() {
+                "taken" => Err(CatalogChangeError::SlugTaken),
+                "deep" => Err(CatalogChangeError::InvalidParent("at most 3 levels".into())),
+                "orphan" => Err(CatalogChangeError::ParentNotFound),
+                _ => Ok(Category {
+                    id: CategoryId(9),
+                    name: new.name.clone(),
+                    slug: new.slug.clone(),
+                    sort_order: new.sort_order,
+                    parent_id: new.parent_id,
+                    is_active: new.is_active,
+                }),
+            }
+        });
+    mocks
+        .catalog_admin
+        .expect_update_category()
+        .withf(|id, patch, _| id.0 == 9 && patch.parent_id == Some(None) && patch.name.is_none())
+        .returning(|id, _, _| {
+            Ok(Category {
+                id,
+                name: "Острая".into(),
+                slug: "spicy".into(),
+                sort_order: 0,
+                parent_id: None,
+                is_active: true,
+            })
+        });
+    mocks
+        .catalog_admin
+        .expect_delete_category()
+        .returning(|id, _| match id.0 {
+            9 => Ok(()),
+            10 => Err(CatalogChangeError::CategoryNotEmpty {
+                products: 4,
+                children: 0,
+            }),
+            _ => Err(CatalogChangeError::NotFound),
+        });
+    let app = mocks.app().await;
+    let create = |body: serde_json::Value| {
+        TestRequest::post()
+            .uri("/api/v1/admin/categories")
+            .insert_header(bearer())
+            .set_json(body)
+    };
+    let raw = call_raw(
+        &app,
+        create(json!({"name": "Острая", "slug": "spicy", "parent_id": 1})),
+    )
+    .await;
+    assert_eq!(raw.status, 201, "{}", raw.body);
+    assert_eq!(raw.header("location"), Some("/api/v1/categories/9"));
+    assert_eq!(raw.json()["parent_id"], 1);
+    for (body, field, code) in [
+        (json!({"name": "x", "slug": "taken"}), "slug", "slug_taken"),
+        (
+            json!({"name": "x", "slug": "deep", "parent_id": 3}),
+            "parent_id",
+            "invalid_parent",
+        ),
+        (
+            json!({"name": "x", "slug": "orphan", "parent_id": 3}),
+            "parent_id",
+            "not_found",
+        ),
+        (
+            json!({"name": "x", "slug": "Not A Slug"}),
+            "slug",
+            "invalid_slug",
+        ),
+        (json!({"slug": "no-name"}), "name", "required"),
+        (
+            json!({"name": "x", "slug": "y", "sort_order": "first"}),
+            "sort_order",
+            "invalid_type",
+        ),
+    ] {
+        let problem = problem(&app, create(body.clone()), 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["code"], code, "{body}: {problem}");
+    }
+
+    let (status, _, body) = call(
+        &app,
+        TestRequest::patch()
+            .uri("/api/v1/admin/categories/9")
+            .insert_header(bearer())
+            .set_json(json!({"parent_id": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["parent_id"], serde_json::Value::Null);
+    let own_parent = problem(
+        &app,
+        TestRequest::patch()
+            .uri("/api/v1/admin/categories/9")
+            .insert_header(bearer())
+            .set_json(json!({"parent_id": 9})),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(own_parent["errors"][0]["field"], "parent_id");
+
+    let delete = |id: i64| {
+        TestRequest::delete()
+            .uri(&format!("/api/v1/admin/categories/{id}"))
+            .insert_header(bearer())
+    };
+    let (status, _, _) = call(&app, delete(9)).await;
+    assert_eq!(status, 204);
+    let body = problem(&app, delete(10), 409, "category_not_empty").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("4 products"),
+        "{body}"
+    );
+    problem(&app, delete(11), 404, "not_found").await;
+}
+
+#[actix_web::test]
+async fn stock_is_set_and_adjusted_with_its_conflicts() {
+    use domain::catalog_admin::{CatalogChangeError, StockChange};
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog_admin
+        .expect_change_stock()
+        .returning(|product, change, _| match (product.0, change) {
+            (1, StockChange::Set(stock)) => Ok(*stock),
+            (1, StockChange::Adjust { delta: 2, reason }) if reason == "приёмка" => {
+                Ok(Some(7))
+            }
+            (1, StockChange::Adjust { .. }) => Err(CatalogChangeError::StockConflict(
+                "only 5 units are left".into(),
+            )),
+            _ => Err(CatalogChangeError::NotFound),
+        });
+    let app = mocks.app().await;
+    let set = |id: i64, body: serde_json::Value| {
+        TestRequest::put()
+            .uri(&format!("/api/v1/admin/products/{id}/stock"))
+            .insert_header(bearer())
+            .set_json(body)
+    };
+    let adjust = |body: serde_json::Value| {
+        TestRequest::post()
+            .uri("/api/v1/admin/products/1/stock/adjustments")
+            .insert_header(bearer())
+            .set_json(body)
+    };
+    let (status, _, body) = call(&app, set(1, json!({"stock": 5}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"product_id": 1, "stock": 5}));
+    let (_, _, body) = call(&app, set(1, json!({"stock": null}))).await;
+    assert_eq!(body["stock"], serde_json::Value::Null);
+    problem(&app, set(2, json!({"stock": 1})), 404, "not_found").await;
+    for body in [json!({}), json!({"stock": -1}), json!({"stock": 1.5})] {
+        let problem = problem(&app, set(1, body.clone()), 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "stock", "{body}: {problem}");
+    }
+    let (status, _, body) = call(&app, adjust(json!({"delta": 2, "reason": " приёмка "}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stock"], 7);
+    let body = problem(
+        &app,
+        adjust(json!({"delta": -9, "reason": "брак"})),
+        409,
+        "stock_conflict",
+    )
+    .await;
+    assert_eq!(body["detail"], "only 5 units are left");
+    let body = problem(
+        &app,
+        adjust(json!({"delta": 0, "reason": ""})),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+}

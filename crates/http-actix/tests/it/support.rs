@@ -7,9 +7,9 @@ use domain::admin::{AdminAuthenticator, ApiToken};
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
 use domain::outbox::OutboxCounts;
 use domain::ports::{
-    MockAuditLog, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin, MockOrderLifecycle,
-    MockOrderRepository, MockOutbox, MockStorageProbe, MockUserRepository, Outbox, PoolStats,
-    StorageProbe,
+    MockAuditLog, MockCatalogAdmin, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin,
+    MockOrderLifecycle, MockOrderRepository, MockOutbox, MockStorageProbe, MockUserRepository,
+    Outbox, PoolStats, StorageProbe,
 };
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -35,6 +35,7 @@ pub struct Mocks {
     pub users: MockUserRepository,
     pub idempotency: MockIdempotencyStore,
     pub order_admin: MockOrderAdmin,
+    pub catalog_admin: MockCatalogAdmin,
     pub audit: MockAuditLog,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
@@ -50,6 +51,7 @@ impl Mocks {
             users: MockUserRepository::new(),
             idempotency: MockIdempotencyStore::new(),
             order_admin: MockOrderAdmin::new(),
+            catalog_admin: MockCatalogAdmin::new(),
             audit: MockAuditLog::new(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
@@ -146,6 +148,7 @@ impl Mocks {
                 Some(ApiToken::new(API_TOKEN).unwrap()),
             ),
             order_admin: Arc::new(self.order_admin),
+            catalog_admin: Arc::new(self.catalog_admin),
             audit: Arc::new(self.audit),
             storage: self.storage,
             outbox: self.outbox,

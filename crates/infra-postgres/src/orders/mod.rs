@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::price_hints::PriceHints;
 use crate::store::SqlStore;
 
+pub(crate) use admin::record_audit;
 #[cfg(feature = "test-support")]
 pub use read::PAGE_WITH_LINES_POSTGRES;
 pub(crate) use read::lines_of;

@@ -44,6 +44,7 @@ macro_rules! contract_tests {
 
 mod admin;
 mod catalog;
+mod catalog_admin;
 mod constraints;
 mod database;
 mod errors;

@@ -96,6 +96,34 @@ async fn run(database: DatabaseTarget) {
     assert_eq!(conflict["code"], "invalid_transition");
     assert_eq!(conflict["current_status"], "CONFIRMED");
 
+    // The catalog: a new category shows in the public catalog at once, a stock change on
+    // the product's card.
+    let created = admin(app.client.post(app.url("/admin/categories")))
+        .json(&json!({"name": "Сезонное", "slug": "seasonal", "sort_order": 99}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let created: Value = created.json().await.unwrap();
+    let public: Value = app
+        .get(&format!("/categories/{}", created["id"]), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["slug"], "seasonal");
+    // Read first, so that the card is in the catalog cache: the change must drop it.
+    let before: Value = app.get("/products/1", None).await.json().await.unwrap();
+    assert_ne!(before["stock"], 12);
+    let stocked = admin(app.client.put(app.url("/admin/products/1/stock")))
+        .json(&json!({"stock": 12}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stocked.status().as_u16(), 200);
+    let after: Value = app.get("/products/1", None).await.json().await.unwrap();
+    assert_eq!(after["stock"], 12);
+
     let audit: Value = admin(
         app.client
             .get(app.url(&format!("/admin/audit?entity=order&entity_id={id}"))),

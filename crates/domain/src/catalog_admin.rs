@@ -1,0 +1,361 @@
+//! Changing the catalog through the admin API: categories (create, update, delete) and
+//! stock (set, adjust), validated here, applied by the storage with an audit row in the
+//! same transaction.
+
+use crate::admin::Admin;
+use crate::error::{FieldError, RepositoryError};
+use crate::values::{CategoryId, has_control_character};
+
+/// The longest category name, in characters.
+pub const MAX_CATEGORY_NAME_CHARS: usize = 100;
+/// The longest slug, in characters.
+pub const MAX_SLUG_CHARS: usize = 64;
+/// The largest stock a product may hold.
+pub const MAX_STOCK: u32 = 1_000_000_000;
+/// The longest reason of a stock adjustment, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// A category's fields as an admin sent them; `None`: not sent. `parent_id` is
+/// `Some(None)` when sent as `null` (make it a root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryInput<'a> {
+    pub name: Option<&'a str>,
+    pub slug: Option<&'a str>,
+    pub sort_order: Option<i64>,
+    pub parent_id: Option<Option<i64>>,
+    pub is_active: Option<bool>,
+}
+
+/// A change to a category: the fields to set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryPatch {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub sort_order: Option<i32>,
+    pub parent_id: Option<Option<CategoryId>>,
+    pub is_active: Option<bool>,
+}
+
+/// A new category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCategory {
+    pub name: String,
+    pub slug: String,
+    pub sort_order: i32,
+    pub parent_id: Option<CategoryId>,
+    pub is_active: bool,
+}
+
+impl CategoryPatch {
+    /// Validates the fields sent, naming each bad one.
+    pub fn parse(input: &CategoryInput<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = input.name.and_then(|name| {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > MAX_CATEGORY_NAME_CHARS {
+                errors.push(FieldError::new(
+                    "name",
+                    "invalid_length",
+                    format!("name must be 1 to {MAX_CATEGORY_NAME_CHARS} characters"),
+                ));
+                None
+            } else if has_control_character(name) || name.contains(['\n', '\t']) {
+                errors.push(FieldError::new(
+                    "name",
+                    "control_character",
+                    "name must not contain control characters",
+                ));
+                None
+            } else {
+                Some(name.to_owned())
+            }
+        });
+        let slug = input.slug.and_then(|slug| {
+            if is_slug(slug) {
+                Some(slug.to_owned())
+            } else {
+                errors.push(FieldError::new(
+                    "slug",
+                    "invalid_slug",
+                    format!(
+                        "slug must be 1 to {MAX_SLUG_CHARS} lower-case Latin letters, digits and \
+                         single hyphens between them (e.g. spicy-pizza)"
+                    ),
+                ));
+                None
+            }
+        });
+        let sort_order = input
+            .sort_order
+            .and_then(|order| match i32::try_from(order) {
+                Ok(order) if order >= 0 => Some(order),
+                _ => {
+                    errors.push(FieldError::new(
+                        "sort_order",
+                        "out_of_range",
+                        "sort_order must be between 0 and 2147483647",
+                    ));
+                    None
+                }
+            });
+        let parent_id = match input.parent_id {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(id)) if id > 0 => Some(Some(CategoryId(id))),
+            Some(Some(_)) => {
+                errors.push(FieldError::new(
+                    "parent_id",
+                    "invalid_id",
+                    "parent_id must be a category id or null",
+                ));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(Self {
+                name,
+                slug,
+                sort_order,
+                parent_id,
+                is_active: input.is_active,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl NewCategory {
+    /// A new category from what an admin sent: `name` and `slug` required; `sort_order` 0,
+    /// no parent and active unless sent.
+    pub fn parse(input: &CategoryInput<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if input.name.is_none() {
+            errors.push(FieldError::new("name", "required", "name is required"));
+        }
+        if input.slug.is_none() {
+            errors.push(FieldError::new("slug", "required", "slug is required"));
+        }
+        let patch = match CategoryPatch::parse(input) {
+            Ok(patch) => patch,
+            Err(mut more) => {
+                errors.append(&mut more);
+                return Err(errors);
+            }
+        };
+        match (patch.name, patch.slug) {
+            (Some(name), Some(slug)) if errors.is_empty() => Ok(Self {
+                name,
+                slug,
+                sort_order: patch.sort_order.unwrap_or(0),
+                parent_id: patch.parent_id.flatten(),
+                is_active: patch.is_active.unwrap_or(true),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Whether `slug` is 1–64 of `a-z`, `0-9` and single hyphens between them.
+pub fn is_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= MAX_SLUG_CHARS
+        && slug.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// Why a catalog change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogChangeError {
+    #[error("no such category or product")]
+    NotFound,
+    /// Another category has this slug (422 naming `slug`).
+    #[error("another category has this slug")]
+    SlugTaken,
+    /// The parent does not exist (422 naming `parent_id`).
+    #[error("the parent category does not exist")]
+    ParentNotFound,
+    /// The tree refused the parent: a cycle, or more than three levels (422 naming
+    /// `parent_id`, with the reason).
+    #[error("{0}")]
+    InvalidParent(String),
+    /// A category still holding products or subcategories (409): deactivate it instead.
+    #[error("the category still has {products} products and {children} subcategories")]
+    CategoryNotEmpty { products: u64, children: u64 },
+    /// An adjustment would take the stock below zero, or adjusts unlimited stock (409).
+    #[error("{0}")]
+    StockConflict(String),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// A change of a product's stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockChange {
+    /// Set it: a number of units, or `None` for unlimited.
+    Set(Option<u32>),
+    /// Add `delta` units (negative: remove), for `reason`; refused on unlimited stock and
+    /// below zero.
+    Adjust { delta: i64, reason: String },
+}
+
+impl StockChange {
+    /// `PUT …/stock` with `{"stock": n | null}`.
+    pub fn set(stock: Option<i64>) -> Result<Self, Vec<FieldError>> {
+        match stock {
+            None => Ok(StockChange::Set(None)),
+            Some(units) => match u32::try_from(units) {
+                Ok(units) if units <= MAX_STOCK => Ok(StockChange::Set(Some(units))),
+                _ => Err(vec![FieldError::new(
+                    "stock",
+                    "out_of_range",
+                    format!("stock must be between 0 and {MAX_STOCK}, or null for unlimited"),
+                )]),
+            },
+        }
+    }
+
+    /// `POST …/stock/adjustments` with `{"delta": ±n, "reason": "…"}`.
+    pub fn adjust(delta: i64, reason: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if delta == 0 || delta.unsigned_abs() > u64::from(MAX_STOCK) {
+            errors.push(FieldError::new(
+                "delta",
+                "out_of_range",
+                format!(
+                    "delta must be a non-zero number of units between -{MAX_STOCK} and {MAX_STOCK}"
+                ),
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            errors.push(FieldError::new(
+                "reason",
+                "invalid_length",
+                format!("reason must be 1 to {MAX_REASON_CHARS} characters"),
+            ));
+        } else if has_control_character(reason) {
+            errors.push(FieldError::new(
+                "reason",
+                "control_character",
+                "reason must not contain control characters (other than newline and tab)",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(StockChange::Adjust {
+                delta,
+                reason: reason.to_owned(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Who made a catalog change and when, for its audit row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeContext {
+    pub admin: Admin,
+    pub at: time::OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_lower_case_words_joined_by_single_hyphens() {
+        for good in ["pizza", "spicy-pizza", "a1-b2-3", &"a".repeat(64)] {
+            assert!(is_slug(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Pizza",
+            "spicy--pizza",
+            "-pizza",
+            "pizza-",
+            "пицца",
+            "a b",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_slug(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_new_category_needs_a_name_and_a_slug_and_names_each_bad_field() {
+        let errors = NewCategory::parse(&CategoryInput::default()).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "slug"]);
+        let errors = NewCategory::parse(&CategoryInput {
+            name: Some(" "),
+            slug: Some("Bad Slug"),
+            sort_order: Some(-1),
+            parent_id: Some(Some(0)),
+            is_active: None,
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "slug", "sort_order", "parent_id"]);
+        let new = NewCategory::parse(&CategoryInput {
+            name: Some("  Острая  "),
+            slug: Some("spicy"),
+            parent_id: Some(Some(3)),
+            ..CategoryInput::default()
+        })
+        .unwrap();
+        assert_eq!(new.name, "Острая");
+        assert_eq!(new.parent_id, Some(CategoryId(3)));
+        assert!(new.is_active);
+        assert_eq!(new.sort_order, 0);
+    }
+
+    #[test]
+    fn a_patch_sets_only_what_was_sent_and_null_makes_a_root() {
+        let patch = CategoryPatch::parse(&CategoryInput {
+            parent_id: Some(None),
+            is_active: Some(false),
+            ..CategoryInput::default()
+        })
+        .unwrap();
+        assert_eq!(patch.parent_id, Some(None));
+        assert_eq!(patch.is_active, Some(false));
+        assert!(patch.name.is_none());
+        assert!(
+            CategoryPatch::parse(&CategoryInput::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn stock_is_set_within_range_and_adjusted_by_a_reasoned_delta() {
+        assert_eq!(StockChange::set(None).unwrap(), StockChange::Set(None));
+        assert_eq!(
+            StockChange::set(Some(5)).unwrap(),
+            StockChange::Set(Some(5))
+        );
+        assert!(StockChange::set(Some(-1)).is_err());
+        assert!(StockChange::set(Some(i64::from(MAX_STOCK) + 1)).is_err());
+        assert!(StockChange::adjust(-3, " поломка ").is_ok());
+        let fields =
+            |errors: Vec<FieldError>| errors.into_iter().map(|e| e.field).collect::<Vec<_>>();
+        assert_eq!(
+            fields(StockChange::adjust(0, "").unwrap_err()),
+            ["delta", "reason"]
+        );
+        assert_eq!(
+            fields(StockChange::adjust(1, "a\u{0}").unwrap_err()),
+            ["reason"]
+        );
+    }
+}

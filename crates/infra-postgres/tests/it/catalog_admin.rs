@@ -1,0 +1,293 @@
+//! `CatalogAdmin`: categories created, changed and deleted under the tree's rules, stock
+//! set and adjusted without losing an order's decrement, each change audited in its
+//! transaction.
+
+use domain::admin::{Admin, AuditFilter};
+use domain::catalog_admin::{
+    CatalogChangeError, CategoryInput, CategoryPatch, ChangeContext, NewCategory, StockChange,
+};
+use domain::ports::{AuditLog, CatalogAdmin};
+use domain::{CategoryId, ProductId, TelegramId};
+use infra_postgres::test_support::TestDatabase;
+use serde_json::json;
+
+use crate::support::{T0, new_user, page, place_order, product_id, seed, stock, stocked_category};
+
+contract_tests!(
+    categories_are_created_changed_and_deleted_with_their_audit,
+    the_tree_and_the_slugs_refuse_what_they_must,
+    stock_is_set_and_adjusted_never_below_zero,
+    adjustments_and_orders_racing_lose_nothing,
+);
+
+fn context() -> ChangeContext {
+    ChangeContext {
+        admin: Admin::Person(TelegramId::parse(777).unwrap()),
+        at: T0,
+    }
+}
+
+fn new(name: &str, slug: &str, parent: Option<i64>) -> NewCategory {
+    NewCategory::parse(&CategoryInput {
+        name: Some(name),
+        slug: Some(slug),
+        parent_id: Some(parent),
+        ..CategoryInput::default()
+    })
+    .unwrap()
+}
+
+async fn categories_are_created_changed_and_deleted_with_their_audit(db: &TestDatabase) {
+    let store = db.store();
+    let pizza = store
+        .create_category(&new("Пицца", "pizza", None), context())
+        .await
+        .unwrap();
+    let spicy = store
+        .create_category(&new("Острая", "spicy", Some(pizza.id.0)), context())
+        .await
+        .unwrap();
+    assert_eq!(spicy.parent_id, Some(pizza.id));
+    assert!(spicy.is_active);
+
+    let patch = CategoryPatch::parse(&CategoryInput {
+        name: Some("Очень острая"),
+        parent_id: Some(None),
+        is_active: Some(false),
+        ..CategoryInput::default()
+    })
+    .unwrap();
+    let changed = store
+        .update_category(spicy.id, &patch, context())
+        .await
+        .unwrap();
+    assert_eq!(changed.name, "Очень острая");
+    assert_eq!(changed.parent_id, None);
+    assert!(!changed.is_active);
+    let all = store.all_categories().await.unwrap();
+    assert_eq!(all.len(), 2, "inactive categories are listed too");
+
+    store.delete_category(spicy.id, context()).await.unwrap();
+    assert!(matches!(
+        store.delete_category(spicy.id, context()).await,
+        Err(CatalogChangeError::NotFound)
+    ));
+
+    let log = store
+        .list_audit(&AuditFilter::default(), page(100, 0))
+        .await
+        .unwrap();
+    let actions: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "category.delete",
+            "category.update",
+            "category.create",
+            "category.create"
+        ]
+    );
+    let update = &log.items[1];
+    assert_eq!(update.actor, "777");
+    assert_eq!(update.entity_id, spicy.id.0.to_string());
+    assert_eq!(
+        update.before,
+        json!({"name": "Острая", "parent_id": pizza.id.0, "is_active": true})
+    );
+    assert_eq!(
+        update.after,
+        json!({"name": "Очень острая", "parent_id": null, "is_active": false})
+    );
+    assert_eq!(log.items[0].before["slug"], "spicy");
+}
+
+async fn the_tree_and_the_slugs_refuse_what_they_must(db: &TestDatabase) {
+    let store = db.store();
+    let root = store
+        .create_category(&new("Пицца", "pizza", None), context())
+        .await
+        .unwrap();
+    let child = store
+        .create_category(&new("Острая", "spicy", Some(root.id.0)), context())
+        .await
+        .unwrap();
+    let grandchild = store
+        .create_category(&new("Очень", "very", Some(child.id.0)), context())
+        .await
+        .unwrap();
+    // A fourth level.
+    let refused = store
+        .create_category(
+            &new("Слишком", "too-deep", Some(grandchild.id.0)),
+            context(),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(CatalogChangeError::InvalidParent(reason)) if reason.contains("3 levels")),
+        "{refused:?}"
+    );
+    // A cycle: the root under its grandchild.
+    let cycle = CategoryPatch {
+        parent_id: Some(Some(grandchild.id)),
+        ..CategoryPatch::default()
+    };
+    assert!(matches!(
+        store.update_category(root.id, &cycle, context()).await,
+        Err(CatalogChangeError::InvalidParent(_))
+    ));
+    assert!(matches!(
+        store
+            .create_category(&new("Другая", "pizza", None), context())
+            .await,
+        Err(CatalogChangeError::SlugTaken)
+    ));
+    let taken = CategoryPatch {
+        slug: Some("spicy".into()),
+        ..CategoryPatch::default()
+    };
+    assert!(matches!(
+        store.update_category(root.id, &taken, context()).await,
+        Err(CatalogChangeError::SlugTaken)
+    ));
+    assert!(matches!(
+        store
+            .create_category(&new("Сироты", "orphans", Some(999_999)), context())
+            .await,
+        Err(CatalogChangeError::ParentNotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_category(CategoryId(999_999), &taken, context())
+            .await,
+        Err(CatalogChangeError::NotFound)
+    ));
+    // Not empty: a child, then a product.
+    assert!(matches!(
+        store.delete_category(child.id, context()).await,
+        Err(CatalogChangeError::CategoryNotEmpty {
+            products: 0,
+            children: 1
+        })
+    ));
+    seed(db, &[stocked_category("drinks", &[("Квас", "90", None)])]).await;
+    let drinks = store
+        .all_categories()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.slug == "drinks")
+        .unwrap();
+    assert!(matches!(
+        store.delete_category(drinks.id, context()).await,
+        Err(CatalogChangeError::CategoryNotEmpty {
+            products: 1,
+            children: 0
+        })
+    ));
+    // Nothing refused was written or audited: three creations only.
+    assert_eq!(store.all_categories().await.unwrap().len(), 4);
+    let log = store
+        .list_audit(&AuditFilter::default(), page(100, 0))
+        .await
+        .unwrap();
+    assert_eq!(log.total, 3);
+}
+
+async fn stock_is_set_and_adjusted_never_below_zero(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("pizza", &[("Маргарита", "450", None)])],
+    )
+    .await;
+    let product = product_id(db, "Маргарита").await;
+    let store = db.store();
+    let adjust = |delta: i64| StockChange::adjust(delta, "приёмка").unwrap();
+    assert!(matches!(
+        store.change_stock(product, &adjust(5), context()).await,
+        Err(CatalogChangeError::StockConflict(reason)) if reason.contains("unlimited")
+    ));
+    assert_eq!(
+        store
+            .change_stock(product, &StockChange::Set(Some(3)), context())
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store
+            .change_stock(product, &adjust(4), context())
+            .await
+            .unwrap(),
+        Some(7)
+    );
+    assert!(matches!(
+        store.change_stock(product, &adjust(-8), context()).await,
+        Err(CatalogChangeError::StockConflict(reason)) if reason.contains('7')
+    ));
+    assert_eq!(
+        store
+            .change_stock(product, &adjust(-7), context())
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(stock(db, product).await, Some(0));
+    assert_eq!(
+        store
+            .change_stock(product, &StockChange::Set(None), context())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .change_stock(ProductId(999_999), &StockChange::Set(Some(1)), context())
+            .await,
+        Err(CatalogChangeError::NotFound)
+    ));
+    let log = store
+        .list_audit(&AuditFilter::default(), page(100, 0))
+        .await
+        .unwrap();
+    assert_eq!(log.total, 4, "refused changes are not audited");
+    let removal = &log.items[1];
+    assert_eq!(removal.action, "product.stock.adjust");
+    assert_eq!(removal.before, json!({"stock": 7}));
+    assert_eq!(
+        removal.after,
+        json!({"stock": 0, "delta": -7, "reason": "приёмка"})
+    );
+}
+
+async fn adjustments_and_orders_racing_lose_nothing(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category(
+            "pizza",
+            &[("Маргарита", "450", Some(100))],
+        )],
+    )
+    .await;
+    let product = product_id(db, "Маргарита").await;
+    let user = new_user(db, 1001).await;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let store = db.store();
+        tasks.push(tokio::spawn(async move {
+            let change = StockChange::adjust(if n % 2 == 0 { 3 } else { -2 }, "учёт").unwrap();
+            store
+                .change_stock(product, &change, context())
+                .await
+                .map(|_| ())
+        }));
+    }
+    // Orders take a unit each meanwhile.
+    for _ in 0..5 {
+        place_order(db, &user, product, 1, T0).await;
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // 100 + 5 × 3 − 5 × 2 − 5 ordered.
+    assert_eq!(stock(db, product).await, Some(100));
+}
