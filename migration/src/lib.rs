@@ -46,6 +46,7 @@ mod m20250101_000016_telegram_updates;
 mod m20250101_000017_products_search_words;
 mod m20250101_000018_outbox_manager_notice;
 mod m20250101_000019_admin_audit_log;
+mod m20250101_000020_product_sku;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000017_products_search_words::Migration),
             Box::new(m20250101_000018_outbox_manager_notice::Migration),
             Box::new(m20250101_000019_admin_audit_log::Migration),
+            Box::new(m20250101_000020_product_sku::Migration),
         ]
     }
 }

@@ -156,7 +156,7 @@ pub fn bool_param(name: &'static str, raw: Option<&str>, errors: &mut Vec<FieldE
 /// A price bound: [`crate::values::patterns::PRICE`] exactly (no sign, no exponent, no
 /// white space), so that the server accepts what the published schema describes and
 /// nothing else. A minimum above the maximum is not an error: nothing matches.
-fn price_param(
+pub(crate) fn price_param(
     name: &'static str,
     raw: Option<&str>,
     errors: &mut Vec<FieldError>,

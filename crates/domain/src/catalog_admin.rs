@@ -3,8 +3,11 @@
 //! same transaction.
 
 use crate::admin::Admin;
+use crate::catalog::ProductFilter;
+use crate::entities::Product;
 use crate::error::{FieldError, RepositoryError};
-use crate::values::{CategoryId, has_control_character};
+use crate::money::Money;
+use crate::values::{CategoryId, has_control_character, product_images};
 
 /// The longest category name, in characters.
 pub const MAX_CATEGORY_NAME_CHARS: usize = 100;
@@ -173,6 +176,266 @@ pub fn is_slug(slug: &str) -> bool {
         })
 }
 
+/// The longest product name, in characters.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
+/// The longest product description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// The longest SKU, in characters.
+pub const MAX_SKU_CHARS: usize = 64;
+
+/// A product's fields as an admin sent them; `None`: not sent; `Some(None)`: sent as
+/// `null` (no description, no SKU, unlimited stock).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductInput<'a> {
+    pub category_id: Option<i64>,
+    pub name: Option<&'a str>,
+    pub description: Option<Option<&'a str>>,
+    pub price: Option<&'a str>,
+    pub images: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    pub sort_order: Option<i64>,
+    pub sku: Option<Option<&'a str>>,
+    pub stock: Option<Option<i64>>,
+}
+
+/// A change to a product: the fields to set. Stock changes go through [`StockChange`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductPatch {
+    pub category_id: Option<CategoryId>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub price: Option<Money>,
+    pub images: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    pub sort_order: Option<i32>,
+    pub sku: Option<Option<String>>,
+}
+
+/// A new product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub category_id: CategoryId,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Money,
+    pub images: Vec<String>,
+    pub is_active: bool,
+    pub sort_order: i32,
+    pub sku: Option<String>,
+    /// `None`: unlimited.
+    pub stock: Option<u32>,
+}
+
+/// A product as the admin sees it: the product, inactive or not, and its SKU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminProduct {
+    pub product: Product,
+    pub sku: Option<String>,
+}
+
+/// Which products the admin list shows: the public filters, and `is_active` (`None`:
+/// both) and `sku`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminProductFilter {
+    pub public: ProductFilter,
+    pub is_active: Option<bool>,
+    pub sku: Option<String>,
+}
+
+/// Whether `sku` is 1–64 visible ASCII characters.
+pub fn is_sku(sku: &str) -> bool {
+    !sku.is_empty() && sku.len() <= MAX_SKU_CHARS && sku.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl ProductPatch {
+    /// Validates the fields sent, naming each bad one. `stock` is not a patch field: it is
+    /// refused here (set it with [`StockChange`]).
+    pub fn parse(input: &ProductInput<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let category_id = input.category_id.and_then(|id| {
+            if id > 0 {
+                Some(CategoryId(id))
+            } else {
+                errors.push(FieldError::new(
+                    "category_id",
+                    "invalid_id",
+                    "category_id must be a category id",
+                ));
+                None
+            }
+        });
+        let name = input.name.and_then(|name| {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+                errors.push(FieldError::new(
+                    "name",
+                    "invalid_length",
+                    format!("name must be 1 to {MAX_PRODUCT_NAME_CHARS} characters"),
+                ));
+                None
+            } else if has_control_character(name) || name.contains(['\n', '\t']) {
+                errors.push(FieldError::new(
+                    "name",
+                    "control_character",
+                    "name must not contain control characters",
+                ));
+                None
+            } else {
+                Some(name.to_owned())
+            }
+        });
+        let description =
+            input
+                .description
+                .and_then(|description| match description.map(str::trim) {
+                    None | Some("") => Some(None),
+                    Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => {
+                        errors.push(FieldError::new(
+                            "description",
+                            "too_long",
+                            format!(
+                                "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+                            ),
+                        ));
+                        None
+                    }
+                    Some(text) if has_control_character(text) => {
+                        errors.push(FieldError::new(
+                    "description",
+                    "control_character",
+                    "description must not contain control characters (other than newline and tab)",
+                ));
+                        None
+                    }
+                    Some(text) => Some(Some(text.to_owned())),
+                });
+        let price = input.price.and_then(|raw| {
+            let price = crate::catalog::price_param("price", Some(raw), &mut errors)?;
+            if price == Money::ZERO {
+                errors.push(FieldError::new(
+                    "price",
+                    "invalid_price",
+                    "price must be above zero",
+                ));
+                None
+            } else {
+                Some(price)
+            }
+        });
+        let images = input
+            .images
+            .clone()
+            .and_then(|images| match product_images(images) {
+                Ok(images) => Some(images),
+                Err(error) => {
+                    errors.push(FieldError::new(
+                        "images",
+                        "invalid_images",
+                        error.to_string(),
+                    ));
+                    None
+                }
+            });
+        let sort_order = input
+            .sort_order
+            .and_then(|order| match i32::try_from(order) {
+                Ok(order) if order >= 0 => Some(order),
+                _ => {
+                    errors.push(FieldError::new(
+                        "sort_order",
+                        "out_of_range",
+                        "sort_order must be between 0 and 2147483647",
+                    ));
+                    None
+                }
+            });
+        let sku = input.sku.and_then(|sku| match sku.map(str::trim) {
+            None => Some(None),
+            Some(sku) if is_sku(sku) => Some(Some(sku.to_owned())),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "sku",
+                    "invalid_sku",
+                    format!("sku must be 1 to {MAX_SKU_CHARS} visible ASCII characters, or null"),
+                ));
+                None
+            }
+        });
+        if errors.is_empty() {
+            Ok(Self {
+                category_id,
+                name,
+                description,
+                price,
+                images,
+                is_active: input.is_active,
+                sort_order,
+                sku,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl NewProduct {
+    /// A new product: `category_id`, `name` and `price` required; no description, no
+    /// images, active, sort order 0, no SKU and unlimited stock unless sent.
+    pub fn parse(input: &ProductInput<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, sent) in [
+            ("category_id", input.category_id.is_some()),
+            ("name", input.name.is_some()),
+            ("price", input.price.is_some()),
+        ] {
+            if !sent {
+                errors.push(FieldError::new(
+                    field,
+                    "required",
+                    format!("{field} is required"),
+                ));
+            }
+        }
+        let stock = match input.stock.flatten() {
+            None => None,
+            Some(units) => match StockChange::set(Some(units)) {
+                Ok(StockChange::Set(stock)) => stock,
+                Ok(StockChange::Adjust { .. }) => None,
+                Err(mut more) => {
+                    errors.append(&mut more);
+                    None
+                }
+            },
+        };
+        let patch = match ProductPatch::parse(input) {
+            Ok(patch) => patch,
+            Err(mut more) => {
+                errors.append(&mut more);
+                return Err(errors);
+            }
+        };
+        match (patch.category_id, patch.name, patch.price) {
+            (Some(category_id), Some(name), Some(price)) if errors.is_empty() => Ok(Self {
+                category_id,
+                name,
+                description: patch.description.flatten(),
+                price,
+                images: patch.images.unwrap_or_default(),
+                is_active: patch.is_active.unwrap_or(true),
+                sort_order: patch.sort_order.unwrap_or(0),
+                sku: patch.sku.flatten(),
+                stock,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// Why a catalog change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogChangeError {
@@ -181,6 +444,15 @@ pub enum CatalogChangeError {
     /// Another category has this slug (422 naming `slug`).
     #[error("another category has this slug")]
     SlugTaken,
+    /// Another product has this SKU (422 naming `sku`).
+    #[error("another product has this SKU")]
+    SkuTaken,
+    /// The product's category does not exist (422 naming `category_id`).
+    #[error("the category does not exist")]
+    CategoryNotFound,
+    /// A product that appears in orders cannot be deleted (409): deactivate it instead.
+    #[error("the product appears in {orders} orders")]
+    ProductInOrders { orders: u64 },
     /// The parent does not exist (422 naming `parent_id`).
     #[error("the parent category does not exist")]
     ParentNotFound,

@@ -188,6 +188,42 @@ pub trait CatalogAdmin: Send + Sync {
         context: crate::catalog_admin::ChangeContext,
     ) -> Result<(), crate::catalog_admin::CatalogChangeError>;
 
+    /// Products matching `filter`, active or not, in the filter's order, a page at a time.
+    async fn list_products(
+        &self,
+        filter: &crate::catalog_admin::AdminProductFilter,
+        page: Page,
+    ) -> Result<Paginated<crate::catalog_admin::AdminProduct>, RepositoryError>;
+
+    /// One product, active or not.
+    async fn find_product(
+        &self,
+        id: crate::values::ProductId,
+    ) -> Result<Option<crate::catalog_admin::AdminProduct>, RepositoryError>;
+
+    /// MUST refuse a taken SKU (`SkuTaken`) and a missing category (`CategoryNotFound`).
+    async fn create_product(
+        &self,
+        new: &crate::catalog_admin::NewProduct,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<crate::catalog_admin::AdminProduct, crate::catalog_admin::CatalogChangeError>;
+
+    /// Sets the fields of `patch`; the same refusals, and `NotFound`.
+    async fn update_product(
+        &self,
+        id: crate::values::ProductId,
+        patch: &crate::catalog_admin::ProductPatch,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<crate::catalog_admin::AdminProduct, crate::catalog_admin::CatalogChangeError>;
+
+    /// Deletes a product no order names; one in orders is refused with `ProductInOrders`
+    /// (orders keep their snapshots; deactivate it instead).
+    async fn delete_product(
+        &self,
+        id: crate::values::ProductId,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<(), crate::catalog_admin::CatalogChangeError>;
+
     /// Sets or adjusts a product's stock in one statement, so that it never loses a
     /// concurrent order's decrement; returns the stock now (`None`: unlimited). An
     /// adjustment below zero, or of unlimited stock, is a `StockConflict`.

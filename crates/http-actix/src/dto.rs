@@ -533,3 +533,68 @@ pub struct StockDto {
     /// `null`: unlimited.
     pub stock: Option<u32>,
 }
+
+/// A product as the admin sees it: the public fields, and whether it is on sale and its
+/// SKU.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminProductDto {
+    #[serde(flatten)]
+    pub product: ProductDto,
+    pub is_active: bool,
+    pub sku: Option<String>,
+}
+
+impl From<domain::catalog_admin::AdminProduct> for AdminProductDto {
+    fn from(admin: domain::catalog_admin::AdminProduct) -> Self {
+        let is_active = admin.product.is_active;
+        AdminProductDto {
+            product: ProductDto::from(admin.product),
+            is_active,
+            sku: admin.sku,
+        }
+    }
+}
+
+/// A product as the admin creates or changes it. Creating needs `category_id`, `name` and
+/// `price`; a change sets only the fields sent (`null` clears `description` and `sku`).
+/// `stock` only when creating (then `PUT …/stock`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"category_id": 1, "name": "Пицца Маргарита", "description": "Томаты, моцарелла",
+    "price": "590.00", "images": ["https://shop.example.com/media/ab12.jpg"], "sku": "PZ-MARG-30", "stock": 20}))]
+pub struct ProductRequest {
+    #[schema(minimum = 1)]
+    pub category_id: Option<i64>,
+    /// 1–200 characters, one line.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub description: Option<Option<String>>,
+    /// Roubles, above zero, at most two places: `"590"` or `"590.00"`.
+    #[schema(pattern = r"^\d{1,10}(\.\d{1,2})?$", example = "590.00")]
+    pub price: Option<String>,
+    /// 0–10 absolute http(s) URLs, in display order.
+    #[schema(max_items = 10)]
+    pub images: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    #[schema(minimum = 0, maximum = 2_147_483_647)]
+    pub sort_order: Option<i64>,
+    /// 1–64 visible ASCII characters, unique; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub sku: Option<Option<String>>,
+    /// Creating only: units in stock, or `null` for unlimited (the default).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
+    pub stock: Option<Option<i64>>,
+}
+
+/// Query parameters of `GET /admin/products`: the public list's, and `is_active`, `sku`.
+#[derive(Debug, Deserialize)]
+pub struct AdminProductsQuery {
+    #[serde(flatten)]
+    pub public: ListQuery,
+    pub is_active: Option<String>,
+    pub sku: Option<String>,
+}

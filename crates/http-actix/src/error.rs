@@ -57,6 +57,10 @@ pub enum ApiError {
     },
     /// A stock adjustment the stock cannot take (below zero, or unlimited stock).
     StockConflict(String),
+    /// A product named by orders cannot be deleted.
+    ProductInOrders {
+        orders: u64,
+    },
     /// The order's current status may not become the one asked for.
     InvalidTransition {
         current: domain::OrderStatus,
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::CategoryNotEmpty { .. } => "category_not_empty",
             ApiError::StockConflict(_) => "stock_conflict",
+            ApiError::ProductInOrders { .. } => "product_in_orders",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -137,6 +142,7 @@ impl ApiError {
             ApiError::Forbidden => "Admins only",
             ApiError::CategoryNotEmpty { .. } => "The category is not empty",
             ApiError::StockConflict(_) => "The stock cannot take this change",
+            ApiError::ProductInOrders { .. } => "The product appears in orders",
             ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
@@ -208,6 +214,10 @@ impl ApiError {
                  move or delete them first, or deactivate the category (is_active: false)"
             )),
             ApiError::StockConflict(reason) => Some(reason.clone()),
+            ApiError::ProductInOrders { orders } => Some(format!(
+                "the product appears in {orders} orders, which keep it; deactivate it instead \
+                 (is_active: false)"
+            )),
             ApiError::InvalidTransition { current, wanted } => {
                 Some(format!("the order is {current} and cannot become {wanted}"))
             }
@@ -373,7 +383,8 @@ impl ResponseError for ApiError {
             | ApiError::OrderNotCancellable(_)
             | ApiError::InvalidTransition { .. }
             | ApiError::CategoryNotEmpty { .. }
-            | ApiError::StockConflict(_) => StatusCode::CONFLICT,
+            | ApiError::StockConflict(_)
+            | ApiError::ProductInOrders { .. } => StatusCode::CONFLICT,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -54,6 +54,11 @@ pub const TMA_SCHEME: &str = "tma";
         routes::admin::create_category,
         routes::admin::update_category,
         routes::admin::delete_category,
+        routes::admin::list_products,
+        routes::admin::get_product,
+        routes::admin::create_product,
+        routes::admin::update_product,
+        routes::admin::delete_product,
         routes::admin::set_stock,
         routes::admin::adjust_stock,
         routes::admin::list_audit,
@@ -334,10 +339,11 @@ problem_responses! {
     );
     /// 409 for a catalog change.
     CatalogConflict => problem_response(
-        "The category still has products or subcategories, or the stock cannot take the \
-         adjustment (below zero, or unlimited stock)",
+        "The category still has products or subcategories, the product appears in orders, \
+         or the stock cannot take the adjustment (below zero, or unlimited stock)",
         &[
             ApiError::CategoryNotEmpty { products: 12, children: 1 },
+            ApiError::ProductInOrders { orders: 3 },
             ApiError::StockConflict("only 2 units are left".into()),
         ],
         &[],

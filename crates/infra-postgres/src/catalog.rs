@@ -192,12 +192,22 @@ pub(crate) fn product_page(
 /// The active products of visible categories that match every part of `filter`,
 /// unordered, as `backend` finds them best.
 fn matching_products(filter: &ProductFilter, backend: DatabaseBackend) -> Select<products::Entity> {
-    let mut matching = products::Entity::find()
+    let shown = products::Entity::find()
         .filter(products::Column::IsActive.eq(true))
         .filter(Expr::cust(match backend {
             DatabaseBackend::Postgres => IN_VISIBLE_CATEGORY_ONCE,
             _ => IN_VISIBLE_CATEGORY,
         }));
+    filtered(shown, filter, backend)
+}
+
+/// `matching` narrowed by every part of `filter` (category, search, price, stock): for
+/// the public catalog, and for the admin's list of every product.
+pub(crate) fn filtered(
+    mut matching: Select<products::Entity>,
+    filter: &ProductFilter,
+    backend: DatabaseBackend,
+) -> Select<products::Entity> {
     match (filter.category_id, filter.include_descendants) {
         (Some(category), false) => {
             matching = matching.filter(products::Column::CategoryId.eq(category.0));
@@ -267,7 +277,10 @@ fn matching_products(filter: &ProductFilter, backend: DatabaseBackend) -> Select
 
 /// `query` in `sort`'s order, with the id as the final tie-break so that pages never
 /// overlap or skip a product.
-fn sorted(query: Select<products::Entity>, sort: ProductSort) -> Select<products::Entity> {
+pub(crate) fn sorted(
+    query: Select<products::Entity>,
+    sort: ProductSort,
+) -> Select<products::Entity> {
     match sort {
         ProductSort::Default => query
             .order_by_asc(products::Column::SortOrder)

@@ -2,22 +2,26 @@
 //! change with its audit row in the same transaction.
 
 use async_trait::async_trait;
+use domain::catalog::product_search_text;
 use domain::catalog_admin::{
-    CatalogChangeError, CategoryPatch, ChangeContext, NewCategory, StockChange,
+    AdminProduct, AdminProductFilter, CatalogChangeError, CategoryPatch, ChangeContext,
+    NewCategory, NewProduct, ProductPatch, StockChange,
 };
 use domain::lifecycle::AuditRecord;
 use domain::ports::CatalogAdmin;
-use domain::{Category, CategoryId, ProductId, RepositoryError};
+use domain::{Category, CategoryId, Page, Paginated, ProductId, RepositoryError};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr, Statement,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement,
 };
 use serde_json::json;
 
-use crate::entities::{categories, products};
+use crate::catalog::{filtered, sorted};
+use crate::entities::{categories, order_items, products};
 use crate::error::repository_error;
 use crate::orders::record_audit;
-use crate::store::{SqlStore, category_from_row, stored_stock};
+use crate::store::{SqlStore, category_from_row, product_from_row, stored_stock, timestamp_value};
 use crate::transaction::write_transaction;
 
 #[async_trait]
@@ -179,6 +183,250 @@ impl CatalogAdmin for SqlStore {
         .await
     }
 
+    async fn list_products(
+        &self,
+        filter: &AdminProductFilter,
+        page: Page,
+    ) -> Result<Paginated<AdminProduct>, RepositoryError> {
+        let backend = self.backend();
+        let matching = || {
+            let mut query = products::Entity::find();
+            if let Some(active) = filter.is_active {
+                query = query.filter(products::Column::IsActive.eq(active));
+            }
+            if let Some(sku) = &filter.sku {
+                query = query.filter(products::Column::Sku.eq(sku.as_str()));
+            }
+            filtered(query, &filter.public, backend)
+        };
+        let rows = sorted(matching(), filter.public.sort)
+            .limit(u64::from(page.limit()))
+            .offset(page.offset())
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to list products"))?;
+        let total = matching()
+            .count(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to count products"))?;
+        let items = rows
+            .into_iter()
+            .map(admin_product)
+            .collect::<Result<_, _>>()?;
+        Ok(Paginated { items, total, page })
+    }
+
+    async fn find_product(&self, id: ProductId) -> Result<Option<AdminProduct>, RepositoryError> {
+        products::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to find a product"))?
+            .map(admin_product)
+            .transpose()
+    }
+
+    async fn create_product(
+        &self,
+        new: &NewProduct,
+        context: ChangeContext,
+    ) -> Result<AdminProduct, CatalogChangeError> {
+        write_transaction(&self.db, "a product's creation", async |transaction| {
+            require_category(transaction, new.category_id).await?;
+            let backend = transaction.get_database_backend();
+            let stock =
+                new.stock.map(i32::try_from).transpose().map_err(|_| {
+                    CatalogChangeError::StockConflict("the stock is too large".into())
+                })?;
+            let images = serde_json::to_string(&new.images).map_err(|err| {
+                RepositoryError::Unknown(anyhow::anyhow!("the images of a product: {err}"))
+            })?;
+            let insert = Query::insert()
+                .into_table(products::Entity)
+                .columns([
+                    products::Column::CategoryId,
+                    products::Column::Name,
+                    products::Column::Description,
+                    products::Column::PriceMinor,
+                    products::Column::Images,
+                    products::Column::IsActive,
+                    products::Column::SortOrder,
+                    products::Column::Stock,
+                    products::Column::Sku,
+                    products::Column::SearchText,
+                    products::Column::CreatedAt,
+                    products::Column::UpdatedAt,
+                ])
+                .values([
+                    Expr::val(new.category_id.0),
+                    Expr::val(new.name.as_str()),
+                    Expr::val(new.description.clone()),
+                    Expr::val(new.price.minor_units()),
+                    Expr::val(images),
+                    Expr::val(new.is_active),
+                    Expr::val(new.sort_order),
+                    Expr::val(stock),
+                    Expr::val(new.sku.clone()),
+                    Expr::val(product_search_text(&new.name, new.description.as_deref())),
+                    Expr::val(timestamp_value(backend, context.at)),
+                    Expr::val(timestamp_value(backend, context.at)),
+                ])
+                .map_err(|err| {
+                    RepositoryError::Unknown(anyhow::anyhow!("the product insert: {err}"))
+                })?
+                .returning_col(products::Column::Id)
+                .to_owned();
+            let id: i64 = transaction
+                .query_one(&insert)
+                .await
+                .map_err(|err| product_error(err, "failed to create a product"))?
+                .ok_or_else(|| {
+                    RepositoryError::Unknown(anyhow::anyhow!("a product insert returned no id"))
+                })?
+                .try_get("", "id")
+                .map_err(|err| repository_error(err, "failed to read a new product's id"))?;
+            let product = load_product(transaction, ProductId(id)).await?;
+            audit(
+                transaction,
+                context,
+                "product.create",
+                "product",
+                id,
+                json!({}),
+                product_json(&product),
+            )
+            .await?;
+            Ok(product)
+        })
+        .await
+    }
+
+    async fn update_product(
+        &self,
+        id: ProductId,
+        patch: &ProductPatch,
+        context: ChangeContext,
+    ) -> Result<AdminProduct, CatalogChangeError> {
+        write_transaction(&self.db, "a product's update", async |transaction| {
+            let before = load_product(transaction, id).await?;
+            if let Some(category) = patch.category_id {
+                require_category(transaction, category).await?;
+            }
+            let backend = transaction.get_database_backend();
+            let mut update = Query::update();
+            update
+                .table(products::Entity)
+                .and_where(Expr::col(products::Column::Id).eq(id.0));
+            let mut changed = false;
+            let mut set = |column: products::Column, value: sea_orm::Value| {
+                update.value(column, value);
+                changed = true;
+            };
+            if let Some(category) = patch.category_id {
+                set(products::Column::CategoryId, category.0.into());
+            }
+            if let Some(name) = &patch.name {
+                set(products::Column::Name, name.clone().into());
+            }
+            if let Some(description) = &patch.description {
+                set(products::Column::Description, description.clone().into());
+            }
+            if let Some(price) = patch.price {
+                set(products::Column::PriceMinor, price.minor_units().into());
+            }
+            if let Some(images) = &patch.images {
+                let images = serde_json::to_string(images).map_err(|err| {
+                    RepositoryError::Unknown(anyhow::anyhow!("the images of a product: {err}"))
+                })?;
+                set(products::Column::Images, images.into());
+            }
+            if let Some(active) = patch.is_active {
+                set(products::Column::IsActive, active.into());
+            }
+            if let Some(order) = patch.sort_order {
+                set(products::Column::SortOrder, order.into());
+            }
+            if let Some(sku) = &patch.sku {
+                set(products::Column::Sku, sku.clone().into());
+            }
+            if patch.name.is_some() || patch.description.is_some() {
+                let name = patch.name.as_deref().unwrap_or(&before.product.name);
+                let description = match &patch.description {
+                    Some(description) => description.as_deref(),
+                    None => before.product.description.as_deref(),
+                };
+                set(
+                    products::Column::SearchText,
+                    product_search_text(name, description).into(),
+                );
+            }
+            if changed {
+                update.value(
+                    products::Column::UpdatedAt,
+                    timestamp_value(backend, context.at),
+                );
+                transaction
+                    .execute(&update)
+                    .await
+                    .map_err(|err| product_error(err, "failed to update a product"))?;
+            }
+            let after = load_product(transaction, id).await?;
+            let (old, new) = changed_fields(&product_json(&before), &product_json(&after));
+            if !new.as_object().is_some_and(serde_json::Map::is_empty) {
+                audit(
+                    transaction,
+                    context,
+                    "product.update",
+                    "product",
+                    id.0,
+                    old,
+                    new,
+                )
+                .await?;
+            }
+            Ok(after)
+        })
+        .await
+    }
+
+    async fn delete_product(
+        &self,
+        id: ProductId,
+        context: ChangeContext,
+    ) -> Result<(), CatalogChangeError> {
+        write_transaction(&self.db, "a product's deletion", async |transaction| {
+            let before = load_product(transaction, id).await?;
+            let orders = order_items::Entity::find()
+                .filter(order_items::Column::ProductId.eq(id.0))
+                .count(transaction)
+                .await
+                .map_err(|err| repository_error(err, "failed to count a product's orders"))?;
+            if orders > 0 {
+                return Err(CatalogChangeError::ProductInOrders { orders });
+            }
+            products::Entity::delete_by_id(id.0)
+                .exec(transaction)
+                .await
+                .map_err(|err| match err.sql_err() {
+                    // Ordered meanwhile.
+                    Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                        CatalogChangeError::ProductInOrders { orders: 1 }
+                    }
+                    _ => product_error(err, "failed to delete a product"),
+                })?;
+            audit(
+                transaction,
+                context,
+                "product.delete",
+                "product",
+                id.0,
+                product_json(&before),
+                json!({}),
+            )
+            .await
+        })
+        .await
+    }
+
     async fn change_stock(
         &self,
         product: ProductId,
@@ -243,6 +491,63 @@ impl CatalogAdmin for SqlStore {
         })
         .await
     }
+}
+
+/// A product row as the admin sees it.
+fn admin_product(row: products::Model) -> Result<AdminProduct, RepositoryError> {
+    let sku = row.sku.clone();
+    Ok(AdminProduct {
+        product: product_from_row(row)?,
+        sku,
+    })
+}
+
+/// The product `id` in the transaction, or `NotFound`.
+async fn load_product(
+    transaction: &DatabaseTransaction,
+    id: ProductId,
+) -> Result<AdminProduct, CatalogChangeError> {
+    let row = products::Entity::find_by_id(id.0)
+        .one(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to find a product"))?
+        .ok_or(CatalogChangeError::NotFound)?;
+    Ok(admin_product(row)?)
+}
+
+/// Refuses a category that does not exist.
+async fn require_category(
+    transaction: &DatabaseTransaction,
+    category: CategoryId,
+) -> Result<(), CatalogChangeError> {
+    categories::Entity::find_by_id(category.0)
+        .one(transaction)
+        .await
+        .map_err(|err| repository_error(err, "failed to find a category"))?
+        .map(|_| ())
+        .ok_or(CatalogChangeError::CategoryNotFound)
+}
+
+/// A product write's error: a taken SKU, or the database's.
+fn product_error(err: DbErr, context: &'static str) -> CatalogChangeError {
+    if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+        return CatalogChangeError::SkuTaken;
+    }
+    CatalogChangeError::Repository(repository_error(err, context))
+}
+
+fn product_json(product: &AdminProduct) -> serde_json::Value {
+    let p = &product.product;
+    json!({
+        "category_id": p.category_id.0,
+        "name": p.name,
+        "description": p.description,
+        "price": p.price.to_string(),
+        "images": p.images,
+        "is_active": p.is_active,
+        "sort_order": p.sort_order,
+        "sku": product.sku,
+    })
 }
 
 /// Refuses a parent that does not exist.

@@ -6,8 +6,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::admin::{Admin, AuditFilter, OrderFilter};
+use domain::catalog::{ProductFilter, ProductQueryInput};
 use domain::catalog_admin::{
-    CatalogChangeError, CategoryInput, CategoryPatch, ChangeContext, NewCategory, StockChange,
+    AdminProductFilter, CatalogChangeError, CategoryInput, CategoryPatch, ChangeContext,
+    NewCategory, NewProduct, ProductInput, ProductPatch, StockChange,
 };
 use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
 use domain::{CategoryId, OrderId, OrderStatus, ProductId, TelegramId};
@@ -20,8 +22,9 @@ use super::path_id;
 use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
 use crate::dto::{
-    AdminOrderDto, AuditEntryDto, CategoryDto, CategoryRequest, OrderDto, StatusChangeRequest,
-    StockAdjustmentRequest, StockDto, StockRequest,
+    AdminOrderDto, AdminProductDto, AdminProductsQuery, AuditEntryDto, CategoryDto,
+    CategoryRequest, OrderDto, ProductRequest, StatusChangeRequest, StockAdjustmentRequest,
+    StockDto, StockRequest,
 };
 use crate::error::ApiError;
 use crate::extract::{AdminCaller, JsonBody, int_param};
@@ -630,6 +633,13 @@ fn catalog_error(error: CatalogChangeError, not_found: &'static str) -> ApiError
         CatalogChangeError::SlugTaken => {
             ApiError::validation("slug", "slug_taken", "another category has this slug")
         }
+        CatalogChangeError::SkuTaken => {
+            ApiError::validation("sku", "sku_taken", "another product has this sku")
+        }
+        CatalogChangeError::CategoryNotFound => {
+            ApiError::validation("category_id", "not_found", "category_id names no category")
+        }
+        CatalogChangeError::ProductInOrders { orders } => ApiError::ProductInOrders { orders },
         CatalogChangeError::ParentNotFound => {
             ApiError::validation("parent_id", "not_found", "parent_id names no category")
         }
@@ -641,5 +651,258 @@ fn catalog_error(error: CatalogChangeError, not_found: &'static str) -> ApiError
         }
         CatalogChangeError::StockConflict(reason) => ApiError::StockConflict(reason),
         CatalogChangeError::Repository(error) => error.into(),
+    }
+}
+
+/// Every product, active or not, with the public list's filters (`category_id`,
+/// `include_descendants`, `q`, `min_price`, `max_price`, `in_stock`, `sort`) and
+/// `is_active` (`true`/`false`; absent: both) and `sku` (exact). Paginated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/products",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(
+        ("category_id" = Option<i64>, Query, minimum = 1, description = "Only this category's products"),
+        ("q" = Option<String>, Query, max_length = 100, description = "Search in name and description"),
+        ("is_active" = Option<bool>, Query, description = "Only active (true) or inactive (false) products"),
+        ("sku" = Option<String>, Query, max_length = 64, description = "The product with this SKU"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 100_000, description = "Products to skip"),
+    ),
+    responses(
+        (status = 200, description = "The page of products", body = [AdminProductDto],
+            headers(("X-Total-Count" = u64, description = "All matching products"), ("Link" = String, description = "RFC 8288 links to the next and previous pages"))),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn list_products(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    query: web::Query<AdminProductsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = super::page(&query.public)?;
+    let public = ProductFilter::parse(ProductQueryInput {
+        category_id: int_param("category_id", query.public.category_id.as_deref())?,
+        include_descendants: query.public.include_descendants.as_deref(),
+        q: query.public.q.as_deref(),
+        min_price: query.public.min_price.as_deref(),
+        max_price: query.public.max_price.as_deref(),
+        in_stock: query.public.in_stock.as_deref(),
+        sort: query.public.sort.as_deref(),
+    })
+    .map_err(ApiError::Validation)?;
+    let is_active = match query.is_active.as_deref() {
+        None => None,
+        Some(raw) => {
+            let mut errors = Vec::new();
+            let active = domain::catalog::bool_param("is_active", Some(raw), &mut errors);
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+            Some(active)
+        }
+    };
+    let sku = match query.sku.as_deref() {
+        Some(sku) if !domain::catalog_admin::is_sku(sku) => {
+            return Err(ApiError::validation(
+                "sku",
+                "invalid_sku",
+                "sku must be 1 to 64 visible ASCII characters",
+            ));
+        }
+        other => other.map(str::to_owned),
+    };
+    let filter = AdminProductFilter {
+        public,
+        is_active,
+        sku,
+    };
+    let products = state.catalog_admin.list_products(&filter, page).await?;
+    let mut response = HttpResponse::Ok();
+    for header in list_headers(&req, page, products.total) {
+        response.insert_header(header);
+    }
+    Ok(response.json(
+        products
+            .items
+            .into_iter()
+            .map(AdminProductDto::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One product, active or not, with its SKU.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/products/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = AdminProductDto),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn get_product(
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId(path_id(&id)?);
+    match state.catalog_admin.find_product(id).await? {
+        Some(product) => Ok(HttpResponse::Ok().json(AdminProductDto::from(product))),
+        None => Err(ApiError::NotFound("Product not found")),
+    }
+}
+
+/// Creates a product. A taken SKU or a missing category is a 422 naming the field.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    request_body = ProductRequest,
+    responses(
+        (status = 201, description = "The new product", body = AdminProductDto,
+            headers(("Location" = String, description = "The product's public URL"))),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn create_product(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    JsonBody(body): JsonBody<ProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = NewProduct::parse(&product_input(&body)).map_err(ApiError::Validation)?;
+    let product = state
+        .catalog_admin
+        .create_product(&new, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Product not found"))?;
+    cache.clear();
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{}/products/{}", crate::API_PREFIX, product.product.id.0),
+        ))
+        .json(AdminProductDto::from(product)))
+}
+
+/// Changes a product: only the fields sent. Stock is set with `PUT …/stock`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/products/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    request_body = ProductRequest,
+    responses(
+        (status = 200, description = "The product as it is now", body = AdminProductDto),
+        (status = 400, response = crate::openapi::MalformedJson),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn update_product(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<ProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId(path_id(&id)?);
+    if body.stock.is_some() {
+        return Err(ApiError::validation(
+            "stock",
+            "use_stock_endpoint",
+            "stock is changed with PUT /api/v1/admin/products/{id}/stock or its adjustments",
+        ));
+    }
+    let patch = ProductPatch::parse(&product_input(&body)).map_err(ApiError::Validation)?;
+    let product = state
+        .catalog_admin
+        .update_product(id, &patch, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Product not found"))?;
+    cache.clear();
+    Ok(HttpResponse::Ok().json(AdminProductDto::from(product)))
+}
+
+/// Deletes a product that no order names. One that appears in orders is a 409
+/// `product_in_orders` (orders keep their copies of it): deactivate it instead.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/products/{id}",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The product's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::CatalogConflict),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn delete_product(
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId(path_id(&id)?);
+    state
+        .catalog_admin
+        .delete_product(id, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Product not found"))?;
+    cache.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn product_input(body: &ProductRequest) -> ProductInput<'_> {
+    ProductInput {
+        category_id: body.category_id,
+        name: body.name.as_deref(),
+        description: body.description.as_ref().map(Option::as_deref),
+        price: body.price.as_deref(),
+        images: body.images.clone(),
+        is_active: body.is_active,
+        sort_order: body.sort_order,
+        sku: body.sku.as_ref().map(Option::as_deref),
+        stock: body.stock,
     }
 }

@@ -130,6 +130,36 @@ pub(crate) fn table() -> Vec<RouteDef> {
             enabled: always,
         },
         RouteDef {
+            method: Method::GET,
+            path: "/api/v1/admin/products",
+            route: || web::get().to(admin::list_products),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/products",
+            route: || web::post().to(admin::create_product),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/api/v1/admin/products/{id}",
+            route: || web::get().to(admin::get_product),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::PATCH,
+            path: "/api/v1/admin/products/{id}",
+            route: || web::patch().to(admin::update_product),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::DELETE,
+            path: "/api/v1/admin/products/{id}",
+            route: || web::delete().to(admin::delete_product),
+            enabled: always,
+        },
+        RouteDef {
             method: Method::PUT,
             path: "/api/v1/admin/products/{id}/stock",
             route: || web::put().to(admin::set_stock),

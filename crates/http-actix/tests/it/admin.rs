@@ -509,3 +509,150 @@ async fn stock_is_set_and_adjusted_with_its_conflicts() {
     .await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
 }
+
+#[actix_web::test]
+async fn products_are_listed_created_changed_and_deleted_with_named_problems() {
+    use domain::catalog_admin::{AdminProduct, CatalogChangeError};
+    let admin_product = |id: i64| AdminProduct {
+        product: product(id, 59_000),
+        sku: Some("PZ-1".into()),
+    };
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog_admin
+        .expect_list_products()
+        .withf(|filter, _| {
+            filter.is_active == Some(false)
+                && filter.sku.as_deref() == Some("PZ-1")
+                && filter.public.category_id.is_some_and(|id| id.0 == 2)
+        })
+        .returning(move |_, page| {
+            Ok(Paginated {
+                items: vec![admin_product(3)],
+                total: 1,
+                page,
+            })
+        });
+    mocks
+        .catalog_admin
+        .expect_create_product()
+        .returning(move |new, _| match new.sku.as_deref() {
+            Some("TAKEN") => Err(CatalogChangeError::SkuTaken),
+            _ if new.category_id.0 == 99 => Err(CatalogChangeError::CategoryNotFound),
+            _ => Ok(admin_product(7)),
+        });
+    mocks
+        .catalog_admin
+        .expect_update_product()
+        .withf(|_, patch, _| patch.description == Some(None) && patch.sku == Some(None))
+        .returning(move |id, _, _| Ok(admin_product(id.0)));
+    mocks
+        .catalog_admin
+        .expect_delete_product()
+        .returning(|id, _| match id.0 {
+            7 => Ok(()),
+            8 => Err(CatalogChangeError::ProductInOrders { orders: 3 }),
+            _ => Err(CatalogChangeError::NotFound),
+        });
+    let app = mocks.app().await;
+
+    let (status, _, body) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/products?category_id=2&is_active=false&sku=PZ-1")
+            .insert_header(bearer()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["sku"], "PZ-1");
+    assert_eq!(body[0]["is_active"], true);
+    problem(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/products?is_active=maybe")
+            .insert_header(bearer()),
+        422,
+        "validation_failed",
+    )
+    .await;
+
+    let create = |body: serde_json::Value| {
+        TestRequest::post()
+            .uri("/api/v1/admin/products")
+            .insert_header(bearer())
+            .set_json(body)
+    };
+    let raw = call_raw(
+        &app,
+        create(json!({"category_id": 2, "name": "Маргарита", "price": "590", "stock": 5})),
+    )
+    .await;
+    assert_eq!(raw.status, 201, "{}", raw.body);
+    assert_eq!(raw.header("location"), Some("/api/v1/products/7"));
+    for (body, field, code) in [
+        (
+            json!({"category_id": 2, "name": "x", "price": "1", "sku": "TAKEN"}),
+            "sku",
+            "sku_taken",
+        ),
+        (
+            json!({"category_id": 99, "name": "x", "price": "1"}),
+            "category_id",
+            "not_found",
+        ),
+        (
+            json!({"category_id": 2, "name": "x", "price": "0"}),
+            "price",
+            "invalid_price",
+        ),
+        (
+            json!({"category_id": 2, "name": "x", "price": "1.999"}),
+            "price",
+            "invalid_price",
+        ),
+        (
+            json!({"category_id": 2, "name": "x", "price": "1", "images": ["ftp://x"]}),
+            "images",
+            "invalid_images",
+        ),
+        (
+            json!({"name": "x", "price": "1"}),
+            "category_id",
+            "required",
+        ),
+        (
+            json!({"category_id": 2, "name": "x", "price": "1", "sku": "has space"}),
+            "sku",
+            "invalid_sku",
+        ),
+    ] {
+        let problem = problem(&app, create(body.clone()), 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["code"], code, "{body}: {problem}");
+    }
+
+    let patch = |body: serde_json::Value| {
+        TestRequest::patch()
+            .uri("/api/v1/admin/products/7")
+            .insert_header(bearer())
+            .set_json(body)
+    };
+    let (status, _, body) = call(&app, patch(json!({"description": null, "sku": null}))).await;
+    assert_eq!(status, 200, "{body}");
+    let body = problem(&app, patch(json!({"stock": 3})), 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "stock");
+
+    let delete = |id: i64| {
+        TestRequest::delete()
+            .uri(&format!("/api/v1/admin/products/{id}"))
+            .insert_header(bearer())
+    };
+    let (status, _, _) = call(&app, delete(7)).await;
+    assert_eq!(status, 204);
+    let body = problem(&app, delete(8), 409, "product_in_orders").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("deactivate"),
+        "{body}"
+    );
+    problem(&app, delete(9), 404, "not_found").await;
+}

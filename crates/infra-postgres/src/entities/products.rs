@@ -25,6 +25,8 @@ pub struct Model {
     pub images: String,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
+    /// An optional stock-keeping unit, unique when set (migration 20).
+    pub sku: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -291,3 +291,173 @@ async fn adjustments_and_orders_racing_lose_nothing(db: &TestDatabase) {
     // 100 + 5 × 3 − 5 × 2 − 5 ordered.
     assert_eq!(stock(db, product).await, Some(100));
 }
+
+mod products {
+    use domain::Money;
+    use domain::catalog::{ProductFilter, ProductQueryInput};
+    use domain::catalog_admin::{AdminProductFilter, NewProduct, ProductInput, ProductPatch};
+    use domain::ports::CatalogRepository;
+
+    use super::*;
+
+    contract_tests!(
+        products_are_created_changed_listed_and_deleted_with_their_audit,
+        a_product_in_orders_is_kept_and_skus_are_unique,
+    );
+
+    fn new_product(category: i64, name: &str, sku: Option<&str>) -> NewProduct {
+        NewProduct::parse(&ProductInput {
+            category_id: Some(category),
+            name: Some(name),
+            price: Some("590.00"),
+            sku: Some(sku),
+            stock: Some(Some(5)),
+            ..ProductInput::default()
+        })
+        .unwrap()
+    }
+
+    async fn pizza(db: &TestDatabase) -> i64 {
+        db.store()
+            .create_category(&new("Пицца", "pizza", None), context())
+            .await
+            .unwrap()
+            .id
+            .0
+    }
+
+    async fn products_are_created_changed_listed_and_deleted_with_their_audit(db: &TestDatabase) {
+        let category = pizza(db).await;
+        let store = db.store();
+        let created = store
+            .create_product(&new_product(category, "Маргарита", Some("PZ-1")), context())
+            .await
+            .unwrap();
+        assert_eq!(created.sku.as_deref(), Some("PZ-1"));
+        assert_eq!(created.product.stock, Some(5));
+        assert_eq!(created.product.price, Money::from_minor(59_000).unwrap());
+        let id = created.product.id;
+
+        // Renamed and hidden: the public search follows the new name, and hides it.
+        let patch = ProductPatch::parse(&ProductInput {
+            name: Some("Кальцоне"),
+            description: Some(Some("С ветчиной")),
+            ..ProductInput::default()
+        })
+        .unwrap();
+        let renamed = store.update_product(id, &patch, context()).await.unwrap();
+        assert_eq!(renamed.product.name, "Кальцоне");
+        let search = |q: &'static str| {
+            ProductFilter::parse(ProductQueryInput {
+                q: Some(q),
+                ..ProductQueryInput::default()
+            })
+            .unwrap()
+        };
+        let found =
+            CatalogRepository::list_products(&store, search("кальцоне с ветчиной"), page(10, 0))
+                .await
+                .unwrap();
+        assert_eq!(found.total, 1, "the search text follows the change");
+        assert_eq!(
+            CatalogRepository::list_products(&store, search("маргарита"), page(10, 0))
+                .await
+                .unwrap()
+                .total,
+            0
+        );
+        let hide = ProductPatch {
+            is_active: Some(false),
+            ..ProductPatch::default()
+        };
+        store.update_product(id, &hide, context()).await.unwrap();
+        assert!(store.find_active_product(id).await.unwrap().is_none());
+
+        // The admin list shows it, by state and SKU.
+        let admin_list = |is_active: Option<bool>, sku: Option<&str>| AdminProductFilter {
+            public: ProductFilter::default(),
+            is_active,
+            sku: sku.map(str::to_owned),
+        };
+        let listed = CatalogAdmin::list_products(&store, &admin_list(None, None), page(10, 0))
+            .await
+            .unwrap();
+        assert_eq!(listed.total, 1);
+        assert!(!listed.items[0].product.is_active);
+        for (filter, total) in [
+            (admin_list(Some(true), None), 0),
+            (admin_list(Some(false), None), 1),
+            (admin_list(None, Some("PZ-1")), 1),
+            (admin_list(None, Some("PZ-2")), 0),
+        ] {
+            let listed = CatalogAdmin::list_products(&store, &filter, page(10, 0))
+                .await
+                .unwrap();
+            assert_eq!(listed.total, total, "{filter:?}");
+        }
+
+        store.delete_product(id, context()).await.unwrap();
+        assert!(store.find_product(id).await.unwrap().is_none());
+        let log = store
+            .list_audit(&AuditFilter::default(), page(100, 0))
+            .await
+            .unwrap();
+        let actions: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "product.delete",
+                "product.update",
+                "product.update",
+                "product.create",
+                "category.create"
+            ]
+        );
+        assert_eq!(
+            log.items[2].after,
+            json!({"name": "Кальцоне", "description": "С ветчиной"})
+        );
+        assert_eq!(log.items[1].before, json!({"is_active": true}));
+    }
+
+    async fn a_product_in_orders_is_kept_and_skus_are_unique(db: &TestDatabase) {
+        let category = pizza(db).await;
+        let store = db.store();
+        let ordered = store
+            .create_product(&new_product(category, "Маргарита", Some("PZ-1")), context())
+            .await
+            .unwrap()
+            .product
+            .id;
+        assert!(matches!(
+            store
+                .create_product(&new_product(category, "Другая", Some("PZ-1")), context())
+                .await,
+            Err(CatalogChangeError::SkuTaken)
+        ));
+        // Products without a SKU never collide.
+        for name in ["Без артикула", "Тоже без"] {
+            store
+                .create_product(&new_product(category, name, None), context())
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store
+                .create_product(&new_product(999_999, "Сирота", None), context())
+                .await,
+            Err(CatalogChangeError::CategoryNotFound)
+        ));
+        let user = new_user(db, 1001).await;
+        place_order(db, &user, ordered, 1, T0).await;
+        assert!(matches!(
+            store.delete_product(ordered, context()).await,
+            Err(CatalogChangeError::ProductInOrders { orders: 1 })
+        ));
+        assert!(store.find_product(ordered).await.unwrap().is_some());
+        assert!(matches!(
+            store.delete_product(ProductId(999_999), context()).await,
+            Err(CatalogChangeError::NotFound)
+        ));
+    }
+}

@@ -15,6 +15,7 @@ contract_tests!(
     the_word_index_learns_the_existing_products_and_goes_cleanly,
     manager_notices_come_and_go_with_their_step,
     the_audit_log_and_the_status_index_come_and_go,
+    the_sku_comes_and_goes_and_the_products_stay,
 );
 
 /// Rolls back one step at a time until `last` is the last applied migration. Tests of a
@@ -587,11 +588,12 @@ async fn the_word_index_learns_the_existing_products_and_goes_cleanly(db: &TestD
 async fn manager_notices_come_and_go_with_their_step(db: &TestDatabase) {
     const STEP: &str = "m20250101_000018_outbox_manager_notice";
     let connection = db.database().connection();
-    down_to(db, STEP).await;
-    let with_notices = schema_objects(db).await;
+    // The order is placed with today's schema (the store reads every column it knows).
     seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
     let user = new_user(db, 1001).await;
     let order = place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+    down_to(db, STEP).await;
+    let with_notices = schema_objects(db).await;
     let notice = format!(
         "INSERT INTO outbox_events (kind, order_id, chat, payload, status, next_attempt_at, created_at) \
          VALUES ('manager_notice', {}, 'manager_chat', '{{\"notice\": \"cancelled_by_customer\"}}', \
@@ -618,11 +620,11 @@ async fn manager_notices_come_and_go_with_their_step(db: &TestDatabase) {
 async fn the_audit_log_and_the_status_index_come_and_go(db: &TestDatabase) {
     const STEP: &str = "m20250101_000019_admin_audit_log";
     let connection = db.database().connection();
-    down_to(db, STEP).await;
-    let with_audit = schema_objects(db).await;
     seed(db, &[category("pizza", 0, &[("Маргарита", "450", 0)])]).await;
     let user = new_user(db, 1001).await;
     place_order(db, &user, product_id(db, "Маргарита").await, 1, T0).await;
+    down_to(db, STEP).await;
+    let with_audit = schema_objects(db).await;
 
     Migrator::down(connection, Some(1)).await.unwrap();
     let without_audit = schema_objects(db).await;
@@ -641,4 +643,35 @@ async fn the_audit_log_and_the_status_index_come_and_go(db: &TestDatabase) {
     down_to(db, STEP).await;
     assert_eq!(schema_objects(db).await, with_audit);
     assert_eq!(count(db, "orders").await, 1);
+}
+
+/// Migration 20: `products.sku` and its unique index come and go; the products stay.
+async fn the_sku_comes_and_goes_and_the_products_stay(db: &TestDatabase) {
+    const STEP: &str = "m20250101_000020_product_sku";
+    let connection = db.database().connection();
+    down_to(db, STEP).await;
+    seed(
+        db,
+        &[category(
+            "pizza",
+            0,
+            &[("Маргарита", "450", 0), ("Квас", "90", 1)],
+        )],
+    )
+    .await;
+    db.execute("UPDATE products SET sku = 'PZ-1' WHERE name = 'Маргарита'")
+        .await
+        .unwrap();
+    assert!(
+        db.execute("UPDATE products SET sku = 'PZ-1' WHERE name = 'Квас'")
+            .await
+            .is_err(),
+        "a SKU is unique"
+    );
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(!columns(db, "products").await.contains(&"sku".to_owned()));
+    assert_eq!(count(db, "products").await, 2);
+    Migrator::up(connection, None).await.unwrap();
+    assert!(columns(db, "products").await.contains(&"sku".to_owned()));
+    assert_eq!(count(db, "products").await, 2);
 }

@@ -112,6 +112,26 @@ async fn run(database: DatabaseTarget) {
         .await
         .unwrap();
     assert_eq!(public["slug"], "seasonal");
+    // A new product in it, on sale at once.
+    let product = admin(app.client.post(app.url("/admin/products")))
+        .json(
+            &json!({"category_id": created["id"], "name": "Глинтвейн", "price": "350",
+                      "sku": "WINE-1", "stock": 10}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(product.status().as_u16(), 201);
+    let product: Value = product.json().await.unwrap();
+    let listed: Value = app
+        .get(&format!("/products?category_id={}", created["id"]), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["name"], "Глинтвейн");
+    assert_eq!(listed[0]["id"], product["id"]);
+
     // Read first, so that the card is in the catalog cache: the change must drop it.
     let before: Value = app.get("/products/1", None).await.json().await.unwrap();
     assert_ne!(before["stock"], 12);
