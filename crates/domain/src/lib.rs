@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod ports;
 pub mod services;
 pub mod settings;
+pub mod stats;
 pub mod values;
 
 pub use entities::{Category, MAX_CATEGORY_LEVELS, Order, OrderItem, OrderStatus, Product, User};

@@ -235,6 +235,19 @@ pub trait CatalogAdmin: Send + Sync {
     ) -> Result<Option<u32>, crate::catalog_admin::CatalogChangeError>;
 }
 
+/// The sums behind the admin's reports, computed by the database.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StatsRepository: Send + Sync {
+    /// The orders placed in `period`: per UTC day (count, and revenue of those not
+    /// cancelled), per current status, and the best-selling products of those not
+    /// cancelled (at most [`crate::stats::TOP_PRODUCTS`], by quantity then revenue).
+    async fn sums(
+        &self,
+        period: crate::stats::Period,
+    ) -> Result<crate::stats::Sums, RepositoryError>;
+}
+
 /// The audit log of admin changes (written by each change, in its transaction).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

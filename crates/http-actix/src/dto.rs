@@ -598,3 +598,94 @@ pub struct AdminProductsQuery {
     pub is_active: Option<String>,
     pub sku: Option<String>,
 }
+
+/// The admin's report over a period.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "from": "2025-12-01", "to": "2025-12-02", "total_orders": 3, "total_revenue": "1500.00",
+    "days": [{"day": "2025-12-01", "orders": 0, "revenue": "0.00"}, {"day": "2025-12-02", "orders": 3, "revenue": "1500.00"}],
+    "by_status": [{"status": "PENDING", "orders": 2}, {"status": "CANCELLED", "orders": 1}],
+    "top_products": [{"product_id": 1, "name": "Пицца Маргарита", "quantity": 4, "revenue": "2360.00"}]
+}))]
+pub struct ReportDto {
+    /// The first day, UTC.
+    #[schema(format = Date)]
+    pub from: String,
+    /// The last day, UTC (included).
+    #[schema(format = Date)]
+    pub to: String,
+    pub total_orders: u64,
+    /// The total of the orders not cancelled.
+    pub total_revenue: String,
+    /// Every day of the period, those without orders at zero.
+    pub days: Vec<ReportDayDto>,
+    /// Orders placed in the period, by the status they are in now; every status.
+    pub by_status: Vec<ReportStatusDto>,
+    /// The best-selling products (orders not cancelled), at most 10.
+    pub top_products: Vec<ReportProductDto>,
+}
+
+/// One day of a report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportDayDto {
+    #[schema(format = Date)]
+    pub day: String,
+    pub orders: u64,
+    pub revenue: String,
+}
+
+/// Orders in one status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportStatusDto {
+    #[schema(schema_with = order_status_schema)]
+    pub status: &'static str,
+    pub orders: u64,
+}
+
+/// A best-selling product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportProductDto {
+    pub product_id: i64,
+    pub name: String,
+    pub quantity: u64,
+    pub revenue: String,
+}
+
+impl From<domain::stats::Report> for ReportDto {
+    fn from(report: domain::stats::Report) -> Self {
+        let date = |day: time::Date| day.to_string();
+        ReportDto {
+            from: date(report.period.from.date()),
+            to: date(report.period.to.date() - time::Duration::days(1)),
+            total_orders: report.total_orders,
+            total_revenue: report.total_revenue.to_string(),
+            days: report
+                .days
+                .into_iter()
+                .map(|day| ReportDayDto {
+                    day: date(day.day),
+                    orders: day.orders,
+                    revenue: day.revenue.to_string(),
+                })
+                .collect(),
+            by_status: report
+                .by_status
+                .into_iter()
+                .map(|(status, orders)| ReportStatusDto {
+                    status: status.as_str(),
+                    orders,
+                })
+                .collect(),
+            top_products: report
+                .top_products
+                .into_iter()
+                .map(|product| ReportProductDto {
+                    product_id: product.product_id.0,
+                    name: product.name,
+                    quantity: product.quantity,
+                    revenue: product.revenue.to_string(),
+                })
+                .collect(),
+        }
+    }
+}

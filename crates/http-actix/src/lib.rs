@@ -103,6 +103,8 @@ pub struct ApiState {
     pub catalog_admin: Arc<dyn domain::ports::CatalogAdmin>,
     /// The record of admin changes.
     pub audit: Arc<dyn domain::ports::AuditLog>,
+    /// The sums behind the admin's reports.
+    pub stats: Arc<dyn domain::ports::StatsRepository>,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
     pub storage: Arc<dyn StorageProbe>,
     /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],

@@ -42,6 +42,7 @@ mod price_hints;
 mod roles;
 mod seed;
 mod settings;
+mod stats;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

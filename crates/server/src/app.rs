@@ -174,6 +174,7 @@ impl Application {
             order_admin: store.clone(),
             catalog_admin: store.clone(),
             audit: store.clone(),
+            stats: store.clone(),
             storage: Arc::new(database.clone()),
             outbox: store,
         };

@@ -12,6 +12,7 @@ use domain::catalog_admin::{
     NewCategory, NewProduct, ProductInput, ProductPatch, StockChange,
 };
 use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
+use domain::stats::{Period, Report};
 use domain::{CategoryId, OrderId, OrderStatus, ProductId, TelegramId};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -23,8 +24,8 @@ use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
 use crate::dto::{
     AdminOrderDto, AdminProductDto, AdminProductsQuery, AuditEntryDto, CategoryDto,
-    CategoryRequest, OrderDto, ProductRequest, StatusChangeRequest, StockAdjustmentRequest,
-    StockDto, StockRequest,
+    CategoryRequest, OrderDto, ProductRequest, ReportDto, StatusChangeRequest,
+    StockAdjustmentRequest, StockDto, StockRequest,
 };
 use crate::error::ApiError;
 use crate::extract::{AdminCaller, JsonBody, int_param};
@@ -905,4 +906,46 @@ fn product_input(body: &ProductRequest) -> ProductInput<'_> {
         sku: body.sku.as_ref().map(Option::as_deref),
         stock: body.stock,
     }
+}
+
+/// Query parameters of `GET /admin/stats`.
+#[derive(Debug, Deserialize)]
+pub struct StatsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// The shop's report over a period of UTC days (`from` and `to` as `YYYY-MM-DD`, both
+/// included; by default the last 30 days; at most 366): orders and revenue per day,
+/// orders per status, and the ten best-selling products. Revenue counts the orders not
+/// cancelled. Computed by the database.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(
+        ("from" = Option<String>, Query, format = Date, description = "The first day (UTC), YYYY-MM-DD"),
+        ("to" = Option<String>, Query, format = Date, description = "The last day (UTC, included), YYYY-MM-DD; default today"),
+    ),
+    responses(
+        (status = 200, description = "The report", body = ReportDto),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn stats(
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    query: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let today = OffsetDateTime::now_utc().date();
+    let period = Period::parse(query.from.as_deref(), query.to.as_deref(), today)
+        .map_err(ApiError::Validation)?;
+    let sums = state.stats.sums(period).await?;
+    Ok(HttpResponse::Ok().json(ReportDto::from(Report::new(period, sums))))
 }

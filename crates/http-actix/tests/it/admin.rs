@@ -656,3 +656,62 @@ async fn products_are_listed_created_changed_and_deleted_with_named_problems() {
     );
     problem(&app, delete(9), 404, "not_found").await;
 }
+
+#[actix_web::test]
+async fn the_report_covers_every_day_and_names_a_bad_period() {
+    use domain::stats::{DayStats, Sums, TopProduct};
+    let mut mocks = Mocks::new();
+    mocks
+        .stats
+        .expect_sums()
+        .withf(|period| period.days().len() == 3)
+        .returning(|period| {
+            Ok(Sums {
+                days: vec![DayStats {
+                    day: period.from.date(),
+                    orders: 2,
+                    revenue: money(150_000),
+                }],
+                by_status: vec![(domain::OrderStatus::Pending, 2)],
+                top_products: vec![TopProduct {
+                    product_id: domain::ProductId(1),
+                    name: "Маргарита".into(),
+                    quantity: 3,
+                    revenue: money(150_000),
+                }],
+            })
+        });
+    let app = mocks.app().await;
+    let (status, _, body) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admin/stats?from=2025-12-01&to=2025-12-03")
+            .insert_header(bearer()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["from"], "2025-12-01");
+    assert_eq!(body["to"], "2025-12-03");
+    assert_eq!(body["total_orders"], 2);
+    assert_eq!(body["total_revenue"], "1500.00");
+    assert_eq!(body["days"].as_array().unwrap().len(), 3);
+    assert_eq!(body["days"][1]["orders"], 0);
+    assert_eq!(body["by_status"].as_array().unwrap().len(), 6);
+    assert_eq!(body["top_products"][0]["quantity"], 3);
+    for (query, field) in [
+        ("from=2025-12-05&to=2025-12-01", "from"),
+        ("from=yesterday", "from"),
+        ("from=2020-01-01&to=2025-12-01", "from"),
+    ] {
+        let problem = problem(
+            &app,
+            TestRequest::get()
+                .uri(&format!("/api/v1/admin/stats?{query}"))
+                .insert_header(bearer()),
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+    }
+}

@@ -8,8 +8,8 @@ use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
 use domain::outbox::OutboxCounts;
 use domain::ports::{
     MockAuditLog, MockCatalogAdmin, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin,
-    MockOrderLifecycle, MockOrderRepository, MockOutbox, MockStorageProbe, MockUserRepository,
-    Outbox, PoolStats, StorageProbe,
+    MockOrderLifecycle, MockOrderRepository, MockOutbox, MockStatsRepository, MockStorageProbe,
+    MockUserRepository, Outbox, PoolStats, StorageProbe,
 };
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -37,6 +37,7 @@ pub struct Mocks {
     pub order_admin: MockOrderAdmin,
     pub catalog_admin: MockCatalogAdmin,
     pub audit: MockAuditLog,
+    pub stats: MockStatsRepository,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -53,6 +54,7 @@ impl Mocks {
             order_admin: MockOrderAdmin::new(),
             catalog_admin: MockCatalogAdmin::new(),
             audit: MockAuditLog::new(),
+            stats: MockStatsRepository::new(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -150,6 +152,7 @@ impl Mocks {
             order_admin: Arc::new(self.order_admin),
             catalog_admin: Arc::new(self.catalog_admin),
             audit: Arc::new(self.audit),
+            stats: Arc::new(self.stats),
             storage: self.storage,
             outbox: self.outbox,
         };

@@ -57,6 +57,7 @@ mod placement;
 mod relay;
 mod roles;
 mod search;
+mod stats;
 mod stock;
 mod support;
 mod test_support;
