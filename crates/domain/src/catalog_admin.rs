@@ -436,6 +436,16 @@ impl NewProduct {
     }
 }
 
+/// What a catalog change made stale in the catalog's cached answers, for every instance
+/// that keeps some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// Anything may have changed (a category, a new product, an unknown change).
+    Everything,
+    /// These products changed (their stock, say), nothing else.
+    Products(Vec<crate::values::ProductId>),
+}
+
 /// Why a catalog change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogChangeError {

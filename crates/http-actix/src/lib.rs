@@ -156,6 +156,28 @@ pub(crate) fn limiter_now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Drops the catalog answers a change made stale, in the process's catalog cache.
+#[derive(Clone)]
+pub struct CatalogInvalidator(web::Data<CatalogCache>);
+
+impl std::fmt::Debug for CatalogInvalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogInvalidator").finish_non_exhaustive()
+    }
+}
+
+impl CatalogInvalidator {
+    pub fn apply(&self, change: &domain::catalog_admin::CatalogChange) {
+        match change {
+            domain::catalog_admin::CatalogChange::Everything => self.0.clear(),
+            domain::catalog_admin::CatalogChange::Products(ids) => {
+                let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+                self.0.invalidate_products(&ids);
+            }
+        }
+    }
+}
+
 /// The HTTP metrics could not be set up (a bug: their names are fixed).
 #[derive(Debug, thiserror::Error)]
 #[error("could not set up the HTTP metrics")]
@@ -247,6 +269,12 @@ impl Http {
 
     /// The outbox gauges `/metrics` serves, for the server to keep fresh with
     /// [`OutboxGauges::run`]; `None` when metrics are not exposed (nothing to refresh).
+    /// What drops this process's cached catalog answers when another instance announces
+    /// a catalog change.
+    pub fn catalog_invalidator(&self) -> CatalogInvalidator {
+        CatalogInvalidator(self.catalog_cache.clone())
+    }
+
     pub fn outbox_gauges(&self) -> Option<OutboxGauges> {
         self.config
             .expose_metrics

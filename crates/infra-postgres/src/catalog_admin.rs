@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use domain::catalog::product_search_text;
 use domain::catalog_admin::{
-    AdminProduct, AdminProductFilter, CatalogChangeError, CategoryPatch, ChangeContext,
-    NewCategory, NewProduct, ProductPatch, StockChange,
+    AdminProduct, AdminProductFilter, CatalogChange, CatalogChangeError, CategoryPatch,
+    ChangeContext, NewCategory, NewProduct, ProductPatch, StockChange,
 };
 use domain::lifecycle::AuditRecord;
 use domain::ports::CatalogAdmin;
@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::catalog::{filtered, sorted};
 use crate::entities::{categories, order_items, products};
 use crate::error::repository_error;
+use crate::notify::announce;
 use crate::orders::record_audit;
 use crate::store::{SqlStore, category_from_row, product_from_row, stored_stock, timestamp_value};
 use crate::transaction::write_transaction;
@@ -627,5 +628,15 @@ async fn audit(
         after,
     };
     record_audit(transaction, &record, context.at).await?;
+    // Every instance drops what the change made stale, once it commits: a stock change
+    // concerns its product's answers; anything else may change which products a listing
+    // shows.
+    let change = match action {
+        "product.stock.set" | "product.stock.adjust" => {
+            CatalogChange::Products(vec![ProductId(id)])
+        }
+        _ => CatalogChange::Everything,
+    };
+    announce(transaction, &change).await?;
     Ok(())
 }

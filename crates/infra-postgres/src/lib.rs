@@ -35,6 +35,7 @@ mod database;
 mod entities;
 mod error;
 mod idempotency;
+mod notify;
 mod orders;
 mod outbox;
 mod pg;
@@ -51,6 +52,7 @@ mod updates;
 mod users;
 
 pub use database::{BackupError, Database, PoolOptions};
+pub use notify::{CATALOG_CHANNEL, follow_catalog_changes};
 /// The query behind a customer's orders page on PostgreSQL, for the tests of its plan.
 #[cfg(feature = "test-support")]
 #[doc(hidden)]

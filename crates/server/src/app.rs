@@ -32,6 +32,7 @@ pub struct Application {
     database: Database,
     relay: Option<JoinHandle<()>>,
     poller: Option<JoinHandle<()>>,
+    catalog_changes: JoinHandle<()>,
     purge: JoinHandle<()>,
     outbox_gauges: Option<JoinHandle<()>>,
     stop_background: watch::Sender<bool>,
@@ -204,6 +205,14 @@ impl Application {
                 background_stopped.clone(),
             ))
         });
+        // Catalog changes announced by any instance (this one included) drop the cached
+        // answers they made stale (PostgreSQL; on SQLite the task ends at once).
+        let invalidator = http.catalog_invalidator();
+        let catalog_changes = tokio::spawn(infra_postgres::follow_catalog_changes(
+            database.clone(),
+            Arc::new(move |change| invalidator.apply(&change)),
+            background_stopped.clone(),
+        ));
         let purge = tokio::spawn(purge_expired_rows(
             keys_to_purge,
             outbox_to_prune,
@@ -233,6 +242,7 @@ impl Application {
             database,
             relay,
             poller: poller_task,
+            catalog_changes,
             purge,
             outbox_gauges,
             stop_background,
@@ -270,6 +280,9 @@ impl Application {
             && let Err(error) = poller.await
         {
             tracing::error!(%error, "the Telegram poller crashed");
+        }
+        if let Err(error) = self.catalog_changes.await {
+            tracing::error!(%error, "the catalog change listener crashed");
         }
         if let Err(error) = self.purge.await {
             tracing::error!(%error, "the idempotency key purge crashed");

@@ -7,12 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use domain::catalog_admin::CatalogChange;
 use domain::lifecycle::{
     Applied, ChangedBy, OPEN_STATUSES, Scope, StatusChange, StatusHistoryEntry,
 };
 use domain::outbox::OutboxEvent;
 use domain::ports::{OrderLifecycle, OrderPlaced};
-use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
+use domain::{OrderId, OrderStatus, ProductId, RepositoryError, TelegramId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -247,6 +248,12 @@ async fn apply(
                 .await
                 .map_err(|err| repository_error(err, "failed to return stock"))?;
         }
+        // Other instances' cached answers show the old stock.
+        let products = lines
+            .iter()
+            .map(|line| ProductId(line.product_id))
+            .collect();
+        crate::notify::announce(transaction, &CatalogChange::Products(products)).await?;
     }
     order_from_rows(order, lines).map(Applied::Changed)
 }

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod deploy;
 mod e2e;
+mod instances;
 mod manager;
 mod process;
 mod sentry;
