@@ -14,6 +14,7 @@ pub mod auth;
 pub mod bot;
 pub mod catalog;
 pub mod catalog_admin;
+pub mod catalog_io;
 pub mod clock;
 pub mod entities;
 pub mod error;

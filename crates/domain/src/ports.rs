@@ -224,6 +224,10 @@ pub trait CatalogAdmin: Send + Sync {
         context: crate::catalog_admin::ChangeContext,
     ) -> Result<(), crate::catalog_admin::CatalogChangeError>;
 
+    /// The whole catalog as a file: categories parents first (then by sort order and id),
+    /// products by category, sort order and id.
+    async fn export(&self) -> Result<crate::catalog_io::CatalogFile, RepositoryError>;
+
     /// Sets or adjusts a product's stock in one statement, so that it never loses a
     /// concurrent order's decrement; returns the stock now (`None`: unlimited). An
     /// adjustment below zero, or of unlimited stock, is a `StockConflict`.

@@ -2,11 +2,14 @@
 //! change with its audit row in the same transaction.
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use domain::catalog::product_search_text;
 use domain::catalog_admin::{
     AdminProduct, AdminProductFilter, CatalogChange, CatalogChangeError, CategoryPatch,
     ChangeContext, NewCategory, NewProduct, ProductPatch, StockChange,
 };
+use domain::catalog_io::{CatalogFile, CategoryRecord, ProductRecord};
 use domain::lifecycle::AuditRecord;
 use domain::ports::CatalogAdmin;
 use domain::{Category, CategoryId, Page, Paginated, ProductId, RepositoryError};
@@ -426,6 +429,71 @@ impl CatalogAdmin for SqlStore {
             .await
         })
         .await
+    }
+
+    async fn export(&self) -> Result<CatalogFile, RepositoryError> {
+        let categories = self.all_categories().await?;
+        let slugs: HashMap<i64, String> = categories
+            .iter()
+            .map(|category| (category.id.0, category.slug.clone()))
+            .collect();
+        // Parents before children: by depth (at most three levels), then sort order.
+        let depth = |category: &Category| {
+            let mut depth = 0;
+            let mut parent = category.parent_id;
+            while let Some(id) = parent {
+                depth += 1;
+                parent = categories
+                    .iter()
+                    .find(|c| c.id == id)
+                    .and_then(|c| c.parent_id)
+                    .filter(|_| depth < 3);
+            }
+            depth
+        };
+        let mut ordered: Vec<(usize, &Category)> =
+            categories.iter().map(|c| (depth(c), c)).collect();
+        ordered.sort_by_key(|(depth, c)| (*depth, c.sort_order, c.id.0));
+        let category_records = ordered
+            .into_iter()
+            .map(|(_, category)| CategoryRecord {
+                slug: category.slug.clone(),
+                name: category.name.clone(),
+                parent_slug: category.parent_id.and_then(|id| slugs.get(&id.0).cloned()),
+                sort_order: category.sort_order,
+                is_active: category.is_active,
+            })
+            .collect();
+        let rows = products::Entity::find()
+            .order_by_asc(products::Column::CategoryId)
+            .order_by_asc(products::Column::SortOrder)
+            .order_by_asc(products::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(|err| repository_error(err, "failed to read the products"))?;
+        let mut product_records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sku = row.sku.clone();
+            let product = product_from_row(row)?;
+            product_records.push(ProductRecord {
+                sku,
+                category_slug: slugs
+                    .get(&product.category_id.0)
+                    .cloned()
+                    .unwrap_or_default(),
+                name: product.name,
+                description: product.description,
+                price: product.price.to_string(),
+                stock: product.stock,
+                images: product.images,
+                is_active: product.is_active,
+                sort_order: product.sort_order,
+            });
+        }
+        Ok(CatalogFile {
+            categories: category_records,
+            products: product_records,
+        })
     }
 
     async fn change_stock(

@@ -31,7 +31,8 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Load the demo catalog (4 categories, 20 products). Existing categories are kept.
+    /// Load the demo catalog (4 root categories and a subcategory, 21 products). Existing
+    /// categories are kept.
     Seed,
     /// Inspect or repair the notification outbox.
     Outbox {
@@ -49,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TelegramAction,
     },
+    /// Export the catalog (see README, Administration).
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
     /// Exit 0 if this machine's server answers `GET /health` (for Docker's HEALTHCHECK).
     Healthcheck,
     /// Print an `Authorization` header value signed with the configured bot token, to try
@@ -63,6 +69,19 @@ pub enum Command {
         first_name: Option<String>,
         #[arg(long)]
         last_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogAction {
+    /// Write the whole catalog to FILE (or standard output): categories by slug, products
+    /// by SKU, as JSON or CSV.
+    Export {
+        /// `json` (default) or `csv`.
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        /// Where to write it; standard output when absent. An existing file is replaced.
+        file: Option<std::path::PathBuf>,
     },
 }
 
@@ -113,6 +132,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Outbox { action } => outbox(&settings, action).await,
         Command::Backup { file } => backup(&settings, &file).await,
         Command::Healthcheck => healthcheck(&settings).await,
+        Command::Catalog { action } => catalog(&settings, action).await,
         Command::Telegram { action } => telegram(&settings, action).await,
         Command::SignInitData {
             user_id,
@@ -232,6 +252,38 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
         outcome.categories_created, outcome.categories_skipped, outcome.products_created
     );
     database.close().await?;
+    Ok(())
+}
+
+async fn catalog(settings: &Settings, action: CatalogAction) -> anyhow::Result<()> {
+    use domain::ports::CatalogAdmin;
+    let CatalogAction::Export { format, file } = action;
+    let database = connect(settings).await?;
+    if settings.database.run_migrations {
+        Migrator::up(database.connection(), None)
+            .await
+            .context("could not apply database migrations")?;
+    }
+    let exported = database.store().export().await?;
+    database.close().await?;
+    let text = if format == "csv" {
+        exported.to_csv()
+    } else {
+        let mut json =
+            serde_json::to_string_pretty(&exported).context("could not write the catalog")?;
+        json.push('\n');
+        json
+    };
+    match file {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("could not write the catalog")?;
+        }
+    }
     Ok(())
 }
 

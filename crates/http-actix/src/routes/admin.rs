@@ -949,3 +949,59 @@ pub async fn stats(
     let sums = state.stats.sums(period).await?;
     Ok(HttpResponse::Ok().json(ReportDto::from(Report::new(period, sums))))
 }
+
+/// Query parameters of `GET /admin/catalog/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+}
+
+/// The whole catalog as a file, for a spreadsheet or another shop: `format=json` (the
+/// default) or `format=csv` (UTF-8, a header row, categories then products; cells a
+/// spreadsheet would run as formulas are written with a `'` before them). Categories are
+/// named by slug (with their parent's), products by SKU (with their category's slug).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/catalog/export",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
+    responses(
+        (status = 200, description = "The catalog, as JSON (`categories` and `products`) or CSV", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn export_catalog(
+    state: web::Data<ApiState>,
+    _admin: AdminCaller,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match query.format.as_deref().map(str::trim) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "format",
+                "invalid_format",
+                "format must be json or csv",
+            ));
+        }
+    };
+    let file = state.catalog_admin.export().await?;
+    let disposition = |name: &str| format!("attachment; filename=\"{name}\"");
+    Ok(if csv {
+        HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header(("Content-Disposition", disposition("catalog.csv")))
+            .body(file.to_csv())
+    } else {
+        HttpResponse::Ok()
+            .insert_header(("Content-Disposition", disposition("catalog.json")))
+            .json(file)
+    })
+}

@@ -173,6 +173,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
         },
         RouteDef {
             method: Method::GET,
+            path: "/api/v1/admin/catalog/export",
+            route: || web::get().to(admin::export_catalog),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
             path: "/api/v1/admin/stats",
             route: || web::get().to(admin::stats),
             enabled: always,

@@ -304,6 +304,8 @@ async fn each_admin_has_a_rate_limit_of_their_own() {
         })
     });
     let app = mocks.app().await;
+    // The limiters read tokio's clock: stopped, the allowance cannot refill mid-test.
+    tokio::time::pause();
     let list = |header: (&'static str, String)| {
         TestRequest::get()
             .uri("/api/v1/admin/orders")
@@ -714,4 +716,45 @@ async fn the_report_covers_every_day_and_names_a_bad_period() {
         .await;
         assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
     }
+}
+
+#[actix_web::test]
+async fn the_catalog_is_exported_as_json_or_csv() {
+    use domain::catalog_io::{CatalogFile, CategoryRecord};
+    let mut mocks = Mocks::new();
+    mocks.catalog_admin.expect_export().returning(|| {
+        Ok(CatalogFile {
+            categories: vec![CategoryRecord {
+                slug: "pizza".into(),
+                name: "=Пицца".into(),
+                parent_slug: None,
+                sort_order: 0,
+                is_active: true,
+            }],
+            products: vec![],
+        })
+    });
+    let app = mocks.app().await;
+    let export = |query: &str| {
+        TestRequest::get()
+            .uri(&format!("/api/v1/admin/catalog/export{query}"))
+            .insert_header(bearer())
+    };
+    let raw = call_raw(&app, export("")).await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.json()["categories"][0]["slug"], "pizza");
+    assert_eq!(raw.json()["categories"][0]["name"], "=Пицца");
+    let raw = call_raw(&app, export("?format=csv")).await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(
+        raw.header("content-disposition")
+            .unwrap()
+            .contains("catalog.csv")
+    );
+    assert!(raw.body.starts_with("kind,slug,"), "{}", raw.body);
+    // The spreadsheet would run it: written with a quote before it.
+    assert!(raw.body.contains(",'=Пицца,"), "{}", raw.body);
+    let body = problem(&app, export("?format=xml"), 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "format");
 }

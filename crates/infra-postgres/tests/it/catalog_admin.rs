@@ -461,3 +461,70 @@ mod products {
         ));
     }
 }
+
+mod export {
+    use domain::catalog_admin::{CategoryInput, NewCategory};
+
+    use super::*;
+
+    contract_tests!(the_export_names_categories_by_slug_parents_first_and_products_by_sku);
+
+    async fn the_export_names_categories_by_slug_parents_first_and_products_by_sku(
+        db: &TestDatabase,
+    ) {
+        let store = db.store();
+        // A child created before its parent would sort first by id: the export still puts
+        // the parent first.
+        let root = store
+            .create_category(&new("Напитки", "drinks", None), context())
+            .await
+            .unwrap();
+        let hot = NewCategory::parse(&CategoryInput {
+            name: Some("Горячие"),
+            slug: Some("hot"),
+            sort_order: Some(0),
+            parent_id: Some(Some(root.id.0)),
+            is_active: Some(false),
+        })
+        .unwrap();
+        store.create_category(&hot, context()).await.unwrap();
+        seed(
+            db,
+            &[stocked_category("pizza", &[("Маргарита", "450", Some(3))])],
+        )
+        .await;
+        let product = product_id(db, "Маргарита").await;
+        db.execute(&format!(
+            "UPDATE products SET sku = 'PZ-1' WHERE id = {}",
+            product.0
+        ))
+        .await
+        .unwrap();
+
+        let file = store.export().await.unwrap();
+        let slugs: Vec<_> = file
+            .categories
+            .iter()
+            .map(|c| (c.slug.as_str(), c.parent_slug.as_deref(), c.is_active))
+            .collect();
+        assert_eq!(
+            slugs,
+            [
+                ("drinks", None, true),
+                ("pizza", None, true),
+                ("hot", Some("drinks"), false)
+            ]
+        );
+        assert_eq!(file.products.len(), 1);
+        let exported = &file.products[0];
+        assert_eq!(exported.sku.as_deref(), Some("PZ-1"));
+        assert_eq!(exported.category_slug, "pizza");
+        assert_eq!(exported.price, "450.00");
+        assert_eq!(exported.stock, Some(3));
+        let csv = file.to_csv();
+        assert!(
+            csv.contains("\r\nproduct,,,pizza,PZ-1,Маргарита,,450.00,3,,true,0\r\n"),
+            "{csv}"
+        );
+    }
+}

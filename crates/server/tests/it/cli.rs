@@ -119,6 +119,26 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
     assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
     // fresh destroyed the data: seeding creates the catalog again.
     assert!(run(&["seed"]).contains("5 categories created"));
+
+    // The catalog exported: JSON to standard output, CSV to a file.
+    let json: serde_json::Value = serde_json::from_str(&run(&["catalog", "export"])).unwrap();
+    assert_eq!(json["categories"].as_array().unwrap().len(), 5);
+    let products = json["products"].as_array().unwrap().len();
+    assert!(products > 0);
+    let file = dir.join("catalog.csv");
+    run(&[
+        "catalog",
+        "export",
+        "--format",
+        "csv",
+        file.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert!(csv.starts_with("kind,slug,parent_slug,"), "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("product,")).count(),
+        products
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
