@@ -49,11 +49,19 @@ impl Period {
             })
         };
         let last = date("to", to).unwrap_or(today);
-        let first =
-            date("from", from).unwrap_or_else(|| last - Duration::days(DEFAULT_PERIOD_DAYS - 1));
+        let first = date("from", from)
+            .or_else(|| last.checked_sub(Duration::days(DEFAULT_PERIOD_DAYS - 1)));
         if !errors.is_empty() {
             return Err(errors);
         }
+        // The calendar's ends: a period must start, and end the day after its last day.
+        let (Some(first), Some(end)) = (first, last.next_day()) else {
+            return Err(vec![FieldError::new(
+                if first.is_none() { "from" } else { "to" },
+                "invalid_date",
+                "the period must lie within the years 0001 to 9999",
+            )]);
+        };
         let days = (last - first).whole_days() + 1;
         if days < 1 {
             return Err(vec![FieldError::new(
@@ -71,9 +79,7 @@ impl Period {
         }
         Ok(Self {
             from: first.with_time(Time::MIDNIGHT).assume_utc(),
-            to: (last + Duration::days(1))
-                .with_time(Time::MIDNIGHT)
-                .assume_utc(),
+            to: end.with_time(Time::MIDNIGHT).assume_utc(),
         })
     }
 
@@ -210,6 +216,11 @@ mod tests {
             [("from".to_owned(), "invalid_period")]
         );
         assert!(Period::parse(Some("2024-01-01"), Some("2025-12-01"), today).is_err());
+        // The calendar's ends are refused, never overflowed.
+        assert_eq!(
+            fields(Period::parse(Some("9999-12-31"), Some("9999-12-31"), today).unwrap_err()),
+            [("to".to_owned(), "invalid_date")]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use domain::catalog::product_search_text;
 use domain::catalog_admin::{
     AdminProduct, AdminProductFilter, CatalogChange, CatalogChangeError, CategoryPatch,
-    ChangeContext, NewCategory, NewProduct, ProductPatch, StockChange,
+    ChangeContext, MAX_STOCK, NewCategory, NewProduct, ProductPatch, StockChange,
 };
 use domain::catalog_io::{CatalogFile, CategoryRecord, ProductRecord};
 use domain::lifecycle::AuditRecord;
@@ -15,8 +15,9 @@ use domain::ports::CatalogAdmin;
 use domain::{Category, CategoryId, Page, Paginated, ProductId, RepositoryError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr, Statement,
 };
 use serde_json::json;
 
@@ -85,7 +86,13 @@ impl CatalogAdmin for SqlStore {
         context: ChangeContext,
     ) -> Result<Category, CatalogChangeError> {
         write_transaction(&self.db, "a category's update", async |transaction| {
-            let before = categories::Entity::find_by_id(id.0)
+            // Locked (PostgreSQL; SQLite's writers run one at a time): a concurrent change
+            // cannot slip between this read and the update, nor falsify the audit's before.
+            let mut find = categories::Entity::find_by_id(id.0);
+            if transaction.get_database_backend() == DatabaseBackend::Postgres {
+                find = find.lock_exclusive();
+            }
+            let before = find
                 .one(transaction)
                 .await
                 .map_err(|err| repository_error(err, "failed to find a category"))?
@@ -514,8 +521,13 @@ impl CatalogAdmin for SqlStore {
                 StockChange::Adjust { delta, .. } => (
                     r#"UPDATE "products" SET "stock" = "stock" + $1
                        WHERE "id" = $2 AND "stock" IS NOT NULL AND "stock" + $1 >= 0
+                         AND "stock" + $1 <= $3
                        RETURNING "stock""#,
-                    vec![(*delta).into(), product.0.into()],
+                    vec![
+                        (*delta).into(),
+                        product.0.into(),
+                        i64::from(MAX_STOCK).into(),
+                    ],
                 ),
             };
             let updated = transaction
@@ -529,8 +541,12 @@ impl CatalogAdmin for SqlStore {
                     .await
                     .map_err(|err| repository_error(err, "failed to find a product"))?
                     .ok_or(CatalogChangeError::NotFound)?;
+                let grows = matches!(change, StockChange::Adjust { delta, .. } if *delta > 0);
                 return Err(CatalogChangeError::StockConflict(match current.stock {
                     None => "the stock is unlimited: set a number of units first".to_owned(),
+                    Some(_) if grows => {
+                        format!("the stock would pass {MAX_STOCK} units")
+                    }
                     Some(left) => format!("only {left} units are left"),
                 }));
             };
@@ -571,12 +587,18 @@ fn admin_product(row: products::Model) -> Result<AdminProduct, RepositoryError> 
     })
 }
 
-/// The product `id` in the transaction, or `NotFound`.
+/// The product `id` in the transaction, locked on PostgreSQL until it ends (so that a
+/// concurrent change waits, and the search text and the audit's before are built from the
+/// row as it is), or `NotFound`.
 async fn load_product(
     transaction: &DatabaseTransaction,
     id: ProductId,
 ) -> Result<AdminProduct, CatalogChangeError> {
-    let row = products::Entity::find_by_id(id.0)
+    let mut find = products::Entity::find_by_id(id.0);
+    if transaction.get_database_backend() == DatabaseBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    let row = find
         .one(transaction)
         .await
         .map_err(|err| repository_error(err, "failed to find a product"))?

@@ -62,6 +62,10 @@ pub struct Database {
     placements: Arc<Placements>,
 }
 
+/// The connections a PostgreSQL pool keeps beyond `max_connections` for the ones held
+/// for the process's life (the catalog listener, the Telegram poller's lease).
+pub const LONG_HELD_CONNECTIONS: u32 = 2;
+
 impl Database {
     /// Opens a pool to `url`.
     ///
@@ -81,9 +85,20 @@ impl Database {
             url.to_owned()
         };
 
+        // On PostgreSQL two connections are held for the process's life, besides those
+        // that serve requests: the catalog listener's (`notify`) and, while this instance
+        // polls Telegram, the poller's lease (`roles`). The pool has room for them on top
+        // of `max_connections`, so that they never starve the requests.
+        let max_connections = if sqlite {
+            options.max_connections
+        } else {
+            options
+                .max_connections
+                .saturating_add(LONG_HELD_CONNECTIONS)
+        };
         let mut connect = ConnectOptions::new(url);
         connect
-            .max_connections(options.max_connections)
+            .max_connections(max_connections)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(options.idle_timeout)

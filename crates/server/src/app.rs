@@ -107,14 +107,21 @@ impl Application {
                         });
                     }
                     UpdatesMode::Polling => {
-                        let poller = Poller::new(
-                            telegram.clone(),
-                            store.clone(),
-                            Arc::new(bot()),
-                            Arc::new(SystemClock),
-                            PollerConfig::default(),
-                        );
-                        poller_task = Some(tokio::spawn(poller.run(background_stopped.clone())));
+                        let (source, roles, bot) =
+                            (telegram.clone(), store.clone(), Arc::new(bot()));
+                        let make_poller = move || {
+                            Poller::new(
+                                source.clone(),
+                                roles.clone(),
+                                Arc::clone(&bot),
+                                Arc::new(SystemClock),
+                                PollerConfig::default(),
+                            )
+                        };
+                        poller_task = Some(tokio::spawn(supervise_poller(
+                            make_poller,
+                            background_stopped.clone(),
+                        )));
                     }
                     UpdatesMode::Off => {}
                 }
@@ -311,6 +318,23 @@ async fn supervise_relay(make: impl Fn() -> Relay + Send + 'static, stop: watch:
                 }
                 tracing::error!(%error, "the notification relay crashed; restarting it");
                 // A pause, so that a relay failing at once does not spin.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs the Telegram poller until shutdown, restarting it if it ever crashes: the bot must
+/// not stop hearing its managers silently.
+async fn supervise_poller(make: impl Fn() -> Poller + Send + 'static, stop: watch::Receiver<bool>) {
+    loop {
+        match tokio::spawn(make().run(stop.clone())).await {
+            Ok(()) => return,
+            Err(error) => {
+                if *stop.borrow() {
+                    return;
+                }
+                tracing::error!(%error, "the Telegram poller crashed; restarting it");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }

@@ -343,16 +343,22 @@ fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
 }
 
 /// An optional RFC 3339 instant, named when it is not one.
+/// An optional RFC 3339 instant that UTC can express, named when it is not one.
 fn instant(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     value
         .map(|value| {
-            OffsetDateTime::parse(value.trim(), &Rfc3339).map_err(|_| {
-                ApiError::validation(
-                    field,
-                    "invalid_datetime",
-                    format!("{field} must be an RFC 3339 date and time, e.g. 2025-12-22T00:00:00Z"),
-                )
-            })
+            OffsetDateTime::parse(value.trim(), &Rfc3339)
+                .ok()
+                .and_then(|at| at.checked_to_offset(time::UtcOffset::UTC))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        field,
+                        "invalid_datetime",
+                        format!(
+                            "{field} must be an RFC 3339 date and time, e.g. 2025-12-22T00:00:00Z"
+                        ),
+                    )
+                })
         })
         .transpose()
 }

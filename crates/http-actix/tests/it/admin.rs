@@ -117,6 +117,8 @@ async fn the_order_list_reads_its_filters_and_pages() {
         ("created_from=yesterday", "created_from"),
         ("created_to=2025-13-01T00:00:00Z", "created_to"),
         ("customer_telegram_id=-4", "customer_telegram_id"),
+        // Valid RFC 3339, but past the end of what UTC can express.
+        ("created_to=9999-12-31T23:59:59-01:00", "created_to"),
         ("limit=0", "limit"),
     ] {
         let body = problem(

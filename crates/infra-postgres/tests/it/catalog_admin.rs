@@ -231,6 +231,15 @@ async fn stock_is_set_and_adjusted_never_below_zero(db: &TestDatabase) {
             .unwrap(),
         Some(0)
     );
+    // Never past the largest stock either.
+    let most = StockChange::adjust(i64::from(domain::catalog_admin::MAX_STOCK), "приёмка").unwrap();
+    store.change_stock(product, &most, context()).await.unwrap();
+    assert!(matches!(
+        store.change_stock(product, &adjust(1), context()).await,
+        Err(CatalogChangeError::StockConflict(reason)) if reason.contains("would pass")
+    ));
+    let back = StockChange::adjust(-i64::from(domain::catalog_admin::MAX_STOCK), "учёт").unwrap();
+    store.change_stock(product, &back, context()).await.unwrap();
     assert_eq!(stock(db, product).await, Some(0));
     assert_eq!(
         store
@@ -249,8 +258,8 @@ async fn stock_is_set_and_adjusted_never_below_zero(db: &TestDatabase) {
         .list_audit(&AuditFilter::default(), page(100, 0))
         .await
         .unwrap();
-    assert_eq!(log.total, 4, "refused changes are not audited");
-    let removal = &log.items[1];
+    assert_eq!(log.total, 6, "refused changes are not audited");
+    let removal = &log.items[3];
     assert_eq!(removal.action, "product.stock.adjust");
     assert_eq!(removal.before, json!({"stock": 7}));
     assert_eq!(
@@ -303,7 +312,55 @@ mod products {
     contract_tests!(
         products_are_created_changed_listed_and_deleted_with_their_audit,
         a_product_in_orders_is_kept_and_skus_are_unique,
+        concurrent_changes_of_name_and_description_keep_the_search_text_whole,
     );
+
+    /// One admin renames a product while another rewrites its description: the search
+    /// text is always built from the row as it ends up (each change waits for the other).
+    async fn concurrent_changes_of_name_and_description_keep_the_search_text_whole(
+        db: &TestDatabase,
+    ) {
+        let category = pizza(db).await;
+        let id = db
+            .store()
+            .create_product(&new_product(category, "Маргарита", None), context())
+            .await
+            .unwrap()
+            .product
+            .id;
+        for round in 0..10 {
+            let name = format!("Имя {round}");
+            let description = format!("Описание {round}");
+            let (a, b) = (db.store(), db.store());
+            let rename = tokio::spawn(async move {
+                let patch = ProductPatch {
+                    name: Some(name),
+                    ..ProductPatch::default()
+                };
+                a.update_product(id, &patch, context()).await.unwrap();
+            });
+            let describe = tokio::spawn(async move {
+                let patch = ProductPatch {
+                    description: Some(Some(description)),
+                    ..ProductPatch::default()
+                };
+                b.update_product(id, &patch, context()).await.unwrap();
+            });
+            rename.await.unwrap();
+            describe.await.unwrap();
+            let product = db.store().find_product(id).await.unwrap().unwrap().product;
+            let expected =
+                domain::catalog::product_search_text(&product.name, product.description.as_deref());
+            let stored = db
+                .query_i64(&format!(
+                    "SELECT COUNT(*) FROM products WHERE id = {} AND search_text = '{expected}'",
+                    id.0
+                ))
+                .await
+                .unwrap();
+            assert_eq!(stored, 1, "round {round}: {product:?}");
+        }
+    }
 
     fn new_product(category: i64, name: &str, sku: Option<&str>) -> NewProduct {
         NewProduct::parse(&ProductInput {
