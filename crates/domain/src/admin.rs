@@ -24,17 +24,20 @@ pub enum Admin {
     Person(TelegramId),
     /// A program holding `ADMIN_API_TOKEN`.
     ApiToken,
+    /// An operator at the server's command line (`server catalog import`).
+    Operator,
 }
 
 /// The audit log's name for [`Admin::ApiToken`].
 pub const API_TOKEN_ACTOR: &str = "api-token";
 
 impl Admin {
-    /// How the audit log names them: the Telegram id, or `api-token`.
+    /// How the audit log names them: the Telegram id, `api-token`, or `cli`.
     pub fn actor(&self) -> String {
         match self {
             Admin::Person(id) => id.get().to_string(),
             Admin::ApiToken => API_TOKEN_ACTOR.to_owned(),
+            Admin::Operator => "cli".to_owned(),
         }
     }
 
@@ -43,7 +46,7 @@ impl Admin {
     pub fn changed_by(&self) -> ChangedBy {
         match self {
             Admin::Person(id) => ChangedBy::Manager(*id),
-            Admin::ApiToken => ChangedBy::System,
+            Admin::ApiToken | Admin::Operator => ChangedBy::System,
         }
     }
 
@@ -52,7 +55,7 @@ impl Admin {
     pub fn rate_key(&self) -> i64 {
         match self {
             Admin::Person(id) => id.get(),
-            Admin::ApiToken => 0,
+            Admin::ApiToken | Admin::Operator => 0,
         }
     }
 }

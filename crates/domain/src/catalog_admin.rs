@@ -476,6 +476,9 @@ pub enum CatalogChangeError {
     /// An adjustment would take the stock below zero, or adjusts unlimited stock (409).
     #[error("{0}")]
     StockConflict(String),
+    /// An import refused as a whole: every problem found (422).
+    #[error("the import has {} problems", .0.len())]
+    Import(Vec<crate::catalog_io::ImportProblem>),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }

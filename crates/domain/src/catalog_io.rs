@@ -8,40 +8,362 @@
 //! is written with a `'` before it, and so is a cell that starts with `'`, so that the
 //! escaping can always be undone.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog_admin::{CategoryInput, MAX_STOCK, NewCategory, ProductInput, ProductPatch};
+use crate::error::FieldError;
 
 /// One category of the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CategoryRecord {
     pub slug: String,
     pub name: String,
     /// The parent's slug; `None` for a root.
+    #[serde(default)]
     pub parent_slug: Option<String>,
+    #[serde(default)]
     pub sort_order: i32,
+    #[serde(default = "active")]
     pub is_active: bool,
 }
 
+fn active() -> bool {
+    true
+}
+
 /// One product of the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductRecord {
+    #[serde(default)]
     pub sku: Option<String>,
     pub category_slug: String,
     pub name: String,
+    #[serde(default)]
     pub description: Option<String>,
     /// Roubles with two places.
     pub price: String,
     /// `None`: unlimited.
+    #[serde(default)]
     pub stock: Option<u32>,
+    #[serde(default)]
     pub images: Vec<String>,
+    #[serde(default = "active")]
     pub is_active: bool,
+    #[serde(default)]
     pub sort_order: i32,
 }
 
 /// The whole catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogFile {
+    #[serde(default)]
     pub categories: Vec<CategoryRecord>,
+    #[serde(default)]
     pub products: Vec<ProductRecord>,
+}
+
+/// Why an import was refused: where (the CSV line the record starts on; in JSON the
+/// record's position in its list, from 1), which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportProblem {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl ImportProblem {
+    pub fn new(line: usize, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What an import did, or would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ImportCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// An import's outcome: categories and products created, updated and left unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub categories: ImportCounts,
+    pub products: ImportCounts,
+}
+
+/// A file read for import, each record with the line it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImportFile {
+    pub categories: Vec<(usize, CategoryRecord)>,
+    pub products: Vec<(usize, ProductRecord)>,
+}
+
+impl ImportFile {
+    /// A JSON file (the export's shape).
+    pub fn from_json(text: &str) -> Result<Self, Vec<ImportProblem>> {
+        let file: CatalogFile = serde_json::from_str(text)
+            .map_err(|err| vec![ImportProblem::new(err.line(), "body", err.to_string())])?;
+        Ok(Self {
+            categories: (1..).zip(file.categories).collect(),
+            products: (1..).zip(file.products).collect(),
+        })
+    }
+
+    /// A CSV file (the export's shape: its header row, then `category` and `product`
+    /// rows in any order).
+    pub fn from_csv(text: &str) -> Result<Self, Vec<ImportProblem>> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let rows = parse_csv_rows(text)?;
+        let mut rows = rows.into_iter();
+        let Some((_, header)) = rows.next() else {
+            return Err(vec![ImportProblem::new(1, "header", "the file is empty")]);
+        };
+        if header.iter().map(String::as_str).ne(CSV_COLUMNS) {
+            return Err(vec![ImportProblem::new(
+                1,
+                "header",
+                format!("the header row must be {}", CSV_COLUMNS.join(",")),
+            )]);
+        }
+        let mut file = Self::default();
+        let mut problems = Vec::new();
+        for (line, cells) in rows {
+            if cells.len() == 1 && cells[0].is_empty() {
+                continue;
+            }
+            if cells.len() != CSV_COLUMNS.len() {
+                problems.push(ImportProblem::new(
+                    line,
+                    "row",
+                    format!("a row has {} cells, not {}", CSV_COLUMNS.len(), cells.len()),
+                ));
+                continue;
+            }
+            let cell = |i: usize| undefuse(&cells[i]).to_owned();
+            let optional = |i: usize| Some(cell(i)).filter(|c| !c.is_empty());
+            let mut flag = |field: &str, i: usize| match cell(i).as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    problems.push(ImportProblem::new(
+                        line,
+                        field,
+                        format!("{field} must be true or false"),
+                    ));
+                    true
+                }
+            };
+            let is_active = flag("is_active", 10);
+            let sort_order = match cell(11).parse::<i32>() {
+                Ok(order) => order,
+                Err(_) => {
+                    problems.push(ImportProblem::new(
+                        line,
+                        "sort_order",
+                        "sort_order must be a whole number",
+                    ));
+                    0
+                }
+            };
+            match cell(0).as_str() {
+                "category" => file.categories.push((
+                    line,
+                    CategoryRecord {
+                        slug: cell(1),
+                        name: cell(5),
+                        parent_slug: optional(2),
+                        sort_order,
+                        is_active,
+                    },
+                )),
+                "product" => {
+                    let stock = match optional(8).map(|s| s.parse::<u32>()) {
+                        None => None,
+                        Some(Ok(units)) => Some(units),
+                        Some(Err(_)) => {
+                            problems.push(ImportProblem::new(
+                                line,
+                                "stock",
+                                "stock must be a whole number of units, or empty for unlimited",
+                            ));
+                            None
+                        }
+                    };
+                    file.products.push((
+                        line,
+                        ProductRecord {
+                            sku: optional(4),
+                            category_slug: cell(3),
+                            name: cell(5),
+                            description: optional(6),
+                            price: cell(7),
+                            stock,
+                            images: cell(9).split_whitespace().map(str::to_owned).collect(),
+                            is_active,
+                            sort_order,
+                        },
+                    ));
+                }
+                other => problems.push(ImportProblem::new(
+                    line,
+                    "kind",
+                    format!("kind must be category or product, not {other:?}"),
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every record checked by the admin API's own rules, and the names unique within
+    /// the file: the problems, or none.
+    pub fn problems(&self) -> Vec<ImportProblem> {
+        let mut problems = Vec::new();
+        let mut push = |line: usize, errors: Vec<FieldError>| {
+            problems.extend(
+                errors
+                    .into_iter()
+                    .map(|e| ImportProblem::new(line, e.field, e.message)),
+            );
+        };
+        let mut slugs = std::collections::HashSet::new();
+        for (line, category) in &self.categories {
+            let input = CategoryInput {
+                name: Some(&category.name),
+                slug: Some(&category.slug),
+                sort_order: Some(i64::from(category.sort_order)),
+                parent_id: None,
+                is_active: Some(category.is_active),
+            };
+            if let Err(errors) = NewCategory::parse(&input) {
+                push(*line, errors);
+            }
+            if !slugs.insert(category.slug.as_str()) {
+                push(
+                    *line,
+                    vec![FieldError::new(
+                        "slug",
+                        "duplicate",
+                        "the file names this slug twice",
+                    )],
+                );
+            }
+            if category.parent_slug.as_deref() == Some(category.slug.as_str()) {
+                push(
+                    *line,
+                    vec![FieldError::new(
+                        "parent_slug",
+                        "invalid_parent",
+                        "a category cannot be under itself",
+                    )],
+                );
+            }
+        }
+        let mut skus = std::collections::HashSet::new();
+        for (line, product) in &self.products {
+            let input = ProductInput {
+                category_id: None,
+                name: Some(&product.name),
+                description: Some(product.description.as_deref()),
+                price: Some(&product.price),
+                images: Some(product.images.clone()),
+                is_active: Some(product.is_active),
+                sort_order: Some(i64::from(product.sort_order)),
+                sku: Some(product.sku.as_deref()),
+                stock: None,
+            };
+            if let Err(errors) = ProductPatch::parse(&input) {
+                push(*line, errors);
+            }
+            if product.stock.is_some_and(|units| units > MAX_STOCK) {
+                push(
+                    *line,
+                    vec![FieldError::new(
+                        "stock",
+                        "out_of_range",
+                        format!("stock must be at most {MAX_STOCK}"),
+                    )],
+                );
+            }
+            if let Some(sku) = &product.sku
+                && !skus.insert(sku.as_str())
+            {
+                push(
+                    *line,
+                    vec![FieldError::new(
+                        "sku",
+                        "duplicate",
+                        "the file names this sku twice",
+                    )],
+                );
+            }
+        }
+        problems
+    }
+}
+
+/// RFC 4180 rows, each with the line it starts on: quoted cells may hold commas, quotes
+/// (doubled) and line breaks; lines end with CRLF or LF.
+fn parse_csv_rows(text: &str) -> Result<Vec<(usize, Vec<String>)>, Vec<ImportProblem>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let (mut line, mut row_line) = (1, 1);
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                '"' => quoted = false,
+                '\n' => {
+                    line += 1;
+                    cell.push(c);
+                }
+                _ => cell.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if cell.is_empty() => quoted = true,
+            ',' => row.push(std::mem::take(&mut cell)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                row.push(std::mem::take(&mut cell));
+                rows.push((row_line, std::mem::take(&mut row)));
+                line += 1;
+                row_line = line;
+            }
+            _ => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err(vec![ImportProblem::new(
+            row_line,
+            "row",
+            "a quoted cell is never closed",
+        )]);
+    }
+    if !cell.is_empty() || !row.is_empty() {
+        row.push(cell);
+        rows.push((row_line, row));
+    }
+    Ok(rows)
 }
 
 /// The CSV file's columns, in order.
@@ -191,5 +513,65 @@ mod tests {
             "product,,,pizza,PZ-1,\"Маргарита, большая\",\"'=HYPERLINK(\"\"x\"\")\",590.00,,https://a/1.jpg https://a/2.jpg,false,3"
         );
         assert_eq!(lines[3], "");
+    }
+
+    #[test]
+    fn an_exported_csv_reads_back_as_it_was_and_bad_rows_are_named_by_line() {
+        let file = CatalogFile {
+            categories: vec![
+                CategoryRecord {
+                    slug: "pizza".into(),
+                    name: "-Пицца, \"лучшая\"".into(),
+                    parent_slug: None,
+                    sort_order: 1,
+                    is_active: true,
+                },
+                CategoryRecord {
+                    slug: "spicy".into(),
+                    name: "'Острая'".into(),
+                    parent_slug: Some("pizza".into()),
+                    sort_order: 0,
+                    is_active: false,
+                },
+            ],
+            products: vec![ProductRecord {
+                sku: None,
+                category_slug: "spicy".into(),
+                name: "=Диабло".into(),
+                description: Some("строка 1\nстрока 2".into()),
+                price: "590.00".into(),
+                stock: Some(4),
+                images: vec!["https://a/1.jpg".into(), "https://a/2.jpg".into()],
+                is_active: true,
+                sort_order: 2,
+            }],
+        };
+        let read = ImportFile::from_csv(&file.to_csv()).unwrap();
+        let categories: Vec<_> = read.categories.iter().map(|(_, c)| c.clone()).collect();
+        let products: Vec<_> = read.products.iter().map(|(_, p)| p.clone()).collect();
+        assert_eq!(categories, file.categories);
+        assert_eq!(products, file.products);
+        assert_eq!(read.products[0].0, 4, "the line the record starts on");
+        assert!(read.problems().is_empty(), "{:?}", read.problems());
+
+        let bad = format!(
+            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0\r\nproduct,,,x,,Товар,,0,-1,,maybe,0\r\n",
+            CSV_COLUMNS.join(",")
+        );
+        let problems = ImportFile::from_csv(&bad).unwrap_err();
+        let named: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect();
+        assert_eq!(named, [(3, "is_active"), (3, "stock")]);
+        let bad = format!(
+            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0\r\n",
+            CSV_COLUMNS.join(",")
+        );
+        let problems = ImportFile::from_csv(&bad).unwrap().problems();
+        assert_eq!(problems[0].line, 2);
+        assert_eq!(problems[0].field, "slug");
+        assert!(ImportFile::from_csv("kind,slug\r\n").is_err());
+        assert!(ImportFile::from_json("{\"categories\": [{\"slug\": 1}]}").is_err());
     }
 }

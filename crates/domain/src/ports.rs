@@ -224,6 +224,17 @@ pub trait CatalogAdmin: Send + Sync {
         context: crate::catalog_admin::ChangeContext,
     ) -> Result<(), crate::catalog_admin::CatalogChangeError>;
 
+    /// Upserts the file's categories by slug and products by SKU (a product without one
+    /// by its category and name), all or nothing, with one audit row: any problem refuses
+    /// the whole file with every problem found (`Import`). A dry run changes nothing and
+    /// answers what would be created, updated and left unchanged.
+    async fn import(
+        &self,
+        file: &crate::catalog_io::ImportFile,
+        dry_run: bool,
+        context: crate::catalog_admin::ChangeContext,
+    ) -> Result<crate::catalog_io::ImportReport, crate::catalog_admin::CatalogChangeError>;
+
     /// The whole catalog as a file: categories parents first (then by sort order and id),
     /// products by category, sort order and id.
     async fn export(&self) -> Result<crate::catalog_io::CatalogFile, RepositoryError>;

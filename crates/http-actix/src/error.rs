@@ -61,6 +61,8 @@ pub enum ApiError {
     ProductInOrders {
         orders: u64,
     },
+    /// A catalog import refused as a whole, with every problem found.
+    ImportRefused(Vec<domain::catalog_io::ImportProblem>),
     /// The order's current status may not become the one asked for.
     InvalidTransition {
         current: domain::OrderStatus,
@@ -111,6 +113,7 @@ impl ApiError {
             ApiError::CategoryNotEmpty { .. } => "category_not_empty",
             ApiError::StockConflict(_) => "stock_conflict",
             ApiError::ProductInOrders { .. } => "product_in_orders",
+            ApiError::ImportRefused(_) => "import_refused",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -143,6 +146,7 @@ impl ApiError {
             ApiError::CategoryNotEmpty { .. } => "The category is not empty",
             ApiError::StockConflict(_) => "The stock cannot take this change",
             ApiError::ProductInOrders { .. } => "The product appears in orders",
+            ApiError::ImportRefused(_) => "The file cannot be imported",
             ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
             ApiError::Unavailable(_) => "The service is temporarily unavailable",
@@ -214,6 +218,10 @@ impl ApiError {
                  move or delete them first, or deactivate the category (is_active: false)"
             )),
             ApiError::StockConflict(reason) => Some(reason.clone()),
+            ApiError::ImportRefused(problems) => Some(format!(
+                "nothing was imported: {} problems, listed in `problems` (line, field, message)",
+                problems.len()
+            )),
             ApiError::ProductInOrders { orders } => Some(format!(
                 "the product appears in {orders} orders, which keep it; deactivate it instead \
                  (is_active: false)"
@@ -280,6 +288,10 @@ impl ApiError {
             ),
             _ => None,
         };
+        let problems = match self {
+            ApiError::ImportRefused(problems) => Some(problems.as_slice()),
+            _ => None,
+        };
         let current_status = match self {
             ApiError::InvalidTransition { current, .. }
             | ApiError::OrderNotCancellable(current) => Some(current.as_str()),
@@ -295,6 +307,7 @@ impl ApiError {
             product_ids,
             products,
             current_status,
+            problems,
         }
     }
 }
@@ -348,6 +361,10 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub current_status: Option<&'a str>,
+    /// With `import_refused`: every problem of the file, `{line, field, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Vec<Object>>)]
+    pub problems: Option<&'a [domain::catalog_io::ImportProblem]>,
 }
 
 /// A product the order wanted more of than is left.
@@ -377,7 +394,8 @@ impl ResponseError for ApiError {
             | ApiError::ProductNotFound(_)
             | ApiError::ProductUnavailable(_)
             | ApiError::OrderTotalTooLarge
-            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::IdempotencyKeyReused
+            | ApiError::ImportRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InsufficientStock(_)
             | ApiError::IdempotencyKeyInUse
             | ApiError::OrderNotCancellable(_)

@@ -62,6 +62,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::admin::set_stock,
         routes::admin::adjust_stock,
         routes::admin::export_catalog,
+        routes::admin::import_catalog,
         routes::admin::stats,
         routes::admin::list_audit,
         routes::assets::demo_asset,

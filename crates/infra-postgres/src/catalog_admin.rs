@@ -9,7 +9,7 @@ use domain::catalog_admin::{
     AdminProduct, AdminProductFilter, CatalogChange, CatalogChangeError, CategoryPatch,
     ChangeContext, MAX_STOCK, NewCategory, NewProduct, ProductPatch, StockChange,
 };
-use domain::catalog_io::{CatalogFile, CategoryRecord, ProductRecord};
+use domain::catalog_io::{CatalogFile, CategoryRecord, ImportFile, ImportReport, ProductRecord};
 use domain::lifecycle::AuditRecord;
 use domain::ports::CatalogAdmin;
 use domain::{Category, CategoryId, Page, Paginated, ProductId, RepositoryError};
@@ -436,6 +436,15 @@ impl CatalogAdmin for SqlStore {
             .await
         })
         .await
+    }
+
+    async fn import(
+        &self,
+        file: &ImportFile,
+        dry_run: bool,
+        context: ChangeContext,
+    ) -> Result<ImportReport, CatalogChangeError> {
+        crate::catalog_import::import(self, file, dry_run, context).await
     }
 
     async fn export(&self) -> Result<CatalogFile, RepositoryError> {

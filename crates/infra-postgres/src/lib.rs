@@ -31,6 +31,7 @@
 
 mod catalog;
 mod catalog_admin;
+mod catalog_import;
 mod database;
 mod entities;
 mod error;

@@ -50,7 +50,7 @@ pub enum Command {
         #[command(subcommand)]
         action: TelegramAction,
     },
-    /// Export the catalog (see README, Administration).
+    /// Export or import the catalog (see README, Administration).
     Catalog {
         #[command(subcommand)]
         action: CatalogAction,
@@ -82,6 +82,14 @@ pub enum CatalogAction {
         format: String,
         /// Where to write it; standard output when absent. An existing file is replaced.
         file: Option<std::path::PathBuf>,
+    },
+    /// Import FILE (the export's shape, JSON or CSV by its extension), all or nothing:
+    /// categories by slug, products by SKU. Audited as `cli`.
+    Import {
+        file: std::path::PathBuf,
+        /// Only print what would be created, updated and left unchanged.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -257,15 +265,80 @@ async fn seed(settings: &Settings) -> anyhow::Result<()> {
 
 async fn catalog(settings: &Settings, action: CatalogAction) -> anyhow::Result<()> {
     use domain::ports::CatalogAdmin;
-    let CatalogAction::Export { format, file } = action;
     let database = connect(settings).await?;
     if settings.database.run_migrations {
         Migrator::up(database.connection(), None)
             .await
             .context("could not apply database migrations")?;
     }
-    let exported = database.store().export().await?;
+    let outcome = match action {
+        CatalogAction::Export { format, file } => export(&database, &format, file.as_deref()).await,
+        CatalogAction::Import { file, dry_run } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let csv = file
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+            let parsed = if csv {
+                domain::catalog_io::ImportFile::from_csv(&text)
+            } else {
+                domain::catalog_io::ImportFile::from_json(&text)
+            };
+            let imported = match parsed {
+                Ok(parsed) => {
+                    let context = domain::catalog_admin::ChangeContext {
+                        admin: domain::admin::Admin::Operator,
+                        at: time::OffsetDateTime::now_utc(),
+                    };
+                    database.store().import(&parsed, dry_run, context).await
+                }
+                Err(problems) => Err(domain::catalog_admin::CatalogChangeError::Import(problems)),
+            };
+            match imported {
+                Ok(report) => {
+                    println!(
+                        "{}categories: {} created, {} updated, {} unchanged; products: {} created, {} updated, {} unchanged",
+                        if dry_run {
+                            "dry run, nothing changed: "
+                        } else {
+                            ""
+                        },
+                        report.categories.created,
+                        report.categories.updated,
+                        report.categories.unchanged,
+                        report.products.created,
+                        report.products.updated,
+                        report.products.unchanged
+                    );
+                    Ok(())
+                }
+                Err(domain::catalog_admin::CatalogChangeError::Import(problems)) => {
+                    for problem in &problems {
+                        eprintln!(
+                            "line {}: {}: {}",
+                            problem.line, problem.field, problem.message
+                        );
+                    }
+                    Err(anyhow::anyhow!(
+                        "nothing was imported: {} problems",
+                        problems.len()
+                    ))
+                }
+                Err(error) => Err(anyhow::Error::new(error).context("the import failed")),
+            }
+        }
+    };
     database.close().await?;
+    outcome
+}
+
+async fn export(
+    database: &infra_postgres::Database,
+    format: &str,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use domain::ports::CatalogAdmin;
+    let exported = database.store().export().await?;
     let text = if format == "csv" {
         exported.to_csv()
     } else {
@@ -275,7 +348,7 @@ async fn catalog(settings: &Settings, action: CatalogAction) -> anyhow::Result<(
         json
     };
     match file {
-        Some(path) => std::fs::write(&path, text)
+        Some(path) => std::fs::write(path, text)
             .with_context(|| format!("could not write {}", path.display()))?,
         None => {
             use std::io::Write;

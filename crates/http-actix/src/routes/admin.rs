@@ -11,6 +11,7 @@ use domain::catalog_admin::{
     AdminProductFilter, CatalogChangeError, CategoryInput, CategoryPatch, ChangeContext,
     NewCategory, NewProduct, ProductInput, ProductPatch, StockChange,
 };
+use domain::catalog_io::ImportFile;
 use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
 use domain::stats::{Period, Report};
 use domain::{CategoryId, OrderId, OrderStatus, ProductId, TelegramId};
@@ -657,6 +658,7 @@ fn catalog_error(error: CatalogChangeError, not_found: &'static str) -> ApiError
             ApiError::CategoryNotEmpty { products, children }
         }
         CatalogChangeError::StockConflict(reason) => ApiError::StockConflict(reason),
+        CatalogChangeError::Import(problems) => ApiError::ImportRefused(problems),
         CatalogChangeError::Repository(error) => error.into(),
     }
 }
@@ -1010,4 +1012,95 @@ pub async fn export_catalog(
             .insert_header(("Content-Disposition", disposition("catalog.json")))
             .json(file)
     })
+}
+
+/// The largest file an import reads.
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Query parameters of `POST /admin/catalog/import`.
+#[derive(Debug, Deserialize)]
+pub struct ImportQuery {
+    pub dry_run: Option<String>,
+}
+
+/// Imports a catalog file (the export's shape): the body as `application/json` or
+/// `text/csv`, at most 16 MiB. Categories are upserted by slug and products by SKU (a
+/// product without one by its category and name), all or nothing: any invalid record
+/// refuses the whole file, 422 `import_refused` with every problem as `{line, field,
+/// message}`. `dry_run=true` changes nothing and answers what would be created, updated
+/// and left unchanged. Exporting then importing changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/catalog/import",
+    tag = "admin",
+    security(("tma" = []), ("bearer" = [])),
+    params(("dry_run" = Option<bool>, Query, description = "Only say what would change (default false)")),
+    request_body(content = String, description = "The catalog, as the export writes it", content_type = "text/csv"),
+    responses(
+        (status = 200, description = "What was (or, in a dry run, would be) created, updated and left unchanged", body = Object),
+        (status = 401, response = crate::openapi::AdminUnauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn import_catalog(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cache: web::Data<CatalogCache>,
+    AdminCaller(admin): AdminCaller,
+    query: web::Query<ImportQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let dry_run = domain::catalog::bool_param("dry_run", query.dry_run.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mime = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let csv = match mime.as_str() {
+        "text/csv" => true,
+        "application/json" => false,
+        _ => return Err(ApiError::UnsupportedMediaType),
+    };
+    let body = match payload.to_bytes_limited(MAX_IMPORT_BYTES).await {
+        Err(_) => {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_IMPORT_BYTES,
+            });
+        }
+        Ok(Err(_)) => {
+            return Err(ApiError::MalformedJson(
+                "the request body could not be read".into(),
+            ));
+        }
+        Ok(Ok(body)) => body,
+    };
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::validation("body", "invalid_utf8", "the file must be UTF-8"))?;
+    let file = if csv {
+        ImportFile::from_csv(text)
+    } else {
+        ImportFile::from_json(text)
+    }
+    .map_err(ApiError::ImportRefused)?;
+    let report = state
+        .catalog_admin
+        .import(&file, dry_run, context(admin))
+        .await
+        .map_err(|error| catalog_error(error, "Category not found"))?;
+    if !dry_run {
+        cache.clear();
+    }
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -178,6 +178,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             enabled: always,
         },
         RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/catalog/import",
+            route: || web::post().to(admin::import_catalog),
+            enabled: always,
+        },
+        RouteDef {
             method: Method::GET,
             path: "/api/v1/admin/stats",
             route: || web::get().to(admin::stats),

@@ -760,3 +760,74 @@ async fn the_catalog_is_exported_as_json_or_csv() {
     let body = problem(&app, export("?format=xml"), 422, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "format");
 }
+
+#[actix_web::test]
+async fn an_import_reads_csv_or_json_and_names_every_problem() {
+    use domain::catalog_admin::CatalogChangeError;
+    use domain::catalog_io::{CSV_COLUMNS, ImportCounts, ImportProblem, ImportReport};
+    let mut mocks = Mocks::new();
+    mocks
+        .catalog_admin
+        .expect_import()
+        .returning(|file, dry_run, _| {
+            if file.categories.iter().any(|(_, c)| c.slug == "orphan") {
+                return Err(CatalogChangeError::Import(vec![ImportProblem::new(
+                    2,
+                    "parent_slug",
+                    "parent_slug \"nowhere\" names no category",
+                )]));
+            }
+            Ok(ImportReport {
+                dry_run,
+                categories: ImportCounts {
+                    created: file.categories.len() as u64,
+                    ..ImportCounts::default()
+                },
+                products: ImportCounts::default(),
+            })
+        });
+    let app = mocks.app().await;
+    let header = CSV_COLUMNS.join(",");
+    let import = |query: &str, content_type: &str, body: String| {
+        TestRequest::post()
+            .uri(&format!("/api/v1/admin/catalog/import{query}"))
+            .insert_header(bearer())
+            .insert_header(("Content-Type", content_type.to_owned()))
+            .set_payload(body)
+    };
+    let csv = format!("{header}\r\ncategory,pizza,,,,Пицца,,,,,true,0\r\n");
+    let (status, _, body) = call(&app, import("?dry_run=true", "text/csv", csv.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(body["categories"]["created"], 1);
+    let json = r#"{"categories": [{"slug": "pizza", "name": "Пицца"}]}"#.to_owned();
+    let (status, _, body) = call(&app, import("", "application/json", json)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], false);
+
+    // Rows the server can read but not accept: every problem, by line.
+    let bad = format!(
+        "{header}\r\ncategory,Bad Slug,,,,,,,,,true,0\r\nproduct,,,pizza,,x,,0,,,maybe,0\r\n"
+    );
+    let body = problem(&app, import("", "text/csv", bad), 422, "import_refused").await;
+    let problems = body["problems"].as_array().unwrap();
+    assert_eq!(problems[0]["line"], 3);
+    assert_eq!(problems[0]["field"], "is_active");
+    let orphan = format!("{header}\r\ncategory,orphan,nowhere,,,Сирота,,,,,true,0\r\n");
+    let body = problem(&app, import("", "text/csv", orphan), 422, "import_refused").await;
+    assert_eq!(body["problems"][0]["field"], "parent_slug");
+    problem(
+        &app,
+        import("", "text/plain", csv.clone()),
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    problem(
+        &app,
+        import("?dry_run=perhaps", "text/csv", csv),
+        422,
+        "validation_failed",
+    )
+    .await;
+}

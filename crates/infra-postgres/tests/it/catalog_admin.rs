@@ -585,3 +585,148 @@ mod export {
         );
     }
 }
+
+mod import {
+    use domain::catalog_io::{ImportFile, ImportReport};
+
+    use super::*;
+
+    contract_tests!(export_then_import_changes_nothing_and_an_import_upserts_all_or_nothing,);
+
+    fn counts(report: &ImportReport) -> [u64; 6] {
+        [
+            report.categories.created,
+            report.categories.updated,
+            report.categories.unchanged,
+            report.products.created,
+            report.products.updated,
+            report.products.unchanged,
+        ]
+    }
+
+    async fn export_then_import_changes_nothing_and_an_import_upserts_all_or_nothing(
+        db: &TestDatabase,
+    ) {
+        seed(
+            db,
+            &[
+                stocked_category(
+                    "pizza",
+                    &[("Маргарита", "450", Some(3)), ("Пепперони", "690", None)],
+                ),
+                stocked_category("drinks", &[("Квас", "90", None)]),
+            ],
+        )
+        .await;
+        db.execute("UPDATE products SET sku = 'KV-1' WHERE name = 'Квас'")
+            .await
+            .unwrap();
+        let store = db.store();
+        let exported = store.export().await.unwrap();
+
+        // The export read back, as CSV and as JSON: nothing to do.
+        for file in [
+            ImportFile::from_csv(&exported.to_csv()).unwrap(),
+            ImportFile::from_json(&serde_json::to_string(&exported).unwrap()).unwrap(),
+        ] {
+            let report = store.import(&file, false, context()).await.unwrap();
+            assert_eq!(counts(&report), [0, 0, 2, 0, 0, 3]);
+        }
+
+        // A new category under pizza, a renamed kvass (by SKU), a new product; dry run first.
+        let mut changed = exported.clone();
+        changed.categories.push(domain::catalog_io::CategoryRecord {
+            slug: "spicy".into(),
+            name: "Острая".into(),
+            parent_slug: Some("pizza".into()),
+            sort_order: 0,
+            is_active: true,
+        });
+        let kvass = changed
+            .products
+            .iter_mut()
+            .find(|p| p.sku.as_deref() == Some("KV-1"))
+            .unwrap();
+        kvass.name = "Квас хлебный".into();
+        let mut diablo = kvass.clone();
+        diablo.sku = Some("PZ-D".into());
+        diablo.category_slug = "spicy".into();
+        diablo.name = "Диабло".into();
+        changed.products.push(diablo);
+        let file = ImportFile::from_csv(&changed.to_csv()).unwrap();
+        let dry = store.import(&file, true, context()).await.unwrap();
+        assert!(dry.dry_run);
+        assert_eq!(counts(&dry), [1, 0, 2, 1, 1, 2]);
+        assert_eq!(
+            store.all_categories().await.unwrap().len(),
+            2,
+            "a dry run writes nothing"
+        );
+        let done = store.import(&file, false, context()).await.unwrap();
+        assert_eq!(counts(&done), [1, 0, 2, 1, 1, 2]);
+        assert_eq!(store.all_categories().await.unwrap().len(), 3);
+        let log = store
+            .list_audit(&AuditFilter::default(), page(10, 0))
+            .await
+            .unwrap();
+        assert_eq!(log.items[0].action, "catalog.import");
+        // And once more: nothing left to do.
+        let again = store.import(&file, false, context()).await.unwrap();
+        assert_eq!(counts(&again), [0, 0, 3, 0, 0, 4]);
+
+        // One bad record refuses the whole file: a missing parent, a fourth level.
+        let mut broken = changed.clone();
+        broken.products[0].name = "Переименована".into();
+        broken.categories.push(domain::catalog_io::CategoryRecord {
+            slug: "orphan".into(),
+            name: "Сирота".into(),
+            parent_slug: Some("nowhere".into()),
+            sort_order: 0,
+            is_active: true,
+        });
+        let refused = store
+            .import(
+                &ImportFile::from_csv(&broken.to_csv()).unwrap(),
+                false,
+                context(),
+            )
+            .await;
+        let Err(CatalogChangeError::Import(problems)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(problems[0].field, "parent_slug");
+        let mut deep = changed.clone();
+        for (slug, parent) in [("very", "spicy"), ("too-deep", "very")] {
+            deep.categories.push(domain::catalog_io::CategoryRecord {
+                slug: slug.into(),
+                name: slug.into(),
+                parent_slug: Some(parent.into()),
+                sort_order: 0,
+                is_active: true,
+            });
+        }
+        let refused = store
+            .import(
+                &ImportFile::from_csv(&deep.to_csv()).unwrap(),
+                false,
+                context(),
+            )
+            .await;
+        let Err(CatalogChangeError::Import(problems)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(problems[0].field, "parent_slug", "{problems:?}");
+        assert!(problems[0].message.contains("3 levels"), "{problems:?}");
+        // Nothing of either was written.
+        assert_eq!(store.all_categories().await.unwrap().len(), 3);
+        let names: Vec<String> = store
+            .export()
+            .await
+            .unwrap()
+            .products
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert!(!names.contains(&"Переименована".to_owned()));
+    }
+}

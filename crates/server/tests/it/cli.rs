@@ -139,6 +139,14 @@ fn migrate_and_seed_commands_work_on_the_embedded_database() {
         csv.lines().filter(|l| l.starts_with("product,")).count(),
         products
     );
+    // And back: nothing to change, in a dry run and for real.
+    let dry = run(&["catalog", "import", "--dry-run", file.to_str().unwrap()]);
+    assert!(
+        dry.starts_with("dry run") && dry.contains("0 created, 0 updated"),
+        "{dry}"
+    );
+    let done = run(&["catalog", "import", file.to_str().unwrap()]);
+    assert!(done.contains("products: 0 created, 0 updated"), "{done}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
