@@ -115,7 +115,8 @@ impl ImportFile {
         Ok(Self {
             categories: (1..).zip(file.categories).collect(),
             products: (1..).zip(file.products).collect(),
-        })
+        }
+        .normalised())
     }
 
     /// A CSV file (the export's shape: its header row, then `category` and `product`
@@ -144,7 +145,7 @@ impl ImportFile {
                 problems.push(ImportProblem::new(
                     line,
                     "row",
-                    format!("a row has {} cells, not {}", CSV_COLUMNS.len(), cells.len()),
+                    format!("a row has {} cells, not {}", cells.len(), CSV_COLUMNS.len()),
                 ));
                 continue;
             }
@@ -221,10 +222,30 @@ impl ImportFile {
             }
         }
         if problems.is_empty() {
-            Ok(file)
+            Ok(file.normalised())
         } else {
             Err(problems)
         }
+    }
+
+    /// The records as the admin API would store them: names and SKUs trimmed, a blank
+    /// description none. What is checked is then exactly what is written.
+    fn normalised(mut self) -> Self {
+        for (_, category) in &mut self.categories {
+            category.name = category.name.trim().to_owned();
+            category.slug = category.slug.trim().to_owned();
+        }
+        for (_, product) in &mut self.products {
+            product.name = product.name.trim().to_owned();
+            product.sku = product.sku.take().map(|sku| sku.trim().to_owned());
+            product.description = product
+                .description
+                .take()
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty());
+            product.price = product.price.trim().to_owned();
+        }
+        self
     }
 
     /// Every record checked by the admin API's own rules, and the names unique within
@@ -272,6 +293,7 @@ impl ImportFile {
             }
         }
         let mut skus = std::collections::HashSet::new();
+        let mut unnamed = std::collections::HashSet::new();
         for (line, product) in &self.products {
             let input = ProductInput {
                 category_id: None,
@@ -294,6 +316,18 @@ impl ImportFile {
                         "stock",
                         "out_of_range",
                         format!("stock must be at most {MAX_STOCK}"),
+                    )],
+                );
+            }
+            if product.sku.is_none()
+                && !unnamed.insert((product.category_slug.as_str(), product.name.as_str()))
+            {
+                push(
+                    *line,
+                    vec![FieldError::new(
+                        "sku",
+                        "duplicate",
+                        "two products without a sku have this category and name: give them skus",
                     )],
                 );
             }
@@ -573,5 +607,22 @@ mod tests {
         assert_eq!(problems[0].field, "slug");
         assert!(ImportFile::from_csv("kind,slug\r\n").is_err());
         assert!(ImportFile::from_json("{\"categories\": [{\"slug\": 1}]}").is_err());
+    }
+
+    #[test]
+    fn what_is_checked_is_what_is_written_and_unnamed_twins_are_refused() {
+        let json = r#"{"products": [
+            {"category_slug": "pizza", "name": "  Маргарита ", "description": "   ", "price": "590", "sku": " PZ-1 "},
+            {"category_slug": "pizza", "name": "Без артикула", "price": "100"},
+            {"category_slug": "pizza", "name": "Без артикула", "price": "200"}
+        ]}"#;
+        let file = ImportFile::from_json(json).unwrap();
+        let first = &file.products[0].1;
+        assert_eq!(first.name, "Маргарита");
+        assert_eq!(first.description, None);
+        assert_eq!(first.sku.as_deref(), Some("PZ-1"));
+        let problems = file.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].line, problems[0].field.as_str()), (3, "sku"));
     }
 }

@@ -69,6 +69,17 @@ async fn apply(
     context: ChangeContext,
 ) -> Result<ImportReport, Stop> {
     let backend = transaction.get_database_backend();
+    if backend == sea_orm::DatabaseBackend::Postgres {
+        // The snapshot below is what the import compares and matches against: no other
+        // catalog change may slip in until it commits (SQLite's writers run one at a
+        // time already). Orders wait for the import too.
+        transaction
+            .execute_unprepared(
+                r#"LOCK TABLE "categories", "products" IN SHARE ROW EXCLUSIVE MODE"#,
+            )
+            .await
+            .map_err(|err| repository_error(err, "failed to lock the catalog"))?;
+    }
     let existing = categories::Entity::find()
         .all(transaction)
         .await
@@ -138,7 +149,7 @@ async fn apply(
                             .and_where(Expr::col(categories::Column::Id).eq(row.id))
                             .to_owned();
                         if let Err(err) = transaction.execute(&update).await {
-                            return Err(refusal(*line, err));
+                            return Err(refusal(*line, "slug", err));
                         }
                         &mut report.categories.updated
                     }
@@ -171,7 +182,7 @@ async fn apply(
                             ids.insert(category.slug.clone(), id);
                         }
                         Ok(None) => {}
-                        Err(err) => return Err(refusal(*line, err)),
+                        Err(err) => return Err(refusal(*line, "slug", err)),
                     }
                     &mut report.categories.created
                 }
@@ -189,6 +200,17 @@ async fn apply(
         .all(transaction)
         .await
         .map_err(|err| repository_error(err, "failed to read the products"))?;
+    let by_sku: HashMap<&str, &products::Model> = stored
+        .iter()
+        .filter_map(|row| row.sku.as_deref().map(|sku| (sku, row)))
+        .collect();
+    let mut unnamed: HashMap<(i64, &str), Vec<&products::Model>> = HashMap::new();
+    for row in stored.iter().filter(|row| row.sku.is_none()) {
+        unnamed
+            .entry((row.category_id, row.name.as_str()))
+            .or_default()
+            .push(row);
+    }
     for (line, record) in &file.products {
         let Some(&category) = ids.get(&record.category_slug) else {
             problems.push(ImportProblem::new(
@@ -199,14 +221,11 @@ async fn apply(
             continue;
         };
         let matches: Vec<&products::Model> = match &record.sku {
-            Some(sku) => stored
-                .iter()
-                .filter(|p| p.sku.as_deref() == Some(sku))
-                .collect(),
-            None => stored
-                .iter()
-                .filter(|p| p.sku.is_none() && p.category_id == category && p.name == record.name)
-                .collect(),
+            Some(sku) => by_sku.get(sku.as_str()).copied().into_iter().collect(),
+            None => unnamed
+                .get(&(category, record.name.as_str()))
+                .cloned()
+                .unwrap_or_default(),
         };
         let price = match record
             .price
@@ -259,7 +278,7 @@ async fn apply(
                     .map_err(|err| RepositoryError::Unknown(anyhow::anyhow!("{err}")))?
                     .to_owned();
                 if let Err(err) = transaction.execute(&insert).await {
-                    return Err(refusal(*line, err));
+                    return Err(refusal(*line, "sku", err));
                 }
                 report.products.created += 1;
             }
@@ -298,8 +317,17 @@ async fn apply(
                     )
                     .and_where(Expr::col(products::Column::Id).eq(row.id))
                     .to_owned();
-                if let Err(err) = transaction.execute(&update).await {
-                    return Err(refusal(*line, err));
+                match transaction.execute(&update).await {
+                    Ok(done) if done.rows_affected() == 1 => {}
+                    Ok(_) => {
+                        return Err(Stop::Refused(
+                            RepositoryError::Unknown(anyhow::anyhow!(
+                                "a product vanished during the import"
+                            ))
+                            .into(),
+                        ));
+                    }
+                    Err(err) => return Err(refusal(*line, "sku", err)),
                 }
                 report.products.updated += 1;
             }
@@ -332,9 +360,9 @@ async fn apply(
 /// A write the database refused for one record: the import refused with its problem (a
 /// taken SKU or slug, the tree's rules), or the error when it is not the record's fault.
 /// Either way the transaction is over (PostgreSQL aborts it at the first failed statement).
-fn refusal(line: usize, err: DbErr) -> Stop {
+fn refusal(line: usize, unique_field: &str, err: DbErr) -> Stop {
     let problem = if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
-        ImportProblem::new(line, "sku", "another record already has this value")
+        ImportProblem::new(line, unique_field, "another record already has this value")
     } else {
         let text = err.to_string();
         let Some(at) = text.find("category tree: ") else {
