@@ -40,15 +40,33 @@ async fn a_role_has_one_holder_until_it_is_released(db: &TestDatabase) {
 
     // The holder's connection dies (a database restart, a network cut): PostgreSQL frees
     // the lock, the holder learns it has lost the role, and another instance takes it.
+    // Only this test's database: other tests hold advisory locks of their own.
+    let ours = "locktype = 'advisory' AND granted AND database = \
+                (SELECT oid FROM pg_database WHERE datname = current_database())";
     let killed = db
-        .query_i64(
+        .query_i64(&format!(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
-        )
+             WHERE {ours} AND pid <> pg_backend_pid()"
+        ))
         .await
         .unwrap();
     assert_eq!(killed, 1);
     assert!(!taken_over.still_held().await);
+    // pg_terminate_backend only signals: wait until the backend is gone with its lock.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db
+        .query_i64(&format!("SELECT count(*) FROM pg_locks WHERE {ours}"))
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the killed holder kept its lock"
+        );
+        // A poll interval, not a timing assumption: the loop ends on the condition.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let again = first
         .try_take(ROLE)
         .await
