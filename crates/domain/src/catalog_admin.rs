@@ -131,6 +131,19 @@ impl CategoryPatch {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The patch, refused when it would put category `id` under itself (deeper cycles the
+    /// database's tree refuses).
+    pub fn for_category(self, id: CategoryId) -> Result<Self, Vec<FieldError>> {
+        if self.parent_id == Some(Some(id)) {
+            return Err(vec![FieldError::new(
+                "parent_id",
+                "invalid_parent",
+                "a category cannot be under itself",
+            )]);
+        }
+        Ok(self)
+    }
 }
 
 impl NewCategory {
@@ -619,6 +632,15 @@ mod tests {
             CategoryPatch::parse(&CategoryInput::default())
                 .unwrap()
                 .is_empty()
+        );
+        let own = CategoryPatch {
+            parent_id: Some(Some(CategoryId(4))),
+            ..CategoryPatch::default()
+        };
+        assert!(own.clone().for_category(CategoryId(5)).is_ok());
+        assert_eq!(
+            own.for_category(CategoryId(4)).unwrap_err()[0].field,
+            "parent_id"
         );
     }
 

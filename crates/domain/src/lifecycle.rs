@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::admin::Admin;
 use crate::entities::{Order, OrderStatus};
-use crate::error::RepositoryError;
+use crate::error::{FieldError, RepositoryError};
 use crate::outbox::{Notice, OutboxEvent};
 use crate::ports::OrderLifecycle;
 use crate::values::{OrderId, TelegramId, UserId};
@@ -201,6 +201,28 @@ pub enum ChangeStatusError {
     AlreadyChanged { current: OrderStatus },
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+/// The longest note a status change may carry, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// A status change's note as sent: trimmed, none when blank; at most
+/// [`MAX_NOTE_CHARS`] characters and no control characters other than newline and tab.
+pub fn parse_note(note: Option<&str>) -> Result<Option<String>, FieldError> {
+    match note.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(note) if note.chars().count() > MAX_NOTE_CHARS => Err(FieldError::new(
+            "note",
+            "too_long",
+            format!("note must be at most {MAX_NOTE_CHARS} characters"),
+        )),
+        Some(note) if crate::values::has_control_character(note) => Err(FieldError::new(
+            "note",
+            "control_character",
+            "note must not contain control characters (other than newline and tab)",
+        )),
+        Some(note) => Ok(Some(note.to_owned())),
+    }
 }
 
 /// A request to move an order to `to`, by `by`, at `at`.
@@ -495,5 +517,27 @@ mod tests {
         // Every change tells the customer and redraws the manager's message.
         let events = change(OrderStatus::Confirmed, manager).events();
         assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn a_note_is_trimmed_bounded_and_free_of_control_characters() {
+        assert_eq!(parse_note(None).unwrap(), None);
+        assert_eq!(parse_note(Some("   ")).unwrap(), None);
+        assert_eq!(
+            parse_note(Some(" СДЭК 1 ")).unwrap().as_deref(),
+            Some("СДЭК 1")
+        );
+        assert_eq!(
+            parse_note(Some("строка\nдругая")).unwrap().as_deref(),
+            Some("строка\nдругая")
+        );
+        assert_eq!(
+            parse_note(Some(&"x".repeat(501))).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            parse_note(Some("a\u{0}b")).unwrap_err().code,
+            "control_character"
+        );
     }
 }

@@ -668,18 +668,26 @@ fn change_error(err: DbErr, context: &'static str) -> CatalogChangeError {
     if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
         return CatalogChangeError::SlugTaken;
     }
-    // The tree's triggers (migration 12) refuse with `category tree: <reason>`.
+    if let Some(reason) = tree_refusal(&err) {
+        return CatalogChangeError::InvalidParent(reason);
+    }
+    CatalogChangeError::Repository(repository_error(err, context))
+}
+
+/// The category tree's reason when its triggers (migration 12) refused a write: they
+/// refuse with `category tree: <reason>`.
+pub(crate) fn tree_refusal(err: &DbErr) -> Option<String> {
+    const PREFIX: &str = "category tree: ";
     let text = err.to_string();
-    if let Some(at) = text.find("category tree: ") {
-        let reason = text[at + "category tree: ".len()..]
+    let at = text.find(PREFIX)?;
+    Some(
+        text[at + PREFIX.len()..]
             .split(['\n', '"'])
             .next()
             .unwrap_or_default()
             .trim()
-            .to_owned();
-        return CatalogChangeError::InvalidParent(reason);
-    }
-    CatalogChangeError::Repository(repository_error(err, context))
+            .to_owned(),
+    )
 }
 
 fn category_json(category: &Category) -> serde_json::Value {

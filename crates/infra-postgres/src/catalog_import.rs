@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, SqlErr};
 use serde_json::json;
 
+use crate::catalog_admin::tree_refusal;
 use crate::entities::{categories, products};
 use crate::error::repository_error;
 use crate::notify::announce;
@@ -364,16 +365,9 @@ fn refusal(line: usize, unique_field: &str, err: DbErr) -> Stop {
     let problem = if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
         ImportProblem::new(line, unique_field, "another record already has this value")
     } else {
-        let text = err.to_string();
-        let Some(at) = text.find("category tree: ") else {
+        let Some(reason) = tree_refusal(&err) else {
             return Stop::Refused(repository_error(err, "failed to import a record").into());
         };
-        let reason = text[at + "category tree: ".len()..]
-            .split(['\n', '"'])
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
         ImportProblem::new(line, "parent_slug", reason)
     };
     Stop::Refused(CatalogChangeError::Import(vec![problem]))

@@ -118,8 +118,9 @@ impl Application {
                                 PollerConfig::default(),
                             )
                         };
-                        poller_task = Some(tokio::spawn(supervise_poller(
-                            make_poller,
+                        poller_task = Some(tokio::spawn(supervise(
+                            "Telegram poller",
+                            move |stop| make_poller().run(stop),
                             background_stopped.clone(),
                         )));
                     }
@@ -139,8 +140,9 @@ impl Application {
                         Arc::clone(&wake),
                     )
                 };
-                Some(tokio::spawn(supervise_relay(
-                    make_relay,
+                Some(tokio::spawn(supervise(
+                    "notification relay",
+                    move |stop| make_relay().run(stop),
                     background_stopped.clone(),
                 )))
             }
@@ -306,35 +308,25 @@ impl Application {
     }
 }
 
-/// Runs the relay until shutdown, restarting it if it ever crashes: notifications must not
-/// stop silently while the API goes on taking orders.
-async fn supervise_relay(make: impl Fn() -> Relay + Send + 'static, stop: watch::Receiver<bool>) {
+/// Runs a background task (`what`, for the log) until shutdown, making it again with
+/// `make` whenever it crashes: notifications, and the bot hearing its managers, must not
+/// stop silently while the API goes on.
+async fn supervise<F>(
+    what: &'static str,
+    make: impl Fn(watch::Receiver<bool>) -> F + Send + 'static,
+    stop: watch::Receiver<bool>,
+) where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
-        match tokio::spawn(make().run(stop.clone())).await {
+        match tokio::spawn(make(stop.clone())).await {
             Ok(()) => return,
             Err(error) => {
                 if *stop.borrow() {
                     return;
                 }
-                tracing::error!(%error, "the notification relay crashed; restarting it");
-                // A pause, so that a relay failing at once does not spin.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-/// Runs the Telegram poller until shutdown, restarting it if it ever crashes: the bot must
-/// not stop hearing its managers silently.
-async fn supervise_poller(make: impl Fn() -> Poller + Send + 'static, stop: watch::Receiver<bool>) {
-    loop {
-        match tokio::spawn(make().run(stop.clone())).await {
-            Ok(()) => return,
-            Err(error) => {
-                if *stop.borrow() {
-                    return;
-                }
-                tracing::error!(%error, "the Telegram poller crashed; restarting it");
+                tracing::error!(%error, "the {what} crashed; restarting it");
+                // A pause, so that a task failing at once does not spin.
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }

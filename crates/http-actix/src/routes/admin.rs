@@ -12,7 +12,7 @@ use domain::catalog_admin::{
     NewCategory, NewProduct, ProductInput, ProductPatch, StockChange,
 };
 use domain::catalog_io::ImportFile;
-use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status};
+use domain::lifecycle::{ChangeRequest, ChangeStatusError, Scope, change_status, parse_note};
 use domain::stats::{Period, Report};
 use domain::{CategoryId, OrderId, OrderStatus, ProductId, TelegramId};
 use serde::Deserialize;
@@ -30,9 +30,6 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::extract::{AdminCaller, JsonBody, int_param};
-
-/// The longest note a status change may carry, in characters.
-pub const MAX_NOTE_CHARS: usize = 500;
 
 /// Query parameters of `GET /admin/orders`, as text so that a bad one is named.
 #[derive(Debug, Deserialize)]
@@ -92,7 +89,7 @@ pub async fn list_orders(
     _admin: AdminCaller,
     query: web::Query<AdminOrdersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page(query.limit.as_deref(), query.offset.as_deref())?;
+    let page = super::page_of(query.limit.as_deref(), query.offset.as_deref())?;
     let filter = OrderFilter {
         status: query
             .status
@@ -198,24 +195,8 @@ pub async fn change_order_status(
 ) -> Result<HttpResponse, ApiError> {
     let id = OrderId(path_id(&id)?);
     let to = parse_status("status", &body.status)?;
-    let note = match body.note.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(note) if note.chars().count() > MAX_NOTE_CHARS => {
-            return Err(ApiError::validation(
-                "note",
-                "too_long",
-                format!("note must be at most {MAX_NOTE_CHARS} characters"),
-            ));
-        }
-        Some(note) if domain::values::has_control_character(note) => {
-            return Err(ApiError::validation(
-                "note",
-                "control_character",
-                "note must not contain control characters (other than newline and tab)",
-            ));
-        }
-        Some(note) => Some(note.to_owned()),
-    };
+    let note =
+        parse_note(body.note.as_deref()).map_err(|error| ApiError::Validation(vec![error]))?;
     let request = ChangeRequest {
         scope: Scope::Any,
         order_id: id,
@@ -286,7 +267,7 @@ pub async fn list_audit(
     _admin: AdminCaller,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page(query.limit.as_deref(), query.offset.as_deref())?;
+    let page = super::page_of(query.limit.as_deref(), query.offset.as_deref())?;
     let text = |name: &str, value: Option<&str>| -> Result<Option<String>, ApiError> {
         match value {
             Some(value) if value.chars().count() > 100 => Err(ApiError::validation(
@@ -323,12 +304,6 @@ pub async fn list_audit(
             .map(AuditEntryDto::from)
             .collect::<Vec<_>>(),
     ))
-}
-
-fn page(limit: Option<&str>, offset: Option<&str>) -> Result<domain::Page, ApiError> {
-    let limit = int_param("limit", limit)?;
-    let offset = int_param("offset", offset)?;
-    domain::Page::parse(limit, offset).map_err(ApiError::Validation)
 }
 
 fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
@@ -467,14 +442,9 @@ pub async fn update_category(
     JsonBody(body): JsonBody<CategoryRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = CategoryId(path_id(&id)?);
-    let patch = CategoryPatch::parse(&category_input(&body)).map_err(ApiError::Validation)?;
-    if patch.parent_id == Some(Some(id)) {
-        return Err(ApiError::validation(
-            "parent_id",
-            "invalid_parent",
-            "a category cannot be under itself",
-        ));
-    }
+    let patch = CategoryPatch::parse(&category_input(&body))
+        .and_then(|patch| patch.for_category(id))
+        .map_err(ApiError::Validation)?;
     let category = state
         .catalog_admin
         .update_category(id, &patch, context(admin))

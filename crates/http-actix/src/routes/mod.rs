@@ -250,8 +250,13 @@ pub(crate) struct PageParams {
 
 /// The `limit`/`offset` window of a collection request.
 pub(crate) fn page(query: &ListQuery) -> Result<Page, ApiError> {
-    let limit = int_param("limit", query.limit.as_deref())?;
-    let offset = int_param("offset", query.offset.as_deref())?;
+    page_of(query.limit.as_deref(), query.offset.as_deref())
+}
+
+/// The window of `limit` and `offset` as sent, each named when it is not an integer.
+pub(crate) fn page_of(limit: Option<&str>, offset: Option<&str>) -> Result<Page, ApiError> {
+    let limit = int_param("limit", limit)?;
+    let offset = int_param("offset", offset)?;
     Page::parse(limit, offset).map_err(ApiError::Validation)
 }
 
