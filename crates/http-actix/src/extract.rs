@@ -187,7 +187,7 @@ fn admin_of(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
 pub fn int_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     match value {
         None => Ok(None),
-        Some(raw) => raw.trim().parse::<i64>().map(Some).map_err(|_| {
+        Some(raw) => raw.parse::<i64>().map(Some).map_err(|_| {
             ApiError::validation(
                 name,
                 "invalid_integer",

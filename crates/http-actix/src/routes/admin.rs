@@ -307,7 +307,7 @@ pub async fn list_audit(
 }
 
 fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
-    value.trim().parse::<OrderStatus>().map_err(|_| {
+    value.parse::<OrderStatus>().map_err(|_| {
         ApiError::validation(
             field,
             "invalid_status",
@@ -318,12 +318,11 @@ fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
     })
 }
 
-/// An optional RFC 3339 instant, named when it is not one.
 /// An optional RFC 3339 instant that UTC can express, named when it is not one.
 fn instant(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     value
         .map(|value| {
-            OffsetDateTime::parse(value.trim(), &Rfc3339)
+            OffsetDateTime::parse(value, &Rfc3339)
                 .ok()
                 .and_then(|at| at.checked_to_offset(time::UtcOffset::UTC))
                 .ok_or_else(|| {
@@ -959,7 +958,7 @@ pub async fn export_catalog(
     _admin: AdminCaller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let csv = match query.format.as_deref().map(str::trim) {
+    let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => {

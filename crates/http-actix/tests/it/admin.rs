@@ -114,6 +114,8 @@ async fn the_order_list_reads_its_filters_and_pages() {
     let app = Mocks::new().app().await;
     for (query, field) in [
         ("status=LOST", "status"),
+        ("status=%20PENDING", "status"),
+        ("created_from=2025-12-22T00:00:00Z%0B", "created_from"),
         ("created_from=yesterday", "created_from"),
         ("created_to=2025-13-01T00:00:00Z", "created_to"),
         ("customer_telegram_id=-4", "customer_telegram_id"),
