@@ -20,6 +20,7 @@ pub mod entities;
 pub mod error;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod media;
 pub mod money;
 pub mod order;
 pub mod outbox;
