@@ -17,8 +17,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --create-home --home-dir /app botshop \
- && mkdir -p /app/data \
- && chown botshop:botshop /app/data
+ && mkdir -p /app/data /app/media \
+ && chown botshop:botshop /app/data /app/media
 COPY --from=build /usr/local/bin/server /usr/local/bin/server
 USER botshop
 WORKDIR /app
@@ -26,7 +26,8 @@ WORKDIR /app
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     DEBUG=false \
-    SQLITE_PATH=/app/data/botshop.db
+    SQLITE_PATH=/app/data/botshop.db \
+    MEDIA_DIR=/app/media
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD ["server", "healthcheck"]

@@ -30,7 +30,12 @@ pub enum ApiError {
     PayloadTooLarge {
         limit: usize,
     },
-    UnsupportedMediaType,
+    /// The body is not sent as the media type the operation reads (named).
+    UnsupportedMediaType {
+        expected: &'static str,
+    },
+    /// The uploaded file is not a JPEG, PNG or WebP picture by its content.
+    UnsupportedImage,
     Unauthorized(AuthError),
     /// No such resource; says which kind, e.g. "Product not found".
     NotFound(&'static str),
@@ -98,7 +103,8 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::UnsupportedImage => "unsupported_image",
             ApiError::Unauthorized(reason) => reason.code(),
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -129,7 +135,8 @@ impl ApiError {
             ApiError::Validation(_) => "The request is invalid",
             ApiError::MalformedJson(_) => "The request body is not valid JSON",
             ApiError::PayloadTooLarge { .. } => "The request body is too large",
-            ApiError::UnsupportedMediaType => "The request body must be application/json",
+            ApiError::UnsupportedMediaType { .. } => "The request body has the wrong media type",
+            ApiError::UnsupportedImage => "The file is not a JPEG, PNG or WebP picture",
             ApiError::Unauthorized(_) => "Telegram authentication failed",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
@@ -235,9 +242,13 @@ impl ApiError {
             // actix-cors's messages are fixed sentences about the request's own headers.
             ApiError::CorsRejected(reason) => Some(reason.to_string()),
             ApiError::NotFound(what) => Some((*what).to_owned()),
-            ApiError::UnsupportedMediaType => {
-                Some("send the body with Content-Type: application/json".to_owned())
+            ApiError::UnsupportedMediaType { expected } => {
+                Some(format!("send the body with Content-Type: {expected}"))
             }
+            ApiError::UnsupportedImage => Some(
+                "upload a JPEG, PNG or WebP picture (recognised by its content, not its name)"
+                    .to_owned(),
+            ),
             ApiError::MethodNotAllowed => Some(
                 "this path does not serve that method; the Allow header lists those it does"
                     .to_owned(),
@@ -406,7 +417,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedImage => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Unauthorized(_) | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -48,7 +48,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 _ => ApiError::MalformedJson("the request body could not be read".into()),
             })?;
             if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
+                return Err(ApiError::UnsupportedMediaType {
+                    expected: "application/json",
+                });
             }
             parse_json(&bytes).map(JsonBody)
         })

@@ -67,6 +67,7 @@ pub use crate::middleware::X_REQUEST_ID;
 use crate::rate_limit::{ClientKey, RateLimiter};
 pub use crate::routes::assets::{DEMO_ASSETS, DEMO_ASSETS_PATH};
 pub use crate::routes::listing::X_TOTAL_COUNT;
+pub use crate::routes::media::MEDIA_PATH;
 
 /// Every API route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";
@@ -105,6 +106,11 @@ pub struct ApiState {
     pub audit: Arc<dyn domain::ports::AuditLog>,
     /// The sums behind the admin's reports.
     pub stats: Arc<dyn domain::ports::StatsRepository>,
+    /// Uploaded pictures: the upload use case and where they are read back from.
+    pub media: domain::media::MediaService,
+    /// The absolute URL stored pictures are served under, ending in `/media/`
+    /// (`PUBLIC_BASE_URL` + [`routes::media::MEDIA_PATH`]).
+    pub media_url: String,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
     pub storage: Arc<dyn StorageProbe>,
     /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],
@@ -267,14 +273,14 @@ impl Http {
         &self.config
     }
 
-    /// The outbox gauges `/metrics` serves, for the server to keep fresh with
-    /// [`OutboxGauges::run`]; `None` when metrics are not exposed (nothing to refresh).
     /// What drops this process's cached catalog answers when another instance announces
     /// a catalog change.
     pub fn catalog_invalidator(&self) -> CatalogInvalidator {
         CatalogInvalidator(self.catalog_cache.clone())
     }
 
+    /// The outbox gauges `/metrics` serves, for the server to keep fresh with
+    /// [`OutboxGauges::run`]; `None` when metrics are not exposed (nothing to refresh).
     pub fn outbox_gauges(&self) -> Option<OutboxGauges> {
         self.config
             .expose_metrics

@@ -65,7 +65,9 @@ pub const TMA_SCHEME: &str = "tma";
         routes::admin::import_catalog,
         routes::admin::stats,
         routes::admin::list_audit,
+        routes::media::upload_image,
         routes::assets::demo_asset,
+        routes::media::get_media,
         routes::telegram::webhook,
         routes::ops::health,
         routes::ops::ready,
@@ -77,6 +79,7 @@ pub const TMA_SCHEME: &str = "tma";
             crate::error::ProblemField,
             crate::error::StockProblem,
             crate::dto::ProductSortParam,
+            routes::media::UploadedImageDto,
         ),
         responses(
             MalformedJson,
@@ -84,6 +87,9 @@ pub const TMA_SCHEME: &str = "tma";
             NotFound,
             PayloadTooLarge,
             UnsupportedMediaType,
+            ImageTooLarge,
+            UnsupportedImage,
+            InvalidImage,
             InvalidQuery,
             InvalidOrder,
             OrderConflict,
@@ -106,7 +112,7 @@ pub const TMA_SCHEME: &str = "tma";
         (name = "admin", description = "Running the shop: for admins (`tma` initData of a Telegram user in ADMIN_TELEGRAM_IDS) and programs (`Bearer` ADMIN_API_TOKEN)"),
         (name = "operations", description = "Probes and metrics for operators; not under /api/v1"),
         (name = "telegram", description = "Telegram's webhook, served when TELEGRAM_WEBHOOK_SECRET is set"),
-        (name = "assets", description = "Pictures BotShop serves itself (the demo catalog's); not under /api/v1"),
+        (name = "assets", description = "Pictures BotShop serves itself (the demo catalog's and uploaded ones); not under /api/v1"),
     )
 )]
 #[derive(Debug)]
@@ -263,7 +269,35 @@ problem_responses! {
     /// 415.
     UnsupportedMediaType => problem_response(
         "The body is not sent as `application/json`",
-        &[ApiError::UnsupportedMediaType],
+        &[ApiError::UnsupportedMediaType { expected: "application/json" }],
+        &[],
+    );
+    /// 413 for a picture.
+    ImageTooLarge => problem_response(
+        "The picture is over 5 MiB",
+        &[ApiError::PayloadTooLarge { limit: domain::media::MAX_UPLOAD_BYTES }],
+        &[],
+    );
+    /// 415 for a picture.
+    UnsupportedImage => problem_response(
+        "The body is not `multipart/form-data`, or its file is not a JPEG, PNG or WebP by its content",
+        &[
+            ApiError::UnsupportedMediaType { expected: "multipart/form-data" },
+            ApiError::UnsupportedImage,
+        ],
+        &[],
+    );
+    /// 422 for a picture.
+    InvalidImage => problem_response(
+        "No part named `file`, or the picture cannot be decoded or is too large in pixels",
+        &[
+            ApiError::validation("file", "required", "send the picture in a multipart part named file"),
+            ApiError::validation(
+                "file",
+                "invalid_image",
+                "the picture could not be decoded; it may be damaged or incomplete",
+            ),
+        ],
         &[],
     );
     /// 422 for query and path parameters.

@@ -11,6 +11,7 @@ use domain::admin::AdminAuthenticator;
 use domain::auth::InitDataVerifier;
 use domain::bot::{BotService, Poller, PollerConfig};
 use domain::clock::SystemClock;
+use domain::media::MediaService;
 use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
 use domain::ports::{IdempotencyStore, Outbox, UpdateLog};
 use domain::services::authenticate::Authenticator;
@@ -172,6 +173,20 @@ impl Application {
             admins,
             settings.auth.admin_api_token.clone(),
         );
+        let media_store = infra_media::open(&settings.media_target)
+            .await
+            .context("could not open the media storage")?;
+        match &settings.media_target {
+            infra_media::MediaTarget::Local(dir) => {
+                tracing::info!(dir = %dir.display(), "uploaded pictures are kept in MEDIA_DIR")
+            }
+            infra_media::MediaTarget::S3(s3) => tracing::info!(
+                bucket = %s3.bucket,
+                endpoint = %s3.endpoint,
+                "uploaded pictures are kept in S3"
+            ),
+        }
+        let media = MediaService::new(Arc::new(infra_media::ImageCodec::new()), media_store);
         let state = ApiState {
             catalog: store.clone(),
             orders: store.clone(),
@@ -185,6 +200,8 @@ impl Application {
             catalog_admin: store.clone(),
             audit: store.clone(),
             stats: store.clone(),
+            media,
+            media_url: format!("{}{}", settings.public_base_url(), http_actix::MEDIA_PATH),
             storage: Arc::new(database.clone()),
             outbox: store,
         };

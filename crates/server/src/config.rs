@@ -7,6 +7,7 @@
 //! Each key belongs to the crate that uses it, in a settings type whose field name IS the
 //! key, lower case, with its default and its check: [`HttpSettings`] (http-actix),
 //! [`TelegramSettings`] (infra-telegram), [`DatabaseSettings`] (infra-postgres),
+//! [`MediaSettings`] (infra-media),
 //! [`RelaySettings`] and [`AuthSettings`] (domain), and [`ServerSettings`] here for the
 //! server's own keys. This module only reads the sources into each of them, derives the
 //! list of accepted keys from their field names ([`keys`]), and applies the rules that span
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 pub use domain::auth::AuthSettings;
 pub use domain::outbox::RelaySettings;
 pub use http_actix::HttpSettings;
+pub use infra_media::{MediaSettings, MediaTarget};
 pub use infra_postgres::{DatabaseSettings, DatabaseTarget};
 pub use infra_telegram::{BotToken, TelegramSettings, UpdatesMode};
 pub use secrecy::{ExposeSecret, SecretString};
@@ -119,6 +121,7 @@ macro_rules! settings_types {
             telegram: TelegramSettings,
             relay: RelaySettings,
             http: HttpSettings,
+            media: MediaSettings,
         )
     };
 }
@@ -240,6 +243,9 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     pub relay: RelaySettings,
     pub http: HttpSettings,
+    pub media: MediaSettings,
+    /// Where uploaded pictures are kept.
+    pub media_target: MediaTarget,
     /// The configured token, or [`DEMO_BOT_TOKEN`] when DEBUG=true and none is set.
     pub bot_token: BotToken,
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
@@ -261,6 +267,7 @@ struct Parts {
     telegram: TelegramSettings,
     relay: RelaySettings,
     http: HttpSettings,
+    media: MediaSettings,
 }
 
 /// `TELEGRAM_UPDATES`, checked against what it needs, or the default: `webhook` with a
@@ -341,12 +348,14 @@ impl Settings {
             telegram,
             relay,
             http,
+            media,
         } = parts;
         database.validate().map_err(invalid)?;
         telegram.validate().map_err(invalid)?;
         auth.validate().map_err(invalid)?;
         http.validate().map_err(invalid)?;
         relay.validate().map_err(invalid)?;
+        let media_target = media.target().map_err(invalid)?;
         let log_format = server.log_format().map_err(invalid)?;
         if let Some(url) = server.public_base_url.as_deref().map(str::trim)
             && !url.is_empty()
@@ -421,6 +430,8 @@ impl Settings {
             telegram,
             relay,
             http,
+            media,
+            media_target,
             bot_token,
             demo_token,
             notifications,
@@ -943,9 +954,34 @@ mod tests {
     }
 
     #[test]
+    fn pictures_go_to_media_dir_or_to_a_complete_s3_configuration() {
+        Jail::expect_with(|jail| {
+            assert!(matches!(
+                load_in(jail).unwrap().media_target,
+                MediaTarget::Local(dir) if dir == Path::new("media")
+            ));
+            jail.set_env("MEDIA_S3_BUCKET", "shop-pictures");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("MEDIA_S3_ENDPOINT"), "{error}");
+            jail.set_env("MEDIA_S3_ENDPOINT", "https://storage.yandexcloud.net");
+            jail.set_env("MEDIA_S3_REGION", "ru-central1");
+            jail.set_env("MEDIA_S3_ACCESS_KEY_ID", "YCAJE-key-id");
+            jail.set_env("MEDIA_S3_SECRET_ACCESS_KEY", "YCP-very-secret-value");
+            let settings = load_in(jail).unwrap();
+            let MediaTarget::S3(s3) = &settings.media_target else {
+                panic!("expected S3");
+            };
+            assert_eq!(s3.bucket, "shop-pictures");
+            assert_eq!(s3.region, "ru-central1");
+            assert!(!format!("{settings:?}").contains("YCP-very-secret-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 35, "{keys:?}");
+        assert_eq!(keys.len(), 41, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [
@@ -956,6 +992,8 @@ mod tests {
             "CATALOG_CACHE_TTL",
             "OUTBOX_RETENTION_DAYS",
             "SENTRY_DSN",
+            "MEDIA_DIR",
+            "MEDIA_S3_SECRET_ACCESS_KEY",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }

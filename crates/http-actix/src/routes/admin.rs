@@ -1040,7 +1040,11 @@ pub async fn import_catalog(
     let csv = match mime.as_str() {
         "text/csv" => true,
         "application/json" => false,
-        _ => return Err(ApiError::UnsupportedMediaType),
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                expected: "text/csv or application/json",
+            });
+        }
     };
     let body = match payload.to_bytes_limited(MAX_IMPORT_BYTES).await {
         Err(_) => {

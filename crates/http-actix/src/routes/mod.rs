@@ -3,6 +3,7 @@ pub mod assets;
 mod cache;
 pub mod catalog;
 pub mod listing;
+pub mod media;
 pub mod ops;
 pub mod orders;
 pub mod telegram;
@@ -190,6 +191,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             enabled: always,
         },
         RouteDef {
+            method: Method::POST,
+            path: "/api/v1/admin/images",
+            route: || web::post().to(media::upload_image),
+            enabled: always,
+        },
+        RouteDef {
             method: Method::GET,
             path: "/api/v1/admin/audit",
             route: || web::get().to(admin::list_audit),
@@ -205,6 +212,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             method: Method::GET,
             path: "/static/demo/{name}",
             route: || web::get().to(assets::demo_asset),
+            enabled: always,
+        },
+        RouteDef {
+            method: Method::GET,
+            path: "/media/{name}",
+            route: || web::get().to(media::get_media),
             enabled: always,
         },
         RouteDef {

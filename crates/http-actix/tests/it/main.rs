@@ -9,6 +9,7 @@ mod cors;
 mod docs;
 mod errors;
 mod limits;
+mod media;
 mod observability;
 mod ops;
 mod orders;

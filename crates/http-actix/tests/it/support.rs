@@ -5,6 +5,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use domain::admin::{AdminAuthenticator, ApiToken};
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
+use domain::media::{MediaService, MockImageProcessor, MockMediaStore};
 use domain::outbox::OutboxCounts;
 use domain::ports::{
     MockAuditLog, MockCatalogAdmin, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin,
@@ -24,6 +25,8 @@ use time::OffsetDateTime;
 pub const TOKEN: &str = "123456:TEST-TOKEN";
 /// The admin API token the test app accepts.
 pub const API_TOKEN: &str = "test-admin-api-token-0123456789abcdef";
+/// Where the test shop says it lives (`PUBLIC_BASE_URL`).
+pub const SHOP_URL: &str = "https://shop.example.com";
 /// The Telegram user the test app takes for an admin.
 pub const ADMIN: i64 = 777;
 
@@ -38,6 +41,8 @@ pub struct Mocks {
     pub catalog_admin: MockCatalogAdmin,
     pub audit: MockAuditLog,
     pub stats: MockStatsRepository,
+    pub images: MockImageProcessor,
+    pub media: MockMediaStore,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -55,6 +60,8 @@ impl Mocks {
             catalog_admin: MockCatalogAdmin::new(),
             audit: MockAuditLog::new(),
             stats: MockStatsRepository::new(),
+            images: MockImageProcessor::new(),
+            media: MockMediaStore::new(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -79,6 +86,11 @@ impl Mocks {
     /// Every catalog read answers with something, and the probes with a healthy storage:
     /// enough for any route to do its job.
     pub fn answering_everything(mut self) -> Self {
+        self.media.expect_get().returning(|_| {
+            Ok(Some(domain::media::StoredMedia {
+                bytes: b"picture".to_vec(),
+            }))
+        });
         self.lifecycle
             .expect_history()
             .returning(|_| Ok(Vec::new()));
@@ -153,6 +165,8 @@ impl Mocks {
             catalog_admin: Arc::new(self.catalog_admin),
             audit: Arc::new(self.audit),
             stats: Arc::new(self.stats),
+            media: MediaService::new(Arc::new(self.images), Arc::new(self.media)),
+            media_url: format!("{SHOP_URL}/media/"),
             storage: self.storage,
             outbox: self.outbox,
         };

@@ -90,6 +90,37 @@ fn docker_compose_parses_and_passes_only_known_keys_to_the_app() {
 }
 
 #[test]
+fn docker_compose_keeps_uploaded_pictures_on_a_named_volume() {
+    let compose = &compose();
+    let app = &compose["services"]["app"];
+    let dir = app["environment"]["MEDIA_DIR"]
+        .as_str()
+        .expect("the app's MEDIA_DIR is set");
+    let volumes: Vec<&str> = app["volumes"]
+        .as_vec()
+        .expect("the app mounts volumes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let mounted = volumes
+        .iter()
+        .filter_map(|volume| volume.split_once(':'))
+        .find(|(_, target)| *target == dir)
+        .map(|(source, _)| source)
+        .expect("a volume is mounted at MEDIA_DIR");
+    assert!(
+        compose["volumes"]
+            .as_hash()
+            .unwrap()
+            .contains_key(&Yaml::from_str(mounted)),
+        "{mounted} is a named volume, kept across restarts and rebuilds"
+    );
+    // The image creates it for its user, so a new volume is writable.
+    let dockerfile = repo_file("Dockerfile");
+    assert!(dockerfile.contains(&format!("chown botshop:botshop /app/data {dir}")));
+}
+
+#[test]
 fn dotenv_example_documents_every_key_and_only_known_ones() {
     let example = repo_file(".env.example");
     let mut documented = BTreeSet::new();
@@ -98,7 +129,9 @@ fn dotenv_example_documents_every_key_and_only_known_ones() {
         let line = line.trim_start_matches('#').trim();
         if let Some((key, _)) = line.split_once('=')
             && !key.is_empty()
-            && key.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         {
             assert!(
                 documentable().contains(key),

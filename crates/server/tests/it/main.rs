@@ -12,6 +12,7 @@ mod deploy;
 mod e2e;
 mod instances;
 mod manager;
+mod media;
 mod process;
 mod sentry;
 mod shutdown;

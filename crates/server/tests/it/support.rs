@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use domain::auth::InitDataVerifier;
 use server::app::Application;
-use server::config::{BotToken, DatabaseTarget, Notifications, Settings};
+use server::config::{BotToken, DatabaseTarget, MediaTarget, Notifications, Settings};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -196,7 +196,18 @@ pub fn settings(database: DatabaseTarget, telegram_url: &str) -> Settings {
     settings.http.port = 0;
     settings.telegram.telegram_api_url = telegram_url.to_owned();
     settings.database.database_max_connections = 5;
+    settings.media_target = MediaTarget::Local(media_dir());
     settings
+}
+
+/// A directory of its own for one test's uploaded pictures.
+pub fn media_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "botshop-test-media-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
 }
 
 /// A running application and a client for it.
