@@ -15,6 +15,7 @@ contract_tests!(
     orders_are_listed_newest_first_by_status_time_and_customer,
     one_order_has_its_customer_and_history,
     an_admins_status_change_is_audited_in_its_transaction,
+    the_totals_by_status_follow_every_writer,
 );
 
 async fn shop(db: &TestDatabase) -> domain::ProductId {
@@ -236,4 +237,84 @@ async fn an_admins_status_change_is_audited_in_its_transaction(db: &TestDatabase
         ChangedBy::Manager(TelegramId::parse(777).unwrap())
     );
     assert_eq!(history[2].by, ChangedBy::System);
+}
+
+/// The admin list's total for a status (or all) comes from the counts triggers keep
+/// (migration 21), not from counting: they must follow every writer, SQL included.
+async fn the_totals_by_status_follow_every_writer(db: &TestDatabase) {
+    let product = shop(db).await;
+    let ann = new_user(db, 1001).await;
+    let mut placed = Vec::new();
+    for n in 0..40 {
+        // Ids spread over several of PostgreSQL's counter rows.
+        placed.push(
+            place_order(db, &ann, product, 1, T0 + Duration::minutes(n))
+                .await
+                .id,
+        );
+    }
+    let store = db.store();
+    for (order, to) in [
+        (placed[0], OrderStatus::Confirmed),
+        (placed[1], OrderStatus::Confirmed),
+        (placed[2], OrderStatus::Cancelled),
+    ] {
+        store
+            .apply_status_change(StatusChange {
+                order_id: order,
+                from: OrderStatus::Pending,
+                to,
+                by: ChangedBy::System,
+                at: T0 + Duration::hours(1),
+                note: None,
+                admin: None,
+            })
+            .await
+            .unwrap();
+    }
+    // An operator's SQL: a status changed, an order deleted, one inserted by hand.
+    db.execute(&format!(
+        "UPDATE orders SET status = 'SHIPPED' WHERE id = {}",
+        placed[3].0
+    ))
+    .await
+    .unwrap();
+    db.execute(&format!("DELETE FROM orders WHERE id = {}", placed[4].0))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE orders SET status = status, comment = 'позвонить' WHERE id = {}",
+        placed[5].0
+    ))
+    .await
+    .unwrap();
+
+    for status in OrderStatus::ALL {
+        let filter = OrderFilter {
+            status: Some(status),
+            ..OrderFilter::default()
+        };
+        let listed = store.list_orders(&filter, page(1, 0)).await.unwrap();
+        let counted = db
+            .query_i64(&format!(
+                "SELECT COUNT(*) FROM orders WHERE status = '{}'",
+                status.as_str()
+            ))
+            .await
+            .unwrap();
+        assert_eq!(listed.total, u64::try_from(counted).unwrap(), "{status:?}");
+    }
+    let pending = OrderFilter {
+        status: Some(OrderStatus::Pending),
+        ..OrderFilter::default()
+    };
+    assert_eq!(
+        store.list_orders(&pending, page(1, 0)).await.unwrap().total,
+        35
+    );
+    let all = store
+        .list_orders(&OrderFilter::default(), page(1, 0))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 39);
 }
