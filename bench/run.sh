@@ -5,6 +5,9 @@
 #   bash bench/run.sh --large    # 100 000 customers, 1 000 000 orders
 #   bash bench/run.sh --search   # 100 000 products: /health, the catalog page and search
 #
+# Both order modes also measure the admin order list by status and a catalog import of
+# BENCH_IMPORT_PRODUCTS (10 000) products as CSV (time and the server's memory).
+#
 # Builds the release server, generates the data into a fresh PostgreSQL database
 # (botshop_bench, dropped and recreated), starts the server against a local fake Telegram,
 # loads it with wrk on loopback at 16 and 64 connections, measures the two ceilings
@@ -16,8 +19,9 @@
 # BENCH_PORT (18000), BENCH_STUB_PORT (18001), BENCH_TELEGRAM (limited|ok, see
 # telegram_stub.py), BENCH_SERVER_ENV ("KEY=value ..." added to the server's settings),
 # BENCH_ONLY (space-separated parts to run: micro health categories products_page
-# product_card orders_my orders_create orders_my_after_burst orders_my_after_analyze
-# pgbench search; --search runs "health products_page search" unless it is set),
+# product_card orders_my admin_orders orders_create orders_my_after_burst
+# orders_my_after_analyze pgbench import search; --search runs "health products_page
+# search" unless it is set), BENCH_IMPORT_PRODUCTS (10000),
 # PGHOST / PGPORT / PGUSER / PGPASSWORD (by default the local server's Unix socket in
 # /var/run/postgresql when it has one, else 127.0.0.1; 5432; postgres; none).
 set -euo pipefail
@@ -44,6 +48,9 @@ STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
 PORT=${BENCH_PORT:-18000}
 STUB_PORT=${BENCH_STUB_PORT:-18001}
 TELEGRAM_MODE=${BENCH_TELEGRAM:-limited}
+IMPORT_PRODUCTS=${BENCH_IMPORT_PRODUCTS:-10000}
+# The admin API's token for programs, in the server's settings and wrk's requests.
+ADMIN_TOKEN=bench-admin-api-token-0123456789abcdefghijklmnopqrstuvwxyz
 ONLY=${BENCH_ONLY:-}
 # --search measures the search against the catalog page and the framework, nothing else.
 [[ $MODE == search && -z $ONLY ]] && ONLY="health products_page search"
@@ -153,7 +160,7 @@ SERVER_ENV=(
   PATH="$PATH" HOME="$HOME" LANG=C.UTF-8
   DATABASE_URL="$DATABASE_URL" HOST=127.0.0.1 PORT="$PORT"
   DEBUG=false TELEGRAM_BOT_TOKEN=7000000001:BENCH-fake-token-botshop MANAGER_CHAT_ID=424242
-  TELEGRAM_UPDATES=off
+  TELEGRAM_UPDATES=off ADMIN_API_TOKEN="$ADMIN_TOKEN"
   TELEGRAM_API_URL="http://127.0.0.1:$STUB_PORT" RUST_LOG=warn LOG_FORMAT=json
   ORDER_RATE_LIMIT_PER_MINUTE=100000000 ORDER_RATE_LIMIT_BURST=100000000
   IP_RATE_LIMIT_PER_MINUTE=100000000 METRICS_ENABLED=true
@@ -293,6 +300,7 @@ items=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' 
 ((items == 50)) || die "the product page holds $items products, not 50"
 check 200 "$BASE/api/v1/products/$PRODUCT_MAX"
 check 200 -H "Authorization: $AUTH" "$BASE/api/v1/orders/my"
+check 200 -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/api/v1/admin/orders?status=DELIVERED&limit=20"
 check 201 -H "Authorization: $AUTH" -H 'Content-Type: application/json' "$BASE/api/v1/orders" \
   -d '{"items":[{"product_id":5,"quantity":1},{"product_id":4,"quantity":1},{"product_id":3,"quantity":1}],"delivery_address":"г. Москва, ул. Пушкина, д. 10","phone":"+79001234567"}'
 if [[ $MODE == search ]] && wants search; then
@@ -306,6 +314,7 @@ fi
 
 export BENCH_LUA_DIR="$BENCH/lua" BENCH_AUTH_FILE="$WORK/auth.txt"
 export BENCH_PRODUCT_MIN="$PRODUCT_MIN" BENCH_PRODUCT_MAX="$PRODUCT_MAX"
+export BENCH_ADMIN_TOKEN="$ADMIN_TOKEN"
 
 # Samples the server's VmRSS every 100 ms until $1.stop exists; writes the highest to $1,
 # and the most compilers of other people seen running (sampled every second) to $1.busy.
@@ -390,6 +399,8 @@ if [[ $MODE == search ]]; then run_wrk search search.lua /api/v1/products; fi
 # their whole history (as with the default page of 50), and after it the 10 newest: the
 # same amount of data, so that the two figures differ only by how the query is planned.
 run_wrk orders_my orders_my.lua "/api/v1/orders/my?limit=10"
+# The admin's order board: the first page of each status in turn, with its total.
+if [[ $MODE != search ]]; then run_wrk admin_orders admin_orders.lua /api/v1/admin/orders; fi
 # The burst of orders, then the customers' orders pages again at once, before anything
 # analyses the tables anew: a query whose plan depends on fresh statistics shows here.
 # Autovacuum is off for the two tables meanwhile, so that it cannot analyse them
@@ -415,7 +426,40 @@ fi
 if wants orders_my_after_analyze; then psql_db -c "ANALYZE orders" -c "ANALYZE order_items" -c "CHECKPOINT"; fi
 run_wrk orders_my_after_analyze orders_my.lua "/api/v1/orders/my?limit=10"
 
+# The lifetime peak of serving requests, before the import (reported on its own).
 meta peak_hwm_kb "$(status_kb VmHWM)"
+
+# A catalog import of IMPORT_PRODUCTS new products (and 10 categories) as CSV, then the
+# same file again (everything unchanged): how long each takes, and the server's RSS before
+# and at its highest during each (sampled every 100 ms).
+import_once() { # label
+  local out="$WORK/rss.import.$1" started took code rss_before
+  rm -f "$out.stop"
+  sample "$out" &
+  SAMPLER_PID=$!
+  rss_before=$(status_kb VmRSS)
+  started=$(now_ms)
+  code=$(curl -s -o "$WORK/import.$1.json" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: text/csv' \
+    --data-binary @"$WORK/import.csv" "$BASE/api/v1/admin/catalog/import")
+  took=$(($(now_ms) - started))
+  touch "$out.stop"
+  wait "$SAMPLER_PID" || true
+  SAMPLER_PID=""
+  [[ $code == 200 ]] || die "the import ($1) answered $code: $(head -c 300 "$WORK/import.$1.json")"
+  meta "import_${1}_ms" "$took"
+  meta "import_${1}_rss_kb" "$rss_before $(cat "$out")"
+  meta "import_${1}_report" "$(tr -d '\n' <"$WORK/import.$1.json")"
+  log "  $1: $took ms, RSS $rss_before kB before, $(cat "$out") kB at most"
+}
+if [[ $MODE != search ]] && wants import; then
+  python3 "$BENCH/import_csv.py" "$IMPORT_PRODUCTS" >"$WORK/import.csv"
+  meta import_file "$IMPORT_PRODUCTS products and 10 categories, $(($(wc -c <"$WORK/import.csv") / 1024)) KiB of CSV"
+  log "import: $(grep '^import_file=' "$META" | cut -d= -f2-)"
+  import_once new
+  import_once again
+fi
+
 meta telegram "$(curl -s "http://127.0.0.1:$STUB_PORT/stats" | python3 -c 'import json, sys
 print("{mode}: {sent} messages accepted, {refused} answered 429".format(**json.load(sys.stdin)))')"
 curl -s "$BASE/metrics" >"$WORK/metrics.txt" || true
