@@ -71,6 +71,8 @@ pub enum UpdateKind {
     Start { chat_id: i64 },
     /// `/orders` from `from` in a chat: a manager's list of open orders.
     Orders { chat_id: i64, from: i64 },
+    /// `/admin` from `from` in a chat: an admin's button to the admin panel.
+    Admin { chat_id: i64, from: i64 },
     /// A press of an inline button: who pressed it and its `callback_data`.
     Button {
         callback_id: String,
@@ -84,8 +86,8 @@ pub enum UpdateKind {
 
 impl UpdateKind {
     /// The command a message's text starts with: `/start`, `/start payload` and
-    /// `/start@ShopBot` are all `/start`; `/orders` likewise (`from` is its sender);
-    /// anything else is ignored.
+    /// `/start@ShopBot` are all `/start`; `/orders` and `/admin` likewise (`from` is
+    /// their sender); anything else is ignored.
     pub fn from_text(chat_id: i64, from: Option<i64>, text: &str) -> Self {
         let command = text
             .split_whitespace()
@@ -97,6 +99,7 @@ impl UpdateKind {
         match (command, from) {
             ("/start", _) => UpdateKind::Start { chat_id },
             ("/orders", Some(from)) => UpdateKind::Orders { chat_id, from },
+            ("/admin", Some(from)) => UpdateKind::Admin { chat_id, from },
             _ => UpdateKind::Ignored,
         }
     }
@@ -233,6 +236,7 @@ pub struct BotService {
     replies: Arc<dyn BotReplies>,
     orders: Arc<dyn OrderLifecycle>,
     managers: Vec<TelegramId>,
+    admins: Vec<TelegramId>,
     relay_wake: Arc<Notify>,
 }
 
@@ -257,8 +261,16 @@ impl BotService {
             replies,
             orders,
             managers,
+            admins: Vec::new(),
             relay_wake,
         }
+    }
+
+    /// `admins`: the Telegram users (`ADMIN_TELEGRAM_IDS`) whom `/admin` answers with the
+    /// admin panel's button; nobody else's `/admin` is answered.
+    pub fn with_admins(mut self, admins: Vec<TelegramId>) -> Self {
+        self.admins = admins;
+        self
     }
 
     /// Handles `update`, once per `update_id` whatever the redeliveries.
@@ -293,6 +305,18 @@ impl BotService {
                     Ok(()) => Ok(Handled::Replied),
                     Err(error) => {
                         tracing::warn!(update_id = update.update_id, %error, "could not answer /orders");
+                        Ok(Handled::ReplyFailed)
+                    }
+                }
+            }
+            UpdateKind::Admin { chat_id, from } => {
+                if !self.admins.iter().any(|id| id.get() == from) {
+                    return Ok(Handled::Ignored);
+                }
+                match self.replies.admin_panel(chat_id).await {
+                    Ok(()) => Ok(Handled::Replied),
+                    Err(error) => {
+                        tracing::warn!(update_id = update.update_id, %error, "could not answer /admin");
                         Ok(Handled::ReplyFailed)
                     }
                 }
@@ -792,6 +816,44 @@ mod tests {
         );
         assert_eq!(
             bot.handle(orders_from(2, 12345), now).await.unwrap(),
+            Handled::Ignored
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_answers_an_admin_with_the_panel_and_ignores_anyone_else() {
+        const ADMIN: i64 = 4242;
+        assert_eq!(
+            UpdateKind::from_text(9, Some(ADMIN), "/admin@ShopBot"),
+            UpdateKind::Admin {
+                chat_id: 9,
+                from: ADMIN
+            }
+        );
+        let mut replies = MockBotReplies::new();
+        replies
+            .expect_admin_panel()
+            .withf(|chat| *chat == 9)
+            .times(1)
+            .returning(|_| Ok(()));
+        let bot = service(fresh_log(), replies, MockOrderLifecycle::new())
+            .with_admins(vec![TelegramId::parse(ADMIN).unwrap()]);
+        let admin_from = |update_id, from| Update {
+            update_id,
+            kind: UpdateKind::Admin { chat_id: 9, from },
+        };
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            bot.handle(admin_from(1, ADMIN), now).await.unwrap(),
+            Handled::Replied
+        );
+        // A manager who is not an admin, and a stranger: nothing is sent.
+        assert_eq!(
+            bot.handle(admin_from(2, MANAGER), now).await.unwrap(),
+            Handled::Ignored
+        );
+        assert_eq!(
+            bot.handle(admin_from(3, 12345), now).await.unwrap(),
             Handled::Ignored
         );
     }

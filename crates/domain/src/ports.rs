@@ -350,6 +350,9 @@ pub trait BotReplies: Send + Sync {
         outcome: crate::bot::ButtonOutcome,
     ) -> Result<(), NotifyError>;
 
+    /// `/admin` from an admin: a button that opens the admin panel, in `chat_id`.
+    async fn admin_panel(&self, chat_id: i64) -> Result<(), NotifyError>;
+
     /// `/orders` from a manager: each open order as its manager-chat message with its
     /// buttons, in `chat_id`; or a line saying there are none.
     async fn show_open_orders(

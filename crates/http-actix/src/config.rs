@@ -42,6 +42,9 @@ pub struct HttpSettings {
     pub order_rate_limit_burst: u32,
     /// Requests one client address may make to `/api/v1` per minute (at least 1).
     pub ip_rate_limit_per_minute: u32,
+    /// Requests one admin (each person, and the API token) may make to `/api/v1/admin`
+    /// per minute (at least 1).
+    pub admin_rate_limit_per_minute: u32,
     /// Comma-separated IP addresses or CIDR ranges of reverse proxies whose
     /// `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "proxy_list")]
@@ -92,6 +95,7 @@ impl Default for HttpSettings {
             order_rate_limit_per_minute: 10,
             order_rate_limit_burst: 3,
             ip_rate_limit_per_minute: 300,
+            admin_rate_limit_per_minute: crate::ADMIN_RATE_LIMIT_PER_MINUTE,
             trusted_proxies: Vec::new(),
             metrics_enabled: true,
             catalog_cache_ttl: 5,
@@ -112,6 +116,10 @@ impl HttpSettings {
                 self.order_rate_limit_per_minute,
             ),
             ("IP_RATE_LIMIT_PER_MINUTE", self.ip_rate_limit_per_minute),
+            (
+                "ADMIN_RATE_LIMIT_PER_MINUTE",
+                self.admin_rate_limit_per_minute,
+            ),
             ("ORDER_RATE_LIMIT_BURST", self.order_rate_limit_burst),
         ] {
             if value == 0 {
@@ -157,6 +165,7 @@ impl HttpSettings {
             order_rate_limit_per_minute: self.order_rate_limit_per_minute,
             order_rate_limit_burst: self.order_rate_limit_burst,
             ip_rate_limit_per_minute: self.ip_rate_limit_per_minute,
+            admin_rate_limit_per_minute: self.admin_rate_limit_per_minute,
             trusted_proxies: self.trusted_proxies.clone(),
             expose_metrics: self.metrics_enabled,
             rate_limit_max_keys: RATE_LIMIT_MAX_KEYS,
@@ -298,6 +307,8 @@ pub struct HttpConfig {
     /// Requests one client address may make to `/api/v1` per minute; it may also spend the
     /// whole minute's budget at once. `0` turns the limit off.
     pub ip_rate_limit_per_minute: u32,
+    /// Requests one admin may make to `/api/v1/admin` per minute, all at once if need be.
+    pub admin_rate_limit_per_minute: u32,
     /// Reverse proxies (addresses or ranges) whose `X-Forwarded-For` is believed. Empty:
     /// the header is ignored and the client is the TCP peer.
     pub trusted_proxies: Vec<TrustedProxy>,

@@ -366,11 +366,20 @@ pub struct AdminOrderDto {
     pub customer: UserDto,
     /// Oldest first, starting with its creation.
     pub status_history: Vec<AdminHistoryEntryDto>,
+    /// The statuses the order may move to now, in lifecycle order (the domain's table of
+    /// transitions); empty once it is DELIVERED or CANCELLED.
+    #[schema(value_type = Vec<String>, example = json!(["CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"]))]
+    pub next_statuses: Vec<&'static str>,
 }
 
 impl From<domain::admin::OrderDetails> for AdminOrderDto {
     fn from(details: domain::admin::OrderDetails) -> Self {
+        let next_statuses = domain::lifecycle::next_statuses(details.order.status)
+            .into_iter()
+            .map(|status| status.as_str())
+            .collect();
         AdminOrderDto {
+            next_statuses,
             order: OrderDto::from(details.order),
             customer: UserDto::from(details.customer),
             status_history: details

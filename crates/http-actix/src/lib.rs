@@ -68,6 +68,7 @@ use crate::rate_limit::{ClientKey, RateLimiter};
 pub use crate::routes::assets::{DEMO_ASSETS, DEMO_ASSETS_PATH};
 pub use crate::routes::listing::X_TOTAL_COUNT;
 pub use crate::routes::media::MEDIA_PATH;
+pub use crate::routes::panel::ADMIN_PANEL_PATH;
 
 /// Every API route lives under this prefix.
 pub const API_PREFIX: &str = "/api/v1";
@@ -111,6 +112,9 @@ pub struct ApiState {
     /// The absolute URL stored pictures are served under, ending in `/media/`
     /// (`PUBLIC_BASE_URL` + [`routes::media::MEDIA_PATH`]).
     pub media_url: String,
+    /// The admin panel's development sign-in: the demo token's signer, set only in the
+    /// local embedded setup with the demo token (see [`routes::panel`]).
+    pub dev_sign_in: Option<Arc<domain::auth::InitDataVerifier>>,
     /// Pinged by `/ready`; its pool occupancy is exported by `/metrics`.
     pub storage: Arc<dyn StorageProbe>,
     /// Counted for `/metrics` (pending and dead notifications) by [`OutboxGauges::run`],
@@ -151,9 +155,9 @@ pub(crate) struct Limits {
     pub warned_untrusted_forwarding: AtomicBool,
 }
 
-/// Requests one admin (a person, or the API token) may make to `/api/v1/admin` per
-/// minute, all at once if they like: enough for the admin panel and for a script syncing
-/// a catalog, a brake on a runaway loop.
+/// The default of `ADMIN_RATE_LIMIT_PER_MINUTE`: requests one admin (a person, or the
+/// API token) may make to `/api/v1/admin` per minute, all at once if they like: enough
+/// for the admin panel and for a script syncing a catalog, a brake on a runaway loop.
 pub const ADMIN_RATE_LIMIT_PER_MINUTE: u32 = 600;
 
 /// The limiters' clock. Tokio's, so that tests can pause and advance time instead of
@@ -232,8 +236,8 @@ impl Http {
                 config.rate_limit_max_keys,
             ),
             admin: RateLimiter::new(
-                ADMIN_RATE_LIMIT_PER_MINUTE,
-                ADMIN_RATE_LIMIT_PER_MINUTE,
+                config.admin_rate_limit_per_minute,
+                config.admin_rate_limit_per_minute,
                 config.rate_limit_max_keys,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -371,6 +375,14 @@ impl Http {
         }
         app.service(docs)
             .service(web::resource("/docs").route(web::get().to(redirect_to_docs)))
+            // The admin panel (not API operations: not in the OpenAPI document).
+            .service(web::resource("/admin").route(web::get().to(routes::panel::redirect)))
+            .service(web::resource("/admin/").route(web::get().to(routes::panel::index)))
+            .service(
+                web::resource("/admin/dev-sign-in")
+                    .route(web::get().to(routes::panel::dev_sign_in)),
+            )
+            .service(web::resource("/admin/{file:.+}").route(web::get().to(routes::panel::file)))
             .default_service(web::to(not_found))
             // The last `wrap` is the outermost: ids and logs see CORS answers too.
             .wrap(self.cors())
@@ -379,7 +391,13 @@ impl Http {
 
     fn cors(&self) -> Cors {
         let cors = Cors::default()
-            .allowed_methods([Method::GET, Method::POST])
+            .allowed_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allowed_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

@@ -46,6 +46,25 @@ struct WebApp<'a> {
     url: &'a str,
 }
 
+/// The answer to an admin's `/admin`: with the panel's button when it can be opened in
+/// Telegram (an https address), else the address and what to set.
+pub fn render_admin_panel(url: Option<&str>) -> String {
+    match url {
+        Some(url) if url.starts_with("https://") => {
+            "🛠 Панель управления магазином: заказы, каталог, отчёты.".to_owned()
+        }
+        Some(url) => format!(
+            "🛠 Панель управления магазином: {url}\n\
+             Telegram открывает мини-приложения только по https: укажите адрес магазина \
+             с https в PUBLIC_BASE_URL, и здесь появится кнопка."
+        ),
+        None => "🛠 Панель управления магазином не настроена.".to_owned(),
+    }
+}
+
+/// The text of the admin panel's button.
+pub const ADMIN_BUTTON: &str = "🛠 Открыть панель";
+
 /// The short answer a manager sees after pressing an order button.
 pub fn render_button_answer(outcome: ButtonOutcome) -> String {
     let status = |status| crate::render::status_phrase(status, crate::render::Language::Russian);
@@ -95,6 +114,25 @@ impl BotReplies for TelegramNotifier {
             self.send_message_with(chat_id, &text, Some(buttons))
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn admin_panel(&self, chat_id: i64) -> Result<(), NotifyError> {
+        let url = self.admin_panel_url.as_deref();
+        let text = render_admin_panel(url);
+        let request = Welcome {
+            chat_id,
+            text: &text,
+            reply_markup: url
+                .filter(|url| url.starts_with("https://"))
+                .map(|url| Keyboard {
+                    inline_keyboard: [[WebAppButton {
+                        text: ADMIN_BUTTON,
+                        web_app: WebApp { url },
+                    }]],
+                }),
+        };
+        let _: SentMessage = self.call("sendMessage", &request).await?;
         Ok(())
     }
 

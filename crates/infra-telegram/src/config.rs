@@ -78,6 +78,9 @@ pub struct TelegramConfig {
     pub timeout: Duration,
     /// The Mini App's HTTPS address (`MINI_APP_URL`): the button under the bot's welcome.
     pub mini_app_url: Option<String>,
+    /// The admin panel's address (`PUBLIC_BASE_URL/admin/`): the button `/admin` answers
+    /// an admin with, when it is https.
+    pub admin_panel_url: Option<String>,
 }
 
 impl TelegramConfig {
@@ -90,6 +93,7 @@ impl TelegramConfig {
             utc_offset: DEFAULT_UTC_OFFSET,
             timeout: DEFAULT_TIMEOUT,
             mini_app_url: None,
+            admin_panel_url: None,
         }
     }
 }

@@ -23,7 +23,10 @@ mod polling;
 mod render;
 mod webhook;
 
-pub use bot::{NO_OPEN_ORDERS, SHOP_BUTTON, render_button_answer, render_welcome};
+pub use bot::{
+    ADMIN_BUTTON, NO_OPEN_ORDERS, SHOP_BUTTON, render_admin_panel, render_button_answer,
+    render_welcome,
+};
 pub use config::{
     BotToken, DEFAULT_API_URL, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECS, DEFAULT_UTC_OFFSET,
     TelegramConfig, TelegramConfigError, TelegramSettings, UpdatesMode,

@@ -40,6 +40,8 @@ pub struct TelegramNotifier {
     timeout: StdDuration,
     /// The Mini App the welcome's button opens, when there is one.
     pub(crate) mini_app_url: Option<String>,
+    /// The admin panel `/admin` answers with (`PUBLIC_BASE_URL/admin/`).
+    pub(crate) admin_panel_url: Option<String>,
 }
 
 impl fmt::Debug for TelegramNotifier {
@@ -80,6 +82,7 @@ impl TelegramNotifier {
             utc_offset: config.utc_offset,
             timeout: config.timeout,
             mini_app_url: config.mini_app_url,
+            admin_panel_url: config.admin_panel_url,
         })
     }
 

@@ -95,6 +95,7 @@ impl Application {
                         managers.clone(),
                         Arc::clone(&relay_wake),
                     )
+                    .with_admins(admin_ids(settings))
                 };
                 match settings.updates {
                     UpdatesMode::Webhook => {
@@ -162,15 +163,9 @@ impl Application {
             settings.bot_token.expose(),
             settings.auth.max_age(),
         ));
-        let admins: Vec<TelegramId> = settings
-            .auth
-            .admin_telegram_ids
-            .iter()
-            .filter_map(|id| TelegramId::parse(*id).ok())
-            .collect();
         let admin_auth = AdminAuthenticator::new(
             Arc::clone(&verifier),
-            admins,
+            admin_ids(settings),
             settings.auth.admin_api_token.clone(),
         );
         let media_store = infra_media::open(&settings.media_target)
@@ -201,6 +196,14 @@ impl Application {
             audit: store.clone(),
             stats: store.clone(),
             media,
+            // The panel's development sign-in, with the demo token in the local embedded
+            // setup only (its initData could not pass a real token's check anyway).
+            dev_sign_in: (settings.demo_token && settings.is_local()).then(|| {
+                Arc::new(InitDataVerifier::new(
+                    settings.bot_token.expose(),
+                    settings.auth.max_age(),
+                ))
+            }),
             media_url: format!("{}{}", settings.public_base_url(), http_actix::MEDIA_PATH),
             storage: Arc::new(database.clone()),
             outbox: store,
@@ -421,10 +424,25 @@ pub(crate) fn telegram_notifier(
     settings: &Settings,
     chat_id: i64,
 ) -> anyhow::Result<TelegramNotifier> {
-    let config = settings
+    let mut config = settings
         .telegram
         .config(settings.bot_token.clone(), chat_id);
+    config.admin_panel_url = Some(format!(
+        "{}{}",
+        settings.public_base_url(),
+        http_actix::ADMIN_PANEL_PATH
+    ));
     TelegramNotifier::new(config).context("invalid Telegram configuration")
+}
+
+/// The Telegram ids in `ADMIN_TELEGRAM_IDS`.
+fn admin_ids(settings: &Settings) -> Vec<TelegramId> {
+    settings
+        .auth
+        .admin_telegram_ids
+        .iter()
+        .filter_map(|id| TelegramId::parse(*id).ok())
+        .collect()
 }
 
 /// With `MINI_APP_URL`, makes the bot's menu button open the Mini App, without delaying

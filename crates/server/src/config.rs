@@ -981,7 +981,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 41, "{keys:?}");
+        assert_eq!(keys.len(), 42, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [

@@ -6,6 +6,7 @@ pub mod listing;
 pub mod media;
 pub mod ops;
 pub mod orders;
+pub mod panel;
 pub mod telegram;
 pub mod users;
 

@@ -13,6 +13,7 @@ mod media;
 mod observability;
 mod ops;
 mod orders;
+mod panel;
 mod support;
 mod telegram;
 mod users;

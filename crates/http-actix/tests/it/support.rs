@@ -167,6 +167,7 @@ impl Mocks {
             stats: Arc::new(self.stats),
             media: MediaService::new(Arc::new(self.images), Arc::new(self.media)),
             media_url: format!("{SHOP_URL}/media/"),
+            dev_sign_in: None,
             storage: self.storage,
             outbox: self.outbox,
         };

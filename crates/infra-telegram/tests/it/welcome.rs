@@ -1,7 +1,7 @@
 //! The bot's answer to `/start`: a welcome, with the Mini App's button when there is one.
 
 use domain::ports::{BotReplies, NotifyError};
-use infra_telegram::{SHOP_BUTTON, TelegramConfig, TelegramNotifier, render_welcome};
+use infra_telegram::{ADMIN_BUTTON, SHOP_BUTTON, TelegramConfig, TelegramNotifier, render_welcome};
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
@@ -134,4 +134,38 @@ async fn orders_lists_each_open_order_with_its_buttons_or_says_there_are_none() 
     );
     let none: Value = serde_json::from_slice(&requests[1].body).unwrap();
     assert_eq!(none["text"], infra_telegram::NO_OPEN_ORDERS);
+}
+
+#[tokio::test]
+async fn admin_answers_with_a_button_that_opens_the_panel() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(6)).await;
+    let bot = TelegramNotifier::new(TelegramConfig {
+        admin_panel_url: Some("https://shop.example.com/admin/".into()),
+        ..config(&server.uri())
+    })
+    .unwrap();
+    bot.admin_panel(42).await.unwrap();
+    let body = only_body(&server).await;
+    assert_eq!(body["chat_id"], 42);
+    assert_eq!(
+        body["reply_markup"],
+        json!({"inline_keyboard": [[{"text": ADMIN_BUTTON, "web_app": {"url": "https://shop.example.com/admin/"}}]]})
+    );
+}
+
+#[tokio::test]
+async fn admin_without_https_says_where_the_panel_is_and_what_to_set() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(6)).await;
+    let bot = TelegramNotifier::new(TelegramConfig {
+        admin_panel_url: Some("http://127.0.0.1:8000/admin/".into()),
+        ..config(&server.uri())
+    })
+    .unwrap();
+    bot.admin_panel(42).await.unwrap();
+    let body = only_body(&server).await;
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("http://127.0.0.1:8000/admin/") && text.contains("PUBLIC_BASE_URL"));
+    assert!(body.get("reply_markup").is_none(), "{body}");
 }

@@ -13,6 +13,7 @@ mod e2e;
 mod instances;
 mod manager;
 mod media;
+mod panel;
 mod process;
 mod sentry;
 mod shutdown;
