@@ -23,6 +23,8 @@ use crate::support::*;
 
 const ADMIN: i64 = 5_550_001;
 const CUSTOMER: i64 = 5_550_002;
+/// The theme's button colour: the panel must paint its buttons with it.
+const BUTTON_COLOR: &str = "#2e7d5b";
 /// How long the panel may take to show something: generous for a loaded CI machine.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -111,9 +113,10 @@ async fn browser(chromium: &PathBuf, driver: &Driver) -> Client {
 
 /// The panel's address as Telegram opens it, for this initData.
 fn panel_url(app: &TestApp, init_data: &str) -> String {
-    let theme = json!({"bg_color": "#ffffff", "text_color": "#000000", "button_color": "#2481cc",
+    let theme =
+        json!({"bg_color": "#ffffff", "text_color": "#000000", "button_color": BUTTON_COLOR,
         "button_text_color": "#ffffff", "secondary_bg_color": "#f1f1f1"})
-    .to_string();
+        .to_string();
     let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     format!(
         "{}/admin/#tgWebAppData={}&tgWebAppVersion=7.10&tgWebAppPlatform=tdesktop&tgWebAppThemeParams={}",
@@ -293,6 +296,21 @@ async fn an_admin_creates_a_category_and_a_product_with_an_uploaded_image() {
         .unwrap();
     world.wait("#images img").await;
     world.screenshot("product-editor").await;
+    // Telegram's own buttons: Back to the catalog, and the main button saves.
+    let buttons = world
+        .browser
+        .execute(
+            "const w = Telegram.WebApp; return [w.BackButton.isVisible, w.MainButton.isVisible, \
+             w.MainButton.text, getComputedStyle(document.getElementById('save-product')).backgroundColor]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        buttons,
+        json!([true, true, "Создать", "rgb(46, 125, 91)"]),
+        "BackButton, MainButton and the theme's button colour"
+    );
     world.click("#save-product").await;
     world
         .browser
