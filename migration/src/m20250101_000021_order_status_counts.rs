@@ -22,6 +22,9 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 pub struct Migration;
 
 const POSTGRES_UP: &str = r#"
+-- No order may be written between the count below and the triggers (an instance still
+-- running the previous version during a rolling deploy): it would never be counted.
+LOCK TABLE "orders" IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE "order_status_counts" (
     "status" varchar NOT NULL,
     "shard" smallint NOT NULL,
@@ -79,6 +82,7 @@ $body$;
 CREATE TRIGGER orders_count_truncate
     AFTER TRUNCATE ON "orders"
     FOR EACH STATEMENT EXECUTE FUNCTION orders_count_truncate();
+ALTER TABLE "orders" ENABLE ALWAYS TRIGGER orders_count_truncate;
 "#;
 
 const POSTGRES_DOWN: &str = r#"

@@ -313,7 +313,8 @@ impl BotService {
                 if !self.admins.iter().any(|id| id.get() == from) {
                     return Ok(Handled::Ignored);
                 }
-                match self.replies.admin_panel(chat_id).await {
+                // A private chat's id is its user's id.
+                match self.replies.admin_panel(chat_id, chat_id == from).await {
                     Ok(()) => Ok(Handled::Replied),
                     Err(error) => {
                         tracing::warn!(update_id = update.update_id, %error, "could not answer /admin");
@@ -833,9 +834,14 @@ mod tests {
         let mut replies = MockBotReplies::new();
         replies
             .expect_admin_panel()
-            .withf(|chat| *chat == 9)
+            .withf(|chat, private| *chat == 9 && !private)
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
+        replies
+            .expect_admin_panel()
+            .withf(|chat, private| *chat == ADMIN && *private)
+            .times(1)
+            .returning(|_, _| Ok(()));
         let bot = service(fresh_log(), replies, MockOrderLifecycle::new())
             .with_admins(vec![TelegramId::parse(ADMIN).unwrap()]);
         let admin_from = |update_id, from| Update {
@@ -847,6 +853,15 @@ mod tests {
             bot.handle(admin_from(1, ADMIN), now).await.unwrap(),
             Handled::Replied
         );
+        // In the admin's private chat (its id is the admin's).
+        let private = Update {
+            update_id: 4,
+            kind: UpdateKind::Admin {
+                chat_id: ADMIN,
+                from: ADMIN,
+            },
+        };
+        assert_eq!(bot.handle(private, now).await.unwrap(), Handled::Replied);
         // A manager who is not an admin, and a stranger: nothing is sent.
         assert_eq!(
             bot.handle(admin_from(2, MANAGER), now).await.unwrap(),

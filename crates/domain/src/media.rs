@@ -152,7 +152,8 @@ pub enum ImageError {
 pub trait ImageProcessor: Send + Sync {
     /// Decodes `bytes` (already recognised as `format`), applies the orientation its
     /// metadata asks for, scales it down to at most [`MAX_SIDE`] on its longer side and
-    /// encodes it again in the same format, without any metadata.
+    /// encodes it again without any metadata: in the same format, except that an
+    /// adapter may store a format another way (the result says which).
     async fn process(
         &self,
         format: ImageFormat,
@@ -183,7 +184,7 @@ pub trait MediaStore: Send + Sync {
     /// The picture stored under `name`, or `None`.
     async fn get(&self, name: &MediaName) -> Result<Option<StoredMedia>, MediaStoreError>;
 
-    /// Whether the storage can be written (checked at start-up and by `/ready`).
+    /// Whether the storage can be written (checked at start-up).
     async fn check(&self) -> Result<(), MediaStoreError>;
 }
 

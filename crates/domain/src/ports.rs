@@ -350,8 +350,10 @@ pub trait BotReplies: Send + Sync {
         outcome: crate::bot::ButtonOutcome,
     ) -> Result<(), NotifyError>;
 
-    /// `/admin` from an admin: a button that opens the admin panel, in `chat_id`.
-    async fn admin_panel(&self, chat_id: i64) -> Result<(), NotifyError>;
+    /// `/admin` from an admin: a button that opens the admin panel, in `chat_id`. Telegram
+    /// allows such a button only in a private chat: elsewhere (`private_chat` false), say
+    /// where to ask instead.
+    async fn admin_panel(&self, chat_id: i64, private_chat: bool) -> Result<(), NotifyError>;
 
     /// `/orders` from a manager: each open order as its manager-chat message with its
     /// buttons, in `chat_id`; or a line saying there are none.

@@ -126,6 +126,28 @@ function toast(text) {
   toastTimer = setTimeout(() => { el.hidden = true; }, 2500);
 }
 const money = (amount) => `${amount} ₽`;
+// A line's sum from its unit price ("590.00") and quantity, in kopecks: never a float.
+function lineSum(price, quantity) {
+  const [rubles, kopecks = "0"] = String(price).split(".");
+  const total = (BigInt(rubles) * 100n + BigInt(kopecks.padEnd(2, "0").slice(0, 2))) * BigInt(quantity);
+  return `${total / 100n}.${String(total % 100n).padStart(2, "0")}`;
+}
+
+// Runs `action` once at a time: a second tap while it runs does nothing (two products
+// from one double tap otherwise), and the form's buttons are disabled meanwhile.
+function once(form, action) {
+  let running = false;
+  return async () => {
+    if (running) return;
+    running = true;
+    const buttons = form ? [...form.querySelectorAll("button")] : [];
+    buttons.forEach((b) => { b.disabled = true; });
+    try { await action(); } finally {
+      running = false;
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+}
 const when = (iso) => new Date(iso).toLocaleString(LANG === "ru" ? "ru-RU" : "en-GB",
   { dateStyle: "short", timeStyle: "short" });
 const day = (date) => date.toISOString().slice(0, 10);
@@ -334,7 +356,8 @@ async function orderView(id) {
       h("table", { class: "lines" },
         h("tr", {}, h("th", {}, T.lines), h("th", { class: "num" }, T.qty), h("th", { class: "num" }, T.sum)),
         order.items.map((line) => h("tr", {}, h("td", {}, line.product_name),
-          h("td", { class: "num" }, line.quantity), h("td", { class: "num" }, money(line.price)))),
+          h("td", { class: "num" }, line.quantity),
+          h("td", { class: "num" }, money(lineSum(line.price, line.quantity))))),
         h("tr", {}, h("th", {}, T.total), h("td", {}), h("th", { class: "num" }, money(order.total_amount))))),
     h("div", { class: "card" },
       h("div", {}, h("span", { class: "muted" }, `${T.customer}: `),
@@ -436,7 +459,7 @@ function categoryForm(category, categories) {
           back();
         } catch (error) { failure(error, form); }
       } }, T.delete) : null));
-  const save = async () => {
+  const save = once(form, async () => {
     const data = new FormData(form);
     const body = {
       name: data.get("name"), slug: data.get("slug"),
@@ -449,7 +472,7 @@ function categoryForm(category, categories) {
       toast(T.saved);
       back();
     } catch (error) { failure(error, form); }
-  };
+  });
   form.addEventListener("submit", (event) => { event.preventDefault(); save(); });
   show(backLink(), h("h2", {}, category ? category.name : T.new_category), form);
   setMainButton(category ? T.save : T.create, save);
@@ -511,7 +534,7 @@ async function productView(id, categories) {
       failure(error, form);
     }
   });
-  const save = async () => {
+  const save = once(form, async () => {
     const data = new FormData(form);
     const body = {
       name: data.get("name"), description: data.get("description") || null, price: data.get("price"),
@@ -525,7 +548,7 @@ async function productView(id, categories) {
       toast(T.saved);
       back();
     } catch (error) { failure(error, form); }
-  };
+  });
   form.addEventListener("submit", (event) => { event.preventDefault(); save(); });
   show(backLink(), h("h2", {}, id ? p.name : T.new_product), form, id ? stockForms(id, p.stock) : null);
   setMainButton(id ? T.save : T.create, save);

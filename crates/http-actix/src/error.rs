@@ -75,6 +75,10 @@ pub enum ApiError {
     },
     /// The database is unreachable or too slow: retry later.
     Unavailable(RepositoryError),
+    /// The picture storage failed (its cause is logged, never sent).
+    MediaUnavailable(domain::media::MediaStoreError),
+    /// The operation needs a setting the shop does not have (named).
+    NotConfigured(&'static str),
     /// Too many requests from this client (address or Telegram user): wait `retry_after`.
     RateLimited {
         retry_after: Duration,
@@ -122,7 +126,8 @@ impl ApiError {
             ApiError::ImportRefused(_) => "import_refused",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
-            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => "service_unavailable",
+            ApiError::NotConfigured(_) => "not_configured",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotReady(_) => "not_ready",
             ApiError::CorsRejected(_) => "cors_rejected",
@@ -156,7 +161,10 @@ impl ApiError {
             ApiError::ImportRefused(_) => "The file cannot be imported",
             ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
-            ApiError::Unavailable(_) => "The service is temporarily unavailable",
+            ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => {
+                "The service is temporarily unavailable"
+            }
+            ApiError::NotConfigured(_) => "The shop is not configured for this",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::NotReady(_) => "The service is not ready",
             ApiError::CorsRejected(_) => "Cross-origin request refused",
@@ -191,7 +199,12 @@ impl ApiError {
                     .collect::<Vec<_>>()
                     .join("; "),
             ),
-            ApiError::Unavailable(_) => Some("please retry in a moment".to_owned()),
+            ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => {
+                Some("please retry in a moment".to_owned())
+            }
+            ApiError::NotConfigured(key) => Some(format!(
+                "the shop's {key} is not set; its operator must set it first"
+            )),
             ApiError::RateLimited { retry_after } => {
                 Some(format!("retry in {} s", retry_after_secs(*retry_after)))
             }
@@ -423,7 +436,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::MediaUnavailable(_)
+            | ApiError::NotConfigured(_)
+            | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::CorsRejected(reason) => match reason {
                 // The preflight is well-formed but asks for something we do not allow.
@@ -446,6 +462,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %error_chain(cause), "database unavailable")
             }
+            ApiError::MediaUnavailable(cause) => {
+                tracing::warn!(error = %error_chain(cause), "picture storage unavailable")
+            }
             ApiError::NotReady(Some(cause)) => {
                 tracing::warn!(error = %error_chain(cause), "not ready: the database ping failed")
             }
@@ -460,7 +479,7 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("tma")));
         }
-        if let ApiError::Unavailable(_) = self {
+        if let ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if let ApiError::RateLimited { retry_after } = self {

@@ -110,8 +110,9 @@ pub struct ApiState {
     /// Uploaded pictures: the upload use case and where they are read back from.
     pub media: domain::media::MediaService,
     /// The absolute URL stored pictures are served under, ending in `/media/`
-    /// (`PUBLIC_BASE_URL` + [`routes::media::MEDIA_PATH`]).
-    pub media_url: String,
+    /// (`PUBLIC_BASE_URL` + [`routes::media::MEDIA_PATH`]); `None` when the shop's public
+    /// address is not known (uploads are refused then).
+    pub media_url: Option<String>,
     /// The admin panel's development sign-in: the demo token's signer, set only in the
     /// local embedded setup with the demo token (see [`routes::panel`]).
     pub dev_sign_in: Option<Arc<domain::auth::InitDataVerifier>>,

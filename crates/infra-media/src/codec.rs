@@ -19,9 +19,14 @@ use tokio::sync::Semaphore;
 /// tenth of a camera's original after scaling to 2 048 px.
 pub const JPEG_QUALITY: u8 = 85;
 
-/// The most memory one decode may hold: a 12 000 × 12 000 RGBA canvas is 576 MB, so a
-/// picture near the side limit must also be modest in depth.
-const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+/// The most memory a decoded picture may take: 192 MiB, a 64-megapixel RGB photo or a
+/// 48-megapixel one with transparency (phones take 12–50). Checked against what the
+/// decoder says it will produce before it allocates anything; the scaled copy and the
+/// encoding add at most about as much again.
+pub const MAX_DECODED_BYTES: u64 = 192 * 1024 * 1024;
+
+/// The largest colour profile kept, in bytes (real ones are a few KiB).
+const MAX_ICC_PROFILE: usize = 64 * 1024;
 
 /// Decodes and re-encodes pictures on tokio's blocking threads, one at a time: the work
 /// is CPU-bound and can hold hundreds of megabytes, and uploads are rare admin actions,
@@ -52,40 +57,67 @@ impl ImageProcessor for ImageCodec {
         format: ImageFormat,
         bytes: Vec<u8>,
     ) -> Result<ProcessedImage, ImageError> {
-        let _permit = self
-            .permits
-            .acquire()
+        // The permit goes with the work: a request that gives up (a client timeout) must not
+        // free it while its picture is still being decoded.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| ImageError::Failed("the image codec was shut down".to_owned()))?;
-        tokio::task::spawn_blocking(move || process(format, &bytes))
-            .await
-            .map_err(|error| ImageError::Failed(format!("the image task failed: {error}")))?
+        tokio::task::spawn_blocking(move || {
+            let processed = process(format, &bytes, MAX_DECODED_BYTES);
+            drop(permit);
+            processed
+        })
+        .await
+        .map_err(|error| ImageError::Failed(format!("the image task failed: {error}")))?
     }
 }
 
-/// The whole transformation, synchronously.
-pub fn process(format: ImageFormat, bytes: &[u8]) -> Result<ProcessedImage, ImageError> {
+/// The whole transformation, synchronously, refusing a picture that would decode to more
+/// than `max_decoded_bytes`.
+pub fn process(
+    format: ImageFormat,
+    bytes: &[u8],
+    max_decoded_bytes: u64,
+) -> Result<ProcessedImage, ImageError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec_format(format));
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_DECODED_SIDE);
     limits.max_image_height = Some(MAX_DECODED_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    limits.max_alloc = Some(max_decoded_bytes);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // The decoders do not hold the decoded picture to `max_alloc`: checked here, from the
+    // header, before a byte of it is allocated (a small PNG can claim gigabytes).
+    if decoder.total_bytes() > max_decoded_bytes {
+        return Err(ImageError::TooManyPixels);
+    }
     // Phones store pictures sideways and say so in EXIF; the metadata goes, so the turn
     // is applied to the pixels. An unreadable orientation is no orientation.
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     // The colour profile is not personal data, and without it wide-gamut photos look
-    // washed out: it is kept. Everything else (EXIF, GPS, XMP, comments) is not.
-    let icc_profile = decoder.icc_profile().ok().flatten();
+    // washed out: it is kept. Everything else (EXIF, GPS, XMP, comments) is not. Only an
+    // RGB profile describes what is encoded (grey and CMYK pictures become RGB), and only
+    // one of a sensible size.
+    let icc_profile =
+        decoder.icc_profile().ok().flatten().filter(|profile| {
+            profile.len() <= MAX_ICC_PROFILE && profile.get(16..20) == Some(b"RGB ")
+        });
     let mut picture = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    picture.apply_orientation(orientation);
     if picture.width().max(picture.height()) > MAX_SIDE {
-        // Keeps the aspect ratio, the longer side becoming MAX_SIDE.
+        // Keeps the aspect ratio, the longer side becoming MAX_SIDE (the same whichever way
+        // the picture is turned, so it is scaled first: turning the smaller copy is cheaper).
         picture = picture.resize(MAX_SIDE, MAX_SIDE, FilterType::Triangle);
     }
+    picture.apply_orientation(orientation);
+    // A photo sent as WebP is stored as a JPEG: the WebP encoder here is lossless only,
+    // which would make a photo many times larger. One with transparency stays WebP.
+    let format = match format {
+        ImageFormat::Webp if !picture.color().has_alpha() => ImageFormat::Jpeg,
+        other => other,
+    };
     let picture = match format {
         // JPEG has no alpha channel; 16-bit and float pictures are stored in 8 bits.
         ImageFormat::Jpeg => DynamicImage::ImageRgb8(picture.to_rgb8()),

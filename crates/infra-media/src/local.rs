@@ -39,12 +39,27 @@ impl LocalMediaStore {
             .dir
             .join(format!(".upload-{}.tmp", uuid::Uuid::new_v4().simple()));
         let written = async {
-            tokio::fs::write(&temporary, bytes)
+            let mut file = tokio::fs::File::create(&temporary)
+                .await
+                .with_context(|| format!("could not create {}", temporary.display()))?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, bytes)
                 .await
                 .with_context(|| format!("could not write {}", temporary.display()))?;
+            // On disk before it gets its name: a name is served as immutable for a year, and
+            // a picture already there is never written again, so a crash must not leave a
+            // name on half a picture.
+            file.sync_all()
+                .await
+                .with_context(|| format!("could not write {}", temporary.display()))?;
+            drop(file);
             tokio::fs::rename(&temporary, target)
                 .await
-                .with_context(|| format!("could not move a picture to {}", target.display()))
+                .with_context(|| format!("could not move a picture to {}", target.display()))?;
+            // The rename itself, on disk (best effort: not every platform opens a directory).
+            if let Ok(dir) = tokio::fs::File::open(&self.dir).await {
+                let _ = dir.sync_all().await;
+            }
+            Ok(())
         }
         .await;
         if written.is_err() {

@@ -48,7 +48,11 @@ struct WebApp<'a> {
 
 /// The answer to an admin's `/admin`: with the panel's button when it can be opened in
 /// Telegram (an https address), else the address and what to set.
-pub fn render_admin_panel(url: Option<&str>) -> String {
+pub fn render_admin_panel(url: Option<&str>, private_chat: bool) -> String {
+    if !private_chat {
+        return "🛠 Панель управления открывается в личном чате с ботом: напишите ему /admin."
+            .to_owned();
+    }
     match url {
         Some(url) if url.starts_with("https://") => {
             "🛠 Панель управления магазином: заказы, каталог, отчёты.".to_owned()
@@ -117,9 +121,9 @@ impl BotReplies for TelegramNotifier {
         Ok(())
     }
 
-    async fn admin_panel(&self, chat_id: i64) -> Result<(), NotifyError> {
-        let url = self.admin_panel_url.as_deref();
-        let text = render_admin_panel(url);
+    async fn admin_panel(&self, chat_id: i64, private_chat: bool) -> Result<(), NotifyError> {
+        let url = self.admin_panel_url.as_deref().filter(|_| private_chat);
+        let text = render_admin_panel(url, private_chat);
         let request = Welcome {
             chat_id,
             text: &text,

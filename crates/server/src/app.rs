@@ -181,6 +181,12 @@ impl Application {
                 "uploaded pictures are kept in S3"
             ),
         }
+        if settings.known_public_base_url().is_none() {
+            tracing::warn!(
+                "PUBLIC_BASE_URL is not set: picture uploads are refused (their URLs would name \
+                 no reachable address) and /admin answers without the panel's button"
+            );
+        }
         let media = MediaService::new(Arc::new(infra_media::ImageCodec::new()), media_store);
         let state = ApiState {
             catalog: store.clone(),
@@ -204,7 +210,9 @@ impl Application {
                     settings.auth.max_age(),
                 ))
             }),
-            media_url: format!("{}{}", settings.public_base_url(), http_actix::MEDIA_PATH),
+            media_url: settings
+                .known_public_base_url()
+                .map(|base| format!("{base}{}", http_actix::MEDIA_PATH)),
             storage: Arc::new(database.clone()),
             outbox: store,
         };
@@ -427,11 +435,9 @@ pub(crate) fn telegram_notifier(
     let mut config = settings
         .telegram
         .config(settings.bot_token.clone(), chat_id);
-    config.admin_panel_url = Some(format!(
-        "{}{}",
-        settings.public_base_url(),
-        http_actix::ADMIN_PANEL_PATH
-    ));
+    config.admin_panel_url = settings
+        .known_public_base_url()
+        .map(|base| format!("{base}{}", http_actix::ADMIN_PANEL_PATH));
     TelegramNotifier::new(config).context("invalid Telegram configuration")
 }
 

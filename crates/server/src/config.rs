@@ -464,6 +464,19 @@ impl Settings {
         }
     }
 
+    /// The shop's address for URLs that are stored or sent away (uploaded pictures, the
+    /// admin panel's button): `PUBLIC_BASE_URL`, or in the local setup `http://HOST:PORT`.
+    /// `None` elsewhere without `PUBLIC_BASE_URL`: `http://0.0.0.0:8000` in a container is
+    /// nobody's address.
+    pub fn known_public_base_url(&self) -> Option<String> {
+        let configured = self
+            .server
+            .public_base_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty());
+        (configured || self.is_local()).then(|| self.public_base_url())
+    }
+
     /// Whether DEBUG=true opens CORS to any origin: only when no origins are configured.
     pub fn cors_allows_any_origin(&self) -> bool {
         self.server.debug && self.http.cors_allowed_origins.is_empty()

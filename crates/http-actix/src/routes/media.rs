@@ -4,7 +4,6 @@
 use actix_multipart::Multipart;
 use actix_web::http::header::{self, ETag, EntityTag};
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::RepositoryError;
 use domain::media::{ImageError, MAX_DECODED_SIDE, MAX_UPLOAD_BYTES, MediaName, UploadError};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -104,9 +103,14 @@ pub async fn upload_image(
     if declared.is_some_and(|length| length > MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD) {
         return Err(too_large);
     }
+    // Without the shop's public address a picture's URL would name an address nobody
+    // reaches, and it would be stored in products.
+    let Some(media_url) = state.media_url.as_deref() else {
+        return Err(ApiError::NotConfigured("PUBLIC_BASE_URL"));
+    };
     let bytes = read_file_part(Multipart::new(req.headers(), payload)).await?;
     let uploaded = state.media.upload(bytes).await.map_err(upload_error)?;
-    let url = format!("{}{}", state.media_url, uploaded.name);
+    let url = format!("{media_url}{}", uploaded.name);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, url.clone()))
         .json(UploadedImageDto {
@@ -192,9 +196,7 @@ fn upload_error(error: UploadError) -> ApiError {
             format!("the picture must be at most {MAX_DECODED_SIDE} pixels on each side"),
         ),
         UploadError::Image(ImageError::Failed(reason)) => ApiError::Internal(reason.into()),
-        UploadError::Storage(error) => {
-            ApiError::Unavailable(RepositoryError::Unavailable(error.into()))
-        }
+        UploadError::Storage(error) => ApiError::MediaUnavailable(error),
     }
 }
 
@@ -249,7 +251,7 @@ pub async fn get_media(
         .media
         .get(&name)
         .await
-        .map_err(|error| ApiError::Unavailable(RepositoryError::Unavailable(error.into())))?
+        .map_err(ApiError::MediaUnavailable)?
         .ok_or_else(not_found)?;
     if fresh {
         return Ok(HttpResponse::NotModified()

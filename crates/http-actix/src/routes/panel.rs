@@ -46,6 +46,32 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
      img-src 'self' https: data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'self' https://web.telegram.org https://*.telegram.org";
 
+/// A file's fingerprint, for its `ETag` and the page's `?v=`: FNV-1a over its bytes, so
+/// that any change of a file, not only of its length, reaches browsers.
+fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in *part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Each file's fingerprint, and the whole panel's, computed once.
+fn fingerprints() -> &'static (Vec<String>, String) {
+    static FINGERPRINTS: std::sync::OnceLock<(Vec<String>, String)> = std::sync::OnceLock::new();
+    FINGERPRINTS.get_or_init(|| {
+        let each = FILES
+            .iter()
+            .map(|(_, _, bytes)| fingerprint(&[bytes]))
+            .collect();
+        let all: Vec<&[u8]> = FILES.iter().map(|(_, _, bytes)| *bytes).collect();
+        (each, fingerprint(&all))
+    })
+}
+
 /// The page, with the development sign-in switched on or off.
 pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
     let page = INDEX
@@ -57,7 +83,7 @@ pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
                 "off"
             },
         )
-        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
+        .replace("{{VERSION}}", &fingerprints().1);
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -76,17 +102,11 @@ pub async fn redirect() -> HttpResponse {
 
 /// One of the panel's files.
 pub async fn file(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let Some((name, content_type, bytes)) =
-        FILES.iter().find(|(name, _, _)| *name == path.as_str())
-    else {
+    let Some(index) = FILES.iter().position(|(name, _, _)| *name == path.as_str()) else {
         return Err(ApiError::NotFound("Not found"));
     };
-    let tag = EntityTag::new_strong(format!(
-        "{}-{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        name.len(),
-        bytes.len()
-    ));
+    let (_, content_type, bytes) = FILES[index];
+    let tag = EntityTag::new_strong(fingerprints().0[index].clone());
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -99,11 +119,11 @@ pub async fn file(req: HttpRequest, path: web::Path<String>) -> Result<HttpRespo
             .finish());
     }
     Ok(HttpResponse::Ok()
-        .content_type(*content_type)
+        .content_type(content_type)
         .insert_header(ETag(tag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(*bytes))
+        .body(bytes))
 }
 
 #[derive(Debug, Deserialize)]

@@ -350,3 +350,22 @@ async fn unknown_and_malformed_names_are_404() {
         .await;
     }
 }
+
+#[actix_web::test]
+async fn without_the_shops_public_address_an_upload_is_refused_naming_the_setting() {
+    let mut mocks = Mocks::new();
+    mocks.images.expect_process().never();
+    mocks.media.expect_put().never();
+    let (mut state, config) = mocks.state();
+    state.media_url = None;
+    let http = http_actix::Http::new(state, config).unwrap();
+    let app = crate::support::worker(&http).await;
+    let body = problem(
+        &app,
+        upload(multipart(&[("file", "a.png", PNG)])),
+        503,
+        "not_configured",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("PUBLIC_BASE_URL"));
+}

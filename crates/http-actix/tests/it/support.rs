@@ -166,7 +166,7 @@ impl Mocks {
             audit: Arc::new(self.audit),
             stats: Arc::new(self.stats),
             media: MediaService::new(Arc::new(self.images), Arc::new(self.media)),
-            media_url: format!("{SHOP_URL}/media/"),
+            media_url: Some(format!("{SHOP_URL}/media/")),
             dev_sign_in: None,
             storage: self.storage,
             outbox: self.outbox,

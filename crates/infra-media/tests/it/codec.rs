@@ -3,6 +3,7 @@ use std::io::Cursor;
 use domain::media::{ImageError, ImageFormat, ImageProcessor, MAX_DECODED_SIDE, MediaName};
 use image::{DynamicImage, GenericImageView, ImageFormat as Codec, Rgb, RgbImage, Rgba, RgbaImage};
 use infra_media::ImageCodec;
+use infra_media::codec::process;
 
 fn encoded(picture: &DynamicImage, format: Codec) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
@@ -155,4 +156,32 @@ async fn a_canvas_past_the_side_limit_is_refused_before_it_is_allocated() {
         .process(ImageFormat::Png, encoded(&picture, Codec::Png))
         .await;
     assert_eq!(result, Err(ImageError::TooManyPixels));
+}
+
+#[tokio::test]
+async fn an_opaque_webp_photo_is_stored_as_a_jpeg() {
+    let picture = DynamicImage::ImageRgb8(RgbImage::from_pixel(40, 30, Rgb([200, 40, 40])));
+    let processed = ImageCodec::new()
+        .process(ImageFormat::Webp, encoded(&picture, Codec::WebP))
+        .await
+        .unwrap();
+    assert_eq!(processed.format, ImageFormat::Jpeg);
+    assert_eq!(
+        ImageFormat::sniff(&processed.bytes),
+        Some(ImageFormat::Jpeg)
+    );
+    assert_eq!((processed.width, processed.height), (40, 30));
+}
+
+#[test]
+fn a_picture_that_would_decode_past_the_memory_limit_is_refused_before_decoding() {
+    // 1000 × 1000 with 16-bit RGBA is 8 MB decoded, from a PNG of a few kilobytes.
+    let picture = DynamicImage::ImageRgba16(image::ImageBuffer::new(1000, 1000));
+    let png = encoded(&picture, Codec::Png);
+    assert!(png.len() < 100_000, "{}", png.len());
+    assert_eq!(
+        process(ImageFormat::Png, &png, 4 * 1024 * 1024),
+        Err(ImageError::TooManyPixels)
+    );
+    assert!(process(ImageFormat::Png, &png, 16 * 1024 * 1024).is_ok());
 }

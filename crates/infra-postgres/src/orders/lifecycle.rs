@@ -2,7 +2,10 @@
 //! only if it is still the one the domain checked the transition from (a compare-and-set),
 //! writes the history row and the outbox events the change causes (the customer's message,
 //! the manager's message refreshed), and for a cancellation returns the order's units to limited
-//! stock, in product-id order like placement takes them, so the two never deadlock.
+//! stock, in product-id order like placement takes them, so the two never deadlock. A
+//! cancellation locks the order's row, then returns the stock, then changes the status (whose
+//! trigger updates the counts per status): placement locks products and then a counter, so
+//! the counters always come last.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -144,6 +147,39 @@ async fn apply(
 ) -> Result<Applied, RepositoryError> {
     let backend = transaction.get_database_backend();
     let order_id = change.order_id.0;
+    let cancelling = change.to == OrderStatus::Cancelled;
+    if cancelling {
+        // Locks in the order every writer takes them: the order's row, then the products
+        // whose stock comes back, and only then (through the status change's trigger, at
+        // its statement's end) the counters per status (migration 21). Placing an order
+        // locks its products and then a counter, so taking a counter before the products
+        // here could close a cycle with it.
+        let mut current = orders::Entity::find_by_id(order_id)
+            .select_only()
+            .column(orders::Column::Status);
+        if backend == sea_orm::DatabaseBackend::Postgres {
+            current = current.lock_exclusive();
+        }
+        let current = current
+            .into_tuple::<String>()
+            .one(transaction)
+            .await
+            .map_err(|err| repository_error(err, "failed to read an order's status"))?;
+        match current {
+            None => return Ok(Applied::NotFound),
+            Some(status) if status != change.from.as_str() => {
+                return Ok(Applied::Stale {
+                    current: parse_status(order_id, &status)?,
+                });
+            }
+            Some(_) => {}
+        }
+        let lines = lines_of(transaction, vec![order_id])
+            .await?
+            .remove(&order_id)
+            .unwrap_or_default();
+        return_stock(transaction, &lines).await?;
+    }
     let moved = transaction
         .execute(
             &Query::update()
@@ -161,6 +197,13 @@ async fn apply(
         .map_err(|err| repository_error(err, "failed to change an order's status"))?
         .rows_affected();
     if moved != 1 {
+        if cancelling {
+            // The row is locked and was checked above (SQLite: the transaction is the
+            // only writer): nothing can have moved it. Undo the stock rather than keep it.
+            return Err(RepositoryError::Unknown(anyhow::anyhow!(
+                "order {order_id} changed under its lock while it was cancelled"
+            )));
+        }
         let current = orders::Entity::find_by_id(order_id)
             .select_only()
             .column(orders::Column::Status)
@@ -225,29 +268,7 @@ async fn apply(
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-
-    if change.to == OrderStatus::Cancelled {
-        // Units per product, in id order: the order placement takes stock in.
-        let mut units: BTreeMap<i64, i64> = BTreeMap::new();
-        for line in &lines {
-            *units.entry(line.product_id).or_default() += i64::from(line.quantity);
-        }
-        for (product, quantity) in units {
-            transaction
-                .execute(
-                    &Query::update()
-                        .table(products::Entity)
-                        .value(
-                            products::Column::Stock,
-                            Expr::col(products::Column::Stock).add(quantity),
-                        )
-                        .and_where(products::Column::Id.eq(product))
-                        .and_where(products::Column::Stock.is_not_null())
-                        .to_owned(),
-                )
-                .await
-                .map_err(|err| repository_error(err, "failed to return stock"))?;
-        }
+    if cancelling {
         // Other instances' cached answers show the old stock.
         let products = lines
             .iter()
@@ -256,6 +277,35 @@ async fn apply(
         crate::notify::announce(transaction, &CatalogChange::Products(products)).await?;
     }
     order_from_rows(order, lines).map(Applied::Changed)
+}
+
+/// Gives a cancelled order's units back to limited stock, product by product in id order:
+/// the order placement takes stock in.
+async fn return_stock(
+    transaction: &DatabaseTransaction,
+    lines: &[crate::entities::order_items::Model],
+) -> Result<(), RepositoryError> {
+    let mut units: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in lines {
+        *units.entry(line.product_id).or_default() += i64::from(line.quantity);
+    }
+    for (product, quantity) in units {
+        transaction
+            .execute(
+                &Query::update()
+                    .table(products::Entity)
+                    .value(
+                        products::Column::Stock,
+                        Expr::col(products::Column::Stock).add(quantity),
+                    )
+                    .and_where(products::Column::Id.eq(product))
+                    .and_where(products::Column::Stock.is_not_null())
+                    .to_owned(),
+            )
+            .await
+            .map_err(|err| repository_error(err, "failed to return stock"))?;
+    }
+    Ok(())
 }
 
 fn parse_status(order: i64, status: &str) -> Result<OrderStatus, RepositoryError> {

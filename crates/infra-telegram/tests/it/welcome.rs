@@ -145,7 +145,7 @@ async fn admin_answers_with_a_button_that_opens_the_panel() {
         ..config(&server.uri())
     })
     .unwrap();
-    bot.admin_panel(42).await.unwrap();
+    bot.admin_panel(42, true).await.unwrap();
     let body = only_body(&server).await;
     assert_eq!(body["chat_id"], 42);
     assert_eq!(
@@ -163,9 +163,25 @@ async fn admin_without_https_says_where_the_panel_is_and_what_to_set() {
         ..config(&server.uri())
     })
     .unwrap();
-    bot.admin_panel(42).await.unwrap();
+    bot.admin_panel(42, true).await.unwrap();
     let body = only_body(&server).await;
     let text = body["text"].as_str().unwrap();
     assert!(text.contains("http://127.0.0.1:8000/admin/") && text.contains("PUBLIC_BASE_URL"));
+    assert!(body.get("reply_markup").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn admin_in_a_group_says_to_ask_in_private() {
+    let server = MockServer::start().await;
+    answer(&server, "sendMessage", sent(6)).await;
+    let bot = TelegramNotifier::new(TelegramConfig {
+        admin_panel_url: Some("https://shop.example.com/admin/".into()),
+        ..config(&server.uri())
+    })
+    .unwrap();
+    // Telegram refuses a web_app button outside a private chat.
+    bot.admin_panel(-100_123, false).await.unwrap();
+    let body = only_body(&server).await;
+    assert!(body["text"].as_str().unwrap().contains("личном чате"));
     assert!(body.get("reply_markup").is_none(), "{body}");
 }

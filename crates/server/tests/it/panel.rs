@@ -145,6 +145,14 @@ struct World {
 }
 
 async fn world(test: &str) -> Option<World> {
+    world_with(test, |_| {}).await
+}
+
+/// [`world`], with the settings changed by `change` first.
+async fn world_with(
+    test: &str,
+    change: impl FnOnce(&mut server::config::Settings),
+) -> Option<World> {
     let (chromium, driver) = browser_paths()?;
     let telegram = FakeTelegram::start().await;
     let dir = std::env::temp_dir().join(format!("botshop-panel-{test}-{}", std::process::id()));
@@ -163,6 +171,7 @@ async fn world(test: &str) -> Option<World> {
         .port();
     settings.http.port = port;
     settings.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
+    change(&mut settings);
     let app = TestApp::spawn(&settings).await;
     let driver = start_driver(&driver);
     let browser = browser(&chromium, &driver).await;
@@ -255,6 +264,11 @@ async fn an_admin_creates_a_category_and_a_product_with_an_uploaded_image() {
 
     world.click("#new-category").await;
     world.fill("#c-name", "Острая пицца").await;
+    // The API's refusal appears next to its field.
+    world.fill("#c-slug", "Острая Пицца").await;
+    world.click("#save-category").await;
+    let error = world.wait(".field-error[data-field=slug]").await;
+    assert!(!error.text().await.unwrap().is_empty());
     world.fill("#c-slug", "spicy-pizza").await;
     world.screenshot("category-form").await;
     world.click("#save-category").await;
@@ -539,5 +553,49 @@ async fn at_390_px_nothing_overflows_horizontally() {
     world.click("[data-product]").await;
     world.wait("#stock-adjust").await;
     assert!(!world.overflows().await, "the product editor");
+    world.close().await;
+}
+
+#[tokio::test]
+async fn outside_telegram_the_page_says_to_open_it_from_the_bot() {
+    let Some(world) = world("outside").await else {
+        return;
+    };
+    world
+        .browser
+        .goto(&format!("{}/admin/", world.app.base))
+        .await
+        .unwrap();
+    let text = world.wait("#open-from-bot").await.text().await.unwrap();
+    assert!(text.contains("/admin"), "{text}");
+    assert!(
+        world
+            .browser
+            .find(Locator::Css("#dev-sign-in"))
+            .await
+            .is_err()
+    );
+    world.close().await;
+}
+
+#[tokio::test]
+async fn in_the_local_setup_the_developer_signs_in_as_an_admin() {
+    // The local embedded setup with the demo token, as `cargo run -p server` starts.
+    let Some(world) = world_with("dev", |settings| {
+        settings.bot_token = server::config::BotToken::new(server::config::DEMO_BOT_TOKEN).unwrap();
+        settings.demo_token = true;
+    })
+    .await
+    else {
+        return;
+    };
+    world
+        .browser
+        .goto(&format!("{}/admin/", world.app.base))
+        .await
+        .unwrap();
+    world.fill("#dev-id", &ADMIN.to_string()).await;
+    world.click("#dev-sign-in button[type=submit]").await;
+    world.wait("#board").await;
     world.close().await;
 }
