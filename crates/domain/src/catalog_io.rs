@@ -500,6 +500,15 @@ pub fn undefuse(cell: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_readmes_example_file_imports_without_a_problem() {
+        let file = ImportFile::from_csv(include_str!("../../../docs/catalog-example.csv"))
+            .unwrap_or_else(|problems| panic!("{problems:?}"));
+        assert_eq!(file.problems(), Vec::new());
+        assert_eq!(file.categories.len(), 3);
+        assert_eq!(file.products.len(), 4);
+    }
     use super::*;
 
     #[test]
