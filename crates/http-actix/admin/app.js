@@ -333,7 +333,11 @@ async function orderView(id) {
   }
   const c = order.customer || {};
   const note = h("textarea", { name: "note", rows: 2, maxlength: 500, id: "status-note" });
+  let moving = false;
   const move = async (status) => {
+    if (moving) return;
+    moving = true;
+    document.querySelectorAll("[data-move]").forEach((b) => { b.disabled = true; });
     try {
       const body = { status };
       if (note.value.trim()) body.note = note.value.trim();
@@ -345,6 +349,9 @@ async function orderView(id) {
         toast(`${T.already} ${statusName(error.problem.current_status)}`);
         go(() => orderView(id), { push: false });
       } else failure(error);
+    } finally {
+      moving = false;
+      document.querySelectorAll("[data-move]").forEach((b) => { b.disabled = false; });
     }
   };
   const next = order.next_statuses || [];
