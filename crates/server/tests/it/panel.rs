@@ -438,6 +438,7 @@ async fn an_import_dry_run_shows_the_diff_and_the_confirmed_import_changes_the_c
     let preview = world.wait("#import-preview").await.text().await.unwrap();
     assert!(preview.contains('2') && preview.contains('1'), "{preview}");
     world.screenshot("import-preview").await;
+    assert!(!world.overflows().await, "the dry run's table fits");
     assert!(
         world
             .public("/categories")
