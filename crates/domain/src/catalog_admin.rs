@@ -49,30 +49,36 @@ pub struct NewCategory {
     pub is_active: bool,
 }
 
+/// A name as sent (trimmed): 1 to `max` characters on one line, or `None` with the field
+/// error recorded.
+fn one_line_name(name: &str, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > max {
+        errors.push(FieldError::new(
+            "name",
+            "invalid_length",
+            format!("name must be 1 to {max} characters"),
+        ));
+        None
+    } else if has_control_character(name) || name.contains(['\n', '\t']) {
+        errors.push(FieldError::new(
+            "name",
+            "control_character",
+            "name must not contain control characters",
+        ));
+        None
+    } else {
+        Some(name.to_owned())
+    }
+}
+
 impl CategoryPatch {
     /// Validates the fields sent, naming each bad one.
     pub fn parse(input: &CategoryInput<'_>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let name = input.name.and_then(|name| {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > MAX_CATEGORY_NAME_CHARS {
-                errors.push(FieldError::new(
-                    "name",
-                    "invalid_length",
-                    format!("name must be 1 to {MAX_CATEGORY_NAME_CHARS} characters"),
-                ));
-                None
-            } else if has_control_character(name) || name.contains(['\n', '\t']) {
-                errors.push(FieldError::new(
-                    "name",
-                    "control_character",
-                    "name must not contain control characters",
-                ));
-                None
-            } else {
-                Some(name.to_owned())
-            }
-        });
+        let name = input
+            .name
+            .and_then(|name| one_line_name(name, MAX_CATEGORY_NAME_CHARS, &mut errors));
         let slug = input.slug.and_then(|slug| {
             if is_slug(slug) {
                 Some(slug.to_owned())
@@ -277,26 +283,9 @@ impl ProductPatch {
                 None
             }
         });
-        let name = input.name.and_then(|name| {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > MAX_PRODUCT_NAME_CHARS {
-                errors.push(FieldError::new(
-                    "name",
-                    "invalid_length",
-                    format!("name must be 1 to {MAX_PRODUCT_NAME_CHARS} characters"),
-                ));
-                None
-            } else if has_control_character(name) || name.contains(['\n', '\t']) {
-                errors.push(FieldError::new(
-                    "name",
-                    "control_character",
-                    "name must not contain control characters",
-                ));
-                None
-            } else {
-                Some(name.to_owned())
-            }
-        });
+        let name = input
+            .name
+            .and_then(|name| one_line_name(name, MAX_PRODUCT_NAME_CHARS, &mut errors));
         let description =
             input
                 .description

@@ -255,11 +255,6 @@ impl MediaService {
     pub async fn get(&self, name: &MediaName) -> Result<Option<StoredMedia>, MediaStoreError> {
         self.store.get(name).await
     }
-
-    /// Whether the storage can be written.
-    pub async fn check(&self) -> Result<(), MediaStoreError> {
-        self.store.check().await
-    }
 }
 
 #[cfg(test)]

@@ -114,17 +114,7 @@ pub async fn list_orders(
         .transpose()?,
     };
     let orders = state.order_admin.list_orders(&filter, page).await?;
-    let mut response = HttpResponse::Ok();
-    for header in list_headers(&req, page, orders.total) {
-        response.insert_header(header);
-    }
-    Ok(response.json(
-        orders
-            .items
-            .into_iter()
-            .map(OrderDto::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(listed(&req, orders, OrderDto::from))
 }
 
 /// One order: its lines, its customer and its whole history (with notes and who).
@@ -293,17 +283,21 @@ pub async fn list_audit(
         to: instant("to", query.to.as_deref())?,
     };
     let entries = state.audit.list_audit(&filter, page).await?;
+    Ok(listed(&req, entries, AuditEntryDto::from))
+}
+
+/// A page of a collection as every list answers it: a JSON array of `to_dto` of each item,
+/// with `X-Total-Count` and the `Link` to its neighbours.
+fn listed<T, D: serde::Serialize>(
+    req: &HttpRequest,
+    page: domain::Paginated<T>,
+    to_dto: impl FnMut(T) -> D,
+) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    for header in list_headers(&req, page, entries.total) {
+    for header in list_headers(req, page.page, page.total) {
         response.insert_header(header);
     }
-    Ok(response.json(
-        entries
-            .items
-            .into_iter()
-            .map(AuditEntryDto::from)
-            .collect::<Vec<_>>(),
-    ))
+    response.json(page.items.into_iter().map(to_dto).collect::<Vec<_>>())
 }
 
 fn parse_status(field: &str, value: &str) -> Result<OrderStatus, ApiError> {
@@ -703,17 +697,7 @@ pub async fn list_products(
         sku,
     };
     let products = state.catalog_admin.list_products(&filter, page).await?;
-    let mut response = HttpResponse::Ok();
-    for header in list_headers(&req, page, products.total) {
-        response.insert_header(header);
-    }
-    Ok(response.json(
-        products
-            .items
-            .into_iter()
-            .map(AdminProductDto::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(listed(&req, products, AdminProductDto::from))
 }
 
 /// One product, active or not, with its SKU.

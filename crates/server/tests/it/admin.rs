@@ -2,9 +2,8 @@
 //! customer hears, the history and the audit log say who; a customer who is not an admin
 //! gets 403 and no data.
 
-use infra_postgres::test_support::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, SecretString};
+use server::config::DatabaseTarget;
 
 use crate::support::*;
 
@@ -165,30 +164,14 @@ async fn run(database: DatabaseTarget) {
 
 #[tokio::test]
 async fn a_program_runs_an_order_through_the_admin_api_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("botshop-admin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("shop.db");
-    let _ = std::fs::remove_file(&file);
-    run(DatabaseTarget::EmbeddedSqlite(
-        file.to_string_lossy().into_owned(),
-    ))
-    .await;
+    run(fresh_sqlite("admin")).await;
 }
 
 #[tokio::test]
 async fn a_program_runs_an_order_through_the_admin_api_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    let db =
-        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
-            .await
-            .unwrap();
-    db.store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    run(target).await;
     database.cleanup().await;
 }

@@ -2,9 +2,8 @@
 //! comes back through the webhook (or a long poll), the order moves, the customer hears,
 //! the message is redrawn; a stranger's press and a stale press change nothing.
 
-use infra_postgres::test_support::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, SecretString, UpdatesMode};
+use server::config::{DatabaseTarget, UpdatesMode};
 
 use crate::support::*;
 
@@ -141,31 +140,15 @@ async fn run(database: DatabaseTarget) {
 
 #[tokio::test]
 async fn the_manager_moves_an_order_with_the_buttons_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("botshop-manager-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("shop.db");
-    let _ = std::fs::remove_file(&file);
-    run(DatabaseTarget::EmbeddedSqlite(
-        file.to_string_lossy().into_owned(),
-    ))
-    .await;
+    run(fresh_sqlite("manager")).await;
 }
 
 #[tokio::test]
 async fn the_manager_moves_an_order_with_the_buttons_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    let db =
-        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
-            .await
-            .unwrap();
-    db.store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    run(target).await;
     database.cleanup().await;
 }
 
@@ -251,30 +234,14 @@ async fn run_polling(database: DatabaseTarget) {
 
 #[tokio::test]
 async fn polling_delivers_the_managers_press_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("botshop-polling-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("shop.db");
-    let _ = std::fs::remove_file(&file);
-    run_polling(DatabaseTarget::EmbeddedSqlite(
-        file.to_string_lossy().into_owned(),
-    ))
-    .await;
+    run_polling(fresh_sqlite("polling")).await;
 }
 
 #[tokio::test]
 async fn polling_delivers_the_managers_press_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    let db =
-        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
-            .await
-            .unwrap();
-    db.store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    run_polling(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    run_polling(target).await;
     database.cleanup().await;
 }

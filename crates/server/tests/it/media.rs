@@ -3,9 +3,8 @@
 
 use std::io::Cursor;
 
-use infra_postgres::test_support::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, MediaTarget, SecretString};
+use server::config::{DatabaseTarget, MediaTarget};
 
 use crate::support::*;
 
@@ -130,30 +129,14 @@ async fn run(database: DatabaseTarget) {
 
 #[tokio::test]
 async fn an_uploaded_photo_is_cleaned_stored_once_and_shown_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("botshop-media-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("shop.db");
-    let _ = std::fs::remove_file(&file);
-    run(DatabaseTarget::EmbeddedSqlite(
-        file.to_string_lossy().into_owned(),
-    ))
-    .await;
+    run(fresh_sqlite("media-e2e")).await;
 }
 
 #[tokio::test]
 async fn an_uploaded_photo_is_cleaned_stored_once_and_shown_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    let db =
-        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
-            .await
-            .unwrap();
-    db.store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    run(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    run(target).await;
     database.cleanup().await;
 }

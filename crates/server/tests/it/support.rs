@@ -252,3 +252,32 @@ pub fn auth(telegram_id: i64, first_name: &str) -> String {
         verifier.sign(&[("auth_date", &auth_date), ("user", &user)])
     )
 }
+
+/// A fresh embedded SQLite file for the test called `name` (the server seeds it with the
+/// demo catalog, as `cargo run -p server` does).
+pub fn fresh_sqlite(name: &str) -> DatabaseTarget {
+    let dir = std::env::temp_dir().join(format!("botshop-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.db");
+    let _ = std::fs::remove_file(&file);
+    DatabaseTarget::EmbeddedSqlite(file.to_string_lossy().into_owned())
+}
+
+/// A fresh PostgreSQL database holding the demo catalog, and the target that names it;
+/// `None` when PostgreSQL is not available (and not required). Call
+/// `TestDatabase::cleanup` when done.
+pub async fn seeded_postgres()
+-> Option<(infra_postgres::test_support::TestDatabase, DatabaseTarget)> {
+    let database = infra_postgres::test_support::TestDatabase::postgres().await?;
+    let db =
+        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
+            .await
+            .unwrap();
+    db.store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let target = DatabaseTarget::Url(secrecy::SecretString::from(database.url()));
+    Some((database, target))
+}
