@@ -36,7 +36,8 @@ WITH line (product_id, product_name, quantity, price_minor, revision, position) 
         ON visible_grandparent."id" = visible_parent."parent_id"
     WHERE visible."is_active"
         AND (visible_parent."id" IS NULL OR visible_parent."is_active")
-        AND (visible_grandparent."id" IS NULL OR visible_grandparent."is_active"))) AS "is_active", product."sort_order", product."stock", product."revision"
+        AND (visible_grandparent."id" IS NULL OR visible_grandparent."is_active"))) AS "is_active", product."sort_order", product."stock", product."revision",
+           product."price_stars"
     FROM "products" AS product
     WHERE product."id" IN (:a, :b, :c)
     ORDER BY product."id"
@@ -51,8 +52,9 @@ WITH line (product_id, product_name, quantity, price_minor, revision, position) 
     FROM locked JOIN line ON line.product_id = locked."id", verdict
     WHERE verdict.ok AND product."id" = locked."id" AND locked."stock" IS NOT NULL
 ), new_order AS (
-    INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
-    SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567', 'Домофон не работает', now(), now() FROM verdict WHERE verdict.ok
+    INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at",
+                          "payment_status", "payment_currency", "payment_amount", "payment_due_by")
+    SELECT :uid, 'PENDING', :total, 'г. Москва, ул. Пушкина, д. 10, кв. 5', '+79001234567', 'Домофон не работает', now(), now(), 'not_required', NULL, NULL::bigint, NULL::timestamptz FROM verdict WHERE verdict.ok
     RETURNING "id"
 ), new_lines AS (
     INSERT INTO "order_items" ("order_id", "product_id", "product_name", "quantity", "price_minor")

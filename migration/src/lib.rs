@@ -48,6 +48,7 @@ mod m20250101_000018_outbox_manager_notice;
 mod m20250101_000019_admin_audit_log;
 mod m20250101_000020_product_sku;
 mod m20250101_000021_order_status_counts;
+mod m20250101_000022_payments;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000019_admin_audit_log::Migration),
             Box::new(m20250101_000020_product_sku::Migration),
             Box::new(m20250101_000021_order_status_counts::Migration),
+            Box::new(m20250101_000022_payments::Migration),
         ]
     }
 }

@@ -16,10 +16,10 @@ use crate::m20250101_000014_outbox_any_chat::{SQLITE_COMMON_COLUMNS, sqlite_swap
 pub struct Migration;
 
 const KINDS_BEFORE: &str = "'order_created', 'order_status_changed', 'manager_message_update'";
-const KINDS_AFTER: &str =
+pub(crate) const KINDS_AFTER: &str =
     "'order_created', 'order_status_changed', 'manager_message_update', 'manager_notice'";
 
-fn postgres_kinds(kinds: &str) -> String {
+pub(crate) fn postgres_kinds(kinds: &str) -> String {
     format!(
         r#"ALTER TABLE "outbox_events"
     DROP CONSTRAINT "ck_outbox_events_kind_known",
@@ -28,7 +28,7 @@ fn postgres_kinds(kinds: &str) -> String {
 }
 
 /// The table of migration 14 with `kinds`, keeping the rows `filter` admits.
-fn sqlite_rebuild(kinds: &str, filter: &str) -> String {
+pub(crate) fn sqlite_rebuild(kinds: &str, filter: &str) -> String {
     let mut sql = sqlite_table(
         "outbox_events_new",
         kinds,

@@ -6,11 +6,13 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use domain::order::{OrderDraft, OrderInput, OrderLineInput, price_order};
+use domain::payments::PaymentTerms;
 use domain::{CategoryId, Money, Product, ProductId};
 
 fn catalog() -> Vec<Product> {
     (1..=10)
         .map(|id| Product {
+            price_stars: None,
             id: ProductId(id),
             category_id: CategoryId(1 + id % 3),
             name: format!("Пицца Фирменная №{id}"),
@@ -40,7 +42,8 @@ fn cart() -> OrderInput {
 
 fn parse_and_price(c: &mut Criterion) {
     let catalog = catalog();
-    let priced = OrderDraft::parse(cart()).map(|draft| price_order(&draft, &catalog).is_ok());
+    let priced = OrderDraft::parse(cart())
+        .map(|draft| price_order(&draft, &catalog, &PaymentTerms::default()).is_ok());
     assert!(matches!(priced, Ok(true)), "the fixture must price");
 
     // The cart is cloned outside the measurement: `parse` takes it by value.
@@ -49,7 +52,7 @@ fn parse_and_price(c: &mut Criterion) {
             cart,
             |input| {
                 let draft = OrderDraft::parse(black_box(input)).ok()?;
-                price_order(&draft, black_box(&catalog)).ok()
+                price_order(&draft, black_box(&catalog), &PaymentTerms::default()).ok()
             },
             BatchSize::SmallInput,
         )

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::lifecycle::{ChangeRequest, ChangeStatusError, ChangedBy, Scope, change_status};
+use crate::payments::{PaymentService, PreCheckout, ReceivedPayment, RefundedPayment};
 use crate::ports::{
     BotReplies, ExclusiveRoles, OrderLifecycle, PollError, RoleLease, UpdateLog, UpdateSource,
 };
@@ -59,14 +60,63 @@ impl Update {
                     .to_owned(),
             })
         });
-        let kind = command.or(button).unwrap_or(UpdateKind::Ignored);
+        let kind = payment_update(update)
+            .or(command)
+            .or(button)
+            .unwrap_or(UpdateKind::Ignored);
         Some(Update { update_id, kind })
     }
+}
+
+/// A payment's update: `pre_checkout_query`, or a message with `successful_payment` or
+/// `refunded_payment`. Anything malformed in one is not a payment of ours.
+fn payment_update(update: &serde_json::Value) -> Option<UpdateKind> {
+    let text = |value: &serde_json::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    if let Some(query) = update.get("pre_checkout_query") {
+        let from = query.get("from")?;
+        return Some(UpdateKind::PreCheckout(PreCheckout {
+            query_id: text(query, "id")?,
+            from: from.get("id")?.as_i64()?,
+            language_code: text(from, "language_code"),
+            currency: text(query, "currency")?,
+            total_amount: query.get("total_amount")?.as_i64()?,
+            payload: text(query, "invoice_payload")?,
+        }));
+    }
+    let message = update.get("message")?;
+    if let Some(paid) = message.get("successful_payment") {
+        return Some(UpdateKind::Payment(ReceivedPayment {
+            from: message.get("from")?.get("id")?.as_i64()?,
+            currency: text(paid, "currency")?,
+            total_amount: paid.get("total_amount")?.as_i64()?,
+            payload: text(paid, "invoice_payload")?,
+            telegram_payment_charge_id: text(paid, "telegram_payment_charge_id")
+                .filter(|id| !id.is_empty())?,
+            provider_payment_charge_id: text(paid, "provider_payment_charge_id")
+                .filter(|id| !id.is_empty()),
+        }));
+    }
+    let refunded = message.get("refunded_payment")?;
+    Some(UpdateKind::Refunded(RefundedPayment {
+        telegram_payment_charge_id: text(refunded, "telegram_payment_charge_id")
+            .filter(|id| !id.is_empty())?,
+    }))
 }
 
 /// What an update asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateKind {
+    /// Telegram asks whether a payment may go on (answered within 10 seconds).
+    PreCheckout(PreCheckout),
+    /// A payment was made: the only proof of payment.
+    Payment(ReceivedPayment),
+    /// A Stars payment was refunded.
+    Refunded(RefundedPayment),
     /// `/start` in a chat: a welcome, and the Mini App's button when there is one.
     Start { chat_id: i64 },
     /// `/orders` from `from` in a chat: a manager's list of open orders.
@@ -227,6 +277,10 @@ pub enum Handled {
     ReplyFailed,
     /// A button press, answered with what came of it.
     Pressed(ButtonOutcome),
+    /// A pre-checkout query, answered: ok or not.
+    PreCheckoutAnswered { ok: bool },
+    /// A payment or a refund, recorded (now or before).
+    PaymentRecorded,
 }
 
 /// Handles updates: records each once, then acts on it.
@@ -238,6 +292,7 @@ pub struct BotService {
     managers: Vec<TelegramId>,
     admins: Vec<TelegramId>,
     relay_wake: Arc<Notify>,
+    payments: Option<PaymentService>,
 }
 
 impl std::fmt::Debug for BotService {
@@ -263,7 +318,15 @@ impl BotService {
             managers,
             admins: Vec::new(),
             relay_wake,
+            payments: None,
         }
+    }
+
+    /// Payments' updates (pre-checkout queries, payments, refunds) go to `payments`;
+    /// without it they are acknowledged and logged, never acted on.
+    pub fn with_payments(mut self, payments: PaymentService) -> Self {
+        self.payments = Some(payments);
+        self
     }
 
     /// `admins`: the Telegram users (`ADMIN_TELEGRAM_IDS`) whom `/admin` answers with the
@@ -283,10 +346,58 @@ impl BotService {
         update: Update,
         now: OffsetDateTime,
     ) -> Result<Handled, RepositoryError> {
+        // A payment is recorded before the update is: it must never be lost to an update
+        // marked seen whose payment failed to commit. Payments are once-only by their own
+        // charge id, so a redelivery changes nothing; a failure answers so that Telegram
+        // delivers it again.
+        match (&update.kind, &self.payments) {
+            (UpdateKind::Payment(payment), Some(payments)) => {
+                payments.receive(payment, now).await?;
+                self.log.first_seen(update.update_id, now).await?;
+                return Ok(Handled::PaymentRecorded);
+            }
+            (UpdateKind::Refunded(refund), Some(payments)) => {
+                if !payments.refunded(refund, now).await? {
+                    tracing::warn!(
+                        update_id = update.update_id,
+                        "a refund of a payment BotShop has no record of"
+                    );
+                }
+                self.log.first_seen(update.update_id, now).await?;
+                return Ok(Handled::PaymentRecorded);
+            }
+            (UpdateKind::Payment(_) | UpdateKind::Refunded(_), None) => {
+                tracing::error!(
+                    update_id = update.update_id,
+                    "a payment arrived while PAYMENTS is off: it is not recorded; refund it \
+                     in Telegram or turn payments on"
+                );
+            }
+            _ => {}
+        }
         if !self.log.first_seen(update.update_id, now).await? {
             return Ok(Handled::Duplicate);
         }
         match update.kind {
+            UpdateKind::PreCheckout(query) => {
+                let Some(payments) = &self.payments else {
+                    tracing::warn!(
+                        update_id = update.update_id,
+                        "a pre-checkout query while PAYMENTS is off: not answered"
+                    );
+                    return Ok(Handled::Ignored);
+                };
+                match payments.pre_checkout(&query, now).await {
+                    Ok(verdict) => Ok(Handled::PreCheckoutAnswered {
+                        ok: verdict.is_ok(),
+                    }),
+                    Err(error) => {
+                        tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
+                        Ok(Handled::ReplyFailed)
+                    }
+                }
+            }
+            UpdateKind::Payment(_) | UpdateKind::Refunded(_) => Ok(Handled::Ignored),
             UpdateKind::Ignored => Ok(Handled::Ignored),
             UpdateKind::Start { chat_id } => match self.replies.welcome(chat_id).await {
                 Ok(()) => Ok(Handled::Replied),
@@ -622,6 +733,7 @@ mod tests {
 
     fn order(status: OrderStatus) -> Order {
         Order {
+            payment: Default::default(),
             id: OrderId(5),
             user_id: UserId(1),
             status,
@@ -665,7 +777,7 @@ mod tests {
                     && change.by == ChangedBy::Manager(TelegramId::parse(MANAGER).unwrap())
             })
             .times(1)
-            .returning(|_| Ok(Applied::Changed(order(OrderStatus::Confirmed))));
+            .returning(|_| Ok(Applied::Changed(Box::new(order(OrderStatus::Confirmed)))));
         let expected = ButtonOutcome::Changed {
             order_id: OrderId(5),
             status: OrderStatus::Confirmed,

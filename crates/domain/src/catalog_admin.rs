@@ -201,6 +201,8 @@ pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// The longest SKU, in characters.
 pub const MAX_SKU_CHARS: usize = 64;
+/// The highest price in Telegram Stars a product may have.
+pub const MAX_PRICE_STARS: u32 = 1_000_000;
 
 /// A product's fields as an admin sent them; `None`: not sent; `Some(None)`: sent as
 /// `null` (no description, no SKU, unlimited stock).
@@ -215,6 +217,8 @@ pub struct ProductInput<'a> {
     pub sort_order: Option<i64>,
     pub sku: Option<Option<&'a str>>,
     pub stock: Option<Option<i64>>,
+    /// The price in Telegram Stars: `Some(None)` removes it.
+    pub price_stars: Option<Option<i64>>,
 }
 
 /// A change to a product: the fields to set. Stock changes go through [`StockChange`].
@@ -228,6 +232,7 @@ pub struct ProductPatch {
     pub is_active: Option<bool>,
     pub sort_order: Option<i32>,
     pub sku: Option<Option<String>>,
+    pub price_stars: Option<Option<u32>>,
 }
 
 /// A new product.
@@ -243,6 +248,8 @@ pub struct NewProduct {
     pub sku: Option<String>,
     /// `None`: unlimited.
     pub stock: Option<u32>,
+    /// `None`: it cannot be paid in Telegram Stars.
+    pub price_stars: Option<u32>,
 }
 
 /// A product as the admin sees it: the product, inactive or not, and its SKU.
@@ -363,6 +370,23 @@ impl ProductPatch {
                 None
             }
         });
+        let price_stars = input.price_stars.and_then(|stars| match stars {
+            None => Some(None),
+            Some(stars) => match u32::try_from(stars) {
+                Ok(stars) if (1..=MAX_PRICE_STARS).contains(&stars) => Some(Some(stars)),
+                _ => {
+                    errors.push(FieldError::new(
+                        "price_stars",
+                        "out_of_range",
+                        format!(
+                            "price_stars must be a whole number of stars from 1 to \
+                             {MAX_PRICE_STARS}, or null"
+                        ),
+                    ));
+                    None
+                }
+            },
+        });
         if errors.is_empty() {
             Ok(Self {
                 category_id,
@@ -373,6 +397,7 @@ impl ProductPatch {
                 is_active: input.is_active,
                 sort_order,
                 sku,
+                price_stars,
             })
         } else {
             Err(errors)
@@ -432,6 +457,7 @@ impl NewProduct {
                 sort_order: patch.sort_order.unwrap_or(0),
                 sku: patch.sku.flatten(),
                 stock,
+                price_stars: patch.price_stars.flatten(),
             }),
             _ => Err(errors),
         }

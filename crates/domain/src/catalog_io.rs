@@ -53,6 +53,9 @@ pub struct ProductRecord {
     pub is_active: bool,
     #[serde(default)]
     pub sort_order: i32,
+    /// The price in Telegram Stars; `None`: none.
+    #[serde(default)]
+    pub price_stars: Option<u32>,
 }
 
 /// The whole catalog.
@@ -128,7 +131,14 @@ impl ImportFile {
         let Some((_, header)) = rows.next() else {
             return Err(vec![ImportProblem::new(1, "header", "the file is empty")]);
         };
-        if header.iter().map(String::as_str).ne(CSV_COLUMNS) {
+        // Files exported before `price_stars` existed lack its column, and are read as is.
+        let columns = header.len();
+        if columns < CSV_COLUMNS.len() - 1
+            || header
+                .iter()
+                .map(String::as_str)
+                .ne(CSV_COLUMNS[..columns].iter().copied())
+        {
             return Err(vec![ImportProblem::new(
                 1,
                 "header",
@@ -141,11 +151,11 @@ impl ImportFile {
             if cells.len() == 1 && cells[0].is_empty() {
                 continue;
             }
-            if cells.len() != CSV_COLUMNS.len() {
+            if cells.len() != columns {
                 problems.push(ImportProblem::new(
                     line,
                     "row",
-                    format!("a row has {} cells, not {}", cells.len(), CSV_COLUMNS.len()),
+                    format!("a row has {} cells, not {columns}", cells.len()),
                 ));
                 continue;
             }
@@ -199,6 +209,20 @@ impl ImportFile {
                             None
                         }
                     };
+                    let price_stars = match (columns > 12).then(|| optional(12)).flatten() {
+                        None => None,
+                        Some(stars) => match stars.parse::<u32>() {
+                            Ok(stars) => Some(stars),
+                            Err(_) => {
+                                problems.push(ImportProblem::new(
+                                    line,
+                                    "price_stars",
+                                    "price_stars must be a whole number of stars, or empty for none",
+                                ));
+                                None
+                            }
+                        },
+                    };
                     file.products.push((
                         line,
                         ProductRecord {
@@ -211,6 +235,7 @@ impl ImportFile {
                             images: cell(9).split_whitespace().map(str::to_owned).collect(),
                             is_active,
                             sort_order,
+                            price_stars,
                         },
                     ));
                 }
@@ -305,6 +330,7 @@ impl ImportFile {
                 sort_order: Some(i64::from(product.sort_order)),
                 sku: Some(product.sku.as_deref()),
                 stock: None,
+                price_stars: Some(product.price_stars.map(i64::from)),
             };
             if let Err(errors) = ProductPatch::parse(&input) {
                 push(*line, errors);
@@ -401,7 +427,7 @@ fn parse_csv_rows(text: &str) -> Result<Vec<(usize, Vec<String>)>, Vec<ImportPro
 }
 
 /// The CSV file's columns, in order.
-pub const CSV_COLUMNS: [&str; 12] = [
+pub const CSV_COLUMNS: [&str; 13] = [
     "kind",
     "slug",
     "parent_slug",
@@ -414,6 +440,7 @@ pub const CSV_COLUMNS: [&str; 12] = [
     "images",
     "is_active",
     "sort_order",
+    "price_stars",
 ];
 
 impl CatalogFile {
@@ -438,6 +465,7 @@ impl CatalogFile {
                     String::new(),
                     category.is_active.to_string(),
                     category.sort_order.to_string(),
+                    String::new(),
                 ],
             );
         }
@@ -457,6 +485,10 @@ impl CatalogFile {
                     product.images.join(" "),
                     product.is_active.to_string(),
                     product.sort_order.to_string(),
+                    product
+                        .price_stars
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
                 ],
             );
         }
@@ -536,6 +568,7 @@ mod tests {
                 is_active: true,
             }],
             products: vec![ProductRecord {
+                price_stars: Some(120),
                 sku: Some("PZ-1".into()),
                 category_slug: "pizza".into(),
                 name: "Маргарита, большая".into(),
@@ -550,10 +583,10 @@ mod tests {
         let csv = file.to_csv();
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
-        assert_eq!(lines[1], "category,pizza,,,,Пицца,,,,,true,0");
+        assert_eq!(lines[1], "category,pizza,,,,Пицца,,,,,true,0,");
         assert_eq!(
             lines[2],
-            "product,,,pizza,PZ-1,\"Маргарита, большая\",\"'=HYPERLINK(\"\"x\"\")\",590.00,,https://a/1.jpg https://a/2.jpg,false,3"
+            "product,,,pizza,PZ-1,\"Маргарита, большая\",\"'=HYPERLINK(\"\"x\"\")\",590.00,,https://a/1.jpg https://a/2.jpg,false,3,120"
         );
         assert_eq!(lines[3], "");
     }
@@ -578,6 +611,7 @@ mod tests {
                 },
             ],
             products: vec![ProductRecord {
+                price_stars: Some(35),
                 sku: None,
                 category_slug: "spicy".into(),
                 name: "=Диабло".into(),
@@ -598,7 +632,7 @@ mod tests {
         assert!(read.problems().is_empty(), "{:?}", read.problems());
 
         let bad = format!(
-            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0\r\nproduct,,,x,,Товар,,0,-1,,maybe,0\r\n",
+            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0,\r\nproduct,,,x,,Товар,,0,-1,,maybe,0,1.5\r\n",
             CSV_COLUMNS.join(",")
         );
         let problems = ImportFile::from_csv(&bad).unwrap_err();
@@ -606,9 +640,9 @@ mod tests {
             .iter()
             .map(|p| (p.line, p.field.as_str()))
             .collect();
-        assert_eq!(named, [(3, "is_active"), (3, "stock")]);
+        assert_eq!(named, [(3, "is_active"), (3, "stock"), (3, "price_stars")]);
         let bad = format!(
-            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0\r\n",
+            "{}\r\ncategory,Bad Slug,,,,Имя,,,,,true,0,\r\n",
             CSV_COLUMNS.join(",")
         );
         let problems = ImportFile::from_csv(&bad).unwrap().problems();
@@ -616,6 +650,26 @@ mod tests {
         assert_eq!(problems[0].field, "slug");
         assert!(ImportFile::from_csv("kind,slug\r\n").is_err());
         assert!(ImportFile::from_json("{\"categories\": [{\"slug\": 1}]}").is_err());
+    }
+
+    #[test]
+    fn a_file_exported_before_stars_prices_reads_without_them() {
+        let legacy = format!(
+            "{}\r\ncategory,pizza,,,,Пицца,,,,,true,0\r\nproduct,,,pizza,PZ-1,Маргарита,,590.00,,,true,0\r\n",
+            CSV_COLUMNS[..12].join(",")
+        );
+        let read = ImportFile::from_csv(&legacy).unwrap();
+        assert_eq!(read.products[0].1.price_stars, None);
+        assert!(read.problems().is_empty());
+        // A row must have as many cells as the header.
+        let short = format!(
+            "{}\r\nproduct,,,pizza,PZ-1,Маргарита,,590.00,,,true,0\r\n",
+            CSV_COLUMNS.join(",")
+        );
+        assert_eq!(ImportFile::from_csv(&short).unwrap_err()[0].field, "row");
+        // A header must be the whole list or the list before `price_stars`.
+        let odd = format!("{}\r\n", CSV_COLUMNS[..11].join(","));
+        assert_eq!(ImportFile::from_csv(&odd).unwrap_err()[0].field, "header");
     }
 
     #[test]

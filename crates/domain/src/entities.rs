@@ -53,6 +53,8 @@ pub struct Product {
     pub sort_order: i32,
     /// Units left; `None` means unlimited (digital goods, made to order).
     pub stock: Option<u32>,
+    /// The price in Telegram Stars (`PAYMENTS=stars`); `None`: it cannot be paid in Stars.
+    pub price_stars: Option<u32>,
 }
 
 impl Product {
@@ -138,6 +140,8 @@ pub struct Order {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub items: Vec<OrderItem>,
+    /// Whether it is paid online, and what it owes.
+    pub payment: crate::payments::OrderPayment,
 }
 
 impl fmt::Debug for Order {
@@ -153,6 +157,7 @@ impl fmt::Debug for Order {
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("items", &self.items)
+            .field("payment", &self.payment)
             .finish()
     }
 }
@@ -192,6 +197,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             items: vec![],
+            payment: Default::default(),
         };
         let printed = format!("{order:?}");
         for secret in ["Секретная", "9995551234", "код 1234"] {

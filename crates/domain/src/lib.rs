@@ -25,6 +25,7 @@ pub mod money;
 pub mod order;
 pub mod outbox;
 pub mod pagination;
+pub mod payments;
 pub mod ports;
 pub mod services;
 pub mod settings;

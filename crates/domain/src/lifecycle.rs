@@ -172,7 +172,7 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The status was `from` and is now `to`; the order as it is now.
-    Changed(Order),
+    Changed(Box<Order>),
     /// The status was no longer `from`: nothing changed.
     Stale { current: OrderStatus },
     /// No such order.
@@ -284,7 +284,7 @@ pub async fn change_status(
         admin,
     };
     match orders.apply_status_change(change).await? {
-        Applied::Changed(order) => Ok(order),
+        Applied::Changed(order) => Ok(*order),
         Applied::Stale { current } => Err(ChangeStatusError::AlreadyChanged { current }),
         Applied::NotFound => Err(ChangeStatusError::NotFound),
     }
@@ -363,6 +363,7 @@ mod tests {
 
     fn order(status: OrderStatus) -> Order {
         Order {
+            payment: Default::default(),
             id: OrderId(7),
             user_id: UserId(1),
             status,
@@ -418,7 +419,7 @@ mod tests {
             .expect_apply_status_change()
             .withf(|c| c.from == Pending && c.to == Confirmed && c.order_id == OrderId(7))
             .times(1)
-            .returning(|_| Ok(Applied::Changed(order(Confirmed))));
+            .returning(|_| Ok(Applied::Changed(Box::new(order(Confirmed)))));
         let changed = change(&orders, Some(Pending), Confirmed).await.unwrap();
         assert_eq!(changed.status, Confirmed);
     }
@@ -452,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_cancels_only_while_pending() {
-        let pending = lifecycle(Some(Pending), Applied::Changed(order(Cancelled)));
+        let pending = lifecycle(Some(Pending), Applied::Changed(Box::new(order(Cancelled))));
         let cancelled =
             cancel_by_customer(&pending, UserId(1), OrderId(7), OffsetDateTime::UNIX_EPOCH)
                 .await

@@ -165,6 +165,8 @@ pub struct NewOrder {
     /// The customer's idempotency key for this placement, already claimed: storage
     /// attaches the order to it in the order's own transaction.
     pub idempotency_key: Option<crate::idempotency::IdempotencyKey>,
+    /// Whether the order is to be paid online, and how long it holds its stock unpaid.
+    pub payment_terms: crate::payments::PaymentTerms,
 }
 
 /// A product the cart wants more of than is left.
@@ -180,6 +182,8 @@ pub struct StockShortage {
 pub struct PricedOrder {
     pub items: Vec<OrderItem>,
     pub total_amount: Money,
+    /// What it owes online under the placement's payment terms (`None`: paid on delivery).
+    pub payment: Option<crate::payments::AmountDue>,
 }
 
 /// Why an order could not be placed.
@@ -198,6 +202,13 @@ pub enum PlaceOrderError {
     /// The total passed the largest amount the shop handles.
     #[error("order total is too large")]
     TotalTooLarge,
+    /// Payments are in Telegram Stars and these products have no Stars price. Lists their
+    /// ids, ascending.
+    #[error("products without a price in Telegram Stars: {0:?}")]
+    NoStarsPrice(Vec<ProductId>),
+    /// The total cannot be paid in the shop's currency (a fraction of its smallest unit).
+    #[error("the order's total cannot be paid in the shop's currency")]
+    NotPayable,
     /// The idempotency key belongs to a request that is still running.
     #[error("the idempotency key is in use by a request still running")]
     IdempotencyKeyInUse,
@@ -228,6 +239,7 @@ pub enum PlaceOrderError {
 pub fn price_order(
     draft: &OrderDraft,
     catalog: &[Product],
+    terms: &crate::payments::PaymentTerms,
 ) -> Result<PricedOrder, PlaceOrderError> {
     let by_id: HashMap<ProductId, &Product> = catalog.iter().map(|p| (p.id, p)).collect();
 
@@ -271,6 +283,8 @@ pub fn price_order(
     }
 
     let mut total = Money::ZERO;
+    let mut total_stars: i64 = 0;
+    let mut without_stars: Vec<ProductId> = Vec::new();
     let mut items = Vec::with_capacity(draft.lines.len());
     for line in &draft.lines {
         let Some(product) = by_id.get(&line.product_id) else {
@@ -283,6 +297,15 @@ pub fn price_order(
         total = total
             .checked_add(line_total)
             .ok_or(PlaceOrderError::TotalTooLarge)?;
+        match product.price_stars {
+            // At most 100 units × u32::MAX stars a line: no i64 overflow per line.
+            Some(stars) => {
+                total_stars = total_stars
+                    .checked_add(i64::from(stars) * i64::from(line.quantity.get()))
+                    .ok_or(PlaceOrderError::TotalTooLarge)?;
+            }
+            None => without_stars.push(product.id),
+        }
         items.push(OrderItem {
             product_id: product.id,
             product_name: product.name.clone(),
@@ -290,9 +313,21 @@ pub fn price_order(
             price: product.price,
         });
     }
+    let stars = if without_stars.is_empty() {
+        Ok(total_stars)
+    } else {
+        without_stars.sort_unstable();
+        without_stars.dedup();
+        Err(without_stars)
+    };
+    let payment = crate::payments::amount_due(terms, total, stars).map_err(|err| match err {
+        crate::payments::PaymentDueError::NoStarsPrice(ids) => PlaceOrderError::NoStarsPrice(ids),
+        crate::payments::PaymentDueError::NotPayable => PlaceOrderError::NotPayable,
+    })?;
     Ok(PricedOrder {
         items,
         total_amount: total,
+        payment,
     })
 }
 
@@ -303,6 +338,11 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
+
+    /// Pricing with payments off, as every test here but the Stars ones wants.
+    fn price_off(draft: &OrderDraft, catalog: &[Product]) -> Result<PricedOrder, PlaceOrderError> {
+        price_order(draft, catalog, &crate::payments::PaymentTerms::default())
+    }
     use crate::values::CategoryId;
 
     fn input(items: &[(i64, i64)]) -> OrderInput {
@@ -322,6 +362,7 @@ mod tests {
 
     fn product(id: i64, price: &str, active: bool) -> Product {
         Product {
+            price_stars: None,
             id: ProductId(id),
             category_id: CategoryId(1),
             name: format!("Товар {id}"),
@@ -349,7 +390,7 @@ mod tests {
     fn order_total_sums_price_times_quantity() {
         let draft = OrderDraft::parse(input(&[(1, 2), (2, 1)])).unwrap();
         let priced =
-            price_order(&draft, &[product(1, "250", true), product(2, "300", true)]).unwrap();
+            price_off(&draft, &[product(1, "250", true), product(2, "300", true)]).unwrap();
         assert_eq!(priced.total_amount.to_string(), "800.00");
         assert_eq!(priced.items[0].product_name, "Товар 1");
         assert_eq!(priced.items[0].price.to_string(), "250.00");
@@ -359,7 +400,7 @@ mod tests {
     #[test]
     fn pricing_is_exact_with_kopecks() {
         let draft = OrderDraft::parse(input(&[(1, 3), (2, 7)])).unwrap();
-        let priced = price_order(
+        let priced = price_off(
             &draft,
             &[product(1, "0.10", true), product(2, "19.99", true)],
         )
@@ -423,7 +464,7 @@ mod tests {
     #[test]
     fn missing_products_are_listed_before_inactive_ones() {
         let draft = OrderDraft::parse(input(&[(9, 1), (2, 1), (7, 1)])).unwrap();
-        match price_order(&draft, &[product(2, "1", false)]) {
+        match price_off(&draft, &[product(2, "1", false)]) {
             Err(PlaceOrderError::ProductNotFound(ids)) => {
                 assert_eq!(ids, [ProductId(7), ProductId(9)])
             }
@@ -435,7 +476,7 @@ mod tests {
             product(2, "1", false),
             product(3, "1", false),
         ];
-        match price_order(&draft, &catalog) {
+        match price_off(&draft, &catalog) {
             Err(PlaceOrderError::ProductUnavailable(ids)) => {
                 assert_eq!(ids, [ProductId(2), ProductId(3)])
             }
@@ -447,7 +488,7 @@ mod tests {
     fn limited_stock_is_checked_against_summed_quantities() {
         let draft = OrderDraft::parse(input(&[(1, 2), (2, 1), (1, 2)])).unwrap();
         let catalog = [stocked(1, "10", 3), stocked(2, "10", 0)];
-        match price_order(&draft, &catalog) {
+        match price_off(&draft, &catalog) {
             Err(PlaceOrderError::InsufficientStock(shortages)) => assert_eq!(
                 shortages,
                 [
@@ -467,11 +508,11 @@ mod tests {
         }
         let draft = OrderDraft::parse(input(&[(1, 3)])).unwrap();
         assert!(
-            price_order(&draft, &[stocked(1, "10", 3)]).is_ok(),
+            price_off(&draft, &[stocked(1, "10", 3)]).is_ok(),
             "exactly what is left is fine"
         );
         assert!(
-            price_order(&draft, &[product(1, "10", true)]).is_ok(),
+            price_off(&draft, &[product(1, "10", true)]).is_ok(),
             "no stock count means unlimited"
         );
     }
@@ -484,7 +525,7 @@ mod tests {
             product(2, "9999999999", true),
         ];
         assert!(matches!(
-            price_order(&draft, &catalog),
+            price_off(&draft, &catalog),
             Err(PlaceOrderError::TotalTooLarge)
         ));
     }

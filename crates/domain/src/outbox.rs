@@ -60,14 +60,18 @@ pub enum EventKind {
     OrderStatusChanged,
     ManagerMessageUpdate,
     ManagerNotice,
+    CustomerNotice,
+    StarsRefund,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::OrderCreated,
         EventKind::OrderStatusChanged,
         EventKind::ManagerMessageUpdate,
         EventKind::ManagerNotice,
+        EventKind::CustomerNotice,
+        EventKind::StarsRefund,
     ];
 
     /// The stable spelling stored in the `kind` column.
@@ -77,6 +81,8 @@ impl EventKind {
             EventKind::OrderStatusChanged => "order_status_changed",
             EventKind::ManagerMessageUpdate => "manager_message_update",
             EventKind::ManagerNotice => "manager_notice",
+            EventKind::CustomerNotice => "customer_notice",
+            EventKind::StarsRefund => "stars_refund",
         }
     }
 
@@ -150,6 +156,15 @@ pub enum OutboxEvent {
     /// Something about the order the manager must notice: a new message in the manager
     /// chat (an edit of the order's message makes no sound).
     ManagerNotice { order_id: OrderId, notice: Notice },
+    /// Something about the order its customer must hear (a payment that came too late): a
+    /// new message in their private chat.
+    CustomerNotice { order_id: OrderId, notice: Notice },
+    /// Refund the recorded Stars payment `payment` of the order (`refundStarPayment`),
+    /// durably: retried like a message, and a refund already made counts as done.
+    StarsRefund {
+        order_id: OrderId,
+        payment: crate::payments::PaymentId,
+    },
 }
 
 /// What a [`OutboxEvent::ManagerNotice`] tells the manager.
@@ -157,15 +172,40 @@ pub enum OutboxEvent {
 pub enum Notice {
     /// The customer cancelled the order themselves.
     CancelledByCustomer,
+    /// The order was paid (and so confirmed).
+    Paid,
+    /// A Stars payment came when the order could no longer take it (cancelled, expired,
+    /// paid already): it is refunded automatically.
+    LatePaymentRefunded,
+    /// A provider payment came when the order could no longer take it: the manager must
+    /// refund it through the provider.
+    LatePaymentToRefund,
+    /// A paid Stars order was cancelled: the payment is refunded automatically.
+    CancelledPaidRefunded,
+    /// A paid provider order was cancelled: the manager must refund it through the
+    /// provider.
+    CancelledPaidToRefund,
 }
 
 impl Notice {
-    pub const ALL: [Notice; 1] = [Notice::CancelledByCustomer];
+    pub const ALL: [Notice; 6] = [
+        Notice::CancelledByCustomer,
+        Notice::Paid,
+        Notice::LatePaymentRefunded,
+        Notice::LatePaymentToRefund,
+        Notice::CancelledPaidRefunded,
+        Notice::CancelledPaidToRefund,
+    ];
 
     /// The stable spelling stored in the event's payload.
     pub fn as_str(&self) -> &'static str {
         match self {
             Notice::CancelledByCustomer => "cancelled_by_customer",
+            Notice::Paid => "paid",
+            Notice::LatePaymentRefunded => "late_payment_refunded",
+            Notice::LatePaymentToRefund => "late_payment_to_refund",
+            Notice::CancelledPaidRefunded => "cancelled_paid_refunded",
+            Notice::CancelledPaidToRefund => "cancelled_paid_to_refund",
         }
     }
 
@@ -182,6 +222,8 @@ impl OutboxEvent {
             OutboxEvent::OrderStatusChanged { .. } => EventKind::OrderStatusChanged,
             OutboxEvent::ManagerMessageUpdate { .. } => EventKind::ManagerMessageUpdate,
             OutboxEvent::ManagerNotice { .. } => EventKind::ManagerNotice,
+            OutboxEvent::CustomerNotice { .. } => EventKind::CustomerNotice,
+            OutboxEvent::StarsRefund { .. } => EventKind::StarsRefund,
         }
     }
 
@@ -190,7 +232,9 @@ impl OutboxEvent {
             OutboxEvent::OrderCreated { order_id }
             | OutboxEvent::OrderStatusChanged { order_id, .. }
             | OutboxEvent::ManagerMessageUpdate { order_id }
-            | OutboxEvent::ManagerNotice { order_id, .. } => *order_id,
+            | OutboxEvent::ManagerNotice { order_id, .. }
+            | OutboxEvent::CustomerNotice { order_id, .. }
+            | OutboxEvent::StarsRefund { order_id, .. } => *order_id,
         }
     }
 
@@ -200,7 +244,9 @@ impl OutboxEvent {
             OutboxEvent::OrderCreated { .. }
             | OutboxEvent::ManagerMessageUpdate { .. }
             | OutboxEvent::ManagerNotice { .. } => Recipient::ManagerChat,
-            OutboxEvent::OrderStatusChanged { .. } => Recipient::Customer(customer),
+            OutboxEvent::OrderStatusChanged { .. }
+            | OutboxEvent::CustomerNotice { .. }
+            | OutboxEvent::StarsRefund { .. } => Recipient::Customer(customer),
         }
     }
 }
@@ -589,6 +635,8 @@ impl Relay {
                     EventKind::OrderStatusChanged => "customer notified of a status change",
                     EventKind::ManagerMessageUpdate => "manager's message about the order updated",
                     EventKind::ManagerNotice => "manager told about the order",
+                    EventKind::CustomerNotice => "customer told about their payment",
+                    EventKind::StarsRefund => "stars payment refunded",
                 };
                 tracing::info!(event_id = id.0, order_id, kind, "{what}");
                 pass.sent += 1;
@@ -768,6 +816,7 @@ mod tests {
     fn notification(order_id: i64) -> OrderPlaced {
         OrderPlaced {
             order: Order {
+                payment: Default::default(),
                 id: OrderId(order_id),
                 user_id: UserId(1),
                 status: OrderStatus::Pending,

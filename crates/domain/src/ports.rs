@@ -442,6 +442,20 @@ pub enum Notification {
         notice: crate::outbox::Notice,
         order: OrderPlaced,
     },
+    /// A new message in the customer's private chat telling `notice` about `order`, in
+    /// their language.
+    CustomerNotice {
+        notice: crate::outbox::Notice,
+        order: OrderPlaced,
+        language_code: Option<String>,
+    },
+    /// `refundStarPayment`: give the customer's stars back. A payment already refunded
+    /// counts as done.
+    StarsRefund {
+        order_id: OrderId,
+        user_id: TelegramId,
+        telegram_payment_charge_id: String,
+    },
 }
 
 impl Notification {
@@ -450,8 +464,10 @@ impl Notification {
         match self {
             Notification::NewOrder(placed)
             | Notification::ManagerMessageEdit { order: placed, .. }
-            | Notification::ManagerNotice { order: placed, .. } => placed.order.id,
+            | Notification::ManagerNotice { order: placed, .. }
+            | Notification::CustomerNotice { order: placed, .. } => placed.order.id,
             Notification::StatusChanged(changed) => changed.order_id,
+            Notification::StarsRefund { order_id, .. } => *order_id,
         }
     }
 }

@@ -11,6 +11,7 @@ use http_actix::dto::ProductDto;
 fn page_of_50() -> Vec<ProductDto> {
     (1..=50)
         .map(|id| Product {
+            price_stars: None,
             id: ProductId(id),
             category_id: CategoryId(1),
             name: format!("Пицца Фирменная №{id}"),

@@ -72,6 +72,9 @@ pub struct ProductDto {
     pub stock: Option<u32>,
     /// Whether at least one unit can be ordered now.
     pub in_stock: bool,
+    /// The price in Telegram Stars (`PAYMENTS=stars`), or `null` when it has none.
+    #[schema(example = 120)]
+    pub price_stars: Option<u32>,
 }
 
 impl From<Product> for ProductDto {
@@ -79,6 +82,7 @@ impl From<Product> for ProductDto {
         let in_stock = p.in_stock();
         let image_url = p.image_url().map(str::to_owned);
         ProductDto {
+            price_stars: p.price_stars,
             stock: p.stock,
             in_stock,
             id: p.id.0,
@@ -152,6 +156,21 @@ pub struct OrderDto {
     #[schema(format = DateTime)]
     pub updated_at: String,
     pub items: Vec<OrderItemDto>,
+    /// `not_required` (paid on delivery), `unpaid`, `paid` or `refunded`.
+    #[schema(schema_with = payment_status_schema)]
+    pub payment_status: &'static str,
+    /// What the order owes online: the currency (`XTR` for Telegram Stars) and the amount
+    /// in its smallest units (kopecks, cents, whole stars); `null` when paid on delivery.
+    #[schema(example = "RUB")]
+    pub payment_currency: Option<&'static str>,
+    #[schema(example = 80000)]
+    pub payment_amount: Option<i64>,
+    /// RFC 3339, UTC: until when an unpaid order waits for its payment.
+    #[schema(format = DateTime)]
+    pub payment_due_by: Option<String>,
+    /// RFC 3339, UTC: when the payment arrived.
+    #[schema(format = DateTime)]
+    pub paid_at: Option<String>,
     /// `GET /orders/{id}` and a cancellation only: the order's statuses, oldest first,
     /// starting with its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +221,21 @@ pub struct OrderItemDto {
     pub price: String,
 }
 
+fn payment_status_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(
+            domain::payments::PaymentStatus::ALL
+                .iter()
+                .map(|status| status.as_str()),
+        ))
+        .description(Some(
+            "not_required (paid on delivery), unpaid, paid (only Telegram's successful_payment \
+             makes it so) or refunded",
+        ))
+        .examples(["not_required"])
+}
+
 /// `status` is one of the domain's order statuses, spelled as stored.
 fn order_status_schema() -> impl Into<RefOr<Schema>> {
     ObjectBuilder::new()
@@ -229,6 +263,11 @@ impl From<Order> for OrderDto {
             created_at: rfc3339(o.created_at),
             updated_at: rfc3339(o.updated_at),
             items: o.items.into_iter().map(OrderItemDto::from).collect(),
+            payment_status: o.payment.status.as_str(),
+            payment_currency: o.payment.due.map(|due| due.currency.code()),
+            payment_amount: o.payment.due.map(|due| due.amount),
+            payment_due_by: o.payment.due_by.map(rfc3339),
+            paid_at: o.payment.paid_at.map(rfc3339),
             history: None,
         }
     }
@@ -519,6 +558,11 @@ pub struct StockRequest {
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<Option<i64>>,
+    /// The price in Telegram Stars, a whole number from 1 to 1 000 000; `null`: none (the
+    /// product cannot then be ordered while `PAYMENTS=stars`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
+    pub price_stars: Option<Option<i64>>,
 }
 
 /// `POST /admin/products/{id}/stock/adjustments`.
@@ -597,6 +641,11 @@ pub struct ProductRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<Option<i64>>,
+    /// The price in Telegram Stars, a whole number from 1 to 1 000 000; `null`: none (the
+    /// product cannot then be ordered while `PAYMENTS=stars`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
+    pub price_stars: Option<Option<i64>>,
 }
 
 /// Query parameters of `GET /admin/products`: the public list's, and `is_active`, `sku`.

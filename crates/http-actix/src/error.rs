@@ -51,6 +51,19 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// A Telegram webhook call without the configured secret.
     WebhookUnauthorized,
+    /// Payments are in Telegram Stars and these products have no Stars price.
+    NoStarsPrice(Vec<ProductId>),
+    /// The total cannot be expressed in the payment currency's smallest unit.
+    TotalNotPayable,
+    /// The order is paid on delivery: there is nothing to pay online.
+    PaymentNotRequired,
+    OrderAlreadyPaid,
+    /// Only a PENDING order can be paid; this one is `current`.
+    OrderNotPayable(domain::OrderStatus),
+    /// The time to pay ran out (the order is being cancelled).
+    PaymentExpired,
+    /// Telegram refused or could not be reached for a payment call (cause logged).
+    PaymentGateway(domain::ports::NotifyError),
     /// The customer may cancel only a PENDING order; this one is `current`.
     OrderNotCancellable(domain::OrderStatus),
     /// A valid Telegram user who is not an admin of the shop.
@@ -126,6 +139,13 @@ impl ApiError {
             ApiError::ImportRefused(_) => "import_refused",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::WebhookUnauthorized => "invalid_webhook_secret",
+            ApiError::NoStarsPrice(_) => "no_stars_price",
+            ApiError::TotalNotPayable => "total_not_payable",
+            ApiError::PaymentNotRequired => "payment_not_required",
+            ApiError::OrderAlreadyPaid => "order_already_paid",
+            ApiError::OrderNotPayable(_) => "order_not_payable",
+            ApiError::PaymentExpired => "payment_expired",
+            ApiError::PaymentGateway(_) => "payment_gateway_error",
             ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => "service_unavailable",
             ApiError::NotConfigured(_) => "not_configured",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -161,6 +181,13 @@ impl ApiError {
             ApiError::ImportRefused(_) => "The file cannot be imported",
             ApiError::InvalidTransition { .. } => "The order cannot take this status",
             ApiError::WebhookUnauthorized => "Not Telegram",
+            ApiError::NoStarsPrice(_) => "Some products cannot be paid in Telegram Stars",
+            ApiError::TotalNotPayable => "The total cannot be paid in the shop's currency",
+            ApiError::PaymentNotRequired => "The order is paid on delivery",
+            ApiError::OrderAlreadyPaid => "The order is already paid",
+            ApiError::OrderNotPayable(_) => "The order cannot be paid",
+            ApiError::PaymentExpired => "The time to pay has run out",
+            ApiError::PaymentGateway(_) => "Telegram could not create the payment",
             ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => {
                 "The service is temporarily unavailable"
             }
@@ -269,6 +296,27 @@ impl ApiError {
             ApiError::OrderTotalTooLarge => {
                 Some("the order total is above the largest amount the shop accepts".to_owned())
             }
+            ApiError::NoStarsPrice(ids) => Some(format!(
+                "products {} have no price in Telegram Stars; remove them from the cart",
+                join_ids(ids)
+            )),
+            ApiError::TotalNotPayable => {
+                Some("the order's total has a fraction the payment currency cannot take".to_owned())
+            }
+            ApiError::PaymentNotRequired => {
+                Some("this order is paid on delivery; there is nothing to pay now".to_owned())
+            }
+            ApiError::OrderAlreadyPaid => Some("the order is already paid".to_owned()),
+            ApiError::OrderNotPayable(current) => Some(format!(
+                "the order is {current}; only a PENDING order can be paid"
+            )),
+            ApiError::PaymentExpired => Some(
+                "the time to pay this order has run out and it is being cancelled; place it again"
+                    .to_owned(),
+            ),
+            ApiError::PaymentGateway(_) => {
+                Some("Telegram did not create the payment; please retry in a moment".to_owned())
+            }
             ApiError::Internal(_) => {
                 Some("something went wrong on our side; please retry later".to_owned())
             }
@@ -294,9 +342,9 @@ impl ApiError {
             _ => None,
         };
         let product_ids = match self {
-            ApiError::ProductNotFound(ids) | ApiError::ProductUnavailable(ids) => {
-                Some(ids.iter().map(|id| id.0).collect())
-            }
+            ApiError::ProductNotFound(ids)
+            | ApiError::ProductUnavailable(ids)
+            | ApiError::NoStarsPrice(ids) => Some(ids.iter().map(|id| id.0).collect()),
             _ => None,
         };
         let products = match self {
@@ -318,7 +366,8 @@ impl ApiError {
         };
         let current_status = match self {
             ApiError::InvalidTransition { current, .. }
-            | ApiError::OrderNotCancellable(current) => Some(current.as_str()),
+            | ApiError::OrderNotCancellable(current)
+            | ApiError::OrderNotPayable(current) => Some(current.as_str()),
             _ => None,
         };
         Problem {
@@ -373,7 +422,8 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub errors: Option<Vec<ProblemField<'a>>>,
-    /// With `product_not_found` and `product_unavailable`: the products concerned.
+    /// With `product_not_found`, `product_unavailable` and `no_stars_price`: the products
+    /// concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub product_ids: Option<Vec<i64>>,
@@ -381,7 +431,8 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub products: Option<Vec<StockProblem>>,
-    /// With `invalid_transition` and `order_not_cancellable`: the order's status now.
+    /// With `invalid_transition`, `order_not_cancellable` and `order_not_payable`: the
+    /// order's status now.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub current_status: Option<&'a str>,
@@ -418,11 +469,17 @@ impl ResponseError for ApiError {
             | ApiError::ProductNotFound(_)
             | ApiError::ProductUnavailable(_)
             | ApiError::OrderTotalTooLarge
+            | ApiError::NoStarsPrice(_)
+            | ApiError::TotalNotPayable
             | ApiError::IdempotencyKeyReused
             | ApiError::ImportRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InsufficientStock(_)
             | ApiError::IdempotencyKeyInUse
             | ApiError::OrderNotCancellable(_)
+            | ApiError::PaymentNotRequired
+            | ApiError::OrderAlreadyPaid
+            | ApiError::OrderNotPayable(_)
+            | ApiError::PaymentExpired
             | ApiError::InvalidTransition { .. }
             | ApiError::CategoryNotEmpty { .. }
             | ApiError::StockConflict(_)
@@ -449,6 +506,7 @@ impl ResponseError for ApiError {
                 _ => StatusCode::BAD_REQUEST,
             },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::PaymentGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -470,6 +528,9 @@ impl ResponseError for ApiError {
             }
             ApiError::NotReady(None) => {
                 tracing::warn!("not ready: the database ping timed out")
+            }
+            ApiError::PaymentGateway(cause) => {
+                tracing::warn!(error = %cause, "Telegram refused a payment call")
             }
             _ => {}
         }
@@ -525,11 +586,28 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::ProductNotFound(ids) => ApiError::ProductNotFound(ids),
             PlaceOrderError::ProductUnavailable(ids) => ApiError::ProductUnavailable(ids),
             PlaceOrderError::TotalTooLarge => ApiError::OrderTotalTooLarge,
+            PlaceOrderError::NoStarsPrice(ids) => ApiError::NoStarsPrice(ids),
+            PlaceOrderError::NotPayable => ApiError::TotalNotPayable,
             PlaceOrderError::InsufficientStock(shortages) => ApiError::InsufficientStock(shortages),
             PlaceOrderError::IdempotencyKeyInUse => ApiError::IdempotencyKeyInUse,
             PlaceOrderError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             PlaceOrderError::NotAdmitted(retry_after) => ApiError::RateLimited { retry_after },
             PlaceOrderError::Repository(e) => e.into(),
+        }
+    }
+}
+
+impl From<domain::payments::InvoiceError> for ApiError {
+    fn from(error: domain::payments::InvoiceError) -> Self {
+        use domain::payments::InvoiceError;
+        match error {
+            InvoiceError::NotFound => ApiError::NotFound("Order not found"),
+            InvoiceError::NotRequired => ApiError::PaymentNotRequired,
+            InvoiceError::AlreadyPaid => ApiError::OrderAlreadyPaid,
+            InvoiceError::NotPending { current } => ApiError::OrderNotPayable(current),
+            InvoiceError::Expired => ApiError::PaymentExpired,
+            InvoiceError::Gateway(cause) => ApiError::PaymentGateway(cause),
+            InvoiceError::Repository(e) => e.into(),
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct ApiState {
     /// when there is no webhook.
     pub telegram: Option<TelegramWebhook>,
     pub order_service: OrderService,
+    /// Invoices for orders paid online (`PAYMENTS`).
+    pub payments: domain::payments::PaymentService,
     pub authenticator: Authenticator,
     /// Who may use the admin API.
     pub admin_auth: domain::admin::AdminAuthenticator,

@@ -47,6 +47,7 @@ pub const TMA_SCHEME: &str = "tma";
         routes::orders::list_mine,
         routes::orders::get_mine,
         routes::orders::cancel_mine,
+        routes::orders::invoice,
         routes::admin::list_orders,
         routes::admin::get_order,
         routes::admin::change_order_status,
@@ -94,6 +95,8 @@ pub const TMA_SCHEME: &str = "tma";
             InvalidOrder,
             OrderConflict,
             NotCancellable,
+            NotPayable,
+            PaymentGateway,
             AdminUnauthorized,
             Forbidden,
             InvalidTransition,
@@ -325,6 +328,8 @@ problem_responses! {
             ApiError::ProductUnavailable(vec![ProductId(2)]),
             ApiError::OrderTotalTooLarge,
             ApiError::IdempotencyKeyReused,
+            ApiError::NoStarsPrice(vec![ProductId(4)]),
+            ApiError::TotalNotPayable,
         ],
         &[],
     );
@@ -340,6 +345,27 @@ problem_responses! {
             }]),
             ApiError::IdempotencyKeyInUse,
         ],
+        &[],
+    );
+    /// 409 for an invoice.
+    NotPayable => problem_response(
+        "The order cannot be paid now: paid on delivery, paid already, past PENDING, or its \
+         time to pay ran out",
+        &[
+            ApiError::PaymentNotRequired,
+            ApiError::OrderAlreadyPaid,
+            ApiError::OrderNotPayable(domain::OrderStatus::Cancelled),
+            ApiError::PaymentExpired,
+        ],
+        &[],
+    );
+    /// 502 when Telegram does not create an invoice.
+    PaymentGateway => problem_response(
+        "Telegram refused or could not be reached; retry later",
+        &[ApiError::PaymentGateway(domain::ports::NotifyError::Transient {
+            reason: String::new(),
+            retry_after: None,
+        })],
         &[],
     );
     /// 409 for a customer's cancellation.

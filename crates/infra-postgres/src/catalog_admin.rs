@@ -263,6 +263,7 @@ impl CatalogAdmin for SqlStore {
                     products::Column::SortOrder,
                     products::Column::Stock,
                     products::Column::Sku,
+                    products::Column::PriceStars,
                     products::Column::SearchText,
                     products::Column::CreatedAt,
                     products::Column::UpdatedAt,
@@ -277,6 +278,7 @@ impl CatalogAdmin for SqlStore {
                     Expr::val(new.sort_order),
                     Expr::val(stock),
                     Expr::val(new.sku.clone()),
+                    Expr::val(new.price_stars.map(i64::from)),
                     Expr::val(product_search_text(&new.name, new.description.as_deref())),
                     Expr::val(timestamp_value(backend, context.at)),
                     Expr::val(timestamp_value(backend, context.at)),
@@ -358,6 +360,9 @@ impl CatalogAdmin for SqlStore {
             }
             if let Some(sku) = &patch.sku {
                 set(products::Column::Sku, sku.clone().into());
+            }
+            if let Some(stars) = patch.price_stars {
+                set(products::Column::PriceStars, stars.map(i64::from).into());
             }
             if patch.name.is_some() || patch.description.is_some() {
                 let name = patch.name.as_deref().unwrap_or(&before.product.name);
@@ -492,6 +497,7 @@ impl CatalogAdmin for SqlStore {
             let sku = row.sku.clone();
             let product = product_from_row(row)?;
             product_records.push(ProductRecord {
+                price_stars: product.price_stars,
                 sku,
                 category_slug: slugs
                     .get(&product.category_id.0)
@@ -647,6 +653,7 @@ fn product_json(product: &AdminProduct) -> serde_json::Value {
         "is_active": p.is_active,
         "sort_order": p.sort_order,
         "sku": product.sku,
+        "price_stars": p.price_stars,
     })
 }
 

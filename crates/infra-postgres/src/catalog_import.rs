@@ -258,6 +258,7 @@ async fn apply(
                         products::Column::SortOrder,
                         products::Column::Stock,
                         products::Column::Sku,
+                        products::Column::PriceStars,
                         products::Column::SearchText,
                         products::Column::CreatedAt,
                         products::Column::UpdatedAt,
@@ -272,6 +273,7 @@ async fn apply(
                         Expr::val(record.sort_order),
                         Expr::val(stock),
                         Expr::val(record.sku.clone()),
+                        Expr::val(record.price_stars.map(i64::from)),
                         Expr::val(search),
                         Expr::val(timestamp_value(backend, context.at)),
                         Expr::val(timestamp_value(backend, context.at)),
@@ -295,7 +297,8 @@ async fn apply(
                     && row.is_active == record.is_active
                     && row.sort_order == record.sort_order
                     && row.stock == stock
-                    && row.sku == record.sku;
+                    && row.sku == record.sku
+                    && row.price_stars.map(i64::from) == record.price_stars.map(i64::from);
                 if same {
                     report.products.unchanged += 1;
                     continue;
@@ -311,6 +314,10 @@ async fn apply(
                     .value(products::Column::SortOrder, record.sort_order)
                     .value(products::Column::Stock, stock)
                     .value(products::Column::Sku, record.sku.clone())
+                    .value(
+                        products::Column::PriceStars,
+                        record.price_stars.map(i64::from),
+                    )
                     .value(products::Column::SearchText, search)
                     .value(
                         products::Column::UpdatedAt,

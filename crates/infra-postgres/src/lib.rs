@@ -39,6 +39,7 @@ mod idempotency;
 mod notify;
 mod orders;
 mod outbox;
+mod payments;
 mod pg;
 mod price_hints;
 mod roles;

@@ -502,11 +502,39 @@ async fn claim_in(
             .into_iter()
             .collect()
     };
+    // The payments that refunds give back.
+    let mut refund_payments: Vec<i64> = Vec::new();
+    for event in claimed
+        .iter()
+        .filter(|event| event.kind == EventKind::StarsRefund.as_str())
+    {
+        if let Ok(payment) = RefundPayload::parse(event.payload.as_deref()) {
+            refund_payments.push(payment);
+        }
+    }
+    let payments: HashMap<i64, (i64, String)> = if refund_payments.is_empty() {
+        HashMap::new()
+    } else {
+        crate::entities::payments::Entity::find()
+            .select_only()
+            .column(crate::entities::payments::Column::Id)
+            .column(crate::entities::payments::Column::TelegramUserId)
+            .column(crate::entities::payments::Column::TelegramPaymentChargeId)
+            .filter(crate::entities::payments::Column::Id.is_in(refund_payments))
+            .into_tuple::<(i64, i64, String)>()
+            .all(transaction)
+            .await
+            .map_err(|err| repository_error(err, "failed to load the payments to refund"))?
+            .into_iter()
+            .map(|(id, user, charge)| (id, (user, charge)))
+            .collect()
+    };
     let loaded = Loaded {
         orders: &orders,
         customers: &customers,
         lines: &lines,
         manager_messages: &manager_messages,
+        payments: &payments,
     };
 
     let (ready, broken): (Vec<_>, Vec<_>) = claimed
@@ -550,6 +578,8 @@ struct Loaded<'a> {
     lines: &'a HashMap<i64, Vec<order_items::Model>>,
     /// Order id → the Telegram message id of its sent new-order message.
     manager_messages: &'a HashMap<i64, i64>,
+    /// Payment id → who paid and the payment's Telegram charge id, for refunds.
+    payments: &'a HashMap<i64, (i64, String)>,
 }
 
 /// One claimed row with what its kind needs.
@@ -619,6 +649,31 @@ fn to_claimed_event(
                 order: placed,
             })
         }
+        EventKind::CustomerNotice => {
+            let notice = NoticePayload::parse(event.payload.as_deref())
+                .map_err(|err| corrupt_row(format!("outbox event {id}: {err}")))?;
+            Ok(Notification::CustomerNotice {
+                notice,
+                order: placed,
+                language_code: customer.language_code.clone(),
+            })
+        }
+        EventKind::StarsRefund => {
+            let payment = RefundPayload::parse(event.payload.as_deref())
+                .map_err(|err| corrupt_row(format!("outbox event {id}: {err}")))?;
+            let (user, charge) = loaded.payments.get(&payment).ok_or_else(|| {
+                corrupt_row(format!(
+                    "outbox event {id} refunds payment {payment}, which does not exist"
+                ))
+            })?;
+            Ok(Notification::StarsRefund {
+                order_id,
+                user_id: TelegramId::parse(*user).map_err(|err| {
+                    corrupt_row(format!("payment {payment} has an invalid payer: {err}"))
+                })?,
+                telegram_payment_charge_id: charge.clone(),
+            })
+        }
         EventKind::ManagerMessageUpdate => match loaded.manager_messages.get(&order_id.0) {
             Some(&message_id) => Ok(Notification::ManagerMessageEdit {
                 message_id,
@@ -643,7 +698,26 @@ fn to_claimed_event(
     })
 }
 
-/// A manager notice's `payload`: `{"notice": "cancelled_by_customer"}`.
+/// A Stars refund's `payload`: `{"payment": 12}`, the `payments` row to refund.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RefundPayload {
+    payment: i64,
+}
+
+impl RefundPayload {
+    fn to_json(payment: i64) -> String {
+        format!(r#"{{"payment":{payment}}}"#)
+    }
+
+    fn parse(json: Option<&str>) -> Result<i64, String> {
+        let json = json.ok_or("a refund without its payload")?;
+        serde_json::from_str::<RefundPayload>(json)
+            .map(|stored| stored.payment)
+            .map_err(|err| format!("an unreadable payload: {err}"))
+    }
+}
+
+/// A notice's `payload`: `{"notice": "cancelled_by_customer"}`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct NoticePayload {
     notice: String,
@@ -766,7 +840,10 @@ JOIN "users" AS "u" ON "u"."id" = "o"."user_id" WHERE "o"."id" = $1"#,
         OutboxEvent::OrderStatusChanged { from, to, by, .. } => {
             Some(StatusChangePayload { from, to, by }.to_json()?)
         }
-        OutboxEvent::ManagerNotice { notice, .. } => Some(NoticePayload::to_json(notice)?),
+        OutboxEvent::ManagerNotice { notice, .. } | OutboxEvent::CustomerNotice { notice, .. } => {
+            Some(NoticePayload::to_json(notice)?)
+        }
+        OutboxEvent::StarsRefund { payment, .. } => Some(RefundPayload::to_json(payment.0)),
         OutboxEvent::OrderCreated { .. } | OutboxEvent::ManagerMessageUpdate { .. } => None,
     };
     let now = database_now(backend);

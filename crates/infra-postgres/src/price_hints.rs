@@ -105,6 +105,7 @@ mod tests {
 
     fn product(id: i64) -> Product {
         Product {
+            price_stars: None,
             id: ProductId(id),
             category_id: CategoryId(1),
             name: format!("Товар {id}"),

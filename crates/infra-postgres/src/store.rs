@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use domain::payments::{AmountDue, Currency, OrderPayment, PaymentStatus};
 use domain::{Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product};
 use domain::{ProductId, RepositoryError, TelegramId, User, UserId};
 use sea_orm::sea_query::Value;
@@ -168,6 +169,43 @@ pub(crate) fn product_from_row(row: products::Model) -> Result<Product, Reposito
         is_active: row.is_active,
         sort_order: row.sort_order,
         stock,
+        price_stars: stored_stars(id, row.price_stars)?,
+    })
+}
+
+/// A product's Stars price as stored; a CHECK keeps it positive.
+pub(crate) fn stored_stars(id: i64, stars: Option<i32>) -> Result<Option<u32>, RepositoryError> {
+    stars
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|err| corrupt_row(format!("product {id} has an invalid Stars price: {err}")))
+}
+
+/// An order's payment from its columns (migration 22).
+pub(crate) fn stored_payment(
+    id: i64,
+    status: &str,
+    currency: Option<&str>,
+    amount: Option<i64>,
+    due_by: Option<OffsetDateTime>,
+    paid_at: Option<OffsetDateTime>,
+) -> Result<OrderPayment, RepositoryError> {
+    let status = PaymentStatus::parse(status)
+        .ok_or_else(|| corrupt_row(format!("order {id} has an invalid payment status")))?;
+    let due = match (currency, amount) {
+        (Some(code), Some(amount)) => Some(AmountDue {
+            currency: Currency::parse(code).ok_or_else(|| {
+                corrupt_row(format!("order {id} owes in an unknown currency {code:?}"))
+            })?,
+            amount,
+        }),
+        _ => None,
+    };
+    Ok(OrderPayment {
+        status,
+        due,
+        due_by,
+        paid_at,
     })
 }
 
@@ -193,7 +231,16 @@ pub(crate) fn order_from_rows(
         .status
         .parse()
         .map_err(|err| corrupt_row(format!("order {id} has an invalid status: {err}")))?;
+    let payment = stored_payment(
+        id,
+        &row.payment_status,
+        row.payment_currency.as_deref(),
+        row.payment_amount,
+        row.payment_due_by,
+        row.paid_at,
+    )?;
     Ok(Order {
+        payment,
         id: OrderId(id),
         user_id: UserId(row.user_id),
         status,

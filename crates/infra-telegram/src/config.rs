@@ -81,6 +81,9 @@ pub struct TelegramConfig {
     /// The admin panel's address (`PUBLIC_BASE_URL/admin/`): the button `/admin` answers
     /// an admin with, when it is https.
     pub admin_panel_url: Option<String>,
+    /// The payment provider's token from BotFather (`PAYMENT_PROVIDER_TOKEN`), for
+    /// invoices in a provider's currency.
+    pub payment_provider_token: Option<SecretString>,
 }
 
 impl TelegramConfig {
@@ -94,6 +97,7 @@ impl TelegramConfig {
             timeout: DEFAULT_TIMEOUT,
             mini_app_url: None,
             admin_panel_url: None,
+            payment_provider_token: None,
         }
     }
 }
@@ -123,6 +127,9 @@ pub struct TelegramSettings {
     /// [`UpdatesMode`]). Empty counts as unset.
     #[serde(deserialize_with = "optional_updates_mode")]
     pub telegram_updates: Option<UpdatesMode>,
+    /// The payment provider's token from BotFather (`PAYMENTS=provider`). A secret. Empty
+    /// counts as unset.
+    pub payment_provider_token: Option<SecretString>,
 }
 
 /// How the bot receives Telegram's updates.
@@ -148,6 +155,7 @@ impl Default for TelegramSettings {
             telegram_timeout_secs: DEFAULT_TIMEOUT_SECS,
             mini_app_url: None,
             telegram_updates: None,
+            payment_provider_token: None,
         }
     }
 }
@@ -186,6 +194,13 @@ impl TelegramSettings {
             .filter(|url| !url.is_empty())
     }
 
+    /// `PAYMENT_PROVIDER_TOKEN`; `None` when unset or blank.
+    pub fn payment_provider_token(&self) -> Option<&SecretString> {
+        self.payment_provider_token
+            .as_ref()
+            .filter(|token| !token.expose_secret().trim().is_empty())
+    }
+
     /// How long one API call may take.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.telegram_timeout_secs))
@@ -199,6 +214,7 @@ impl TelegramSettings {
             utc_offset: self.notify_utc_offset,
             timeout: self.timeout(),
             mini_app_url: self.mini_app_url().map(str::to_owned),
+            payment_provider_token: self.payment_provider_token().cloned(),
             ..TelegramConfig::new(bot_token, manager_chat_id)
         }
     }

@@ -19,6 +19,7 @@
 mod bot;
 mod config;
 mod notifier;
+mod payments;
 mod polling;
 mod render;
 mod webhook;
@@ -32,8 +33,10 @@ pub use config::{
     TelegramConfig, TelegramConfigError, TelegramSettings, UpdatesMode,
 };
 pub use notifier::{CallbackButton, InlineKeyboard, TelegramNotifier, manager_keyboard};
+pub use payments::invoice_texts;
 pub use render::{
-    Language, MESSAGE_LIMIT, button_label, format_rubles, render_manager_notice,
-    render_manager_update, render_order_message, render_status_message, status_phrase,
+    Language, MESSAGE_LIMIT, button_label, format_rubles, render_customer_notice,
+    render_manager_notice, render_manager_update, render_order_message, render_status_message,
+    status_phrase,
 };
 pub use webhook::{ALLOWED_UPDATES, WebhookInfo};

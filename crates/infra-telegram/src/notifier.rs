@@ -13,7 +13,8 @@ use time::UtcOffset;
 
 use crate::config::{TelegramConfig, TelegramConfigError, normalize_api_url};
 use crate::render::{
-    render_manager_notice, render_manager_update, render_order_message, render_status_message,
+    render_customer_notice, render_manager_notice, render_manager_update, render_order_message,
+    render_status_message,
 };
 
 /// What replaces the bot token in every string this crate builds.
@@ -42,6 +43,8 @@ pub struct TelegramNotifier {
     pub(crate) mini_app_url: Option<String>,
     /// The admin panel `/admin` answers with (`PUBLIC_BASE_URL/admin/`).
     pub(crate) admin_panel_url: Option<String>,
+    /// The payment provider's token from BotFather (`PAYMENT_PROVIDER_TOKEN`).
+    payment_provider_token: Option<secrecy::SecretString>,
 }
 
 impl fmt::Debug for TelegramNotifier {
@@ -83,7 +86,13 @@ impl TelegramNotifier {
             timeout: config.timeout,
             mini_app_url: config.mini_app_url,
             admin_panel_url: config.admin_panel_url,
+            payment_provider_token: config.payment_provider_token,
         })
+    }
+
+    /// The payment provider's token, when one is configured.
+    pub(crate) fn payment_provider_token(&self) -> Option<&secrecy::SecretString> {
+        self.payment_provider_token.as_ref()
     }
 
     /// The offset the manager's messages show times in.
@@ -408,6 +417,27 @@ impl Notifier for TelegramNotifier {
                 let text = render_manager_notice(*notice, order);
                 self.send_message_with(self.manager_chat_id, &text, None)
                     .await?
+            }
+            Notification::CustomerNotice {
+                notice,
+                order,
+                language_code,
+            } => {
+                let text = render_customer_notice(*notice, order, language_code.as_deref());
+                self.send_message_to(order.customer.get(), &text).await?
+            }
+            Notification::StarsRefund {
+                user_id,
+                telegram_payment_charge_id,
+                ..
+            } => {
+                self.refund_star_payment(user_id.get(), telegram_payment_charge_id)
+                    .await?;
+                tracing::debug!(
+                    order_id = notification.order_id().0,
+                    "refunded a Stars payment"
+                );
+                return Ok(DeliveryReceipt { message_id: None });
             }
         };
         // Failures are not logged here: the caller logs the error it gets, once.

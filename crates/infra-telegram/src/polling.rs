@@ -22,7 +22,7 @@ struct GetUpdates {
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<i64>,
     timeout: u64,
-    allowed_updates: [&'static str; 2],
+    allowed_updates: [&'static str; 3],
 }
 
 #[async_trait]

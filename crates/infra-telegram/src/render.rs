@@ -5,6 +5,7 @@
 use domain::Money;
 use domain::entities::{Order, OrderStatus};
 use domain::outbox::Notice;
+use domain::payments::{OrderPayment, PaymentStatus};
 use domain::ports::{OrderPlaced, StatusChanged};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -102,14 +103,95 @@ pub fn render_status_message(change: &StatusChanged) -> String {
 /// "❌ Клиент отменил заказ #123" and the order's total. It holds nothing the customer
 /// typed.
 pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
+    let id = placed.order.id;
     let what = match notice {
-        Notice::CancelledByCustomer => "❌ Клиент отменил заказ",
+        Notice::CancelledByCustomer => format!("❌ Клиент отменил заказ #{id}"),
+        Notice::Paid => format!("💳 Оплачен заказ #{id}"),
+        Notice::LatePaymentRefunded => format!(
+            "⚠️ Оплата заказа #{id} пришла, когда его уже нельзя было оплатить \
+             (отменён, просрочен или уже оплачен). Звёзды возвращены покупателю автоматически."
+        ),
+        Notice::LatePaymentToRefund => format!(
+            "⚠️ Оплата заказа #{id} пришла, когда его уже нельзя было оплатить \
+             (отменён, просрочен или уже оплачен). Верните деньги покупателю через \
+             платёжного провайдера."
+        ),
+        Notice::CancelledPaidRefunded => format!(
+            "↩️ Оплаченный заказ #{id} отменён. Звёзды возвращены покупателю автоматически."
+        ),
+        Notice::CancelledPaidToRefund => format!(
+            "⚠️ Оплаченный заказ #{id} отменён. Верните деньги покупателю через \
+             платёжного провайдера."
+        ),
     };
-    format!(
-        "{what} #{}\n💰 Сумма: {}",
-        placed.order.id,
-        format_rubles(placed.order.total_amount)
-    )
+    let amount = match placed.order.payment.due {
+        Some(due) if notice != Notice::CancelledByCustomer => due.display(),
+        _ => format_rubles(placed.order.total_amount),
+    };
+    format!("{what}\n💰 Сумма: {amount}")
+}
+
+/// A notice to the customer about their order's payment, in their language. It holds
+/// nothing anyone typed.
+pub fn render_customer_notice(
+    notice: Notice,
+    placed: &OrderPlaced,
+    language_code: Option<&str>,
+) -> String {
+    let id = placed.order.id;
+    let english = Language::from_code(language_code) == Language::English;
+    let what = match (notice, english) {
+        (Notice::LatePaymentRefunded, false) => format!(
+            "⚠️ Оплата заказа #{id} пришла, когда заказ уже нельзя было оплатить. \
+             Звёзды вернутся на ваш счёт."
+        ),
+        (Notice::LatePaymentRefunded, true) => format!(
+            "⚠️ Your payment for order #{id} arrived when the order could no longer be paid. \
+             Your Stars are being refunded."
+        ),
+        (Notice::LatePaymentToRefund, false) => format!(
+            "⚠️ Оплата заказа #{id} пришла, когда заказ уже нельзя было оплатить. \
+             Магазин вернёт деньги."
+        ),
+        (Notice::LatePaymentToRefund, true) => format!(
+            "⚠️ Your payment for order #{id} arrived when the order could no longer be paid. \
+             The shop will refund it."
+        ),
+        (Notice::CancelledPaidRefunded, false) => {
+            format!("↩️ Заказ #{id} отменён. Звёзды вернутся на ваш счёт.")
+        }
+        (Notice::CancelledPaidRefunded, true) => {
+            format!("↩️ Order #{id} was cancelled. Your Stars are being refunded.")
+        }
+        (Notice::CancelledPaidToRefund, false) => {
+            format!("↩️ Заказ #{id} отменён. Магазин вернёт деньги.")
+        }
+        (Notice::CancelledPaidToRefund, true) => {
+            format!("↩️ Order #{id} was cancelled. The shop will refund your payment.")
+        }
+        (Notice::Paid, false) => format!("💳 Заказ #{id} оплачен"),
+        (Notice::Paid, true) => format!("💳 Order #{id} is paid"),
+        (Notice::CancelledByCustomer, false) => format!("❌ Заказ #{id} отменён"),
+        (Notice::CancelledByCustomer, true) => format!("❌ Order #{id} was cancelled"),
+    };
+    let amount = match placed.order.payment.due {
+        Some(due) => due.display(),
+        None => format_rubles(placed.order.total_amount),
+    };
+    let total = if english { "Amount" } else { "Сумма" };
+    format!("{what}\n💰 {total}: {amount}")
+}
+
+/// The line the manager's order message shows about an order paid online (none for one
+/// paid on delivery, whose message stays the seed's).
+fn payment_line(payment: &OrderPayment) -> Option<String> {
+    let due = payment.due?;
+    let state = match payment.status {
+        PaymentStatus::Paid => "💳 Оплачен",
+        PaymentStatus::Refunded => "💳 Оплата возвращена",
+        PaymentStatus::Unpaid | PaymentStatus::NotRequired => "💳 Не оплачен",
+    };
+    Some(format!("{state}: {}", due.display()))
 }
 
 /// The manager's message about an order as it is now, for editing the new-order message:
@@ -247,6 +329,9 @@ impl Frame<'_> {
         }
         lines.push(String::new());
         lines.push(format!("💰 Итого: {}", format_rubles(order.total_amount)));
+        if let Some(line) = payment_line(&order.payment) {
+            lines.push(line);
+        }
         lines.push(String::new());
         lines.push(format!("📍 Адрес: {}", fields.address));
         lines.push(format!("📞 Телефон: {}", self.phone));
@@ -426,6 +511,7 @@ mod tests {
         let at = time::macros::datetime!(2025-12-22 12:30 UTC);
         OrderPlaced {
             order: Order {
+                payment: Default::default(),
                 id: domain::OrderId(5),
                 user_id: domain::UserId(1),
                 status,

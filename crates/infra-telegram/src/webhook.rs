@@ -9,7 +9,7 @@ use crate::bot::SHOP_BUTTON;
 use crate::notifier::TelegramNotifier;
 
 /// The update types BotShop handles, as `allowed_updates`.
-pub const ALLOWED_UPDATES: [&str; 2] = ["message", "callback_query"];
+pub const ALLOWED_UPDATES: [&str; 3] = ["message", "callback_query", "pre_checkout_query"];
 
 /// What `getWebhookInfo` says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,7 +26,7 @@ pub struct WebhookInfo {
 struct SetWebhook<'a> {
     url: &'a str,
     secret_token: &'a str,
-    allowed_updates: [&'a str; 2],
+    allowed_updates: [&'a str; 3],
 }
 
 #[derive(Serialize)]

@@ -13,6 +13,7 @@ use domain::bot::{BotService, Poller, PollerConfig};
 use domain::clock::SystemClock;
 use domain::media::MediaService;
 use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
+use domain::payments::{PaymentGateway, PaymentService};
 use domain::ports::{IdempotencyStore, Outbox, UpdateLog};
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -33,6 +34,7 @@ pub struct Application {
     database: Database,
     relay: Option<JoinHandle<()>>,
     poller: Option<JoinHandle<()>>,
+    expiry: JoinHandle<()>,
     catalog_changes: JoinHandle<()>,
     purge: JoinHandle<()>,
     outbox_gauges: Option<JoinHandle<()>>,
@@ -73,6 +75,7 @@ impl Application {
         let (stop_background, background_stopped) = watch::channel(false);
         let mut webhook = None;
         let mut poller_task = None;
+        let mut payment_service = None;
         let relay = match &settings.notifications {
             Notifications::Telegram { chat_id } => {
                 let telegram = Arc::new(telegram_notifier(settings, *chat_id)?);
@@ -87,6 +90,15 @@ impl Application {
                     .filter_map(|id| TelegramId::parse(*id).ok())
                     .collect();
                 managers.extend(TelegramId::parse(*chat_id).ok());
+                let gateway: Arc<dyn PaymentGateway> = telegram.clone();
+                let payments = PaymentService::new(
+                    settings.payment_terms,
+                    store.clone(),
+                    store.clone(),
+                    Some(gateway),
+                    Arc::clone(&relay_wake),
+                );
+                payment_service = Some(payments.clone());
                 let bot = || {
                     BotService::new(
                         store.clone(),
@@ -96,6 +108,9 @@ impl Application {
                         Arc::clone(&relay_wake),
                     )
                     .with_admins(admin_ids(settings))
+                    // Payments are recorded whatever PAYMENTS says now: one that arrives
+                    // is never lost (an order that owes nothing refunds it).
+                    .with_payments(payments.clone())
                 };
                 match settings.updates {
                     UpdatesMode::Webhook => {
@@ -158,6 +173,32 @@ impl Application {
             }
         };
 
+        let payments = payment_service.unwrap_or_else(|| {
+            PaymentService::new(
+                settings.payment_terms,
+                store.clone(),
+                store.clone(),
+                None,
+                Arc::clone(&relay_wake),
+            )
+        });
+        // Unpaid orders past their deadline are cancelled whatever PAYMENTS says now:
+        // orders placed while it was on still hold stock.
+        let expiry_task = {
+            let (payments, roles) = (payments.clone(), store.clone());
+            tokio::spawn(supervise(
+                "payment expiry",
+                move |stop| {
+                    payments.clone().run_expiry(
+                        roles.clone(),
+                        Arc::new(SystemClock),
+                        EXPIRY_INTERVAL,
+                        stop,
+                    )
+                },
+                background_stopped.clone(),
+            ))
+        };
         let serve_webhook = webhook.is_some();
         let verifier = Arc::new(InitDataVerifier::new(
             settings.bot_token.expose(),
@@ -194,7 +235,9 @@ impl Application {
             lifecycle: store.clone(),
             relay_wake: Arc::clone(&relay_wake),
             telegram: webhook,
-            order_service: OrderService::new(store.clone(), store.clone(), relay_wake),
+            order_service: OrderService::new(store.clone(), store.clone(), relay_wake)
+                .with_payment_terms(settings.payment_terms),
+            payments,
             authenticator: Authenticator::new(verifier, store.clone()),
             admin_auth,
             order_admin: store.clone(),
@@ -279,6 +322,7 @@ impl Application {
             database,
             relay,
             poller: poller_task,
+            expiry: expiry_task,
             catalog_changes,
             purge,
             outbox_gauges,
@@ -317,6 +361,9 @@ impl Application {
             && let Err(error) = poller.await
         {
             tracing::error!(%error, "the Telegram poller crashed");
+        }
+        if let Err(error) = self.expiry.await {
+            tracing::error!(%error, "the payment expiry crashed");
         }
         if let Err(error) = self.catalog_changes.await {
             tracing::error!(%error, "the catalog change listener crashed");
@@ -360,6 +407,9 @@ async fn supervise<F>(
         }
     }
 }
+
+/// How often unpaid orders past their deadline are looked for.
+const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often expired idempotency keys and old sent notifications are deleted.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub use domain::auth::AuthSettings;
 pub use domain::outbox::RelaySettings;
+pub use domain::payments::{PaymentSettings, PaymentTerms};
 pub use http_actix::HttpSettings;
 pub use infra_media::{MediaSettings, MediaTarget};
 pub use infra_postgres::{DatabaseSettings, DatabaseTarget};
@@ -122,6 +123,7 @@ macro_rules! settings_types {
             relay: RelaySettings,
             http: HttpSettings,
             media: MediaSettings,
+            payments: PaymentSettings,
         )
     };
 }
@@ -244,8 +246,11 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub http: HttpSettings,
     pub media: MediaSettings,
+    pub payments: PaymentSettings,
     /// Where uploaded pictures are kept.
     pub media_target: MediaTarget,
+    /// How orders are paid (`PAYMENTS`, checked against the bot it needs).
+    pub payment_terms: PaymentTerms,
     /// The configured token, or [`DEMO_BOT_TOKEN`] when DEBUG=true and none is set.
     pub bot_token: BotToken,
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
@@ -268,6 +273,7 @@ struct Parts {
     relay: RelaySettings,
     http: HttpSettings,
     media: MediaSettings,
+    payments: PaymentSettings,
 }
 
 /// `TELEGRAM_UPDATES`, checked against what it needs, or the default: `webhook` with a
@@ -290,6 +296,40 @@ fn updates_mode(
         None if has_bot => Ok(UpdatesMode::Polling),
         None => Ok(UpdatesMode::Off),
     }
+}
+
+/// Payments need a real bot that receives its updates (Telegram's pre-checkout queries and
+/// payments arrive as updates), and a provider's token for `provider`.
+fn check_payments(
+    terms: &PaymentTerms,
+    telegram: &TelegramSettings,
+    notifications: &Notifications,
+    updates: UpdatesMode,
+) -> anyhow::Result<()> {
+    use domain::payments::PaymentMode;
+    if terms.mode == PaymentMode::Off {
+        return Ok(());
+    }
+    let mode = terms.mode.name();
+    if !matches!(notifications, Notifications::Telegram { .. }) {
+        anyhow::bail!(
+            "invalid configuration: PAYMENTS={mode} needs TELEGRAM_BOT_TOKEN and MANAGER_CHAT_ID"
+        );
+    }
+    if updates == UpdatesMode::Off {
+        anyhow::bail!(
+            "invalid configuration: PAYMENTS={mode} needs the bot to receive updates \
+             (TELEGRAM_UPDATES=webhook or polling): payments arrive as updates"
+        );
+    }
+    if matches!(terms.mode, PaymentMode::Provider(_)) && telegram.payment_provider_token().is_none()
+    {
+        anyhow::bail!(
+            "invalid configuration: PAYMENTS=provider needs PAYMENT_PROVIDER_TOKEN (from \
+             BotFather: Payments)"
+        );
+    }
+    Ok(())
 }
 
 fn invalid(error: InvalidSetting) -> anyhow::Error {
@@ -349,7 +389,9 @@ impl Settings {
             relay,
             http,
             media,
+            payments,
         } = parts;
+        let payment_terms = payments.terms().map_err(invalid)?;
         database.validate().map_err(invalid)?;
         telegram.validate().map_err(invalid)?;
         auth.validate().map_err(invalid)?;
@@ -422,6 +464,7 @@ impl Settings {
             http.webhook_secret().is_some(),
             matches!(notifications, Notifications::Telegram { .. }),
         )?;
+        check_payments(&payment_terms, &telegram, &notifications, updates)?;
 
         Ok(Self {
             server,
@@ -431,7 +474,9 @@ impl Settings {
             relay,
             http,
             media,
+            payments,
             media_target,
+            payment_terms,
             bot_token,
             demo_token,
             notifications,
@@ -992,9 +1037,76 @@ mod tests {
     }
 
     #[test]
+    fn payments_are_off_by_default_and_each_mode_needs_what_it_uses() {
+        use domain::payments::PaymentMode;
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail).unwrap();
+            assert_eq!(settings.payment_terms.mode, PaymentMode::Off);
+            assert_eq!(
+                settings.payment_terms.timeout,
+                std::time::Duration::from_secs(30 * 60)
+            );
+            // Payments need a real bot.
+            jail.set_env("PAYMENTS", "stars");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(
+                error.contains("PAYMENTS=stars needs TELEGRAM_BOT_TOKEN"),
+                "{error}"
+            );
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123456:ABC-DEF_ghi");
+            jail.set_env("MANAGER_CHAT_ID", "42");
+            assert_eq!(
+                load_in(jail).unwrap().payment_terms.mode,
+                PaymentMode::Stars
+            );
+            // ... that receives its updates.
+            jail.set_env("TELEGRAM_UPDATES", "off");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("receive updates"), "{error}");
+            jail.set_env("TELEGRAM_UPDATES", "polling");
+
+            jail.set_env("PAYMENTS", "provider");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("PAYMENT_PROVIDER_TOKEN"), "{error}");
+            jail.set_env(
+                "PAYMENT_PROVIDER_TOKEN",
+                "381764678:TEST:very-secret-provider",
+            );
+            let settings = load_in(jail).unwrap();
+            let PaymentMode::Provider(currency) = settings.payment_terms.mode else {
+                panic!("expected a provider");
+            };
+            assert_eq!(currency.code(), "RUB");
+            assert!(!format!("{settings:?}").contains("very-secret-provider"));
+
+            jail.set_env("PAYMENT_CURRENCY", "usd");
+            assert!(load_in(jail).is_ok());
+            jail.set_env("PAYMENT_CURRENCY", "XYZ");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("PAYMENT_CURRENCY"), "{error}");
+            jail.set_env("PAYMENT_CURRENCY", "EUR");
+            jail.set_env("PAYMENT_TIMEOUT_MINUTES", "0");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(error.contains("PAYMENT_TIMEOUT_MINUTES"), "{error}");
+            jail.set_env("PAYMENT_TIMEOUT_MINUTES", "15");
+            assert_eq!(
+                load_in(jail).unwrap().payment_terms.timeout,
+                std::time::Duration::from_secs(15 * 60)
+            );
+            jail.set_env("PAYMENTS", "cash");
+            let error = load_in(jail).unwrap_err().to_string();
+            assert!(
+                error.contains("PAYMENTS must be off, provider or stars"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_keys_are_the_settings_field_names() {
         let keys = keys();
-        assert_eq!(keys.len(), 42, "{keys:?}");
+        assert_eq!(keys.len(), 46, "{keys:?}");
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len(), "two settings types share a key");
         for key in [
@@ -1007,6 +1119,10 @@ mod tests {
             "SENTRY_DSN",
             "MEDIA_DIR",
             "MEDIA_S3_SECRET_ACCESS_KEY",
+            "PAYMENTS",
+            "PAYMENT_PROVIDER_TOKEN",
+            "PAYMENT_CURRENCY",
+            "PAYMENT_TIMEOUT_MINUTES",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }

@@ -18,6 +18,7 @@ pub struct OrderService {
     orders: Arc<dyn OrderRepository>,
     idempotency: Arc<dyn IdempotencyStore>,
     relay_wake: Arc<tokio::sync::Notify>,
+    payment_terms: crate::payments::PaymentTerms,
 }
 
 /// An idempotency key with the fingerprint of the request that carries it.
@@ -57,7 +58,14 @@ impl OrderService {
             orders,
             idempotency,
             relay_wake,
+            payment_terms: crate::payments::PaymentTerms::default(),
         }
+    }
+
+    /// Orders are to be paid online under `terms` (`PAYMENTS`); by default they are not.
+    pub fn with_payment_terms(mut self, terms: crate::payments::PaymentTerms) -> Self {
+        self.payment_terms = terms;
+        self
     }
 
     /// Prices and stores the order with its notification event, then wakes the relay.
@@ -155,6 +163,7 @@ impl OrderService {
                 draft,
                 placed_at: now,
                 idempotency_key,
+                payment_terms: self.payment_terms,
             })
             .await?;
         self.relay_wake.notify_one();
@@ -202,6 +211,7 @@ mod tests {
 
     fn stored(new: &NewOrder) -> Order {
         Order {
+            payment: Default::default(),
             id: OrderId(123),
             user_id: new.user_id,
             status: OrderStatus::Pending,
@@ -345,6 +355,7 @@ mod tests {
             .withf(|user, id| *user == UserId(1) && *id == OrderId(123))
             .returning(|_, _| {
                 Ok(Some(stored(&NewOrder {
+                    payment_terms: Default::default(),
                     user_id: UserId(1),
                     draft: draft(),
                     placed_at: now(),

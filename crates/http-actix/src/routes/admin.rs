@@ -866,6 +866,7 @@ fn product_input(body: &ProductRequest) -> ProductInput<'_> {
         sort_order: body.sort_order,
         sku: body.sku.as_ref().map(Option::as_deref),
         stock: body.stock,
+        price_stars: body.price_stars,
     }
 }
 

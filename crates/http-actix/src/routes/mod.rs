@@ -90,6 +90,12 @@ pub(crate) fn table() -> Vec<RouteDef> {
             enabled: always,
         },
         RouteDef {
+            method: Method::POST,
+            path: "/api/v1/orders/{id}/invoice",
+            route: || web::post().to(orders::invoice),
+            enabled: always,
+        },
+        RouteDef {
             method: Method::GET,
             path: "/api/v1/admin/orders",
             route: || web::get().to(admin::list_orders),

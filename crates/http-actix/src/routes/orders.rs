@@ -312,3 +312,65 @@ pub async fn cancel_mine(
         Err(CancelError::Repository(error)) => Err(error.into()),
     }
 }
+
+/// What the Mini App opens to pay: `Telegram.WebApp.openInvoice(invoice_link)`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "invoice_link": "https://t.me/$Ab12Cd34", "amount": 80000, "currency": "RUB",
+    "expires_at": "2025-12-22T13:00:00Z"
+}))]
+pub struct InvoiceDto {
+    /// Open it with `Telegram.WebApp.openInvoice`. Asking again while the order can be
+    /// paid returns the same link.
+    pub invoice_link: String,
+    /// In the currency's smallest units (kopecks, cents), or whole stars for `XTR`.
+    pub amount: i64,
+    /// ISO 4217, or `XTR` for Telegram Stars.
+    pub currency: &'static str,
+    /// RFC 3339, UTC: after it the unpaid order is cancelled and its stock returned.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// An invoice link for one of the authenticated customer's orders, to pay inside Telegram.
+///
+/// Only a PENDING order that is unpaid and within its time to pay can be paid. The link's
+/// payload names the order with a random nonce stored with it, so it cannot pay another
+/// order. Whatever the Mini App's `invoiceClosed` status says, the order is paid only when
+/// Telegram's `successful_payment` reaches the bot: poll `GET /orders/{id}` for
+/// `payment_status`. Someone else's order is a 404.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/invoice",
+    tag = "customer",
+    security(("tma" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The order's id")),
+    responses(
+        (status = 200, description = "The invoice link", body = InvoiceDto),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::NotPayable),
+        (status = 422, response = crate::openapi::InvalidQuery),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 502, response = crate::openapi::PaymentGateway),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal),
+    )
+)]
+pub async fn invoice(
+    state: web::Data<ApiState>,
+    Customer(customer): Customer,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrderId(path_id(&id)?);
+    let invoice = state
+        .payments
+        .invoice(&customer, id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(HttpResponse::Ok().json(InvoiceDto {
+        invoice_link: invoice.invoice_link,
+        amount: invoice.due.amount,
+        currency: invoice.due.currency.code(),
+        expires_at: invoice.expires_at.map(crate::dto::rfc3339),
+    }))
+}

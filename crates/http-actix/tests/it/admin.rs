@@ -192,7 +192,7 @@ async fn a_status_change_goes_through_the_lifecycle_with_its_note_and_admin() {
         .returning(|change| {
             let mut shipped = order(change.order_id.0);
             shipped.status = OrderStatus::Shipped;
-            Ok(Applied::Changed(shipped))
+            Ok(Applied::Changed(Box::new(shipped)))
         });
     mocks
         .order_admin
@@ -797,7 +797,7 @@ async fn an_import_reads_csv_or_json_and_names_every_problem() {
             .insert_header(("Content-Type", content_type.to_owned()))
             .set_payload(body)
     };
-    let csv = format!("{header}\r\ncategory,pizza,,,,Пицца,,,,,true,0\r\n");
+    let csv = format!("{header}\r\ncategory,pizza,,,,Пицца,,,,,true,0,\r\n");
     let (status, _, body) = call(&app, import("?dry_run=true", "text/csv", csv.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["dry_run"], true);
@@ -809,13 +809,13 @@ async fn an_import_reads_csv_or_json_and_names_every_problem() {
 
     // Rows the server can read but not accept: every problem, by line.
     let bad = format!(
-        "{header}\r\ncategory,Bad Slug,,,,,,,,,true,0\r\nproduct,,,pizza,,x,,0,,,maybe,0\r\n"
+        "{header}\r\ncategory,Bad Slug,,,,,,,,,true,0,\r\nproduct,,,pizza,,x,,0,,,maybe,0,\r\n"
     );
     let body = problem(&app, import("", "text/csv", bad), 422, "import_refused").await;
     let problems = body["problems"].as_array().unwrap();
     assert_eq!(problems[0]["line"], 3);
     assert_eq!(problems[0]["field"], "is_active");
-    let orphan = format!("{header}\r\ncategory,orphan,nowhere,,,Сирота,,,,,true,0\r\n");
+    let orphan = format!("{header}\r\ncategory,orphan,nowhere,,,Сирота,,,,,true,0,\r\n");
     let body = problem(&app, import("", "text/csv", orphan), 422, "import_refused").await;
     assert_eq!(body["problems"][0]["field"], "parent_slug");
     problem(

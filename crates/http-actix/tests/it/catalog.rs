@@ -127,7 +127,7 @@ async fn products_default_to_a_page_of_one_hundred_and_filter_by_category() {
         serde_json::json!({
             "id": 1, "category_id": 1, "name": "Товар 1", "description": "Описание",
             "price": "250.50", "image_url": null, "images": [], "sort_order": 0,
-            "stock": null, "in_stock": true})
+            "stock": null, "in_stock": true, "price_stars": null})
     );
 }
 
@@ -878,7 +878,7 @@ async fn a_cancellation_refreshes_the_pages_of_the_products_it_gave_back() {
             // order(123) holds products 1 and 2.
             let mut cancelled = order(change.order_id.0);
             cancelled.status = domain::OrderStatus::Cancelled;
-            Ok(domain::lifecycle::Applied::Changed(cancelled))
+            Ok(domain::lifecycle::Applied::Changed(Box::new(cancelled)))
         });
     mocks
         .lifecycle

@@ -54,7 +54,9 @@ async fn placing_an_order_returns_201_location_and_the_order() {
             "items": [
                 {"product_id": 1, "product_name": "Товар 1", "quantity": 2, "price": "250.00"},
                 {"product_id": 2, "product_name": "Товар 2", "quantity": 1, "price": "300.00"}
-            ]
+            ],
+            "payment_status": "not_required", "payment_currency": null, "payment_amount": null,
+            "payment_due_by": null, "paid_at": null
         })
     );
 }
@@ -468,7 +470,7 @@ async fn a_customer_cancels_a_pending_order_of_theirs() {
         .returning(|change| {
             let mut cancelled = order(change.order_id.0);
             cancelled.status = OrderStatus::Cancelled;
-            Ok(domain::lifecycle::Applied::Changed(cancelled))
+            Ok(domain::lifecycle::Applied::Changed(Box::new(cancelled)))
         });
     mocks
         .lifecycle

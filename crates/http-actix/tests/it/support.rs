@@ -7,6 +7,7 @@ use domain::admin::{AdminAuthenticator, ApiToken};
 use domain::auth::{DEFAULT_MAX_AGE, InitDataVerifier};
 use domain::media::{MediaService, MockImageProcessor, MockMediaStore};
 use domain::outbox::OutboxCounts;
+use domain::payments::{MockPaymentGateway, MockPaymentRepository};
 use domain::ports::{
     MockAuditLog, MockCatalogAdmin, MockCatalogRepository, MockIdempotencyStore, MockOrderAdmin,
     MockOrderLifecycle, MockOrderRepository, MockOutbox, MockStatsRepository, MockStorageProbe,
@@ -43,6 +44,9 @@ pub struct Mocks {
     pub stats: MockStatsRepository,
     pub images: MockImageProcessor,
     pub media: MockMediaStore,
+    pub payments: MockPaymentRepository,
+    pub gateway: Option<MockPaymentGateway>,
+    pub payment_terms: domain::payments::PaymentTerms,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -62,6 +66,9 @@ impl Mocks {
             stats: MockStatsRepository::new(),
             images: MockImageProcessor::new(),
             media: MockMediaStore::new(),
+            payments: MockPaymentRepository::new(),
+            gateway: None,
+            payment_terms: domain::payments::PaymentTerms::default(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -102,7 +109,7 @@ impl Mocks {
             .returning(|change| {
                 let mut cancelled = order(change.order_id.0);
                 cancelled.status = change.to;
-                Ok(domain::lifecycle::Applied::Changed(cancelled))
+                Ok(domain::lifecycle::Applied::Changed(Box::new(cancelled)))
             });
         self.catalog
             .expect_find_category()
@@ -144,10 +151,21 @@ impl Mocks {
 
     pub fn state(self) -> (ApiState, HttpConfig) {
         let orders: Arc<MockOrderRepository> = Arc::new(self.orders);
+        let lifecycle: Arc<MockOrderLifecycle> = Arc::new(self.lifecycle);
+        let gateway = self
+            .gateway
+            .map(|gateway| Arc::new(gateway) as Arc<dyn domain::payments::PaymentGateway>);
         let state = ApiState {
+            payments: domain::payments::PaymentService::new(
+                self.payment_terms,
+                Arc::new(self.payments),
+                lifecycle.clone(),
+                gateway,
+                Arc::new(tokio::sync::Notify::new()),
+            ),
             catalog: Arc::new(self.catalog),
             orders: orders.clone(),
-            lifecycle: Arc::new(self.lifecycle),
+            lifecycle,
             relay_wake: Arc::new(tokio::sync::Notify::new()),
             telegram: None,
             order_service: OrderService::new(
@@ -270,6 +288,7 @@ pub fn category(id: i64) -> Category {
 
 pub fn product(id: i64, price_minor: i64) -> Product {
     Product {
+        price_stars: None,
         id: ProductId(id),
         category_id: CategoryId(1),
         name: format!("Товар {id}"),
@@ -284,6 +303,7 @@ pub fn product(id: i64, price_minor: i64) -> Product {
 
 pub fn order(id: i64) -> Order {
     Order {
+        payment: Default::default(),
         id: OrderId(id),
         user_id: UserId(1),
         status: OrderStatus::Pending,

@@ -10,5 +10,6 @@ pub(crate) mod order_items;
 pub(crate) mod order_status_history;
 pub(crate) mod orders;
 pub(crate) mod outbox_events;
+pub(crate) mod payments;
 pub(crate) mod products;
 pub(crate) mod users;

@@ -27,6 +27,8 @@ pub struct Model {
     pub updated_at: TimeDateTimeWithTimeZone,
     /// An optional stock-keeping unit, unique when set (migration 20).
     pub sku: Option<String>,
+    /// The price in Telegram Stars; NULL: none (migration 22).
+    pub price_stars: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -27,8 +27,9 @@ use super::lines_of;
 use crate::entities::{order_status_history, orders, products, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::append_outbox_event;
-use crate::store::{SqlStore, order_from_rows, timestamp_value};
+use crate::store::{SqlStore, order_from_rows, stored_payment, timestamp_value};
 use crate::transaction::write_transaction;
+use domain::payments::cancellation_refund_events;
 
 #[async_trait]
 impl OrderLifecycle for SqlStore {
@@ -141,38 +142,49 @@ impl OrderLifecycle for SqlStore {
     }
 }
 
-async fn apply(
+pub(crate) async fn apply(
     transaction: &DatabaseTransaction,
     change: &StatusChange,
 ) -> Result<Applied, RepositoryError> {
     let backend = transaction.get_database_backend();
     let order_id = change.order_id.0;
     let cancelling = change.to == OrderStatus::Cancelled;
+    let mut refunds = Vec::new();
     if cancelling {
         // Locks in the order every writer takes them: the order's row, then the products
         // whose stock comes back, and only then (through the status change's trigger, at
         // its statement's end) the counters per status (migration 21). Placing an order
         // locks its products and then a counter, so taking a counter before the products
         // here could close a cycle with it.
-        let mut current = orders::Entity::find_by_id(order_id)
-            .select_only()
-            .column(orders::Column::Status);
+        let mut current = orders::Entity::find_by_id(order_id);
         if backend == sea_orm::DatabaseBackend::Postgres {
             current = current.lock_exclusive();
         }
         let current = current
-            .into_tuple::<String>()
             .one(transaction)
             .await
             .map_err(|err| repository_error(err, "failed to read an order's status"))?;
         match current {
             None => return Ok(Applied::NotFound),
-            Some(status) if status != change.from.as_str() => {
+            Some(row) if row.status != change.from.as_str() => {
                 return Ok(Applied::Stale {
-                    current: parse_status(order_id, &status)?,
+                    current: parse_status(order_id, &row.status)?,
                 });
             }
-            Some(_) => {}
+            Some(row) => {
+                // A paid order's money goes back (the domain decides how), in this
+                // transaction.
+                let payment = stored_payment(
+                    order_id,
+                    &row.payment_status,
+                    row.payment_currency.as_deref(),
+                    row.payment_amount,
+                    row.payment_due_by,
+                    row.paid_at,
+                )?;
+                let paid_by = crate::payments::applied_payment(transaction, order_id).await?;
+                refunds = cancellation_refund_events(change.order_id, &payment, paid_by);
+            }
         }
         let lines = lines_of(transaction, vec![order_id])
             .await?
@@ -252,8 +264,8 @@ async fn apply(
         .map_err(|err| repository_error(err, "failed to write the history row"))?;
 
     // What the change tells, written with it (the domain decides what).
-    for event in change.events() {
-        append_outbox_event(transaction, &event).await?;
+    for event in change.events().iter().chain(&refunds) {
+        append_outbox_event(transaction, event).await?;
     }
     if let Some(record) = change.audit() {
         super::admin::record_audit(transaction, &record, change.at).await?;
@@ -276,7 +288,7 @@ async fn apply(
             .collect();
         crate::notify::announce(transaction, &CatalogChange::Products(products)).await?;
     }
-    order_from_rows(order, lines).map(Applied::Changed)
+    order_from_rows(order, lines).map(|order| Applied::Changed(Box::new(order)))
 }
 
 /// Gives a cancelled order's units back to limited stock, product by product in id order:

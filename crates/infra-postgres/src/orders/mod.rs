@@ -2,7 +2,7 @@
 //! transaction on SQLite) and reading them back.
 
 mod admin;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod place_postgres;
 mod place_sqlite;
 mod read;
@@ -108,8 +108,10 @@ fn pending_order(
     draft: &OrderDraft,
     placed_at: OffsetDateTime,
     priced: PricedOrder,
+    terms: &domain::payments::PaymentTerms,
 ) -> Order {
     Order {
+        payment: domain::payments::OrderPayment::at_placement(priced.payment, placed_at, terms),
         id: OrderId(order_id),
         user_id,
         status: OrderStatus::Pending,

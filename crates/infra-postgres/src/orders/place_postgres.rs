@@ -33,7 +33,8 @@ use crate::error::{corrupt_row, is_transaction_conflict, repository_error};
 use crate::outbox::PENDING;
 use crate::pg;
 use crate::price_hints::Seen;
-use crate::store::{SqlStore, money, stored_instant, stored_stock, timestamp_value};
+use crate::store::{SqlStore, money, stored_instant, stored_stars, stored_stock, timestamp_value};
+use domain::payments::OrderPayment;
 
 /// How many times the statement is sent for one order. It refuses only when a product
 /// changed (a new price, a deactivation) between pricing and locking, or when PostgreSQL
@@ -42,8 +43,8 @@ use crate::store::{SqlStore, money, stored_instant, stored_stock, timestamp_valu
 /// rows it locked, so a second attempt normally succeeds or is refused by the domain.
 pub(super) const PLACE_ATTEMPTS: u32 = 4;
 
-/// Parameters `$1`..`$9`: the order's columns, then its event's.
-const ORDER_PARAMS: usize = 9;
+/// Parameters `$1`..`$13`: the order's columns, its event's, then its payment's.
+const ORDER_PARAMS: usize = 13;
 /// Parameters per line, after the order's: product id, name, quantity, price, revision.
 const LINE_PARAMS: usize = 5;
 
@@ -58,7 +59,8 @@ const PRODUCT_COLUMNS: &str = concat!(
     r#"product."id", product."category_id", product."name", product."price_minor",
            (product."is_active" AND product."category_id" IN ("#,
     visible_category_ids!(),
-    r#")) AS "is_active", product."sort_order", product."stock", product."revision""#
+    r#")) AS "is_active", product."sort_order", product."stock", product."revision",
+           product."price_stars""#
 );
 
 /// Places the order (see the module's documentation).
@@ -78,7 +80,7 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
     loop {
         // Priced before the attempts are counted: whatever the last refused statement
         // locked, a pricing error from it is the answer.
-        let priced = match price_order(draft, &seen.products) {
+        let priced = match price_order(draft, &seen.products, &order.payment_terms) {
             Ok(priced) => priced,
             Err(err) if fresh => return Err(err),
             // What the hints say is wrong (inactive, out of stock) may no longer be: only
@@ -108,6 +110,7 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
                     draft,
                     stored_instant(order.placed_at),
                     priced,
+                    &order.payment_terms,
                 ));
             }
             Ok(Sent::Refused { locked, key_free }) => {
@@ -118,7 +121,7 @@ pub(super) async fn place(store: &SqlStore, order: &NewOrder) -> Result<Order, P
                 if !key_free {
                     // Another request placed the key's order (or the key is gone). A
                     // pricing error still comes first, as it did before the key mattered.
-                    price_order(draft, &seen.products)?;
+                    price_order(draft, &seen.products, &order.payment_terms)?;
                     return Err(PlaceOrderError::IdempotencyKeyInUse);
                 }
                 last_refusal = Some(anyhow::anyhow!(
@@ -282,12 +285,13 @@ fn product_row(row: &QueryResult) -> Result<(Product, i64), RepositoryError> {
         is_active: row.try_get("", "is_active").map_err(read)?,
         sort_order: row.try_get("", "sort_order").map_err(read)?,
         stock: stored_stock(id, stock)?,
+        price_stars: stored_stars(id, row.try_get("", "price_stars").map_err(read)?)?,
     };
     Ok((product, row.try_get("", "revision").map_err(read)?))
 }
 
-/// The order's parameters, `$1`..`$9`: user, status, total, address, phone, comment, time,
-/// event kind, event status.
+/// The order's parameters, `$1`..`$13`: user, status, total, address, phone, comment, time,
+/// event kind, event status, payment status, currency, amount, deadline.
 fn order_values(order: &NewOrder, priced: &PricedOrder) -> Result<Vec<Value>, RepositoryError> {
     let draft = &order.draft;
     let mut values: Vec<Value> =
@@ -306,11 +310,21 @@ fn order_values(order: &NewOrder, priced: &PricedOrder) -> Result<Vec<Value>, Re
         ORDER_CREATED.into(),
         PENDING.into(),
     ]);
+    let payment = OrderPayment::at_placement(priced.payment, order.placed_at, &order.payment_terms);
+    values.extend([
+        payment.status.as_str().into(),
+        payment.due.map(|due| due.currency.code().to_owned()).into(),
+        payment.due.map(|due| due.amount).into(),
+        payment
+            .due_by
+            .map(|due_by| timestamp_value(DatabaseBackend::Postgres, due_by))
+            .unwrap_or(Value::TimeDateTimeWithTimeZone(None)),
+    ]);
     Ok(values)
 }
 
 /// The placement statement for an order of `lines` lines (one per product), with an
-/// idempotency key when `keyed`. Parameters: `$1`..`$9` the order's (see
+/// idempotency key when `keyed`. Parameters: `$1`..`$13` the order's (see
 /// [`order_values`]), then five per line in cart order (product id, name, quantity, price,
 /// revision), then the key.
 ///
@@ -392,8 +406,9 @@ pub(crate) fn placement_sql(lines: usize, keyed: bool) -> String {
     FROM locked JOIN line ON line.product_id = locked."id", verdict
     WHERE verdict.ok AND product."id" = locked."id" AND locked."stock" IS NOT NULL
 ), new_order AS (
-    INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at")
-    SELECT $1, $2, $3, $4, $5, $6, $7, $7 FROM verdict WHERE verdict.ok
+    INSERT INTO "orders" ("user_id", "status", "total_amount_minor", "delivery_address", "phone", "comment", "created_at", "updated_at",
+                          "payment_status", "payment_currency", "payment_amount", "payment_due_by")
+    SELECT $1, $2, $3, $4, $5, $6, $7, $7, $10, $11, $12::bigint, $13::timestamptz FROM verdict WHERE verdict.ok
     RETURNING "id"
 ), new_lines AS (
     INSERT INTO "order_items" ("order_id", "product_id", "product_name", "quantity", "price_minor")
@@ -513,6 +528,10 @@ mod tests {
             "now()".to_owned(),
             format!("'{ORDER_CREATED}'"),
             format!("'{PENDING}'"),
+            "'not_required'".to_owned(),
+            "NULL".to_owned(),
+            "NULL".to_owned(),
+            "NULL".to_owned(),
         ];
         let mut params: Vec<String> = order.to_vec();
         for (var, price) in [("a", ":pa"), ("b", ":pb"), ("c", ":pc")] {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use domain::idempotency::IdempotencyKey;
 use domain::order::{NewOrder, OrderDraft, PlaceOrderError, StockShortage, price_order};
 use domain::outbox::ORDER_CREATED;
+use domain::payments::OrderPayment;
 use domain::{Order, OrderStatus, Product, ProductId, RepositoryError, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -46,18 +47,27 @@ async fn place_in(
         draft,
         placed_at,
         idempotency_key,
+        payment_terms,
     } = order;
     let (user_id, placed_at) = (*user_id, stored_instant(*placed_at));
     let catalog = products_for(transaction, draft).await?;
-    let priced = price_order(draft, &catalog)?;
+    let priced = price_order(draft, &catalog, payment_terms)?;
     take_stock(transaction, draft, &catalog).await?;
 
     let at = timestamp_value(DatabaseBackend::Sqlite, placed_at);
-    let order_id = insert_order(transaction, user_id, draft, &priced, at).await?;
+    let payment = OrderPayment::at_placement(priced.payment, placed_at, payment_terms);
+    let order_id = insert_order(transaction, user_id, draft, &priced, &payment, at).await?;
     if let Some(key) = idempotency_key {
         attach_to_key(transaction, user_id, key, order_id).await?;
     }
-    Ok(pending_order(order_id, user_id, draft, placed_at, priced))
+    Ok(pending_order(
+        order_id,
+        user_id,
+        draft,
+        placed_at,
+        priced,
+        payment_terms,
+    ))
 }
 
 /// The draft's products as they are now, whether active or not (the pricing rule tells
@@ -164,6 +174,7 @@ async fn insert_order(
     user_id: UserId,
     draft: &OrderDraft,
     priced: &domain::order::PricedOrder,
+    payment: &OrderPayment,
     at: sea_orm::Value,
 ) -> Result<i64, PlaceOrderError> {
     let insert_order = Query::insert()
@@ -177,6 +188,10 @@ async fn insert_order(
             orders::Column::Comment,
             orders::Column::CreatedAt,
             orders::Column::UpdatedAt,
+            orders::Column::PaymentStatus,
+            orders::Column::PaymentCurrency,
+            orders::Column::PaymentAmount,
+            orders::Column::PaymentDueBy,
         ])
         .values([
             Expr::val(user_id.0),
@@ -187,6 +202,15 @@ async fn insert_order(
             Expr::val(draft.comment().map(|comment| comment.as_str().to_owned())),
             Expr::val(at.clone()),
             Expr::val(at.clone()),
+            Expr::val(payment.status.as_str()),
+            Expr::val(payment.due.map(|due| due.currency.code().to_owned())),
+            Expr::val(payment.due.map(|due| due.amount)),
+            Expr::val(
+                payment
+                    .due_by
+                    .map(|due_by| timestamp_value(DatabaseBackend::Sqlite, due_by))
+                    .unwrap_or(sea_orm::Value::String(None)),
+            ),
         ])
         .map_err(|err| corrupt_row(format!("failed to build the order insert: {err}")))?
         .returning_col(orders::Column::Id)

@@ -552,7 +552,7 @@ mod export {
         .await;
         let product = product_id(db, "Маргарита").await;
         db.execute(&format!(
-            "UPDATE products SET sku = 'PZ-1' WHERE id = {}",
+            "UPDATE products SET sku = 'PZ-1', price_stars = 45 WHERE id = {}",
             product.0
         ))
         .await
@@ -578,9 +578,10 @@ mod export {
         assert_eq!(exported.category_slug, "pizza");
         assert_eq!(exported.price, "450.00");
         assert_eq!(exported.stock, Some(3));
+        assert_eq!(exported.price_stars, Some(45));
         let csv = file.to_csv();
         assert!(
-            csv.contains("\r\nproduct,,,pizza,PZ-1,Маргарита,,450.00,3,,true,0\r\n"),
+            csv.contains("\r\nproduct,,,pizza,PZ-1,Маргарита,,450.00,3,,true,0,45\r\n"),
             "{csv}"
         );
     }

@@ -53,6 +53,7 @@ mod lifecycle;
 mod migrations;
 mod orders;
 mod outbox;
+mod payments;
 mod placement;
 mod relay;
 mod roles;

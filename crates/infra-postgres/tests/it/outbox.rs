@@ -1083,6 +1083,7 @@ async fn a_failing_event_insert_leaves_no_order_behind(db: &TestDatabase) {
     let result = db
         .store()
         .place(NewOrder {
+            payment_terms: Default::default(),
             user_id: user.id,
             draft: draft(&[(product, 2)]),
             placed_at: T0,

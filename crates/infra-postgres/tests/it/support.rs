@@ -147,6 +147,7 @@ pub async fn one_product(db: &TestDatabase) -> ProductId {
 /// An order of `lines` for `user` at `placed_at`, without an idempotency key.
 pub fn new_order(user: &User, lines: &[(ProductId, i64)], placed_at: OffsetDateTime) -> NewOrder {
     NewOrder {
+        payment_terms: Default::default(),
         user_id: user.id,
         draft: draft(lines),
         placed_at,
@@ -164,6 +165,7 @@ pub async fn place_order(
 ) -> Order {
     db.store()
         .place(NewOrder {
+            payment_terms: Default::default(),
             user_id: user.id,
             draft: draft(&[(product, quantity)]),
             placed_at,

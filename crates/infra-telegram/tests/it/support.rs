@@ -54,6 +54,7 @@ pub fn seed_order() -> OrderPlaced {
     let created_at = datetime!(2025-12-22 12:30 UTC);
     OrderPlaced {
         order: Order {
+            payment: Default::default(),
             id: OrderId(123),
             user_id: UserId(7),
             status: OrderStatus::Pending,

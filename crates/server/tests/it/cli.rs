@@ -166,7 +166,7 @@ async fn telegram_commands_register_and_show_the_webhook() {
         .and(body_json(serde_json::json!({
             "url": "https://shop.example.com/telegram/webhook",
             "secret_token": "cli_webhook-secret",
-            "allowed_updates": ["message", "callback_query"],
+            "allowed_updates": ["message", "callback_query", "pre_checkout_query"],
         })))
         .respond_with(ok(serde_json::json!(true)))
         .expect(1)
