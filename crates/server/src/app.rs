@@ -185,16 +185,17 @@ impl Application {
         // Unpaid orders past their deadline are cancelled whatever PAYMENTS says now:
         // orders placed while it was on still hold stock.
         let expiry_task = {
-            let (payments, roles) = (payments.clone(), store.clone());
+            let (payments, roles, every) = (
+                payments.clone(),
+                store.clone(),
+                settings.payment_expiry_interval,
+            );
             tokio::spawn(supervise(
                 "payment expiry",
                 move |stop| {
-                    payments.clone().run_expiry(
-                        roles.clone(),
-                        Arc::new(SystemClock),
-                        EXPIRY_INTERVAL,
-                        stop,
-                    )
+                    payments
+                        .clone()
+                        .run_expiry(roles.clone(), Arc::new(SystemClock), every, stop)
                 },
                 background_stopped.clone(),
             ))
@@ -407,9 +408,6 @@ async fn supervise<F>(
         }
     }
 }
-
-/// How often unpaid orders past their deadline are looked for.
-const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often expired idempotency keys and old sent notifications are deleted.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -251,6 +251,9 @@ pub struct Settings {
     pub media_target: MediaTarget,
     /// How orders are paid (`PAYMENTS`, checked against the bot it needs).
     pub payment_terms: PaymentTerms,
+    /// How often unpaid orders past their deadline are looked for: not a key (30 s), so
+    /// that tests can make it short.
+    pub payment_expiry_interval: std::time::Duration,
     /// The configured token, or [`DEMO_BOT_TOKEN`] when DEBUG=true and none is set.
     pub bot_token: BotToken,
     /// True when `bot_token` is [`DEMO_BOT_TOKEN`] because none was configured.
@@ -477,6 +480,7 @@ impl Settings {
             payments,
             media_target,
             payment_terms,
+            payment_expiry_interval: std::time::Duration::from_secs(30),
             bot_token,
             demo_token,
             notifications,

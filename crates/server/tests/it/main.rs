@@ -14,6 +14,7 @@ mod instances;
 mod manager;
 mod media;
 mod panel;
+mod payments;
 mod process;
 mod sentry;
 mod shutdown;

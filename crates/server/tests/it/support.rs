@@ -80,10 +80,15 @@ impl Respond for Forward {
                 .get(&chat)
                 .cloned()
         });
-        let result = if method == "answerCallbackQuery" {
-            serde_json::json!(true)
-        } else {
-            serde_json::json!({"message_id": 77})
+        let result = match method.as_str() {
+            "answerCallbackQuery" | "answerPreCheckoutQuery" | "refundStarPayment" => {
+                serde_json::json!(true)
+            }
+            "createInvoiceLink" => serde_json::json!(format!(
+                "https://t.me/$invoice-{}",
+                body["payload"].as_str().unwrap_or_default()
+            )),
+            _ => serde_json::json!({"message_id": 77}),
         };
         let _ = self.calls.send((method, body));
         scripted.unwrap_or_else(|| {
@@ -100,7 +105,7 @@ impl FakeTelegram {
         let answers = Arc::new(Mutex::new(HashMap::new()));
         Mock::given(method("POST"))
             .and(path_regex(
-                r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery)$",
+                r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery|createInvoiceLink|answerPreCheckoutQuery|refundStarPayment)$",
             ))
             .respond_with(Forward {
                 calls,
@@ -251,6 +256,20 @@ pub fn auth(telegram_id: i64, first_name: &str) -> String {
         "tma {}",
         verifier.sign(&[("auth_date", &auth_date), ("user", &user)])
     )
+}
+
+/// A fresh SQLite database holding the demo catalog, and the target that names it (like
+/// [`seeded_postgres`], for tests that also reach into the database). Call
+/// `TestDatabase::cleanup` when done.
+pub async fn seeded_sqlite() -> (infra_postgres::test_support::TestDatabase, DatabaseTarget) {
+    let database = infra_postgres::test_support::TestDatabase::sqlite().await;
+    database
+        .store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    let target = DatabaseTarget::Url(secrecy::SecretString::from(database.url()));
+    (database, target)
 }
 
 /// A fresh embedded SQLite file for the test called `name` (the server seeds it with the
