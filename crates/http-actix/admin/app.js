@@ -25,6 +25,9 @@ const TEXTS = {
     active_product: "В продаже", save: "Сохранить", create: "Создать", delete: "Удалить",
     edit: "Изменить", saved: "Сохранено", deleted: "Удалено", search: "Поиск товаров",
     description: "Описание", category: "Категория", sku: "Артикул (SKU)", images: "Фото",
+    price_stars: "Цена в звёздах (пусто — нет)", payment: "Оплата",
+    pay_not_required: "при получении", pay_unpaid: "не оплачен", pay_paid: "оплачен",
+    pay_refunded: "возвращена", pay_until: "оплатить до",
     add_image: "Добавить фото", uploading: "Загрузка…", stock: "Остаток", unlimited: "без ограничений",
     set_stock: "Установить остаток", adjust: "Изменить на", reason: "Причина", apply_adjust: "Применить",
     empty_unlimited: "пусто — без ограничений", export: "Выгрузка", import: "Загрузка каталога",
@@ -55,6 +58,9 @@ const TEXTS = {
     active_product: "On sale", save: "Save", create: "Create", delete: "Delete",
     edit: "Edit", saved: "Saved", deleted: "Deleted", search: "Search products",
     description: "Description", category: "Category", sku: "SKU", images: "Pictures",
+    price_stars: "Price in Stars (empty: none)", payment: "Payment",
+    pay_not_required: "on delivery", pay_unpaid: "unpaid", pay_paid: "paid",
+    pay_refunded: "refunded", pay_until: "pay by",
     add_image: "Add a picture", uploading: "Uploading…", stock: "Stock", unlimited: "unlimited",
     set_stock: "Set stock", adjust: "Change by", reason: "Reason", apply_adjust: "Apply",
     empty_unlimited: "empty: unlimited", export: "Export", import: "Import a catalog",
@@ -324,6 +330,17 @@ async function ordersList(filter) {
   }
 }
 
+/** "paid (240 ⭐)", "unpaid (749.70 RUB), pay by …", "on delivery". */
+function paymentText(order) {
+  const state = T[`pay_${order.payment_status}`] || order.payment_status;
+  if (!order.payment_currency) return state;
+  const amount = order.payment_currency === "XTR" ? `${order.payment_amount} ⭐`
+    : `${order.total_amount} ${order.payment_currency}`;
+  const until = order.payment_status === "unpaid" && order.payment_due_by
+    ? `, ${T.pay_until} ${new Date(order.payment_due_by).toLocaleString()}` : "";
+  return `${state} (${amount})${until}`;
+}
+
 async function orderView(id) {
   let order;
   try {
@@ -365,7 +382,8 @@ async function orderView(id) {
         order.items.map((line) => h("tr", {}, h("td", {}, line.product_name),
           h("td", { class: "num" }, line.quantity),
           h("td", { class: "num" }, money(lineSum(line.price, line.quantity))))),
-        h("tr", {}, h("th", {}, T.total), h("td", {}), h("th", { class: "num" }, money(order.total_amount))))),
+        h("tr", {}, h("th", {}, T.total), h("td", {}), h("th", { class: "num" }, money(order.total_amount)))),
+      h("p", { id: "order-payment" }, h("span", { class: "muted" }, `${T.payment}: `), paymentText(order))),
     h("div", { class: "card" },
       h("div", {}, h("span", { class: "muted" }, `${T.customer}: `),
         [c.first_name, c.last_name].filter(Boolean).join(" "),
@@ -487,7 +505,7 @@ function categoryForm(category, categories) {
 
 async function productView(id, categories) {
   let p = { name: "", description: "", price: "", category_id: categories[0] && categories[0].id,
-    sku: "", sort_order: 0, is_active: true, images: [], stock: null };
+    sku: "", sort_order: 0, is_active: true, images: [], stock: null, price_stars: null };
   if (id) {
     try { p = (await api("GET", `/products/${id}`)).data; } catch (error) { return failure(error); }
   }
@@ -513,6 +531,9 @@ async function productView(id, categories) {
     h("label", { for: "p-category" }, T.category),
     h("select", { id: "p-category", name: "category_id" }, categories.map((c) =>
       h("option", { value: c.id, selected: c.id === p.category_id }, c.name))),
+    h("label", { for: "p-stars" }, T.price_stars),
+    h("input", { id: "p-stars", name: "price_stars", type: "number", min: 1, max: 1000000,
+      value: p.price_stars === null || p.price_stars === undefined ? "" : p.price_stars }),
     h("label", { for: "p-sku" }, T.sku), h("input", { id: "p-sku", name: "sku", value: p.sku || "" }),
     h("label", { for: "p-sort" }, T.sort_order),
     h("input", { id: "p-sort", name: "sort_order", type: "number", value: p.sort_order }),
@@ -547,6 +568,7 @@ async function productView(id, categories) {
       name: data.get("name"), description: data.get("description") || null, price: data.get("price"),
       category_id: Number(data.get("category_id")), sku: data.get("sku") || null,
       sort_order: Number(data.get("sort_order") || 0), is_active: data.get("is_active") !== null, images,
+      price_stars: data.get("price_stars") ? Number(data.get("price_stars")) : null,
     };
     if (!id && data.get("stock") !== "" && data.get("stock") !== null) body.stock = Number(data.get("stock"));
     try {

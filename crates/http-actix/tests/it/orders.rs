@@ -517,3 +517,87 @@ async fn a_confirmed_order_is_not_cancellable_and_someone_elses_is_not_found() {
     )
     .await;
 }
+
+/// The invoice route's answers: each refusal of the domain is its problem, and
+/// Telegram's refusal a 502 without its details.
+#[actix_web::test]
+async fn an_invoice_is_refused_with_a_code_for_each_reason() {
+    use domain::payments::{AmountDue, Currency, OrderPayment, PayableOrder, PaymentStatus};
+    let now = time::OffsetDateTime::now_utc();
+    let payable = move |id: i64| {
+        let mut order = PayableOrder {
+            order_id: domain::OrderId(id),
+            status: OrderStatus::Pending,
+            total_amount: domain::Money::ZERO,
+            customer: domain::TelegramId::parse(987_654_321).unwrap(),
+            payment: OrderPayment {
+                status: PaymentStatus::Unpaid,
+                due: Some(AmountDue {
+                    currency: Currency::STARS,
+                    amount: 120,
+                }),
+                due_by: Some(now + time::Duration::minutes(30)),
+                paid_at: None,
+            },
+            invoice_nonce: None,
+            invoice_link: None,
+        };
+        match id {
+            1 => order.payment = OrderPayment::default(),
+            2 => order.payment.status = PaymentStatus::Paid,
+            3 => order.status = OrderStatus::Cancelled,
+            4 => order.payment.due_by = Some(now - time::Duration::minutes(1)),
+            6 => order.customer = domain::TelegramId::parse(1).unwrap(),
+            _ => {}
+        }
+        order
+    };
+    let mut mocks = Mocks::new().with_customer();
+    mocks
+        .payments
+        .expect_payable_order()
+        .returning(move |id| Ok((id.0 != 7).then(|| payable(id.0))));
+    mocks
+        .payments
+        .expect_claim_invoice_nonce()
+        .returning(|_, nonce| Ok(nonce.to_owned()));
+    let mut gateway = domain::payments::MockPaymentGateway::new();
+    gateway.expect_create_invoice_link().returning(|_| {
+        Err(domain::ports::NotifyError::Permanent {
+            reason: "telegram createInvoiceLink failed with 400: CURRENCY_TOTAL_AMOUNT_INVALID"
+                .into(),
+        })
+    });
+    mocks.gateway = Some(gateway);
+    let app = mocks.app().await;
+    let invoice = |id: i64| {
+        TestRequest::post()
+            .uri(&format!("/api/v1/orders/{id}/invoice"))
+            .insert_header(("Authorization", auth_header(987_654_321)))
+    };
+    for (id, status, code) in [
+        (1, 409, "payment_not_required"),
+        (2, 409, "order_already_paid"),
+        (3, 409, "order_not_payable"),
+        (4, 409, "payment_expired"),
+        (6, 404, "not_found"),
+        (7, 404, "not_found"),
+    ] {
+        let body = problem(&app, invoice(id), status, code).await;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+    }
+    let body = problem(&app, invoice(3), 409, "order_not_payable").await;
+    assert_eq!(body["current_status"], "CANCELLED");
+    let body = problem(&app, invoice(5), 502, "payment_gateway_error").await;
+    assert!(
+        !body.to_string().contains("CURRENCY_TOTAL_AMOUNT_INVALID"),
+        "{body}"
+    );
+    problem(&app, invoice(0), 422, "validation_failed").await;
+    // Without initData: 401.
+    let anonymous = TestRequest::post().uri("/api/v1/orders/5/invoice");
+    problem(&app, anonymous, 401, "missing_authorization").await;
+}

@@ -401,7 +401,8 @@ async fn stars(db: TestDatabase, target: DatabaseTarget) {
     );
     let refund = shop.next("refundStarPayment").await;
     assert_eq!(refund["telegram_payment_charge_id"], "charge-late");
-    shop.message_to(CUSTOMER, "Звёзды вернутся на ваш счёт").await;
+    shop.message_to(CUSTOMER, "Звёзды вернутся на ваш счёт")
+        .await;
     assert_eq!(shop.mine(late_id).await["status"], "CANCELLED");
     shop.db.cleanup().await;
 }
