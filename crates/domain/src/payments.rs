@@ -544,6 +544,8 @@ pub enum Refusal {
     Expired,
     /// The amount or the currency differs from what the order owes.
     WrongAmount,
+    /// The order could not be read (the database): the customer may try again.
+    Unavailable,
 }
 
 impl Refusal {
@@ -571,6 +573,12 @@ impl Refusal {
             (Refusal::WrongAmount, false) => "Сумма заказа изменилась. Откройте оплату заново.",
             (Refusal::WrongAmount, true) => {
                 "The order's amount has changed. Please open the payment again."
+            }
+            (Refusal::Unavailable, false) => {
+                "Не удалось проверить заказ. Попробуйте ещё раз через минуту."
+            }
+            (Refusal::Unavailable, true) => {
+                "The order could not be checked. Please try again in a minute."
             }
         }
     }
@@ -1032,7 +1040,7 @@ impl PaymentService {
                 Ok(order) => judge_pre_checkout(order.as_ref(), query, now),
                 Err(error) => {
                     tracing::warn!(%error, "could not read an order for a pre-checkout query");
-                    Err(Refusal::NotPayable)
+                    Err(Refusal::Unavailable)
                 }
             },
         };

@@ -656,3 +656,30 @@ async fn expiry_cancels_the_due_orders_by_the_system_only_while_it_holds_the_rol
     assert_eq!(service.expire_due(&roles, at(31)).await.unwrap(), 1);
     assert_eq!(service.expire_due(&roles, at(32)).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_pre_checkout_the_database_cannot_check_is_refused_with_a_try_again() {
+    let mut payments = MockPaymentRepository::new();
+    payments.expect_payable_order().returning(|_| {
+        Err(RepositoryError::Unavailable(anyhow::anyhow!(
+            "connection refused"
+        )))
+    });
+    let mut gateway = MockPaymentGateway::new();
+    gateway
+        .expect_answer_pre_checkout()
+        .withf(|_, message| {
+            message.as_deref()
+                == Some("The order could not be checked. Please try again in a minute.")
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = payment_service(payments, gateway, MockOrderLifecycle::new());
+    assert_eq!(
+        service
+            .pre_checkout(&query("XTR", 120, CUSTOMER), at(1))
+            .await
+            .unwrap(),
+        Err(Refusal::Unavailable)
+    );
+}
