@@ -78,15 +78,23 @@ fn payment_update(update: &serde_json::Value) -> Option<UpdateKind> {
             .map(str::to_owned)
     };
     if let Some(query) = update.get("pre_checkout_query") {
-        let from = query.get("from")?;
-        return Some(UpdateKind::PreCheckout(PreCheckout {
-            query_id: text(query, "id")?,
-            from: from.get("id")?.as_i64()?,
-            language_code: text(from, "language_code"),
-            currency: text(query, "currency")?,
-            total_amount: query.get("total_amount")?.as_i64()?,
-            payload: text(query, "invoice_payload")?,
-        }));
+        let query_id = text(query, "id")?;
+        let read = || {
+            let from = query.get("from")?;
+            Some(PreCheckout {
+                query_id: query_id.clone(),
+                from: from.get("id")?.as_i64()?,
+                language_code: text(from, "language_code"),
+                currency: text(query, "currency")?,
+                total_amount: query.get("total_amount")?.as_i64()?,
+                payload: text(query, "invoice_payload")?,
+            })
+        };
+        // Telegram waits for an answer to every query: one that cannot be read is refused.
+        return Some(match read() {
+            Some(query) => UpdateKind::PreCheckout(query),
+            None => UpdateKind::UnreadablePreCheckout { query_id },
+        });
     }
     let message = update.get("message")?;
     if let Some(paid) = message.get("successful_payment") {
@@ -113,6 +121,8 @@ fn payment_update(update: &serde_json::Value) -> Option<UpdateKind> {
 pub enum UpdateKind {
     /// Telegram asks whether a payment may go on (answered within 10 seconds).
     PreCheckout(PreCheckout),
+    /// A pre-checkout query whose fields cannot be read: refused.
+    UnreadablePreCheckout { query_id: String },
     /// A payment was made: the only proof of payment.
     Payment(ReceivedPayment),
     /// A Stars payment was refunded.
@@ -366,6 +376,33 @@ impl BotService {
                 self.log.first_seen(update.update_id, now).await?;
                 return Ok(Handled::PaymentRecorded);
             }
+            // Telegram gives 10 seconds: a pre-checkout query is answered first, whatever
+            // the update log says (answering a redelivery again is harmless), and its
+            // update recorded afterwards.
+            (UpdateKind::PreCheckout(query), Some(payments)) => {
+                let ok = match payments.pre_checkout(query, now).await {
+                    Ok(verdict) => verdict.is_ok(),
+                    Err(error) => {
+                        tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
+                        return Ok(Handled::ReplyFailed);
+                    }
+                };
+                if let Err(error) = self.log.first_seen(update.update_id, now).await {
+                    tracing::warn!(update_id = update.update_id, %error, "a pre-checkout query was answered but not recorded");
+                }
+                return Ok(Handled::PreCheckoutAnswered { ok });
+            }
+            (UpdateKind::UnreadablePreCheckout { query_id }, Some(payments)) => {
+                tracing::warn!(
+                    update_id = update.update_id,
+                    "an unreadable pre-checkout query: refused"
+                );
+                if let Err(error) = payments.refuse_pre_checkout(query_id).await {
+                    tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
+                    return Ok(Handled::ReplyFailed);
+                }
+                return Ok(Handled::PreCheckoutAnswered { ok: false });
+            }
             (UpdateKind::Payment(_) | UpdateKind::Refunded(_), None) => {
                 tracing::error!(
                     update_id = update.update_id,
@@ -379,25 +416,17 @@ impl BotService {
             return Ok(Handled::Duplicate);
         }
         match update.kind {
-            UpdateKind::PreCheckout(query) => {
-                let Some(payments) = &self.payments else {
-                    tracing::warn!(
-                        update_id = update.update_id,
-                        "a pre-checkout query while PAYMENTS is off: not answered"
-                    );
-                    return Ok(Handled::Ignored);
-                };
-                match payments.pre_checkout(&query, now).await {
-                    Ok(verdict) => Ok(Handled::PreCheckoutAnswered {
-                        ok: verdict.is_ok(),
-                    }),
-                    Err(error) => {
-                        tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
-                        Ok(Handled::ReplyFailed)
-                    }
-                }
+            // Handled above when payments are wired; without them nothing can answer.
+            UpdateKind::PreCheckout(_)
+            | UpdateKind::UnreadablePreCheckout { .. }
+            | UpdateKind::Payment(_)
+            | UpdateKind::Refunded(_) => {
+                tracing::warn!(
+                    update_id = update.update_id,
+                    "a payment update, and payments are not wired: ignored"
+                );
+                Ok(Handled::Ignored)
             }
-            UpdateKind::Payment(_) | UpdateKind::Refunded(_) => Ok(Handled::Ignored),
             UpdateKind::Ignored => Ok(Handled::Ignored),
             UpdateKind::Start { chat_id } => match self.replies.welcome(chat_id).await {
                 Ok(()) => Ok(Handled::Replied),

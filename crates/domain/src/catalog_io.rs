@@ -53,9 +53,22 @@ pub struct ProductRecord {
     pub is_active: bool,
     #[serde(default)]
     pub sort_order: i32,
-    /// The price in Telegram Stars; `None`: none.
-    #[serde(default)]
-    pub price_stars: Option<u32>,
+    /// The price in Telegram Stars: `Some(None)` (JSON `null`, an empty CSV cell) none;
+    /// `None` (the key or the column absent, as in files exported before it existed)
+    /// leaves an existing product's price in stars as it is.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price_stars: Option<Option<u32>>,
+}
+
+/// A field that distinguishes absent (`None`, by `#[serde(default)]`) from `null`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(deserializer).map(Some)
 }
 
 /// The whole catalog.
@@ -133,11 +146,13 @@ impl ImportFile {
         };
         // Files exported before `price_stars` existed lack its column, and are read as is.
         let columns = header.len();
+        let expected = CSV_COLUMNS.get(..columns).unwrap_or_default();
         if columns < CSV_COLUMNS.len() - 1
+            || columns > CSV_COLUMNS.len()
             || header
                 .iter()
                 .map(String::as_str)
-                .ne(CSV_COLUMNS[..columns].iter().copied())
+                .ne(expected.iter().copied())
         {
             return Err(vec![ImportProblem::new(
                 1,
@@ -209,10 +224,11 @@ impl ImportFile {
                             None
                         }
                     };
-                    let price_stars = match (columns > 12).then(|| optional(12)).flatten() {
+                    let price_stars = match (columns > 12).then(|| optional(12)) {
                         None => None,
-                        Some(stars) => match stars.parse::<u32>() {
-                            Ok(stars) => Some(stars),
+                        Some(None) => Some(None),
+                        Some(Some(stars)) => match stars.parse::<u32>() {
+                            Ok(stars) => Some(Some(stars)),
                             Err(_) => {
                                 problems.push(ImportProblem::new(
                                     line,
@@ -330,7 +346,7 @@ impl ImportFile {
                 sort_order: Some(i64::from(product.sort_order)),
                 sku: Some(product.sku.as_deref()),
                 stock: None,
-                price_stars: Some(product.price_stars.map(i64::from)),
+                price_stars: product.price_stars.map(|stars| stars.map(i64::from)),
             };
             if let Err(errors) = ProductPatch::parse(&input) {
                 push(*line, errors);
@@ -487,6 +503,7 @@ impl CatalogFile {
                     product.sort_order.to_string(),
                     product
                         .price_stars
+                        .flatten()
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
                 ],
@@ -568,7 +585,7 @@ mod tests {
                 is_active: true,
             }],
             products: vec![ProductRecord {
-                price_stars: Some(120),
+                price_stars: Some(Some(120)),
                 sku: Some("PZ-1".into()),
                 category_slug: "pizza".into(),
                 name: "Маргарита, большая".into(),
@@ -611,7 +628,7 @@ mod tests {
                 },
             ],
             products: vec![ProductRecord {
-                price_stars: Some(35),
+                price_stars: Some(Some(35)),
                 sku: None,
                 category_slug: "spicy".into(),
                 name: "=Диабло".into(),
@@ -670,6 +687,8 @@ mod tests {
         // A header must be the whole list or the list before `price_stars`.
         let odd = format!("{}\r\n", CSV_COLUMNS[..11].join(","));
         assert_eq!(ImportFile::from_csv(&odd).unwrap_err()[0].field, "header");
+        let long = format!("{},extra\r\n", CSV_COLUMNS.join(","));
+        assert_eq!(ImportFile::from_csv(&long).unwrap_err()[0].field, "header");
     }
 
     #[test]

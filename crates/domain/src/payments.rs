@@ -666,12 +666,23 @@ pub enum PaymentVerdict {
 }
 
 /// Decides a received payment against the order its payload names, as read (locked) in
-/// the transaction that records it. A payment that arrives after the deadline while the
-/// order is still PENDING and unpaid is taken: the money is there and the stock still
-/// held.
+/// the transaction that records it. The payment is taken by the order it names (its
+/// nonce, its customer) while that order is unpaid and not cancelled, at exactly what it
+/// owes: past the deadline too while the system has not cancelled it (the money is there
+/// and the stock still held), and after a manager confirmed it unpaid. Anything else is
+/// refunded.
 pub fn judge_payment(order: Option<&PayableOrder>, payment: &ReceivedPayment) -> PaymentVerdict {
     let verdict = matching_order(order, &payment.payload, payment.from).and_then(|order| {
-        let due = order.open_for_payment(OffsetDateTime::UNIX_EPOCH)?;
+        let due = match (order.payment.status, order.payment.due) {
+            (PaymentStatus::Unpaid, Some(due)) => due,
+            (PaymentStatus::Paid | PaymentStatus::Refunded, _) => {
+                return Err(Refusal::AlreadyPaid);
+            }
+            _ => return Err(Refusal::NotPayable),
+        };
+        if order.status == OrderStatus::Cancelled {
+            return Err(Refusal::NotPending);
+        }
         if due.currency.code() != payment.currency || due.amount != payment.total_amount {
             return Err(Refusal::WrongAmount);
         }
@@ -681,6 +692,12 @@ pub fn judge_payment(order: Option<&PayableOrder>, payment: &ReceivedPayment) ->
         Ok(()) => PaymentVerdict::Apply,
         Err(refusal) => PaymentVerdict::Refund(refusal),
     }
+}
+
+/// What a payment that pays an order does to its status: PENDING becomes CONFIRMED; an
+/// order a manager already moved on keeps its status.
+pub fn confirms(status: OrderStatus) -> bool {
+    status == OrderStatus::Pending
 }
 
 /// What is stored about a received payment: the verdict's outcome.
@@ -715,45 +732,59 @@ impl PaymentVerdict {
     }
 
     /// The outbox events the verdict causes, besides a status change's, for an order that
-    /// exists: for one that cannot be taken, the Stars refund (when it is one), a notice to
-    /// the manager and one to the customer.
-    /// An applied payment's are [`Notice::Paid`] (the status change writes its own).
+    /// exists. A payment that pays it: the manager's "paid" notice and, when it does not
+    /// confirm the order (a manager moved it on already, see [`confirms`]), the manager's
+    /// message redrawn and the customer told (otherwise the status change tells them). One
+    /// that cannot be taken: the Stars refund (when it is one) and notices to the manager
+    /// and to the customer — not when the payer is not the order's customer, whom it does
+    /// not concern.
     pub fn events(
         &self,
         order_id: OrderId,
         payment: &ReceivedPayment,
         recorded: PaymentId,
+        confirmed: bool,
     ) -> Vec<OutboxEvent> {
-        match self.outcome(payment) {
-            PaymentOutcome::Applied => vec![OutboxEvent::ManagerNotice {
+        let (manager, customer) = match self.outcome(payment) {
+            PaymentOutcome::Applied => {
+                let mut events = vec![OutboxEvent::ManagerNotice {
+                    order_id,
+                    notice: Notice::Paid,
+                }];
+                if !confirmed {
+                    events.push(OutboxEvent::ManagerMessageUpdate { order_id });
+                    events.push(OutboxEvent::CustomerNotice {
+                        order_id,
+                        notice: Notice::Paid,
+                    });
+                }
+                return events;
+            }
+            PaymentOutcome::RefundRequested => {
+                (Notice::LatePaymentRefunded, Notice::LatePaymentRefunded)
+            }
+            PaymentOutcome::RefundManual => {
+                (Notice::LatePaymentToRefund, Notice::LatePaymentToRefund)
+            }
+        };
+        let mut events = Vec::new();
+        if self.outcome(payment) == PaymentOutcome::RefundRequested {
+            events.push(OutboxEvent::StarsRefund {
                 order_id,
-                notice: Notice::Paid,
-            }],
-            PaymentOutcome::RefundRequested => vec![
-                OutboxEvent::StarsRefund {
-                    order_id,
-                    payment: recorded,
-                },
-                OutboxEvent::ManagerNotice {
-                    order_id,
-                    notice: Notice::LatePaymentRefunded,
-                },
-                OutboxEvent::CustomerNotice {
-                    order_id,
-                    notice: Notice::LatePaymentRefunded,
-                },
-            ],
-            PaymentOutcome::RefundManual => vec![
-                OutboxEvent::ManagerNotice {
-                    order_id,
-                    notice: Notice::LatePaymentToRefund,
-                },
-                OutboxEvent::CustomerNotice {
-                    order_id,
-                    notice: Notice::LatePaymentToRefund,
-                },
-            ],
+                payment: recorded,
+            });
         }
+        events.push(OutboxEvent::ManagerNotice {
+            order_id,
+            notice: manager,
+        });
+        if *self != PaymentVerdict::Refund(Refusal::UnknownOrder) {
+            events.push(OutboxEvent::CustomerNotice {
+                order_id,
+                notice: customer,
+            });
+        }
+        events
     }
 }
 
@@ -850,6 +881,9 @@ pub enum InvoiceError {
     /// Telegram refused or could not be reached.
     #[error("Telegram could not create the invoice: {0}")]
     Gateway(NotifyError),
+    /// No bot is configured to make invoices with.
+    #[error("no bot token is configured")]
+    NotConfigured,
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
@@ -918,6 +952,15 @@ pub trait PaymentGateway: Send + Sync {
         error_message: Option<String>,
     ) -> Result<(), NotifyError>;
 }
+
+/// How long a pre-checkout query may wait for its order to be read: Telegram allows 10
+/// seconds for the whole answer.
+pub const PRE_CHECKOUT_READ_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long after its deadline an unpaid order is cancelled: a payment Telegram approved
+/// just before the deadline has this long to arrive (a provider's can take a while)
+/// before the order stops holding its stock.
+pub const EXPIRY_GRACE: Duration = Duration::from_secs(120);
 
 /// The role of the one instance that expires unpaid orders on each round.
 pub const EXPIRY_ROLE: &str = "payment-expiry";
@@ -1000,11 +1043,7 @@ impl PaymentService {
         if let Some(link) = &order.invoice_link {
             return Ok(answer(link.clone()));
         }
-        let gateway = self.gateway.as_ref().ok_or_else(|| {
-            InvoiceError::Gateway(NotifyError::Permanent {
-                reason: "no bot token is configured".into(),
-            })
-        })?;
+        let gateway = self.gateway.as_ref().ok_or(InvoiceError::NotConfigured)?;
         let nonce = self
             .payments
             .claim_invoice_nonce(order_id, &InvoicePayload::new_nonce()?)
@@ -1036,13 +1075,20 @@ impl PaymentService {
     ) -> Result<Result<(), Refusal>, NotifyError> {
         let verdict = match InvoicePayload::parse(&query.payload) {
             None => Err(Refusal::UnknownOrder),
-            Some(payload) => match self.payments.payable_order(payload.order_id).await {
-                Ok(order) => judge_pre_checkout(order.as_ref(), query, now),
-                Err(error) => {
-                    tracing::warn!(%error, "could not read an order for a pre-checkout query");
-                    Err(Refusal::Unavailable)
+            Some(payload) => {
+                let read = self.payments.payable_order(payload.order_id);
+                match tokio::time::timeout(PRE_CHECKOUT_READ_LIMIT, read).await {
+                    Ok(Ok(order)) => judge_pre_checkout(order.as_ref(), query, now),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "could not read an order for a pre-checkout query");
+                        Err(Refusal::Unavailable)
+                    }
+                    Err(_) => {
+                        tracing::warn!("reading an order for a pre-checkout query took too long");
+                        Err(Refusal::Unavailable)
+                    }
                 }
-            },
+            }
         };
         let message = verdict
             .err()
@@ -1056,6 +1102,24 @@ impl PaymentService {
             .answer_pre_checkout(&query.query_id, message.map(str::to_owned))
             .await?;
         Ok(verdict)
+    }
+
+    /// Refuses a pre-checkout query that cannot be read.
+    ///
+    /// # Errors
+    /// When the answer cannot be sent.
+    pub async fn refuse_pre_checkout(&self, query_id: &str) -> Result<(), NotifyError> {
+        let Some(gateway) = &self.gateway else {
+            return Err(NotifyError::Permanent {
+                reason: "no bot token is configured".into(),
+            });
+        };
+        gateway
+            .answer_pre_checkout(
+                query_id,
+                Some(Refusal::UnknownOrder.message(None).to_owned()),
+            )
+            .await
     }
 
     /// Records a `successful_payment` (see [`PaymentRepository::record_payment`]).
@@ -1118,7 +1182,9 @@ impl PaymentService {
     }
 
     async fn expire_batch(&self, now: OffsetDateTime) -> Result<u32, RepositoryError> {
-        let due = self.payments.expired_unpaid(now, EXPIRY_BATCH).await?;
+        let grace = time::Duration::seconds(i64::try_from(EXPIRY_GRACE.as_secs()).unwrap_or(0));
+        let cutoff = now.checked_sub(grace).unwrap_or(now);
+        let due = self.payments.expired_unpaid(cutoff, EXPIRY_BATCH).await?;
         let mut expired = 0;
         for order_id in due {
             let request = ChangeRequest {

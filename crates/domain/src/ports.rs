@@ -424,6 +424,9 @@ pub struct StatusChanged {
     pub from: OrderStatus,
     pub to: OrderStatus,
     pub by: ChangedBy,
+    /// The order's payment as it is when the message is sent: a paid order says so, and
+    /// one paid online shows what it owes in its currency.
+    pub payment: crate::payments::OrderPayment,
 }
 
 /// What the notifier is asked to deliver: a new message to a chat, or an edit of one it

@@ -558,11 +558,6 @@ pub struct StockRequest {
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<Option<i64>>,
-    /// The price in Telegram Stars, a whole number from 1 to 1 000 000; `null`: none (the
-    /// product cannot then be ordered while `PAYMENTS=stars`).
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
-    pub price_stars: Option<Option<i64>>,
 }
 
 /// `POST /admin/products/{id}/stock/adjustments`.

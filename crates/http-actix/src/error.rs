@@ -62,8 +62,11 @@ pub enum ApiError {
     OrderNotPayable(domain::OrderStatus),
     /// The time to pay ran out (the order is being cancelled).
     PaymentExpired,
-    /// Telegram refused or could not be reached for a payment call (cause logged).
+    /// Telegram could not be reached for a payment call, or failed (cause logged).
     PaymentGateway(domain::ports::NotifyError),
+    /// Telegram refused the invoice for good (an amount outside the currency's limits, a
+    /// provider token it does not take): retrying will not help (cause logged).
+    InvoiceRefused(domain::ports::NotifyError),
     /// The customer may cancel only a PENDING order; this one is `current`.
     OrderNotCancellable(domain::OrderStatus),
     /// A valid Telegram user who is not an admin of the shop.
@@ -146,6 +149,7 @@ impl ApiError {
             ApiError::OrderNotPayable(_) => "order_not_payable",
             ApiError::PaymentExpired => "payment_expired",
             ApiError::PaymentGateway(_) => "payment_gateway_error",
+            ApiError::InvoiceRefused(_) => "invoice_refused",
             ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => "service_unavailable",
             ApiError::NotConfigured(_) => "not_configured",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -188,6 +192,7 @@ impl ApiError {
             ApiError::OrderNotPayable(_) => "The order cannot be paid",
             ApiError::PaymentExpired => "The time to pay has run out",
             ApiError::PaymentGateway(_) => "Telegram could not create the payment",
+            ApiError::InvoiceRefused(_) => "Telegram refused this payment",
             ApiError::Unavailable(_) | ApiError::MediaUnavailable(_) => {
                 "The service is temporarily unavailable"
             }
@@ -317,6 +322,11 @@ impl ApiError {
             ApiError::PaymentGateway(_) => {
                 Some("Telegram did not create the payment; please retry in a moment".to_owned())
             }
+            ApiError::InvoiceRefused(_) => Some(
+                "Telegram refused to create this payment (its amount may be outside what the \
+                 currency allows); the order cannot be paid online, ask the shop"
+                    .to_owned(),
+            ),
             ApiError::Internal(_) => {
                 Some("something went wrong on our side; please retry later".to_owned())
             }
@@ -480,6 +490,7 @@ impl ResponseError for ApiError {
             | ApiError::OrderAlreadyPaid
             | ApiError::OrderNotPayable(_)
             | ApiError::PaymentExpired
+            | ApiError::InvoiceRefused(_)
             | ApiError::InvalidTransition { .. }
             | ApiError::CategoryNotEmpty { .. }
             | ApiError::StockConflict(_)
@@ -529,7 +540,7 @@ impl ResponseError for ApiError {
             ApiError::NotReady(None) => {
                 tracing::warn!("not ready: the database ping timed out")
             }
-            ApiError::PaymentGateway(cause) => {
+            ApiError::PaymentGateway(cause) | ApiError::InvoiceRefused(cause) => {
                 tracing::warn!(error = %cause, "Telegram refused a payment call")
             }
             _ => {}
@@ -606,7 +617,11 @@ impl From<domain::payments::InvoiceError> for ApiError {
             InvoiceError::AlreadyPaid => ApiError::OrderAlreadyPaid,
             InvoiceError::NotPending { current } => ApiError::OrderNotPayable(current),
             InvoiceError::Expired => ApiError::PaymentExpired,
+            InvoiceError::Gateway(cause @ domain::ports::NotifyError::Permanent { .. }) => {
+                ApiError::InvoiceRefused(cause)
+            }
             InvoiceError::Gateway(cause) => ApiError::PaymentGateway(cause),
+            InvoiceError::NotConfigured => ApiError::NotConfigured("TELEGRAM_BOT_TOKEN"),
             InvoiceError::Repository(e) => e.into(),
         }
     }

@@ -349,13 +349,16 @@ problem_responses! {
     );
     /// 409 for an invoice.
     NotPayable => problem_response(
-        "The order cannot be paid now: paid on delivery, paid already, past PENDING, or its \
-         time to pay ran out",
+        "The order cannot be paid now: paid on delivery, paid already, past PENDING, its \
+         time to pay ran out, or Telegram refused its invoice for good",
         &[
             ApiError::PaymentNotRequired,
             ApiError::OrderAlreadyPaid,
             ApiError::OrderNotPayable(domain::OrderStatus::Cancelled),
             ApiError::PaymentExpired,
+            ApiError::InvoiceRefused(domain::ports::NotifyError::Permanent {
+                reason: String::new(),
+            }),
         ],
         &[],
     );

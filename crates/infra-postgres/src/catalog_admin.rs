@@ -497,7 +497,7 @@ impl CatalogAdmin for SqlStore {
             let sku = row.sku.clone();
             let product = product_from_row(row)?;
             product_records.push(ProductRecord {
-                price_stars: product.price_stars,
+                price_stars: Some(product.price_stars),
                 sku,
                 category_slug: slugs
                     .get(&product.category_id.0)

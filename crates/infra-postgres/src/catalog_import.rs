@@ -273,7 +273,7 @@ async fn apply(
                         Expr::val(record.sort_order),
                         Expr::val(stock),
                         Expr::val(record.sku.clone()),
-                        Expr::val(record.price_stars.map(i64::from)),
+                        Expr::val(record.price_stars.flatten().map(i64::from)),
                         Expr::val(search),
                         Expr::val(timestamp_value(backend, context.at)),
                         Expr::val(timestamp_value(backend, context.at)),
@@ -298,12 +298,15 @@ async fn apply(
                     && row.sort_order == record.sort_order
                     && row.stock == stock
                     && row.sku == record.sku
-                    && row.price_stars.map(i64::from) == record.price_stars.map(i64::from);
+                    && record
+                        .price_stars
+                        .is_none_or(|stars| row.price_stars.map(i64::from) == stars.map(i64::from));
                 if same {
                     report.products.unchanged += 1;
                     continue;
                 }
-                let update = Query::update()
+                let mut update = Query::update();
+                update
                     .table(products::Entity)
                     .value(products::Column::CategoryId, category)
                     .value(products::Column::Name, record.name.clone())
@@ -314,17 +317,16 @@ async fn apply(
                     .value(products::Column::SortOrder, record.sort_order)
                     .value(products::Column::Stock, stock)
                     .value(products::Column::Sku, record.sku.clone())
-                    .value(
-                        products::Column::PriceStars,
-                        record.price_stars.map(i64::from),
-                    )
                     .value(products::Column::SearchText, search)
                     .value(
                         products::Column::UpdatedAt,
                         timestamp_value(backend, context.at),
                     )
-                    .and_where(Expr::col(products::Column::Id).eq(row.id))
-                    .to_owned();
+                    .and_where(Expr::col(products::Column::Id).eq(row.id));
+                // A file without `price_stars` leaves the price in stars as it is.
+                if let Some(stars) = record.price_stars {
+                    update.value(products::Column::PriceStars, stars.map(i64::from));
+                }
                 match transaction.execute(&update).await {
                     Ok(done) if done.rows_affected() == 1 => {}
                     Ok(_) => {

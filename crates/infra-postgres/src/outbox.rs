@@ -632,6 +632,7 @@ fn to_claimed_event(
             let change = StatusChangePayload::parse(event.payload.as_deref())
                 .map_err(|err| corrupt_row(format!("outbox event {id}: {err}")))?;
             Ok(Notification::StatusChanged(StatusChanged {
+                payment: placed.order.payment,
                 customer: customer_chat,
                 language_code: customer.language_code.clone(),
                 order_id,

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use domain::lifecycle::{Applied, ChangedBy, StatusChange};
 use domain::payments::{
     PayableOrder, PaymentId, PaymentRecorded, PaymentRepository, PaymentStatus, PaymentVerdict,
-    ReceivedPayment, RefundedPayment, judge_payment,
+    ReceivedPayment, RefundedPayment, confirms, judge_payment,
 };
 use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
 use sea_orm::sea_query::Query;
@@ -291,6 +291,7 @@ RETURNING "id""#,
         );
         return Ok(PaymentRecorded::Recorded(outcome));
     };
+    let mut confirmed = false;
     if verdict == PaymentVerdict::Apply {
         let paid = transaction
             .execute(
@@ -305,31 +306,35 @@ RETURNING "id""#,
             .await
             .map_err(|err| repository_error(err, "failed to mark an order paid"))?
             .rows_affected();
-        let change = StatusChange {
-            order_id,
-            from: OrderStatus::Pending,
-            to: OrderStatus::Confirmed,
-            by: ChangedBy::System,
-            at,
-            note: None,
-            admin: None,
+        // The order is locked and was judged unpaid: anything else means the data changed
+        // under the lock, and nothing is kept.
+        let changed_under_lock = || {
+            RepositoryError::Unknown(anyhow::anyhow!(
+                "order {} changed under its lock while it was paid",
+                order_id.0
+            ))
         };
-        // The order is locked and was judged PENDING and unpaid: anything else means the
-        // data changed under the lock, and nothing is kept.
-        match (
-            paid,
-            crate::orders::lifecycle::apply(transaction, &change).await?,
-        ) {
-            (1, Applied::Changed(_)) => {}
-            _ => {
-                return Err(RepositoryError::Unknown(anyhow::anyhow!(
-                    "order {} changed under its lock while it was paid",
-                    order_id.0
-                )));
+        if paid != 1 {
+            return Err(changed_under_lock());
+        }
+        let status = order.as_ref().map(|order| order.status);
+        if status.is_some_and(confirms) {
+            let change = StatusChange {
+                order_id,
+                from: OrderStatus::Pending,
+                to: OrderStatus::Confirmed,
+                by: ChangedBy::System,
+                at,
+                note: None,
+                admin: None,
+            };
+            match crate::orders::lifecycle::apply(transaction, &change).await? {
+                Applied::Changed(_) => confirmed = true,
+                _ => return Err(changed_under_lock()),
             }
         }
     }
-    for event in verdict.events(order_id, payment, recorded) {
+    for event in verdict.events(order_id, payment, recorded, confirmed) {
         append_outbox_event(transaction, &event).await?;
     }
     Ok(PaymentRecorded::Recorded(outcome))

@@ -91,11 +91,21 @@ pub fn render_status_message(change: &StatusChanged) -> String {
         Language::Russian => ("Заказ", "Сумма"),
         Language::English => ("Order", "Total"),
     };
+    let amount = match change.payment.due {
+        Some(due) => due.display(),
+        None => format_rubles(change.total_amount),
+    };
+    let paid = match (change.payment.status, language) {
+        (PaymentStatus::Paid, Language::Russian) => "\n💳 Оплачен",
+        (PaymentStatus::Paid, Language::English) => "\n💳 Paid",
+        (PaymentStatus::Refunded, Language::Russian) => "\n💳 Оплата возвращена",
+        (PaymentStatus::Refunded, Language::English) => "\n💳 Payment refunded",
+        _ => "",
+    };
     format!(
-        "📦 {order} #{} {}\n💰 {total}: {}",
+        "📦 {order} #{} {}{paid}\n💰 {total}: {amount}",
         change.order_id,
         status_phrase(change.to, language),
-        format_rubles(change.total_amount)
     )
 }
 
@@ -109,7 +119,7 @@ pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
         Notice::Paid => format!("💳 Оплачен заказ #{id}"),
         Notice::LatePaymentRefunded => format!(
             "⚠️ Оплата заказа #{id} пришла, когда его уже нельзя было оплатить \
-             (отменён, просрочен или уже оплачен). Звёзды возвращены покупателю автоматически."
+             (отменён, просрочен или уже оплачен). Звёзды возвращаются покупателю автоматически."
         ),
         Notice::LatePaymentToRefund => format!(
             "⚠️ Оплата заказа #{id} пришла, когда его уже нельзя было оплатить \
@@ -117,7 +127,7 @@ pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
              платёжного провайдера."
         ),
         Notice::CancelledPaidRefunded => format!(
-            "↩️ Оплаченный заказ #{id} отменён. Звёзды возвращены покупателю автоматически."
+            "↩️ Оплаченный заказ #{id} отменён. Звёзды возвращаются покупателю автоматически."
         ),
         Notice::CancelledPaidToRefund => format!(
             "⚠️ Оплаченный заказ #{id} отменён. Верните деньги покупателю через \
@@ -481,6 +491,7 @@ mod tests {
 
     fn change(to: OrderStatus, language: Option<&str>) -> StatusChanged {
         StatusChanged {
+            payment: Default::default(),
             customer: domain::TelegramId::parse(7).unwrap(),
             language_code: language.map(str::to_owned),
             order_id: domain::OrderId(123),

@@ -20,6 +20,24 @@ pub struct WebhookInfo {
     /// When Telegram last failed to deliver (Unix time), and why.
     pub last_error_date: Option<i64>,
     pub last_error_message: Option<String>,
+    /// The update types the webhook was set for; absent: Telegram's default (every type
+    /// BotShop handles).
+    #[serde(default)]
+    pub allowed_updates: Option<Vec<String>>,
+}
+
+impl WebhookInfo {
+    /// Whether a webhook is set that leaves out an update type BotShop handles (one set
+    /// before BotShop handled it): register it again to receive them.
+    pub fn misses_updates(&self) -> Vec<&'static str> {
+        match &self.allowed_updates {
+            Some(allowed) if !self.url.is_empty() => ALLOWED_UPDATES
+                .into_iter()
+                .filter(|kind| !allowed.iter().any(|a| a == kind))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -110,5 +128,34 @@ impl TelegramNotifier {
     /// The Mini App's address, when `MINI_APP_URL` is set.
     pub fn mini_app_url(&self) -> Option<&str> {
         self.mini_app_url.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(json: serde_json::Value) -> WebhookInfo {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_webhook_set_before_payments_misses_pre_checkout_queries() {
+        let old = info(
+            serde_json::json!({"url": "https://shop.example.com/telegram/webhook",
+            "pending_update_count": 0, "allowed_updates": ["message", "callback_query"]}),
+        );
+        assert_eq!(old.misses_updates(), ["pre_checkout_query"]);
+        let now = info(
+            serde_json::json!({"url": "https://shop.example.com/telegram/webhook",
+            "pending_update_count": 0, "allowed_updates": ALLOWED_UPDATES}),
+        );
+        assert!(now.misses_updates().is_empty());
+        // Telegram's default (no list) includes every type BotShop handles.
+        let default = info(serde_json::json!({"url": "https://x", "pending_update_count": 0}));
+        assert!(default.misses_updates().is_empty());
+        let none = info(serde_json::json!({"url": "", "pending_update_count": 0,
+            "allowed_updates": ["message"]}));
+        assert!(none.misses_updates().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use domain::bot::{BotService, Poller, PollerConfig};
 use domain::clock::SystemClock;
 use domain::media::MediaService;
 use domain::outbox::{PRUNE_BATCH, Relay, prune_sent};
-use domain::payments::{PaymentGateway, PaymentService};
+use domain::payments::{PaymentGateway, PaymentMode, PaymentService};
 use domain::ports::{IdempotencyStore, Outbox, UpdateLog};
 use domain::services::authenticate::Authenticator;
 use domain::services::place_order::OrderService;
@@ -118,6 +118,9 @@ impl Application {
                             .http
                             .webhook_secret()
                             .context("TELEGRAM_UPDATES=webhook needs TELEGRAM_WEBHOOK_SECRET")?;
+                        if settings.payment_terms.mode != PaymentMode::Off {
+                            warn_if_webhook_misses_updates(Arc::clone(&telegram));
+                        }
                         webhook = Some(TelegramWebhook {
                             bot: bot(),
                             secret: secret.to_owned().into(),
@@ -514,6 +517,27 @@ fn set_menu_button(telegram: Arc<TelegramNotifier>) {
 }
 
 /// Checks, without delaying start-up, that the bot can write to the manager.
+/// Payments need `pre_checkout_query` updates: a webhook registered before BotShop handled
+/// them leaves them out, and every payment would time out. Says so at start-up.
+fn warn_if_webhook_misses_updates(telegram: Arc<TelegramNotifier>) {
+    tokio::spawn(async move {
+        match telegram.webhook_info().await {
+            Ok(info) => {
+                let missing = info.misses_updates();
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        missing = missing.join(","),
+                        "the webhook was registered without update types BotShop handles \
+                         (payments need pre_checkout_query): run `server telegram set-webhook \
+                         --url ...` again"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the webhook's settings"),
+        }
+    });
+}
+
 fn warn_if_manager_unreachable(telegram: Arc<TelegramNotifier>) {
     tokio::spawn(async move {
         if let Err(error) = telegram.check_chat().await {

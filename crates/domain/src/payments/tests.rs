@@ -343,7 +343,7 @@ fn a_payment_is_taken_by_its_pending_order_even_late_and_refunded_otherwise() {
         verdict.outcome(&payment("XTR", 120)),
         PaymentOutcome::RefundRequested
     );
-    let events = verdict.events(OrderId(7), &payment("XTR", 120), PaymentId(3));
+    let events = verdict.events(OrderId(7), &payment("XTR", 120), PaymentId(3), false);
     assert!(events.contains(&OutboxEvent::StarsRefund {
         order_id: OrderId(7),
         payment: PaymentId(3)
@@ -363,7 +363,7 @@ fn a_payment_is_taken_by_its_pending_order_even_late_and_refunded_otherwise() {
         verdict.outcome(&payment("RUB", 45_000)),
         PaymentOutcome::RefundManual
     );
-    let events = verdict.events(OrderId(7), &payment("RUB", 45_000), PaymentId(3));
+    let events = verdict.events(OrderId(7), &payment("RUB", 45_000), PaymentId(3), false);
     assert!(
         !events
             .iter()
@@ -378,7 +378,7 @@ fn a_payment_is_taken_by_its_pending_order_even_late_and_refunded_otherwise() {
         PaymentVerdict::Refund(Refusal::WrongAmount)
     );
     assert_eq!(
-        PaymentVerdict::Apply.events(OrderId(7), &payment("XTR", 120), PaymentId(3)),
+        PaymentVerdict::Apply.events(OrderId(7), &payment("XTR", 120), PaymentId(3), true),
         [OutboxEvent::ManagerNotice {
             order_id: OrderId(7),
             notice: Notice::Paid
@@ -441,7 +441,7 @@ fn payment_updates_are_read_and_malformed_ones_are_not_payments() {
         })
     );
     for broken in [
-        serde_json::json!({"update_id": 8, "pre_checkout_query": {"id": "q1"}}),
+        serde_json::json!({"update_id": 8, "pre_checkout_query": {"id": 17}}),
         serde_json::json!({"update_id": 9, "message": {"from": {"id": 1},
             "successful_payment": {"currency": "XTR", "total_amount": "120"}}}),
         serde_json::json!({"update_id": 10, "message": {"from": {"id": 1},
@@ -606,8 +606,10 @@ impl RoleLease for Lease {
 #[tokio::test]
 async fn expiry_cancels_the_due_orders_by_the_system_only_while_it_holds_the_role() {
     let mut payments = MockPaymentRepository::new();
+    // Two minutes of grace after the deadline, for payments approved just before it.
     payments
         .expect_expired_unpaid()
+        .withf(|cutoff, _| *cutoff == at(29))
         .times(1)
         .returning(|_, _| Ok(vec![OrderId(7), OrderId(8)]));
     let mut orders = MockOrderLifecycle::new();
@@ -682,4 +684,120 @@ async fn a_pre_checkout_the_database_cannot_check_is_refused_with_a_try_again() 
             .unwrap(),
         Err(Refusal::Unavailable)
     );
+}
+
+#[test]
+fn an_order_a_manager_moved_on_unpaid_still_takes_its_payment_and_says_so() {
+    let mut confirmed = unpaid(stars(120));
+    confirmed.status = OrderStatus::Confirmed;
+    // Even past the deadline: only the system's cancellation ends the wait.
+    confirmed.payment.due_by = Some(at(-60));
+    assert_eq!(
+        judge_payment(Some(&confirmed), &payment("XTR", 120)),
+        PaymentVerdict::Apply
+    );
+    assert!(!confirms(confirmed.status) && confirms(OrderStatus::Pending));
+    let events =
+        PaymentVerdict::Apply.events(OrderId(7), &payment("XTR", 120), PaymentId(3), false);
+    assert_eq!(
+        events,
+        [
+            OutboxEvent::ManagerNotice {
+                order_id: OrderId(7),
+                notice: Notice::Paid
+            },
+            OutboxEvent::ManagerMessageUpdate {
+                order_id: OrderId(7)
+            },
+            OutboxEvent::CustomerNotice {
+                order_id: OrderId(7),
+                notice: Notice::Paid
+            },
+        ]
+    );
+    // But not twice, nor by someone else: refunded, and the order's customer is not told
+    // about a payment that was not theirs.
+    let mut paid = confirmed.clone();
+    paid.payment.status = PaymentStatus::Paid;
+    assert_eq!(
+        judge_payment(Some(&paid), &payment("XTR", 120)),
+        PaymentVerdict::Refund(Refusal::AlreadyPaid)
+    );
+    let mut stranger = payment("XTR", 120);
+    stranger.from = 2002;
+    let verdict = judge_payment(Some(&confirmed), &stranger);
+    assert_eq!(verdict, PaymentVerdict::Refund(Refusal::UnknownOrder));
+    let events = verdict.events(OrderId(7), &stranger, PaymentId(4), false);
+    assert!(events.contains(&OutboxEvent::StarsRefund {
+        order_id: OrderId(7),
+        payment: PaymentId(4)
+    }));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, OutboxEvent::CustomerNotice { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_pre_checkout_is_answered_before_its_update_is_recorded_and_an_unreadable_one_is_refused()
+{
+    use crate::bot::{BotService, Handled};
+    use crate::ports::{MockBotReplies, MockUpdateLog};
+    let mut payments = MockPaymentRepository::new();
+    payments
+        .expect_payable_order()
+        .returning(|_| Ok(Some(unpaid(stars(120)))));
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let mut gateway = MockPaymentGateway::new();
+    let seen = Arc::clone(&answers);
+    gateway
+        .expect_answer_pre_checkout()
+        .returning(move |id, message| {
+            seen.lock().unwrap().push((id.to_owned(), message));
+            Ok(())
+        });
+    // The update log is down: the answer goes out all the same.
+    let mut log = MockUpdateLog::new();
+    log.expect_first_seen().returning(|_, _| {
+        Err(RepositoryError::Unavailable(anyhow::anyhow!(
+            "database down"
+        )))
+    });
+    let bot = BotService::new(
+        Arc::new(log),
+        Arc::new(MockBotReplies::new()),
+        Arc::new(MockOrderLifecycle::new()),
+        vec![],
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .with_payments(payment_service(
+        payments,
+        gateway,
+        MockOrderLifecycle::new(),
+    ));
+    let update = |body: serde_json::Value| Update::from_json(&body).unwrap();
+    let pre = serde_json::json!({"update_id": 5, "pre_checkout_query": {
+        "id": "q1", "from": {"id": CUSTOMER, "language_code": "en"}, "currency": "XTR",
+        "total_amount": 120, "invoice_payload": payload()}});
+    assert_eq!(
+        bot.handle(update(pre), at(1)).await.unwrap(),
+        Handled::PreCheckoutAnswered { ok: true }
+    );
+    let unreadable = serde_json::json!({"update_id": 6, "pre_checkout_query": {
+        "id": "q2", "from": {"id": CUSTOMER}, "currency": "XTR"}});
+    assert_eq!(
+        update(unreadable.clone()).kind,
+        UpdateKind::UnreadablePreCheckout {
+            query_id: "q2".into()
+        }
+    );
+    assert_eq!(
+        bot.handle(update(unreadable), at(1)).await.unwrap(),
+        Handled::PreCheckoutAnswered { ok: false }
+    );
+    let answers = answers.lock().unwrap();
+    assert_eq!(answers[0], ("q1".to_owned(), None));
+    assert_eq!(answers[1].0, "q2");
+    assert!(answers[1].1.is_some());
 }

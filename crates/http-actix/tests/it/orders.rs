@@ -562,10 +562,17 @@ async fn an_invoice_is_refused_with_a_code_for_each_reason() {
         .expect_claim_invoice_nonce()
         .returning(|_, nonce| Ok(nonce.to_owned()));
     let mut gateway = domain::payments::MockPaymentGateway::new();
-    gateway.expect_create_invoice_link().returning(|_| {
-        Err(domain::ports::NotifyError::Permanent {
-            reason: "telegram createInvoiceLink failed with 400: CURRENCY_TOTAL_AMOUNT_INVALID"
-                .into(),
+    gateway.expect_create_invoice_link().returning(|request| {
+        Err(if request.order_id.0 == 5 {
+            domain::ports::NotifyError::Permanent {
+                reason: "telegram createInvoiceLink failed with 400: CURRENCY_TOTAL_AMOUNT_INVALID"
+                    .into(),
+            }
+        } else {
+            domain::ports::NotifyError::Transient {
+                reason: "telegram createInvoiceLink failed with 502".into(),
+                retry_after: None,
+            }
         })
     });
     mocks.gateway = Some(gateway);
@@ -591,11 +598,12 @@ async fn an_invoice_is_refused_with_a_code_for_each_reason() {
     }
     let body = problem(&app, invoice(3), 409, "order_not_payable").await;
     assert_eq!(body["current_status"], "CANCELLED");
-    let body = problem(&app, invoice(5), 502, "payment_gateway_error").await;
+    let body = problem(&app, invoice(5), 409, "invoice_refused").await;
     assert!(
         !body.to_string().contains("CURRENCY_TOTAL_AMOUNT_INVALID"),
         "{body}"
     );
+    problem(&app, invoice(8), 502, "payment_gateway_error").await;
     problem(&app, invoice(0), 422, "validation_failed").await;
     // Without initData: 401.
     let anonymous = TestRequest::post().uri("/api/v1/orders/5/invoice");

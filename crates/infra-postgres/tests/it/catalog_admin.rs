@@ -578,7 +578,7 @@ mod export {
         assert_eq!(exported.category_slug, "pizza");
         assert_eq!(exported.price, "450.00");
         assert_eq!(exported.stock, Some(3));
-        assert_eq!(exported.price_stars, Some(45));
+        assert_eq!(exported.price_stars, Some(Some(45)));
         let csv = file.to_csv();
         assert!(
             csv.contains("\r\nproduct,,,pizza,PZ-1,Маргарита,,450.00,3,,true,0,45\r\n"),

@@ -769,6 +769,7 @@ async fn events_appended_in_a_transaction_are_claimed_with_what_they_need(db: &T
     assert_eq!(
         claimed[0].notification,
         Ok(Notification::StatusChanged(StatusChanged {
+            payment: Default::default(),
             customer,
             language_code: Some("en".to_owned()),
             order_id: order.id,

@@ -28,6 +28,8 @@ contract_tests!(
     a_payment_with_a_wrong_amount_or_payer_is_not_taken,
     expired_unpaid_orders_are_the_pending_ones_past_their_deadline,
     cancelling_a_paid_stars_order_refunds_it_and_the_refund_marks_it,
+    an_order_a_manager_confirmed_unpaid_takes_its_payment_and_keeps_its_status,
+    an_import_without_stars_prices_leaves_them_as_they_are,
 );
 
 const STARS: PaymentTerms = PaymentTerms {
@@ -478,4 +480,102 @@ async fn cancelling_a_paid_stars_order_refunds_it_and_the_refund_marks_it(db: &T
         telegram_payment_charge_id: "nobody".into(),
     };
     assert!(!store.record_refund(&unknown, T0).await.unwrap());
+}
+
+async fn an_order_a_manager_confirmed_unpaid_takes_its_payment_and_keeps_its_status(
+    db: &TestDatabase,
+) {
+    let (pizza, _) = catalog(db).await;
+    let user = new_user(db, 1001).await;
+    let order = place(db, &user, &[(pizza, 1)], STARS).await.unwrap();
+    let payload = payload(db, &order).await;
+    let store = db.store();
+    let confirmed = store
+        .apply_status_change(StatusChange {
+            order_id: order.id,
+            from: OrderStatus::Pending,
+            to: OrderStatus::Confirmed,
+            by: ChangedBy::Manager(domain::TelegramId::parse(42).unwrap()),
+            at: T0 + Duration::minutes(1),
+            note: None,
+            admin: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(confirmed, Applied::Changed(_)));
+    assert_eq!(
+        store
+            .record_payment(
+                &paid(&payload, 1001, "XTR", 120, "charge-c"),
+                T0 + Duration::minutes(2)
+            )
+            .await
+            .unwrap(),
+        PaymentRecorded::Recorded(PaymentOutcome::Applied)
+    );
+    let now = store.payable_order(order.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.status, now.payment.status),
+        (OrderStatus::Confirmed, PaymentStatus::Paid)
+    );
+    // No second status change; the customer hears of the payment in a notice of its own.
+    assert_eq!(store.history(order.id).await.unwrap().len(), 2);
+    let told = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM outbox_events WHERE order_id = {} AND kind = 'customer_notice'",
+            order.id.0
+        ))
+        .await
+        .unwrap();
+    assert_eq!(told, 1);
+}
+
+async fn an_import_without_stars_prices_leaves_them_as_they_are(db: &TestDatabase) {
+    use domain::catalog_admin::ChangeContext;
+    use domain::catalog_io::ImportFile;
+    use domain::ports::CatalogAdmin;
+    let (pizza, _) = catalog(db).await;
+    let store = db.store();
+    let mut file = store.export().await.unwrap();
+    // An older file: no `price_stars` anywhere.
+    for product in &mut file.products {
+        product.price_stars = None;
+    }
+    let json = serde_json::to_string(&file).unwrap();
+    assert!(!json.contains("price_stars"), "{json}");
+    let import = ImportFile::from_json(&json).unwrap();
+    store
+        .import(
+            &import,
+            false,
+            ChangeContext {
+                admin: domain::admin::Admin::Person(domain::TelegramId::parse(777).unwrap()),
+                at: T0,
+            },
+        )
+        .await
+        .unwrap();
+    let stars = format!("SELECT CAST(price_stars AS bigint) FROM products WHERE id = {}", pizza.0);
+    assert_eq!(db.query_i64(&stars).await.unwrap(), 120);
+    // `null` removes it.
+    let json = json.replace(
+        "\"sort_order\":0}",
+        "\"sort_order\":0,\"price_stars\":null}",
+    );
+    store
+        .import(
+            &ImportFile::from_json(&json).unwrap(),
+            false,
+            ChangeContext {
+                admin: domain::admin::Admin::Person(domain::TelegramId::parse(777).unwrap()),
+                at: T0,
+            },
+        )
+        .await
+        .unwrap();
+    let left = format!(
+        "SELECT count(*) FROM products WHERE id = {} AND price_stars IS NULL",
+        pizza.0
+    );
+    assert_eq!(db.query_i64(&left).await.unwrap(), 1);
 }

@@ -17,6 +17,7 @@ use crate::support::{
 
 fn status_changed(customer: i64, language: Option<&str>) -> Notification {
     Notification::StatusChanged(StatusChanged {
+        payment: Default::default(),
         customer: TelegramId::parse(customer).unwrap(),
         language_code: language.map(str::to_owned),
         order_id: OrderId(123),
