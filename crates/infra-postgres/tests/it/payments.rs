@@ -30,6 +30,8 @@ contract_tests!(
     cancelling_a_paid_stars_order_refunds_it_and_the_refund_marks_it,
     an_order_a_manager_confirmed_unpaid_takes_its_payment_and_keeps_its_status,
     an_import_without_stars_prices_leaves_them_as_they_are,
+    the_same_payment_delivered_twice_at_once_is_recorded_once,
+    a_payment_racing_a_cancellation_is_never_lost,
 );
 
 const STARS: PaymentTerms = PaymentTerms {
@@ -555,7 +557,10 @@ async fn an_import_without_stars_prices_leaves_them_as_they_are(db: &TestDatabas
         )
         .await
         .unwrap();
-    let stars = format!("SELECT CAST(price_stars AS bigint) FROM products WHERE id = {}", pizza.0);
+    let stars = format!(
+        "SELECT CAST(price_stars AS bigint) FROM products WHERE id = {}",
+        pizza.0
+    );
     assert_eq!(db.query_i64(&stars).await.unwrap(), 120);
     // `null` removes it.
     let json = json.replace(
@@ -578,4 +583,76 @@ async fn an_import_without_stars_prices_leaves_them_as_they_are(db: &TestDatabas
         pizza.0
     );
     assert_eq!(db.query_i64(&left).await.unwrap(), 1);
+}
+
+async fn the_same_payment_delivered_twice_at_once_is_recorded_once(db: &TestDatabase) {
+    let (pizza, _) = catalog(db).await;
+    let user = new_user(db, 1001).await;
+    let order = place(db, &user, &[(pizza, 1)], STARS).await.unwrap();
+    let payload = payload(db, &order).await;
+    let (one, two) = (db.store(), db.store());
+    let payment = paid(&payload, 1001, "XTR", 120, "charge-twice");
+    let (a, b) = tokio::join!(
+        one.record_payment(&payment, T0),
+        two.record_payment(&payment, T0)
+    );
+    let mut outcomes = [a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|outcome| matches!(outcome, PaymentRecorded::Duplicate));
+    assert_eq!(
+        outcomes,
+        [
+            PaymentRecorded::Recorded(PaymentOutcome::Applied),
+            PaymentRecorded::Duplicate
+        ]
+    );
+    assert_eq!(count(db, "payments").await, 1);
+    assert_eq!(count(db, "order_status_history").await, 1);
+}
+
+/// A payment and a cancellation of the same order at once: whichever comes second sees
+/// the first, and the payment is recorded either way — paying the order, or refunded.
+async fn a_payment_racing_a_cancellation_is_never_lost(db: &TestDatabase) {
+    let (pizza, _) = catalog(db).await;
+    let user = new_user(db, 1001).await;
+    let order = place(db, &user, &[(pizza, 1)], STARS).await.unwrap();
+    let payload = payload(db, &order).await;
+    let (one, two) = (db.store(), db.store());
+    let payment = paid(&payload, 1001, "XTR", 120, "charge-race");
+    let cancel = StatusChange {
+        order_id: order.id,
+        from: OrderStatus::Pending,
+        to: OrderStatus::Cancelled,
+        by: ChangedBy::System,
+        at: T0,
+        note: None,
+        admin: None,
+    };
+    let (paid, cancelled) = tokio::join!(
+        one.record_payment(&payment, T0),
+        two.apply_status_change(cancel)
+    );
+    let (paid, cancelled) = (paid.unwrap(), cancelled.unwrap());
+    assert_eq!(count(db, "payments").await, 1);
+    let now = db.store().payable_order(order.id).await.unwrap().unwrap();
+    let refunds = db
+        .query_i64("SELECT count(*) FROM outbox_events WHERE kind = 'stars_refund'")
+        .await
+        .unwrap();
+    match (paid, cancelled) {
+        (PaymentRecorded::Recorded(PaymentOutcome::Applied), Applied::Stale { .. }) => {
+            assert_eq!(
+                (now.status, now.payment.status),
+                (OrderStatus::Confirmed, PaymentStatus::Paid)
+            );
+            assert_eq!(refunds, 0);
+        }
+        (PaymentRecorded::Recorded(PaymentOutcome::RefundRequested), Applied::Changed(_)) => {
+            assert_eq!(
+                (now.status, now.payment.status),
+                (OrderStatus::Cancelled, PaymentStatus::Unpaid)
+            );
+            assert_eq!(refunds, 1);
+        }
+        other => panic!("{other:?}"),
+    }
 }
