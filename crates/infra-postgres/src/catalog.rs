@@ -90,8 +90,12 @@ impl CatalogRepository for SqlStore {
     ) -> Result<Paginated<Product>, RepositoryError> {
         let backend = self.db.get_database_backend();
         let statement = product_page(&filter, page, backend).build(backend);
-        let found = self
-            .db
+        // A text search runs on the search pool, planned once per connection.
+        let db = match (&filter.search, &self.search) {
+            (Some(_), Some(search)) => search,
+            _ => &self.db,
+        };
+        let found = db
             .query_all_raw(statement)
             .await
             .map_err(|err| repository_error(err, "failed to list products"))?;

@@ -57,9 +57,24 @@ impl Default for PoolOptions {
 #[derive(Debug, Clone)]
 pub struct Database {
     connection: DatabaseConnection,
+    /// PostgreSQL only: the pool text searches use (see [`search_connections`]).
+    search: Option<DatabaseConnection>,
     max_connections: u32,
     /// Shared by every store over this pool, as the pool is.
     placements: Arc<Placements>,
+}
+
+/// How many connections the PostgreSQL search pool opens at most, beside the main pool: a
+/// quarter of `max_connections`, at least 2.
+///
+/// Text searches (`GET /products?q=`) run on connections of their own whose statements
+/// are planned once per connection (`plan_cache_mode = force_generic_plan`): a search's
+/// plan does not depend on its words (the word and trigram indexes find the candidates
+/// whatever they are), and planning it anew for every request cost a fifth of its time.
+/// Every other statement keeps PostgreSQL's default, which plans with the values when
+/// they matter (an order list filtered on a rare status, say).
+pub fn search_connections(max_connections: u32) -> u32 {
+    (max_connections / 4).max(2)
 }
 
 /// The connections a PostgreSQL pool keeps beyond `max_connections` for the ones held
@@ -125,14 +140,48 @@ impl Database {
             connect.statement_timeout(timeout);
         }
 
+        let search = if sqlite {
+            None
+        } else {
+            let mut search = ConnectOptions::new(connect.get_url().to_owned());
+            search
+                .max_connections(search_connections(options.max_connections))
+                .min_connections(0)
+                .acquire_timeout(options.acquire_timeout)
+                .idle_timeout(options.idle_timeout)
+                // It opens its connections as searches come: the main pool has already
+                // proved the URL.
+                .connect_lazy(true)
+                .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                .sqlx_logging(false)
+                .map_sqlx_postgres_opts(|postgres| {
+                    postgres.options([("plan_cache_mode", "force_generic_plan")])
+                });
+            if let Some(timeout) = options.statement_timeout {
+                search.statement_timeout(timeout);
+            }
+            Some(
+                sea_orm::Database::connect(search)
+                    .await
+                    .context("failed to open the search pool")?,
+            )
+        };
+
         let connection = sea_orm::Database::connect(connect)
             .await
             .context("failed to connect to the database")?;
         Ok(Self {
             connection,
+            search,
             max_connections: options.max_connections,
             placements: Arc::default(),
         })
+    }
+
+    /// The pool text searches run on (PostgreSQL; `None` on SQLite), for checking its
+    /// settings.
+    pub fn search_connection(&self) -> Option<&DatabaseConnection> {
+        self.search.as_ref()
     }
 
     /// The underlying SeaORM connection, for running `migration::Migrator` against.
@@ -145,6 +194,7 @@ impl Database {
     pub fn store(&self) -> SqlStore {
         SqlStore {
             db: self.connection.clone(),
+            search: self.search.clone(),
             placements: Arc::clone(&self.placements),
         }
     }
@@ -200,6 +250,12 @@ impl Database {
     /// # Errors
     /// If closing a connection fails.
     pub async fn close(self) -> anyhow::Result<()> {
+        if let Some(search) = self.search {
+            search
+                .close()
+                .await
+                .context("failed to close the search pool")?;
+        }
         self.connection
             .close()
             .await

@@ -53,7 +53,7 @@ mod transaction;
 mod updates;
 mod users;
 
-pub use database::{BackupError, Database, PoolOptions};
+pub use database::{BackupError, Database, PoolOptions, search_connections};
 pub use notify::{CATALOG_CHANNEL, follow_catalog_changes};
 /// The query behind a customer's orders page on PostgreSQL, for the tests of its plan.
 #[cfg(feature = "test-support")]

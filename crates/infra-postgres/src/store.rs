@@ -25,6 +25,9 @@ use crate::orders::{PlacementCounts, Placements};
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) db: DatabaseConnection,
+    /// PostgreSQL: the pool text searches run on, with generic plans (see
+    /// [`crate::database::search_connections`]).
+    pub(crate) search: Option<DatabaseConnection>,
     /// Shared by every store over the same [`Database`].
     pub(crate) placements: Arc<Placements>,
 }

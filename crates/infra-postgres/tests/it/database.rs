@@ -96,3 +96,37 @@ async fn postgres_is_not_backed_up_by_the_sqlite_backup() {
     assert!(!file.exists());
     db.cleanup().await;
 }
+
+/// Text searches run on a pool of their own whose statements are planned once per
+/// connection; every other statement keeps PostgreSQL's default planning. SQLite has one
+/// pool.
+#[tokio::test]
+async fn searches_have_a_pool_of_their_own_with_generic_plans_on_postgres() {
+    let sqlite = TestDatabase::sqlite().await;
+    assert!(sqlite.database().search_connection().is_none());
+    sqlite.cleanup().await;
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let setting = |connection: &sea_orm::DatabaseConnection| {
+        let connection = connection.clone();
+        async move {
+            connection
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    "SELECT current_setting('plan_cache_mode') AS mode",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<String>("", "mode")
+                .unwrap()
+        }
+    };
+    let search = db.database().search_connection().unwrap();
+    assert_eq!(setting(search).await, "force_generic_plan");
+    assert_eq!(setting(db.database().connection()).await, "auto");
+    assert_eq!(infra_postgres::search_connections(20), 5);
+    assert_eq!(infra_postgres::search_connections(4), 2);
+    db.cleanup().await;
+}
