@@ -90,10 +90,10 @@ impl CatalogRepository for SqlStore {
     ) -> Result<Paginated<Product>, RepositoryError> {
         let backend = self.db.get_database_backend();
         let statement = product_page(&filter, page, backend).build(backend);
-        // A text search runs on the search pool, planned once per connection.
-        let db = match (&filter.search, &self.search) {
-            (Some(_), Some(search)) => search,
-            _ => &self.db,
+        // A text search runs on the search pool, planned once per connection, in turn.
+        let (db, _turn) = match (&filter.search, &self.search) {
+            (Some(_), Some(search)) => (&search.connection, Some(search.turn().await?)),
+            _ => (&self.db, None),
         };
         let found = db
             .query_all_raw(statement)

@@ -27,7 +27,7 @@ pub struct SqlStore {
     pub(crate) db: DatabaseConnection,
     /// PostgreSQL: the pool text searches run on, with generic plans (see
     /// [`crate::database::search_connections`]).
-    pub(crate) search: Option<DatabaseConnection>,
+    pub(crate) search: Option<crate::database::SearchPool>,
     /// Shared by every store over the same [`Database`].
     pub(crate) placements: Arc<Placements>,
 }
