@@ -137,7 +137,9 @@ impl From<User> for UserDto {
     "items": [
         {"product_id": 1, "product_name": "Товар 1", "quantity": 2, "price": "250.00"},
         {"product_id": 2, "product_name": "Товар 2", "quantity": 1, "price": "300.00"}
-    ]
+    ],
+    "payment_status": "unpaid", "payment_currency": "RUB", "payment_amount": 80000,
+    "payment_due_by": "2025-12-22T13:00:00Z", "paid_at": null
 }))]
 pub struct OrderDto {
     pub id: i64,
