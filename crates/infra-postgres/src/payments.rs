@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use crate::entities::{orders, payments, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::append_outbox_event;
-use crate::store::{SqlStore, money, stored_payment, timestamp_value};
+use crate::store::{SqlStore, money, payment_of, timestamp_value};
 use crate::transaction::write_transaction;
 
 /// The order as payments see it, locked when `lock` (PostgreSQL).
@@ -66,14 +66,7 @@ async fn payable<C: ConnectionTrait>(
         })?,
         customer: TelegramId::parse(customer)
             .map_err(|_| corrupt_row(format!("order {id}'s customer has an invalid id")))?,
-        payment: stored_payment(
-            id,
-            &row.payment_status,
-            row.payment_currency.as_deref(),
-            row.payment_amount,
-            row.payment_due_by,
-            row.paid_at,
-        )?,
+        payment: payment_of(&row)?,
         invoice_nonce: row.invoice_nonce,
         invoice_link: row.invoice_link,
     }))

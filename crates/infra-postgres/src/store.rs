@@ -184,8 +184,20 @@ pub(crate) fn stored_stars(id: i64, stars: Option<i32>) -> Result<Option<u32>, R
         .map_err(|err| corrupt_row(format!("product {id} has an invalid Stars price: {err}")))
 }
 
+/// An order's payment from its row.
+pub(crate) fn payment_of(row: &orders::Model) -> Result<OrderPayment, RepositoryError> {
+    stored_payment(
+        row.id,
+        &row.payment_status,
+        row.payment_currency.as_deref(),
+        row.payment_amount,
+        row.payment_due_by,
+        row.paid_at,
+    )
+}
+
 /// An order's payment from its columns (migration 22).
-pub(crate) fn stored_payment(
+fn stored_payment(
     id: i64,
     status: &str,
     currency: Option<&str>,
@@ -234,14 +246,7 @@ pub(crate) fn order_from_rows(
         .status
         .parse()
         .map_err(|err| corrupt_row(format!("order {id} has an invalid status: {err}")))?;
-    let payment = stored_payment(
-        id,
-        &row.payment_status,
-        row.payment_currency.as_deref(),
-        row.payment_amount,
-        row.payment_due_by,
-        row.paid_at,
-    )?;
+    let payment = payment_of(&row)?;
     Ok(Order {
         payment,
         id: OrderId(id),

@@ -27,7 +27,7 @@ use super::lines_of;
 use crate::entities::{order_status_history, orders, products, users};
 use crate::error::{corrupt_row, repository_error};
 use crate::outbox::append_outbox_event;
-use crate::store::{SqlStore, order_from_rows, stored_payment, timestamp_value};
+use crate::store::{SqlStore, order_from_rows, payment_of, timestamp_value};
 use crate::transaction::write_transaction;
 use domain::payments::cancellation_refund_events;
 
@@ -174,14 +174,7 @@ pub(crate) async fn apply(
             Some(row) => {
                 // A paid order's money goes back (the domain decides how), in this
                 // transaction.
-                let payment = stored_payment(
-                    order_id,
-                    &row.payment_status,
-                    row.payment_currency.as_deref(),
-                    row.payment_amount,
-                    row.payment_due_by,
-                    row.paid_at,
-                )?;
+                let payment = payment_of(&row)?;
                 let paid_by = crate::payments::applied_payment(transaction, order_id).await?;
                 refunds = cancellation_refund_events(change.order_id, &payment, paid_by);
             }
