@@ -91,7 +91,7 @@ impl CatalogRepository for SqlStore {
         let backend = self.db.get_database_backend();
         let statement = product_page(&filter, page, backend).build(backend);
         // A text search runs on the search pool, planned once per connection, in turn.
-        let (db, _turn) = match (&filter.search, &self.search) {
+        let (db, turn) = match (&filter.search, &self.search) {
             (Some(_), Some(search)) => (&search.connection, Some(search.turn().await?)),
             _ => (&self.db, None),
         };
@@ -99,6 +99,9 @@ impl CatalogRepository for SqlStore {
             .query_all_raw(statement)
             .await
             .map_err(|err| repository_error(err, "failed to list products"))?;
+        // The connection is back in the pool: the next search may use it while this one
+        // reads its rows.
+        drop(turn);
         let mut total = None;
         let mut items = Vec::with_capacity(found.len());
         for row in &found {
