@@ -971,7 +971,6 @@ pub const EXPIRY_BATCH: u32 = 100;
 /// Payments: invoices, Telegram's pre-checkout queries and payments, and expiry.
 #[derive(Clone)]
 pub struct PaymentService {
-    terms: PaymentTerms,
     payments: Arc<dyn PaymentRepository>,
     orders: Arc<dyn OrderLifecycle>,
     gateway: Option<Arc<dyn PaymentGateway>>,
@@ -980,32 +979,26 @@ pub struct PaymentService {
 
 impl std::fmt::Debug for PaymentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaymentService")
-            .field("terms", &self.terms)
-            .finish_non_exhaustive()
+        f.debug_struct("PaymentService").finish_non_exhaustive()
     }
 }
 
 impl PaymentService {
-    /// `gateway`: Telegram, when a bot token is configured (invoices need it).
+    /// `gateway`: Telegram, when a bot token is configured (invoices need it). What an
+    /// order owes was fixed when it was placed (`OrderService::with_payment_terms`), so
+    /// the service needs no terms of its own.
     pub fn new(
-        terms: PaymentTerms,
         payments: Arc<dyn PaymentRepository>,
         orders: Arc<dyn OrderLifecycle>,
         gateway: Option<Arc<dyn PaymentGateway>>,
         relay_wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
-            terms,
             payments,
             orders,
             gateway,
             relay_wake,
         }
-    }
-
-    pub fn terms(&self) -> &PaymentTerms {
-        &self.terms
     }
 
     /// An invoice link for the customer's own PENDING unpaid order: the one made before

@@ -33,7 +33,6 @@ pub use config::{
     TelegramConfig, TelegramConfigError, TelegramSettings, UpdatesMode,
 };
 pub use notifier::{CallbackButton, InlineKeyboard, TelegramNotifier, manager_keyboard};
-pub use payments::invoice_texts;
 pub use render::{
     Language, MESSAGE_LIMIT, button_label, format_rubles, render_customer_notice,
     render_manager_notice, render_manager_update, render_order_message, render_status_message,

@@ -46,7 +46,7 @@ struct RefundStarPayment<'a> {
 }
 
 /// The invoice's title (Telegram allows 1–32 characters) and description (1–255).
-pub fn invoice_texts(request: &InvoiceRequest) -> (String, String) {
+fn invoice_texts(request: &InvoiceRequest) -> (String, String) {
     (
         format!("Заказ #{}", request.order_id),
         format!(

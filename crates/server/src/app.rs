@@ -92,7 +92,6 @@ impl Application {
                 managers.extend(TelegramId::parse(*chat_id).ok());
                 let gateway: Arc<dyn PaymentGateway> = telegram.clone();
                 let payments = PaymentService::new(
-                    settings.payment_terms,
                     store.clone(),
                     store.clone(),
                     Some(gateway),
@@ -177,13 +176,7 @@ impl Application {
         };
 
         let payments = payment_service.unwrap_or_else(|| {
-            PaymentService::new(
-                settings.payment_terms,
-                store.clone(),
-                store.clone(),
-                None,
-                Arc::clone(&relay_wake),
-            )
+            PaymentService::new(store.clone(), store.clone(), None, Arc::clone(&relay_wake))
         });
         // Unpaid orders past their deadline are cancelled whatever PAYMENTS says now:
         // orders placed while it was on still hold stock.

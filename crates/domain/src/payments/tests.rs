@@ -474,10 +474,6 @@ fn payment_service(
     orders: MockOrderLifecycle,
 ) -> PaymentService {
     PaymentService::new(
-        PaymentTerms {
-            mode: PaymentMode::Stars,
-            ..PaymentTerms::default()
-        },
         Arc::new(payments),
         Arc::new(orders),
         Some(Arc::new(gateway)),

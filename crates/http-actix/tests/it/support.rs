@@ -46,7 +46,6 @@ pub struct Mocks {
     pub media: MockMediaStore,
     pub payments: MockPaymentRepository,
     pub gateway: Option<MockPaymentGateway>,
-    pub payment_terms: domain::payments::PaymentTerms,
     pub storage: Arc<dyn StorageProbe>,
     pub outbox: Arc<dyn Outbox>,
     pub config: HttpConfig,
@@ -68,7 +67,6 @@ impl Mocks {
             media: MockMediaStore::new(),
             payments: MockPaymentRepository::new(),
             gateway: None,
-            payment_terms: domain::payments::PaymentTerms::default(),
             storage: Arc::new(MockStorageProbe::new()),
             outbox: Arc::new(MockOutbox::new()),
             config: HttpConfig::default(),
@@ -157,7 +155,6 @@ impl Mocks {
             .map(|gateway| Arc::new(gateway) as Arc<dyn domain::payments::PaymentGateway>);
         let state = ApiState {
             payments: domain::payments::PaymentService::new(
-                self.payment_terms,
                 Arc::new(self.payments),
                 lifecycle.clone(),
                 gateway,

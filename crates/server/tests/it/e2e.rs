@@ -346,21 +346,11 @@ async fn walk_the_shop(database: DatabaseTarget) {
 
 #[tokio::test]
 async fn a_customer_walks_the_shop_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    // The demo catalog loaded as `server seed` does.
+    let Some((database, target)) = crate::support::seeded_postgres().await else {
         return;
     };
-    // Load the demo catalog as `server seed` does.
-    let db =
-        infra_postgres::Database::connect(database.url(), infra_postgres::PoolOptions::default())
-            .await
-            .unwrap();
-    db.store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-
-    walk_the_shop(DatabaseTarget::Url(SecretString::from(database.url()))).await;
+    walk_the_shop(target).await;
     database.cleanup().await;
 }
 
