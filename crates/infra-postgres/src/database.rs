@@ -107,9 +107,11 @@ pub fn search_connections(max_connections: u32) -> u32 {
     (max_connections / 4).max(2)
 }
 
-/// The connections a PostgreSQL pool keeps beyond `max_connections` for the ones held
-/// for the process's life (the catalog listener, the Telegram poller's lease).
-pub const LONG_HELD_CONNECTIONS: u32 = 2;
+/// The connections a PostgreSQL pool keeps beyond `max_connections` for the ones that
+/// hold a role or listen: the catalog listener and the Telegram poller's lease, for the
+/// process's life, and the payment expiry's lease, for each round (whose own queries then
+/// need a connection besides it).
+pub const LONG_HELD_CONNECTIONS: u32 = 3;
 
 impl Database {
     /// Opens a pool to `url`.
@@ -130,10 +132,11 @@ impl Database {
             url.to_owned()
         };
 
-        // On PostgreSQL two connections are held for the process's life, besides those
-        // that serve requests: the catalog listener's (`notify`) and, while this instance
-        // polls Telegram, the poller's lease (`roles`). The pool has room for them on top
-        // of `max_connections`, so that they never starve the requests.
+        // On PostgreSQL three connections are held besides those that serve requests: the
+        // catalog listener's (`notify`) and, while this instance polls Telegram, the
+        // poller's lease (`roles`), for the process's life; the payment expiry's lease
+        // during each round. The pool has room for them on top of `max_connections`, so
+        // that they never starve the requests (nor the expiry its own queries).
         let max_connections = if sqlite {
             options.max_connections
         } else {

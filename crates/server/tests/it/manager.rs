@@ -159,8 +159,8 @@ async fn run_polling(database: DatabaseTarget) {
     let mut telegram = FakeTelegram::start().await;
     let mut settings = settings(database, &telegram.server.uri());
     settings.updates = UpdatesMode::Polling;
-    // One connection for requests: the poller's lease and the catalog listener hold their
-    // own on top, and must not starve them.
+    // One connection for requests: the poller's lease, the catalog listener and the payment
+    // expiry's lease hold their own on top, and must not starve them.
     settings.database.database_max_connections = 1;
     let app = TestApp::spawn(&settings).await;
     let buyer = auth(CUSTOMER, "Иван");
