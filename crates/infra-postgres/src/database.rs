@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use domain::RepositoryError;
+use domain::catalog_admin::CatalogChange;
 use domain::ports::{PoolStats, StorageProbe};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::error::repository_error;
 use crate::orders::Placements;
@@ -63,7 +64,15 @@ pub struct Database {
     max_connections: u32,
     /// Shared by every store over this pool, as the pool is.
     placements: Arc<Placements>,
+    /// SQLite only: the catalog changes this process's background work commits (a
+    /// manager's cancellation, an unpaid order's expiry), for [`crate::follow_catalog_changes`];
+    /// PostgreSQL announces them with `NOTIFY` instead.
+    local_changes: Option<broadcast::Sender<CatalogChange>>,
 }
+
+/// How many catalog changes a slow follower may fall behind before it is told
+/// "everything changed" instead.
+const LOCAL_CHANGES_BUFFER: usize = 256;
 
 /// The pool text searches run on, and its gate: searches wait for one of as many permits
 /// as it has connections, in a FIFO queue, before they ask the pool. Measured with 64
@@ -212,6 +221,7 @@ impl Database {
             search,
             max_connections: options.max_connections,
             placements: Arc::default(),
+            local_changes: sqlite.then(|| broadcast::channel(LOCAL_CHANGES_BUFFER).0),
         })
     }
 
@@ -233,7 +243,16 @@ impl Database {
             db: self.connection.clone(),
             search: self.search.clone(),
             placements: Arc::clone(&self.placements),
+            local_changes: self.local_changes.clone(),
         }
+    }
+
+    /// SQLite only: the catalog changes this process commits outside the HTTP API, as they
+    /// commit.
+    pub(crate) fn local_catalog_changes(&self) -> Option<broadcast::Receiver<CatalogChange>> {
+        self.local_changes
+            .as_ref()
+            .map(broadcast::Sender::subscribe)
     }
 
     /// Whether this is a SQLite database (rather than PostgreSQL).

@@ -1,7 +1,9 @@
 //! Catalog changes seen by every instance: a change made through one instance's admin
 //! API is announced with PostgreSQL's `NOTIFY` in the change's own transaction (so it is
 //! delivered when, and only when, the change commits), and every instance listens and
-//! drops the cached answers it made stale. SQLite runs one instance: nothing to announce.
+//! drops the cached answers it made stale. SQLite runs one instance: its HTTP API drops
+//! its own stale answers, and what commits elsewhere in the process (a manager's
+//! cancellation from the bot, an unpaid order's expiry) is told through a channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use domain::catalog_admin::CatalogChange;
 use domain::{ProductId, RepositoryError};
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::database::Database;
 use crate::error::repository_error;
@@ -69,7 +71,8 @@ fn parse(payload: &str) -> CatalogChange {
 }
 
 /// Follows the catalog changes every instance announces, handing each to `on_change`,
-/// until `stop` turns `true`. On PostgreSQL only (on SQLite it returns at once).
+/// until `stop` turns `true`. On SQLite, the changes this process commits outside the HTTP
+/// API instead.
 ///
 /// Whenever the listening connection is (re)established, and whenever it was lost,
 /// `on_change` gets [`CatalogChange::Everything`]: announcements made meanwhile were not
@@ -80,6 +83,7 @@ pub async fn follow_catalog_changes(
     mut stop: watch::Receiver<bool>,
 ) {
     if database.connection().get_database_backend() != DatabaseBackend::Postgres {
+        follow_local_changes(&database, on_change.as_ref(), stop).await;
         return;
     }
     let pool = database.connection().get_postgres_connection_pool().clone();
@@ -128,6 +132,31 @@ pub async fn follow_catalog_changes(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// SQLite: the changes this process commits outside the HTTP API (which drops its own
+/// stale answers), until `stop` turns `true`.
+async fn follow_local_changes(
+    database: &Database,
+    on_change: &(dyn Fn(CatalogChange) + Send + Sync),
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(mut changes) = database.local_catalog_changes() else {
+        return;
+    };
+    // As on PostgreSQL: from now on nothing is missed.
+    on_change(CatalogChange::Everything);
+    loop {
+        let received = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            received = changes.recv() => received,
+        };
+        match received {
+            Ok(change) => on_change(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => on_change(CatalogChange::Everything),
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

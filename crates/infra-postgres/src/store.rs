@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use domain::catalog_admin::CatalogChange;
 use domain::payments::{AmountDue, Currency, OrderPayment, PaymentStatus};
 use domain::{Category, CategoryId, Money, Order, OrderId, OrderItem, OrderStatus, Product};
 use domain::{ProductId, RepositoryError, TelegramId, User, UserId};
@@ -30,6 +31,9 @@ pub struct SqlStore {
     pub(crate) search: Option<crate::database::SearchPool>,
     /// Shared by every store over the same [`Database`].
     pub(crate) placements: Arc<Placements>,
+    /// SQLite only: where committed catalog changes are told to this process's cache (see
+    /// [`crate::follow_catalog_changes`]).
+    pub(crate) local_changes: Option<tokio::sync::broadcast::Sender<CatalogChange>>,
 }
 
 impl SqlStore {
@@ -41,6 +45,15 @@ impl SqlStore {
     /// How the orders placed through this pool were written, since it opened.
     pub fn placement_counts(&self) -> PlacementCounts {
         self.placements.counts()
+    }
+
+    /// Tells this process's followers of catalog changes (SQLite) that `change` committed;
+    /// PostgreSQL announced it in the transaction itself.
+    pub(crate) fn committed(&self, change: CatalogChange) {
+        if let Some(changes) = &self.local_changes {
+            // No follower (a tool, a test): nobody caches anything.
+            let _ = changes.send(change);
+        }
     }
 
     pub(crate) fn backend(&self) -> DatabaseBackend {

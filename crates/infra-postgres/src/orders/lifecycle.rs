@@ -54,10 +54,19 @@ impl OrderLifecycle for SqlStore {
     }
 
     async fn apply_status_change(&self, change: StatusChange) -> Result<Applied, RepositoryError> {
-        write_transaction(&self.db, "a status change", async |transaction| {
+        let applied = write_transaction(&self.db, "a status change", async |transaction| {
             apply(transaction, &change).await
         })
-        .await
+        .await?;
+        if let Applied::Changed(order) = &applied
+            && order.status == OrderStatus::Cancelled
+        {
+            // The stock came back: cached answers showing the old stock are stale.
+            self.committed(CatalogChange::Products(
+                order.items.iter().map(|item| item.product_id).collect(),
+            ));
+        }
+        Ok(applied)
     }
 
     async fn open_orders(&self, limit: u32) -> Result<Vec<OrderPlaced>, RepositoryError> {

@@ -1,6 +1,7 @@
 //! `OrderLifecycle`: status changes as compare-and-set, their history, and the stock a
 //! cancellation gives back.
 
+use domain::catalog_admin::CatalogChange;
 use domain::lifecycle::{
     Applied, ChangeRequest, ChangeStatusError, ChangedBy, Scope, StatusChange, change_status,
 };
@@ -23,7 +24,58 @@ contract_tests!(
     a_refresh_asks_for_the_managers_message_to_be_redrawn,
     open_orders_are_the_unfinished_ones_newest_first_with_their_customers,
     a_customers_cancellation_tells_the_manager_with_a_message_of_its_own,
+    a_cancellation_is_told_to_every_follower_of_catalog_changes,
 );
+
+/// A cancellation gives stock back, so cached catalog answers are stale: every instance's
+/// follower hears of its products (PostgreSQL through NOTIFY; SQLite, whose one process
+/// may cancel in the background, through the process's own channel), and only once the
+/// change committed.
+async fn a_cancellation_is_told_to_every_follower_of_catalog_changes(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("sweets", &[("Зефир", "90", Some(10))])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let product = product_id(db, "Зефир").await;
+    let order = place_order(db, &user, product, 2, T0).await;
+    let (heard, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(infra_postgres::follow_catalog_changes(
+        db.database().clone(),
+        std::sync::Arc::new(move |change| {
+            let _ = heard.send(change);
+        }),
+        stopped,
+    ));
+    let next = async |changes: &mut tokio::sync::mpsc::UnboundedReceiver<CatalogChange>| {
+        tokio::time::timeout(std::time::Duration::from_secs(30), changes.recv())
+            .await
+            .expect("no catalog change was heard")
+            .expect("the follower stopped")
+    };
+    // Listening (or subscribed) from now on.
+    assert_eq!(next(&mut changes).await, CatalogChange::Everything);
+
+    let applied = db
+        .store()
+        .apply_status_change(change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            manager(),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(applied, Applied::Changed(_)));
+    assert_eq!(
+        next(&mut changes).await,
+        CatalogChange::Products(vec![product])
+    );
+    stop.send_replace(true);
+    follower.await.unwrap();
+}
 
 /// A customer's cancellation writes, besides the customer's message and the manager's
 /// redraw, a notice to the manager chat, delivered as a notification of its own; a
