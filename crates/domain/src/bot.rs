@@ -18,7 +18,8 @@ use crate::error::RepositoryError;
 use crate::lifecycle::{ChangeRequest, ChangeStatusError, ChangedBy, Scope, change_status};
 use crate::payments::{PaymentService, PreCheckout, ReceivedPayment, RefundedPayment};
 use crate::ports::{
-    BotReplies, ExclusiveRoles, OrderLifecycle, PollError, RoleLease, UpdateLog, UpdateSource,
+    BotReplies, ExclusiveRoles, OrderLifecycle, OrderPlaced, PollError, RoleLease, UpdateLog,
+    UpdateSource,
 };
 use crate::values::TelegramId;
 
@@ -293,6 +294,36 @@ pub enum Handled {
     PaymentRecorded,
 }
 
+/// What [`BotService::receive`] did with an update, and the reply it leaves to send.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The update's id, for the logs.
+    pub update_id: i64,
+    /// What became of it, if the reply goes out.
+    pub handled: Handled,
+    /// What the bot still has to say ([`BotService::reply`]).
+    pub reply: Option<Reply>,
+}
+
+/// A reply of the bot's, sent once its update is recorded and acted on.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// `/start`: the welcome.
+    Welcome { chat_id: i64 },
+    /// `/orders` from a manager: the open orders with their buttons.
+    OpenOrders {
+        chat_id: i64,
+        orders: Vec<OrderPlaced>,
+    },
+    /// `/admin` from an admin: the admin panel's button.
+    AdminPanel { chat_id: i64, private_chat: bool },
+    /// A button press: its answer.
+    Button {
+        callback_id: String,
+        outcome: ButtonOutcome,
+    },
+}
+
 /// Handles updates: records each once, then acts on it.
 #[derive(Clone)]
 pub struct BotService {
@@ -346,7 +377,8 @@ impl BotService {
         self
     }
 
-    /// Handles `update`, once per `update_id` whatever the redeliveries.
+    /// Handles `update`, once per `update_id` whatever the redeliveries: [`Self::receive`],
+    /// then [`Self::reply`].
     ///
     /// # Errors
     /// When the update cannot be recorded: the caller answers so that Telegram delivers
@@ -356,6 +388,31 @@ impl BotService {
         update: Update,
         now: OffsetDateTime,
     ) -> Result<Handled, RepositoryError> {
+        let received = self.receive(update, now).await?;
+        Ok(self.reply(received).await)
+    }
+
+    /// Records `update` (once per `update_id`) and does what it asks, all but the bot's
+    /// reply, which is returned for [`Self::reply`]: a webhook answers Telegram in between,
+    /// so that a slow or flooded chat never holds Telegram's delivery of the next updates.
+    /// What must not be lost (a payment, a status change and its notifications) is
+    /// committed here. A pre-checkout query is the exception: it is answered here, as
+    /// Telegram allows 10 seconds for it.
+    ///
+    /// # Errors
+    /// When the update cannot be recorded: the caller answers so that Telegram delivers
+    /// it again later.
+    pub async fn receive(
+        &self,
+        update: Update,
+        now: OffsetDateTime,
+    ) -> Result<Received, RepositoryError> {
+        let update_id = update.update_id;
+        let done = |handled| Received {
+            update_id,
+            handled,
+            reply: None,
+        };
         // A payment is recorded before the update is: it must never be lost to an update
         // marked seen whose payment failed to commit. Payments are once-only by their own
         // charge id, so a redelivery changes nothing; a failure answers so that Telegram
@@ -363,18 +420,15 @@ impl BotService {
         match (&update.kind, &self.payments) {
             (UpdateKind::Payment(payment), Some(payments)) => {
                 payments.receive(payment, now).await?;
-                self.log.first_seen(update.update_id, now).await?;
-                return Ok(Handled::PaymentRecorded);
+                self.log.first_seen(update_id, now).await?;
+                return Ok(done(Handled::PaymentRecorded));
             }
             (UpdateKind::Refunded(refund), Some(payments)) => {
                 if !payments.refunded(refund, now).await? {
-                    tracing::warn!(
-                        update_id = update.update_id,
-                        "a refund of a payment BotShop has no record of"
-                    );
+                    tracing::warn!(update_id, "a refund of a payment BotShop has no record of");
                 }
-                self.log.first_seen(update.update_id, now).await?;
-                return Ok(Handled::PaymentRecorded);
+                self.log.first_seen(update_id, now).await?;
+                return Ok(done(Handled::PaymentRecorded));
             }
             // Telegram gives 10 seconds: a pre-checkout query is answered first, whatever
             // the update log says (answering a redelivery again is harmless), and its
@@ -383,83 +437,65 @@ impl BotService {
                 let ok = match payments.pre_checkout(query, now).await {
                     Ok(verdict) => verdict.is_ok(),
                     Err(error) => {
-                        tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
-                        return Ok(Handled::ReplyFailed);
+                        tracing::warn!(update_id, %error, "could not answer a pre-checkout query");
+                        return Ok(done(Handled::ReplyFailed));
                     }
                 };
-                if let Err(error) = self.log.first_seen(update.update_id, now).await {
-                    tracing::warn!(update_id = update.update_id, %error, "a pre-checkout query was answered but not recorded");
+                if let Err(error) = self.log.first_seen(update_id, now).await {
+                    tracing::warn!(update_id, %error, "a pre-checkout query was answered but not recorded");
                 }
-                return Ok(Handled::PreCheckoutAnswered { ok });
+                return Ok(done(Handled::PreCheckoutAnswered { ok }));
             }
             (UpdateKind::UnreadablePreCheckout { query_id }, Some(payments)) => {
-                tracing::warn!(
-                    update_id = update.update_id,
-                    "an unreadable pre-checkout query: refused"
-                );
+                tracing::warn!(update_id, "an unreadable pre-checkout query: refused");
                 if let Err(error) = payments.refuse_pre_checkout(query_id).await {
-                    tracing::warn!(update_id = update.update_id, %error, "could not answer a pre-checkout query");
-                    return Ok(Handled::ReplyFailed);
+                    tracing::warn!(update_id, %error, "could not answer a pre-checkout query");
+                    return Ok(done(Handled::ReplyFailed));
                 }
-                return Ok(Handled::PreCheckoutAnswered { ok: false });
+                return Ok(done(Handled::PreCheckoutAnswered { ok: false }));
             }
             (UpdateKind::Payment(_) | UpdateKind::Refunded(_), None) => {
                 tracing::error!(
-                    update_id = update.update_id,
+                    update_id,
                     "a payment arrived while PAYMENTS is off: it is not recorded; refund it \
                      in Telegram or turn payments on"
                 );
             }
             _ => {}
         }
-        if !self.log.first_seen(update.update_id, now).await? {
-            return Ok(Handled::Duplicate);
+        if !self.log.first_seen(update_id, now).await? {
+            return Ok(done(Handled::Duplicate));
         }
-        match update.kind {
+        let reply = match update.kind {
             // Handled above when payments are wired; without them nothing can answer.
             UpdateKind::PreCheckout(_)
             | UpdateKind::UnreadablePreCheckout { .. }
             | UpdateKind::Payment(_)
             | UpdateKind::Refunded(_) => {
                 tracing::warn!(
-                    update_id = update.update_id,
+                    update_id,
                     "a payment update, and payments are not wired: ignored"
                 );
-                Ok(Handled::Ignored)
+                return Ok(done(Handled::Ignored));
             }
-            UpdateKind::Ignored => Ok(Handled::Ignored),
-            UpdateKind::Start { chat_id } => match self.replies.welcome(chat_id).await {
-                Ok(()) => Ok(Handled::Replied),
-                Err(error) => {
-                    tracing::warn!(update_id = update.update_id, %error, "could not answer /start");
-                    Ok(Handled::ReplyFailed)
-                }
-            },
+            UpdateKind::Ignored => return Ok(done(Handled::Ignored)),
+            UpdateKind::Start { chat_id } => Reply::Welcome { chat_id },
             UpdateKind::Orders { chat_id, from } => {
                 // Only managers see the orders; anyone else's `/orders` is ignored.
                 if !self.managers.iter().any(|id| id.get() == from) {
-                    return Ok(Handled::Ignored);
+                    return Ok(done(Handled::Ignored));
                 }
-                let open = self.orders.open_orders(OPEN_ORDERS_SHOWN).await?;
-                match self.replies.show_open_orders(chat_id, &open).await {
-                    Ok(()) => Ok(Handled::Replied),
-                    Err(error) => {
-                        tracing::warn!(update_id = update.update_id, %error, "could not answer /orders");
-                        Ok(Handled::ReplyFailed)
-                    }
-                }
+                let orders = self.orders.open_orders(OPEN_ORDERS_SHOWN).await?;
+                Reply::OpenOrders { chat_id, orders }
             }
             UpdateKind::Admin { chat_id, from } => {
                 if !self.admins.iter().any(|id| id.get() == from) {
-                    return Ok(Handled::Ignored);
+                    return Ok(done(Handled::Ignored));
                 }
                 // A private chat's id is its user's id.
-                match self.replies.admin_panel(chat_id, chat_id == from).await {
-                    Ok(()) => Ok(Handled::Replied),
-                    Err(error) => {
-                        tracing::warn!(update_id = update.update_id, %error, "could not answer /admin");
-                        Ok(Handled::ReplyFailed)
-                    }
+                Reply::AdminPanel {
+                    chat_id,
+                    private_chat: chat_id == from,
                 }
             }
             UpdateKind::Button {
@@ -468,10 +504,65 @@ impl BotService {
                 data,
             } => {
                 let outcome = self.press(from, &data, now).await;
-                if let Err(error) = self.replies.answer_button(&callback_id, outcome).await {
-                    tracing::warn!(update_id = update.update_id, %error, "could not answer a button press");
+                Reply::Button {
+                    callback_id,
+                    outcome,
                 }
-                Ok(Handled::Pressed(outcome))
+            }
+        };
+        let handled = match &reply {
+            Reply::Button { outcome, .. } => Handled::Pressed(*outcome),
+            _ => Handled::Replied,
+        };
+        Ok(Received {
+            update_id,
+            handled,
+            reply: Some(reply),
+        })
+    }
+
+    /// Sends the reply [`Self::receive`] left, if any: what became of the update. A reply
+    /// that fails is logged (Telegram already has, or will get, its 200: it must not
+    /// redeliver the update for it).
+    pub async fn reply(&self, received: Received) -> Handled {
+        let Received {
+            update_id,
+            handled,
+            reply,
+        } = received;
+        let Some(reply) = reply else {
+            return handled;
+        };
+        let (what, sent) = match &reply {
+            Reply::Welcome { chat_id } => ("/start", self.replies.welcome(*chat_id).await),
+            Reply::OpenOrders { chat_id, orders } => (
+                "/orders",
+                self.replies.show_open_orders(*chat_id, orders).await,
+            ),
+            Reply::AdminPanel {
+                chat_id,
+                private_chat,
+            } => (
+                "/admin",
+                self.replies.admin_panel(*chat_id, *private_chat).await,
+            ),
+            Reply::Button {
+                callback_id,
+                outcome,
+            } => (
+                "a button press",
+                self.replies.answer_button(callback_id, *outcome).await,
+            ),
+        };
+        match sent {
+            Ok(()) => handled,
+            Err(error) => {
+                tracing::warn!(update_id, %error, "could not answer {what}");
+                // A press was acted on whatever became of its answer.
+                match reply {
+                    Reply::Button { .. } => handled,
+                    _ => Handled::ReplyFailed,
+                }
             }
         }
     }
@@ -1030,6 +1121,34 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Replied);
         assert_eq!(bot.handle(start(1), now).await.unwrap(), Handled::Duplicate);
+    }
+
+    /// A webhook answers Telegram between the two: receiving records the update and acts
+    /// on it, but says nothing; the reply is sent after.
+    #[tokio::test]
+    async fn receiving_leaves_the_reply_for_later() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut log = MockUpdateLog::new();
+        log.expect_first_seen().times(1).returning(|_, _| Ok(true));
+        let welcomed = Arc::new(AtomicBool::new(false));
+        let mut replies = MockBotReplies::new();
+        let flag = Arc::clone(&welcomed);
+        replies.expect_welcome().times(1).returning(move |_| {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let bot = service(log, replies, MockOrderLifecycle::new());
+        let received = bot
+            .receive(start(7), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        assert!(!welcomed.load(Ordering::SeqCst), "nothing sent yet");
+        assert!(matches!(
+            received.reply,
+            Some(Reply::Welcome { chat_id: 42 })
+        ));
+        assert_eq!(bot.reply(received).await, Handled::Replied);
+        assert!(welcomed.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //!
 //! Only Telegram knows the secret (it was given to `setWebhook`), so a call without it is
 //! refused before anything is read. An update is acknowledged with 200 as soon as it is
-//! recorded: Telegram redelivers anything else, so a malformed update is acknowledged
+//! recorded and acted on, before the bot's reply is sent: Telegram redelivers anything else, so a malformed update is acknowledged
 //! too (and logged) rather than refused into a loop; only a failure to record it (the
 //! database is down) answers 503, so that Telegram delivers it again later.
 
@@ -61,11 +61,19 @@ pub async fn webhook(
         );
         return Ok(HttpResponse::Ok().finish());
     };
-    let update_id = update.update_id;
-    let handled = telegram
+    let received = telegram
         .bot
-        .handle(update, OffsetDateTime::now_utc())
+        .receive(update, OffsetDateTime::now_utc())
         .await?;
-    tracing::debug!(update_id, ?handled, "telegram update");
+    // Recorded and acted on: Telegram has its answer now, and the bot's reply (a welcome,
+    // the open orders, a press's answer) follows, so that a slow or flooded chat never
+    // holds Telegram's delivery of the next updates. A reply cut short by a stop is not
+    // sent again (nor would it be after a crash mid-send); what matters is committed.
+    let bot = telegram.bot.clone();
+    actix_web::rt::spawn(async move {
+        let update_id = received.update_id;
+        let handled = bot.reply(received).await;
+        tracing::debug!(update_id, ?handled, "telegram update");
+    });
     Ok(HttpResponse::Ok().finish())
 }
