@@ -25,7 +25,9 @@ use time::OffsetDateTime;
 
 use crate::entities::{OrderStatus, User};
 use crate::error::RepositoryError;
-use crate::lifecycle::{ChangeRequest, ChangeStatusError, ChangedBy, Scope, change_status};
+use crate::lifecycle::{
+    ChangeRequest, ChangeStatusError, ChangedBy, Scope, StatusChange, can_transition, change_status,
+};
 use crate::money::Money;
 use crate::outbox::{Notice, OutboxEvent};
 use crate::ports::{ExclusiveRoles, NotifyError, OrderLifecycle};
@@ -694,10 +696,24 @@ pub fn judge_payment(order: Option<&PayableOrder>, payment: &ReceivedPayment) ->
     }
 }
 
-/// What a payment that pays an order does to its status: PENDING becomes CONFIRMED; an
-/// order a manager already moved on keeps its status.
-pub fn confirms(status: OrderStatus) -> bool {
-    status == OrderStatus::Pending
+/// What a payment that pays an order in `status` does to its status: PENDING becomes
+/// CONFIRMED, by the system, as the lifecycle's table allows; an order a manager already
+/// moved on keeps its status (`None`).
+pub fn confirmation(
+    order_id: OrderId,
+    status: OrderStatus,
+    at: OffsetDateTime,
+) -> Option<StatusChange> {
+    let to = OrderStatus::Confirmed;
+    (status == OrderStatus::Pending && can_transition(status, to)).then_some(StatusChange {
+        order_id,
+        from: status,
+        to,
+        by: ChangedBy::System,
+        at,
+        note: None,
+        admin: None,
+    })
 }
 
 /// What is stored about a received payment: the verdict's outcome.

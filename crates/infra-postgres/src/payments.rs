@@ -10,10 +10,10 @@
 //! status change as every other ([`crate::orders::lifecycle::apply`]).
 
 use async_trait::async_trait;
-use domain::lifecycle::{Applied, ChangedBy, StatusChange};
+use domain::lifecycle::Applied;
 use domain::payments::{
     PayableOrder, PaymentId, PaymentRecorded, PaymentRepository, PaymentStatus, PaymentVerdict,
-    ReceivedPayment, RefundedPayment, confirms, judge_payment,
+    ReceivedPayment, RefundedPayment, confirmation, judge_payment,
 };
 use domain::{OrderId, OrderStatus, RepositoryError, TelegramId};
 use sea_orm::sea_query::Query;
@@ -310,17 +310,10 @@ RETURNING "id""#,
         if paid != 1 {
             return Err(changed_under_lock());
         }
-        let status = order.as_ref().map(|order| order.status);
-        if status.is_some_and(confirms) {
-            let change = StatusChange {
-                order_id,
-                from: OrderStatus::Pending,
-                to: OrderStatus::Confirmed,
-                by: ChangedBy::System,
-                at,
-                note: None,
-                admin: None,
-            };
+        let change = order
+            .as_ref()
+            .and_then(|order| confirmation(order_id, order.status, at));
+        if let Some(change) = change {
             match crate::orders::lifecycle::apply(transaction, &change).await? {
                 Applied::Changed(_) => confirmed = true,
                 _ => return Err(changed_under_lock()),

@@ -692,7 +692,17 @@ fn an_order_a_manager_moved_on_unpaid_still_takes_its_payment_and_says_so() {
         judge_payment(Some(&confirmed), &payment("XTR", 120)),
         PaymentVerdict::Apply
     );
-    assert!(!confirms(confirmed.status) && confirms(OrderStatus::Pending));
+    let now = OffsetDateTime::UNIX_EPOCH;
+    assert_eq!(confirmation(OrderId(5), confirmed.status, now), None);
+    let change = confirmation(OrderId(5), OrderStatus::Pending, now).unwrap();
+    assert_eq!(
+        (change.from, change.to, change.by),
+        (
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            ChangedBy::System
+        )
+    );
     let events =
         PaymentVerdict::Apply.events(OrderId(7), &payment("XTR", 120), PaymentId(3), false);
     assert_eq!(
