@@ -1,6 +1,7 @@
 //! The whole server's relay, with a fake Telegram that answers each chat differently: a
 //! 429 in one customer's chat holds only that chat, a customer who blocked the bot makes
-//! that one event dead at once, and the manager's chat goes on.
+//! that one event dead at once, and the manager's chat goes on; a 429 in the manager's
+//! chat holds only it, and the customers hear on.
 
 use domain::entities::OrderStatus;
 use domain::outbox::{ChangedBy, OutboxEvent};
@@ -150,8 +151,108 @@ async fn one_chat_never_stalls_another_on_postgres() {
 
 #[tokio::test]
 async fn one_chat_never_stalls_another_on_sqlite() {
+    let (path, dir) = sqlite_file("chats");
+    one_chat_never_stalls_another(
+        DatabaseTarget::EmbeddedSqlite(path.clone()),
+        &format!("sqlite://{path}"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A 429 in the manager's chat: the manager's messages wait out the hold, the customers'
+/// go on.
+async fn a_flooded_manager_chat_holds_only_itself(target: DatabaseTarget, url: &str) {
+    let mut telegram = FakeTelegram::start().await;
+    telegram.answer_chat(
+        MANAGER_CHAT,
+        telegram_error(429, "Too Many Requests: retry after 3600", Some(3600)),
+    );
+    let app = TestApp::spawn(&settings(target, &telegram.server.uri())).await;
+    let (order, total) = place(&app, FLOODED).await;
+    // The new order's message: refused with a 429, the chat held for an hour.
+    let (method, body) = telegram.next_call().await;
+    assert_eq!(
+        (method.as_str(), &body["chat_id"]),
+        ("sendMessage", &json!(MANAGER_CHAT))
+    );
+
+    let database = Database::connect(url, PoolOptions::default())
+        .await
+        .unwrap();
+    append_outbox_events(
+        &database,
+        &[
+            OutboxEvent::ManagerMessageUpdate { order_id: order },
+            confirmed(order),
+        ],
+    )
+    .await
+    .unwrap();
+    // The manager's edit comes first in line and is skipped (held); the customer's
+    // message goes.
+    let (method, body) = telegram.next_call().await;
+    assert_eq!(
+        (method.as_str(), &body["chat_id"]),
+        ("sendMessage", &json!(FLOODED)),
+        "the held manager chat was not tried again: {body}"
+    );
+    assert_eq!(
+        body["text"],
+        json!(format!(
+            "📦 Заказ #{} подтверждён\n💰 Сумма: {total}",
+            order.0
+        ))
+    );
+    // Once the customer's message is marked sent (a moment after its delivery), the
+    // manager's two wait for the hold to end, neither dead.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let counts = database.store().counts().await.unwrap();
+        assert_eq!(counts.dead, 0);
+        assert!(counts.pending >= 2, "{counts:?}");
+        if counts.pending == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{counts:?}");
+        tokio::task::yield_now().await;
+    }
+    database.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flooded_manager_chat_holds_only_itself_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .store()
+        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
+        .await
+        .unwrap();
+    a_flooded_manager_chat_holds_only_itself(
+        DatabaseTarget::Url(SecretString::from(database.url())),
+        database.url(),
+    )
+    .await;
+    database.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_flooded_manager_chat_holds_only_itself_on_sqlite() {
+    let (path, dir) = sqlite_file("flooded-manager");
+    a_flooded_manager_chat_holds_only_itself(
+        DatabaseTarget::EmbeddedSqlite(path.clone()),
+        &format!("sqlite://{path}"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fresh SQLite file of its own: its path, and the directory to remove afterwards.
+fn sqlite_file(name: &str) -> (String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
-        "botshop-chats-{}-{}",
+        "botshop-{name}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -160,11 +261,5 @@ async fn one_chat_never_stalls_another_on_sqlite() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("botshop.db");
-    let path = path.to_string_lossy().into_owned();
-    one_chat_never_stalls_another(
-        DatabaseTarget::EmbeddedSqlite(path.clone()),
-        &format!("sqlite://{path}"),
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(dir);
+    (path.to_string_lossy().into_owned(), dir)
 }

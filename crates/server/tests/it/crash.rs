@@ -165,10 +165,10 @@ async fn notifications_survive_a_kill_9_and_are_sent_exactly_once() {
 }
 
 /// Telegram that fails with 500 until told to recover, reporting every call as
-/// (method, chat id, delivered).
+/// (method, chat id, delivered, text).
 struct SwitchableChats {
     healthy: Arc<AtomicBool>,
-    calls: mpsc::UnboundedSender<(String, i64, bool)>,
+    calls: mpsc::UnboundedSender<(String, i64, bool, String)>,
 }
 
 impl Respond for SwitchableChats {
@@ -182,8 +182,9 @@ impl Respond for SwitchableChats {
             .unwrap_or_default()
             .to_owned();
         let chat = body["chat_id"].as_i64().unwrap_or_default();
+        let text = body["text"].as_str().unwrap_or_default().to_owned();
         let healthy = self.healthy.load(Ordering::SeqCst);
-        let _ = self.calls.send((method, chat, healthy));
+        let _ = self.calls.send((method, chat, healthy, text));
         if healthy {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"ok": true, "result": {"message_id": 700}}))
@@ -196,8 +197,8 @@ impl Respond for SwitchableChats {
 }
 
 /// A status change's messages survive a crash between the change and their sending: the
-/// customer's message and the manager's redraw are each delivered exactly once after a
-/// restart, with the new order's message.
+/// customer's message, the manager's redraw and the manager's notice of the cancellation
+/// are each delivered exactly once after a restart, with the new order's message.
 #[tokio::test]
 async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() {
     let (pg, database, sqlite_dir) = crash_database("botshop-crash-change").await;
@@ -245,7 +246,7 @@ async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() 
     assert_eq!(cancelled.status().as_u16(), 200);
     // The customer's message was tried and failed: it is in the outbox, unsent.
     loop {
-        let (method, chat, ok) = tokio::time::timeout(Duration::from_secs(30), calls.recv())
+        let (method, chat, ok, _) = tokio::time::timeout(Duration::from_secs(30), calls.recv())
             .await
             .expect("the relay did not try the customer's message")
             .unwrap();
@@ -260,34 +261,62 @@ async fn a_status_changes_messages_survive_a_kill_9_and_are_sent_exactly_once() 
     healthy.store(true, Ordering::SeqCst);
     let second = start(&database, &telegram.uri());
 
-    let mut delivered: Vec<(String, i64)> = Vec::new();
-    while delivered.len() < 3 {
-        let (method, chat, ok) = tokio::time::timeout(Duration::from_secs(60), calls.recv())
+    // Each message told apart by what it is: the two to the manager's chat by their text.
+    let kind = |method: &str, chat: i64, text: &str| -> &'static str {
+        match (method, chat) {
+            ("editMessageText", MANAGER_CHAT) => "the manager's redraw",
+            ("sendMessage", CUSTOMER) => "the customer's message",
+            ("sendMessage", MANAGER_CHAT) if text.starts_with("❌ Клиент отменил") => {
+                "the manager's notice"
+            }
+            ("sendMessage", MANAGER_CHAT) => "the new order's message",
+            _ => "something else",
+        }
+    };
+    let mut delivered: Vec<&str> = Vec::new();
+    while delivered.len() < 4 {
+        let (method, chat, ok, text) = tokio::time::timeout(Duration::from_secs(60), calls.recv())
             .await
             .expect("not every message arrived after the restart")
             .unwrap();
         if ok {
-            let call = (method, chat);
-            assert!(!delivered.contains(&call), "{call:?} was delivered twice");
+            let call = kind(&method, chat, &text);
+            assert!(!delivered.contains(&call), "{call} was delivered twice");
             delivered.push(call);
         }
     }
-    delivered.sort();
+    delivered.sort_unstable();
     assert_eq!(
         delivered,
         [
-            ("editMessageText".to_owned(), MANAGER_CHAT),
-            ("sendMessage".to_owned(), CUSTOMER),
-            ("sendMessage".to_owned(), MANAGER_CHAT),
+            "the customer's message",
+            "the manager's notice",
+            "the manager's redraw",
+            "the new order's message",
         ]
     );
-    let status = command(&database, &telegram.uri())
-        .args(["outbox", "status"])
-        .output()
-        .unwrap();
-    let status = String::from_utf8(status.stdout).unwrap();
-    assert!(status.contains("pending: 0"), "{status}");
-    assert!(status.contains("dead:    0"), "{status}");
+    // Each is marked sent once Telegram's answer is in: then nothing is left to send
+    // again (the last one's mark may follow its delivery by a moment).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = command(&database, &telegram.uri())
+            .args(["outbox", "status"])
+            .output()
+            .unwrap();
+        let status = String::from_utf8(status.stdout).unwrap();
+        assert!(status.contains("dead:    0"), "{status}");
+        if status.contains("pending: 0") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still pending: {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+    while let Ok((method, chat, ok, text)) = calls.try_recv() {
+        assert!(!ok, "{} was delivered again", kind(&method, chat, &text));
+    }
 
     drop(second);
     if let Some(db) = pg {

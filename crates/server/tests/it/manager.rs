@@ -9,6 +9,10 @@ use crate::support::*;
 
 const SECRET: &str = "e2e_webhook-secret";
 const CUSTOMER: i64 = 987_654_321;
+/// An admin (`ADMIN_TELEGRAM_IDS`): a manager too.
+const ADMIN: i64 = 555_002;
+/// A chat whose messages Telegram takes a minute to accept.
+const SLOW_CHAT: i64 = 555_001;
 
 /// A press of an order button, as Telegram's update.
 fn press_update(update_id: i64, from: i64, data: &str) -> Value {
@@ -24,15 +28,52 @@ fn press_update(update_id: i64, from: i64, data: &str) -> Value {
 }
 
 async fn press(app: &TestApp, update_id: i64, from: i64, data: &str) -> u16 {
+    deliver(app, SECRET, &press_update(update_id, from, data)).await
+}
+
+/// Posts `update` to the webhook with `secret`; the answer's status.
+async fn deliver(app: &TestApp, secret: &str, update: &Value) -> u16 {
     app.client
         .post(format!("{}/telegram/webhook", app.base))
-        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-        .json(&press_update(update_id, from, data))
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .json(update)
         .send()
         .await
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// The next calls to Telegram until one to each of `methods` (in any order), returned in
+/// the order asked.
+async fn each_of<const N: usize>(telegram: &mut FakeTelegram, methods: [&str; N]) -> [Value; N] {
+    let mut found: [Option<Value>; N] = std::array::from_fn(|_| None);
+    while found.iter().any(Option::is_none) {
+        let (called, body) = telegram.next_call().await;
+        if let Some(at) = methods
+            .iter()
+            .zip(&found)
+            .position(|(method, found)| *method == called && found.is_none())
+        {
+            found[at] = Some(body);
+        }
+    }
+    found.map(|body| body.unwrap_or_default())
+}
+
+/// The product's stock as the admin API reads it from the database.
+async fn stock_of(app: &TestApp, product: i64) -> Value {
+    let product: Value = app
+        .client
+        .get(app.url(&format!("/admin/products/{product}")))
+        .header("Authorization", auth(ADMIN, "Админ"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    product["stock"].clone()
 }
 
 /// The next calls to Telegram until one to `method`, which is returned.
@@ -50,7 +91,43 @@ async fn run(database: DatabaseTarget) {
     let mut settings = settings(database, &telegram.server.uri());
     settings.http.telegram_webhook_secret = Some(serde_json::from_value(json!(SECRET)).unwrap());
     settings.updates = UpdatesMode::Webhook;
+    settings.auth.admin_telegram_ids = vec![ADMIN];
     let app = TestApp::spawn(&settings).await;
+
+    // Telegram gets its 200 before the bot's reply is sent: a chat that takes a minute
+    // to accept a message holds nothing (the reply times out after 10 s).
+    telegram.answer_chat(
+        SLOW_CHAT,
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(json!({"ok": true, "result": {"message_id": 1}}))
+            .set_delay(std::time::Duration::from_secs(60)),
+    );
+    let start = json!({
+        "update_id": 100,
+        "message": {"message_id": 1, "date": 1, "text": "/start",
+                    "chat": {"id": SLOW_CHAT, "type": "private"},
+                    "from": {"id": SLOW_CHAT, "first_name": "S"}},
+    });
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        deliver(&app, SECRET, &start),
+    )
+    .await
+    .expect("the webhook answered before its reply was sent");
+    assert_eq!(answered, 200);
+    let welcome = next(&mut telegram, "sendMessage").await;
+    assert_eq!(welcome["chat_id"], SLOW_CHAT, "and the reply went out");
+
+    // Limited stock, to see a cancellation give it back.
+    let stocked = app
+        .client
+        .put(app.url("/admin/products/1/stock"))
+        .header("Authorization", auth(ADMIN, "Админ"))
+        .json(&json!({"stock": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stocked.status().as_u16(), 200);
     let buyer = auth(CUSTOMER, "Иван");
     let order: Value = app
         .client
@@ -68,6 +145,7 @@ async fn run(database: DatabaseTarget) {
         .await
         .unwrap();
     let id = order["id"].as_i64().unwrap();
+    assert_eq!(stock_of(&app, 1).await, 4);
 
     // The new order's message, with a button to confirm it.
     let announced = next(&mut telegram, "sendMessage").await;
@@ -78,9 +156,21 @@ async fn run(database: DatabaseTarget) {
         confirm
     );
 
+    // Without the secret: refused, and nothing is done (the next answer is update 1's).
+    assert_eq!(
+        deliver(
+            &app,
+            "not-the-secret",
+            &press_update(99, MANAGER_CHAT, &confirm)
+        )
+        .await,
+        401
+    );
+
     // A stranger's press: refused, nothing changes.
     assert_eq!(press(&app, 1, 111, &confirm).await, 200);
     let refused = next(&mut telegram, "answerCallbackQuery").await;
+    assert_eq!(refused["callback_query_id"], "cb-1");
     assert!(
         refused["text"].as_str().unwrap().contains("менеджеры"),
         "{refused}"
@@ -124,10 +214,16 @@ async fn run(database: DatabaseTarget) {
         format!("s:{id}:C:R")
     );
 
-    // The same press again (a stale button): "already", and nothing moves.
+    // The same press again (a stale button): "already", nothing moves, and the message
+    // is redrawn to the truth.
     assert_eq!(press(&app, 3, MANAGER_CHAT, &confirm).await, 200);
-    let stale = next(&mut telegram, "answerCallbackQuery").await;
+    let [stale, refreshed] =
+        each_of(&mut telegram, ["answerCallbackQuery", "editMessageText"]).await;
     assert!(stale["text"].as_str().unwrap().contains("уже"), "{stale}");
+    assert_eq!(
+        refreshed["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        format!("s:{id}:C:R")
+    );
     // Redelivered update: handled once (no second answer before the next update's).
     assert_eq!(press(&app, 3, MANAGER_CHAT, &confirm).await, 200);
     assert_eq!(press(&app, 4, 111, &confirm).await, 200);
@@ -135,6 +231,51 @@ async fn run(database: DatabaseTarget) {
     assert_eq!(
         after["callback_query_id"], "cb-4",
         "update 3 was answered once"
+    );
+
+    // An admin (not the manager chat) cancels with the last button of the redrawn message:
+    // the stock comes back, the customer hears, the message keeps no buttons.
+    let rows = redrawn["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap();
+    let last = rows.last().unwrap().as_array().unwrap();
+    let cancel = last.last().unwrap()["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cancel, format!("s:{id}:C:X"));
+    assert_eq!(press(&app, 5, ADMIN, &cancel).await, 200);
+    let [done, told, redrawn] = each_of(
+        &mut telegram,
+        ["answerCallbackQuery", "sendMessage", "editMessageText"],
+    )
+    .await;
+    assert_eq!(done["callback_query_id"], "cb-5");
+    assert!(
+        done["text"].as_str().unwrap().starts_with("Готово"),
+        "{done}"
+    );
+    assert_eq!(told["chat_id"], CUSTOMER);
+    assert!(told["text"].as_str().unwrap().contains("отменён"), "{told}");
+    assert!(
+        redrawn["reply_markup"]["inline_keyboard"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "a final status has no buttons: {redrawn}"
+    );
+    let mine: Value = app
+        .get(&format!("/orders/{id}"), Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["status"], "CANCELLED");
+    assert_eq!(mine["history"][2]["status"], "CANCELLED");
+    assert_eq!(mine["history"][2]["by"], "manager");
+    assert_eq!(
+        stock_of(&app, 1).await,
+        5,
+        "the cancellation gave the unit back"
     );
 }
 
@@ -244,4 +385,18 @@ async fn polling_delivers_the_managers_press_on_postgres() {
     };
     run_polling(target).await;
     database.cleanup().await;
+}
+
+/// With `MINI_APP_URL`, the server makes the bot's menu button open the Mini App as it
+/// starts.
+#[tokio::test]
+async fn at_start_up_the_menu_button_opens_the_mini_app() {
+    const URL: &str = "https://shop.example/app";
+    let mut telegram = FakeTelegram::start().await;
+    let mut settings = settings(fresh_sqlite("menu-button"), &telegram.server.uri());
+    settings.telegram.mini_app_url = Some(URL.to_owned());
+    let _app = TestApp::spawn(&settings).await;
+    let set = next(&mut telegram, "setChatMenuButton").await;
+    assert_eq!(set["menu_button"]["type"], "web_app");
+    assert_eq!(set["menu_button"]["web_app"]["url"], URL);
 }

@@ -81,7 +81,10 @@ impl Respond for Forward {
                 .cloned()
         });
         let result = match method.as_str() {
-            "answerCallbackQuery" | "answerPreCheckoutQuery" | "refundStarPayment" => {
+            "answerCallbackQuery"
+            | "answerPreCheckoutQuery"
+            | "refundStarPayment"
+            | "setChatMenuButton" => {
                 serde_json::json!(true)
             }
             "createInvoiceLink" => serde_json::json!(format!(
@@ -105,7 +108,7 @@ impl FakeTelegram {
         let answers = Arc::new(Mutex::new(HashMap::new()));
         Mock::given(method("POST"))
             .and(path_regex(
-                r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery|createInvoiceLink|answerPreCheckoutQuery|refundStarPayment)$",
+                r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery|createInvoiceLink|answerPreCheckoutQuery|refundStarPayment|setChatMenuButton)$",
             ))
             .respond_with(Forward {
                 calls,
