@@ -50,7 +50,24 @@ pub(crate) struct Answer {
     pub products: Vec<i64>,
     /// Whether stock decides which products it shows.
     pub stock_filtered: bool,
+    /// When to keep it.
+    pub keep: Keep,
 }
+
+/// When an answer is worth keeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Always (a catalog page: asked again and again).
+    Always,
+    /// Only when its key was asked for shortly before (a search: most are asked once, and
+    /// kept they would push the pages out). "Shortly" is as long as its slot among
+    /// [`RECENT_KEYS`] remembers it.
+    WhenAskedAgain,
+}
+
+/// How many keys of answers not kept are remembered, each in a slot chosen by its hash
+/// (a later key with the same slot takes it over): 8 bytes each.
+const RECENT_KEYS: usize = 4096;
 
 /// How many products' last invalidations are remembered before they are forgotten all at
 /// once (then every answer still loading is refused, as it may predate one of them). Orders
@@ -71,6 +88,10 @@ struct Inner {
     touched: HashMap<i64, u64>,
     /// Invalidations numbered up to this one are no longer in `touched`.
     forgotten: u64,
+    /// The hashes of keys recently asked for and not kept ([`Keep::WhenAskedAgain`]), by
+    /// slot; empty until the first.
+    recent: Vec<u64>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 /// Taken before an answer is loaded and handed back to [`CatalogCache::put`] with it: the
@@ -156,6 +177,9 @@ impl CatalogCache {
             return entry;
         }
         let mut inner = self.lock();
+        if answer.keep == Keep::WhenAskedAgain && !inner.asked_before(&key) {
+            return entry;
+        }
         // Checked under the lock that invalidation takes too, so no invalidation slips in
         // between the check and the insert.
         if !inner.unchanged_since(ticket, &entry) {
@@ -250,6 +274,22 @@ fn is_current(entries: &HashMap<String, Arc<Entry>>, key: &str, stored: &Weak<En
 
 impl Inner {
     /// Whether no invalidation since `ticket` concerns `entry`.
+    /// Whether `key` was asked for recently; remembers it when it was not.
+    fn asked_before(&mut self, key: &str) -> bool {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(key);
+        if self.recent.is_empty() {
+            self.recent = vec![0; RECENT_KEYS];
+        }
+        // The modulo of a u64 by a small constant fits any usize.
+        let slot = usize::try_from(hash % RECENT_KEYS as u64).unwrap_or(0);
+        if self.recent[slot] == hash {
+            return true;
+        }
+        self.recent[slot] = hash;
+        false
+    }
+
     fn unchanged_since(&self, ticket: LoadTicket, entry: &Entry) -> bool {
         if self.sequence == ticket.0 {
             return true;
@@ -280,7 +320,31 @@ mod tests {
             etag: "\"e\"".into(),
             products: products.to_vec(),
             stock_filtered,
+            keep: Keep::Always,
         }
+    }
+
+    #[test]
+    fn an_answer_kept_when_asked_again_is_kept_the_second_time_only() {
+        let cache = cache();
+        let now = Instant::now();
+        let search = |key: &str| {
+            let mut answer = answer(10, &[1], false);
+            answer.keep = Keep::WhenAskedAgain;
+            cache.put(key.into(), answer, cache.ticket(), now);
+        };
+        search("products:q=сок");
+        assert!(cache.get("products:q=сок", now).is_none(), "asked once");
+        search("products:q=чай");
+        assert!(cache.get("products:q=чай", now).is_none(), "asked once");
+        search("products:q=сок");
+        assert!(
+            cache.get("products:q=сок", now).is_some(),
+            "asked again: kept"
+        );
+        // A page is kept the first time.
+        put(&cache, "products:page", 10, &[2], now);
+        assert!(cache.get("products:page", now).is_some());
     }
 
     fn put(cache: &CatalogCache, key: &str, size: usize, products: &[i64], at: Instant) {

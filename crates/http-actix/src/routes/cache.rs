@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use domain::Page;
 use serde::Serialize;
 
+pub(crate) use crate::catalog_cache::Keep;
 use crate::catalog_cache::{Answer, CatalogCache, Entry};
 use crate::error::ApiError;
 
@@ -27,11 +28,13 @@ pub(crate) enum BrowserCaching {
 }
 
 /// What a catalog handler loads: the body, the ids of the products it shows (for
-/// invalidation), and for a list the number of matches, every page together.
+/// invalidation), for a list the number of matches, every page together, and when to keep
+/// it.
 pub(crate) struct Loaded<T> {
     pub body: T,
     pub products: Vec<i64>,
     pub total: Option<u64>,
+    pub keep: Keep,
 }
 
 /// Answers from the catalog cache, loading (and caching) the answer on a miss.
@@ -67,6 +70,7 @@ where
                 total,
                 products: loaded.products,
                 stock_filtered,
+                keep: loaded.keep,
             };
             cache.put(key, answer, ticket, now)
         }

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::catalog::{ProductFilter, ProductQueryInput, bool_param};
 use domain::{CategoryId, FieldError, ProductId};
 
-use super::cache::{BrowserCaching, Loaded, serve_cached};
+use super::cache::{BrowserCaching, Keep, Loaded, serve_cached};
 use super::{page, path_id};
 use crate::ApiState;
 use crate::catalog_cache::CatalogCache;
@@ -100,6 +100,7 @@ pub async fn list_categories(
                 total: Some(categories.total),
                 body,
                 products: Vec::new(),
+                keep: Keep::Always,
             })
         },
     )
@@ -146,6 +147,7 @@ pub async fn get_category(
                     body: CategoryDto::from(category),
                     products: Vec::new(),
                     total: None,
+                    keep: Keep::Always,
                 }),
                 None => Err(ApiError::NotFound("Category not found")),
             }
@@ -207,6 +209,13 @@ pub async fn list_products(
     // The validated filter, not the raw query: `?q=Пицца` and `?q=пицца` share an entry.
     let key = format!("products:{filter:?}:{}:{}", page.limit(), page.offset());
     let stock_filtered = filter.in_stock_only;
+    // Most searches are asked once: kept only when asked again, they never push the
+    // catalog's pages out (nor fill the memory).
+    let keep = if filter.search.is_some() {
+        Keep::WhenAskedAgain
+    } else {
+        Keep::Always
+    };
     serve_cached(
         &req,
         &cache,
@@ -217,6 +226,7 @@ pub async fn list_products(
         || async {
             let products = state.catalog.list_products(filter, page).await?;
             Ok(Loaded {
+                keep,
                 products: products.items.iter().map(|p| p.id.0).collect(),
                 total: Some(products.total),
                 body: products
@@ -272,6 +282,7 @@ pub async fn get_product(
                     body: ProductDto::from(product),
                     products: vec![id.0],
                     total: None,
+                    keep: Keep::Always,
                 }),
                 None => Err(ApiError::NotFound("Product not found")),
             }
