@@ -6,13 +6,13 @@ use domain::ports::{CatalogRepository, ProductFilter};
 use domain::{Category, CategoryId, Page, Paginated, Product, ProductId, RepositoryError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select,
 };
 
 use crate::entities::{categories, products};
 use crate::error::repository_error;
-use crate::store::{SqlStore, category_from_row, product_from_row};
+use crate::store::{ShownProduct, SqlStore, category_from_row, product_from_row};
 
 // A page carries its total (`COUNT(*) OVER ()`), so both come from one statement; only a
 // page past the end counts apart, and a catalog edit between the two can make that
@@ -105,15 +105,10 @@ impl CatalogRepository for SqlStore {
         let mut total = None;
         let mut items = Vec::with_capacity(found.len());
         for row in &found {
-            if total.is_none() {
-                let matched: i64 = row
-                    .try_get("", TOTAL_MATCHING)
-                    .map_err(|err| repository_error(err, "failed to read the product count"))?;
-                total = Some(u64::try_from(matched).unwrap_or(0));
-            }
-            let product = products::Model::from_query_result(row, "")
+            let (product, matched) = listed_product(row)
                 .map_err(|err| repository_error(err, "failed to read a product"))?;
-            items.push(product_from_row(product)?);
+            total.get_or_insert(u64::try_from(matched).unwrap_or(0));
+            items.push(product.into_product()?);
         }
         // An empty page has no row to carry the total: past the last page, count apart.
         let total = match total {
@@ -190,10 +185,46 @@ pub(crate) fn product_page(
     page: Page,
     backend: DatabaseBackend,
 ) -> Select<products::Entity> {
+    use products::Column::*;
+    // Read by position in `listed_product`.
     sorted(matching_products(filter, backend), filter.sort)
+        .select_only()
+        .columns([
+            Id,
+            CategoryId,
+            Name,
+            Description,
+            PriceMinor,
+            IsActive,
+            SortOrder,
+            Stock,
+            Images,
+            PriceStars,
+        ])
         .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL_MATCHING)
         .limit(u64::from(page.limit()))
         .offset(page.offset())
+}
+
+/// A row of [`product_page`], read by position (a page of a hundred products would
+/// otherwise look up each of its columns by name): the product, and the number of
+/// matches.
+fn listed_product(row: &QueryResult) -> Result<(ShownProduct, i64), DbErr> {
+    Ok((
+        ShownProduct {
+            id: row.try_get_by_index(0)?,
+            category_id: row.try_get_by_index(1)?,
+            name: row.try_get_by_index(2)?,
+            description: row.try_get_by_index(3)?,
+            price_minor: row.try_get_by_index(4)?,
+            is_active: row.try_get_by_index(5)?,
+            sort_order: row.try_get_by_index(6)?,
+            stock: row.try_get_by_index(7)?,
+            images: row.try_get_by_index(8)?,
+            price_stars: row.try_get_by_index(9)?,
+        },
+        row.try_get_by_index(10)?,
+    ))
 }
 
 /// The active products of visible categories that match every part of `filter`,

@@ -171,22 +171,56 @@ pub(crate) fn stored_stock(id: i64, stock: Option<i32>) -> Result<Option<u32>, R
 }
 
 pub(crate) fn product_from_row(row: products::Model) -> Result<Product, RepositoryError> {
-    let id = row.id;
-    let stock = stored_stock(id, row.stock)?;
-    Ok(Product {
-        id: ProductId(id),
-        category_id: CategoryId(row.category_id),
+    ShownProduct {
+        id: row.id,
+        category_id: row.category_id,
         name: row.name,
         description: row.description,
-        price: money(row.price_minor, || format!("the price of product {id}"))?,
-        images: serde_json::from_str(&row.images).map_err(|err| {
-            corrupt_row(format!("product {id} has an invalid images array: {err}"))
-        })?,
+        price_minor: row.price_minor,
         is_active: row.is_active,
         sort_order: row.sort_order,
-        stock,
-        price_stars: stored_stars(id, row.price_stars)?,
-    })
+        stock: row.stock,
+        images: row.images,
+        price_stars: row.price_stars,
+    }
+    .into_product()
+}
+
+/// The columns of a product that make its domain [`Product`] (not its search text, its
+/// revision or its timestamps), as stored.
+#[derive(Debug)]
+pub(crate) struct ShownProduct {
+    pub id: i64,
+    pub category_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub price_minor: i64,
+    pub is_active: bool,
+    pub sort_order: i32,
+    pub stock: Option<i32>,
+    pub images: String,
+    pub price_stars: Option<i32>,
+}
+
+impl ShownProduct {
+    pub(crate) fn into_product(self) -> Result<Product, RepositoryError> {
+        let id = self.id;
+        let stock = stored_stock(id, self.stock)?;
+        Ok(Product {
+            id: ProductId(id),
+            category_id: CategoryId(self.category_id),
+            name: self.name,
+            description: self.description,
+            price: money(self.price_minor, || format!("the price of product {id}"))?,
+            images: serde_json::from_str(&self.images).map_err(|err| {
+                corrupt_row(format!("product {id} has an invalid images array: {err}"))
+            })?,
+            is_active: self.is_active,
+            sort_order: self.sort_order,
+            stock,
+            price_stars: stored_stars(id, self.price_stars)?,
+        })
+    }
 }
 
 /// A product's Stars price as stored; a CHECK keeps it positive.
