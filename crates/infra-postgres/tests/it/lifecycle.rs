@@ -25,7 +25,72 @@ contract_tests!(
     open_orders_are_the_unfinished_ones_newest_first_with_their_customers,
     a_customers_cancellation_tells_the_manager_with_a_message_of_its_own,
     a_cancellation_is_told_to_every_follower_of_catalog_changes,
+    a_failing_event_insert_undoes_the_whole_change,
 );
+
+/// A status change is one transaction: when its last write (an outbox event) fails, the
+/// status, the history row and the stock given back are all undone.
+async fn a_failing_event_insert_undoes_the_whole_change(db: &TestDatabase) {
+    seed(
+        db,
+        &[stocked_category("sweets", &[("Зефир", "90", Some(10))])],
+    )
+    .await;
+    let user = new_user(db, 1001).await;
+    let product = product_id(db, "Зефир").await;
+    let order = place_order(db, &user, product, 2, T0).await;
+    let events = count(db, "outbox_events").await;
+    let refuse = if db.is_sqlite() {
+        vec![
+            "CREATE TRIGGER refuse_outbox_events BEFORE INSERT ON outbox_events \
+             BEGIN SELECT RAISE(ABORT, 'boom'); END",
+        ]
+    } else {
+        vec![
+            "CREATE FUNCTION refuse_outbox_events() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'boom'; END $$",
+            "CREATE TRIGGER refuse_outbox_events BEFORE INSERT ON outbox_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_outbox_events()",
+        ]
+    };
+    for sql in refuse {
+        db.execute(sql).await.unwrap();
+    }
+    let cancel = || {
+        change(
+            order.id,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            manager(),
+        )
+    };
+    let failed = db.store().apply_status_change(cancel()).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let status = format!(
+        "SELECT count(*) FROM orders WHERE id = {} AND status = 'PENDING'",
+        order.id.0
+    );
+    assert_eq!(
+        db.query_i64(&status).await.unwrap(),
+        1,
+        "the status is unchanged"
+    );
+    assert_eq!(count(db, "order_status_history").await, 0);
+    assert_eq!(count(db, "outbox_events").await, events);
+    assert_eq!(stock(db, product).await, Some(8), "no stock came back");
+
+    // With the trigger gone, the same change goes through whole.
+    let drop = if db.is_sqlite() {
+        "DROP TRIGGER refuse_outbox_events"
+    } else {
+        "DROP TRIGGER refuse_outbox_events ON outbox_events"
+    };
+    db.execute(drop).await.unwrap();
+    let applied = db.store().apply_status_change(cancel()).await.unwrap();
+    assert!(matches!(applied, Applied::Changed(_)));
+    assert_eq!(count(db, "order_status_history").await, 1);
+    assert_eq!(stock(db, product).await, Some(10));
+}
 
 /// A cancellation gives stock back, so cached catalog answers are stale: every instance's
 /// follower hears of its products (PostgreSQL through NOTIFY; SQLite, whose one process
