@@ -182,10 +182,14 @@ impl Database {
             connect.statement_timeout(timeout);
         }
 
+        let search_url = connect.get_url().to_owned();
+        let connection = sea_orm::Database::connect(connect)
+            .await
+            .context("failed to connect to the database")?;
         let search = if sqlite {
             None
         } else {
-            let mut search = ConnectOptions::new(connect.get_url().to_owned());
+            let mut search = ConnectOptions::new(search_url);
             search
                 .max_connections(search_connections(options.max_connections))
                 .min_connections(0)
@@ -213,9 +217,6 @@ impl Database {
             })
         };
 
-        let connection = sea_orm::Database::connect(connect)
-            .await
-            .context("failed to connect to the database")?;
         Ok(Self {
             connection,
             search,
@@ -394,6 +395,20 @@ mod tests {
         assert!(matches!(error, RepositoryError::Unavailable(_)), "{error}");
         drop(first);
         assert!(search.turn().await.is_ok(), "the turn came back");
+    }
+
+    /// A URL that cannot be parsed is the database's URL at fault, whichever pool would
+    /// have read it first.
+    #[tokio::test]
+    async fn an_unparsable_postgres_url_names_the_database() {
+        let error = Database::connect("postgres://postgres@/shop", PoolOptions::default())
+            .await
+            .unwrap_err();
+        let chain = format!("{error:#}");
+        assert!(
+            chain.starts_with("failed to connect to the database"),
+            "{chain}"
+        );
     }
 
     #[test]
