@@ -64,9 +64,9 @@ pub struct Database {
     max_connections: u32,
     /// Shared by every store over this pool, as the pool is.
     placements: Arc<Placements>,
-    /// SQLite only: the catalog changes this process's background work commits (a
-    /// manager's cancellation, an unpaid order's expiry), for [`crate::follow_catalog_changes`];
-    /// PostgreSQL announces them with `NOTIFY` instead.
+    /// SQLite only: the cancellations this process commits (from the API, a manager's
+    /// button, an unpaid order's expiry), for [`crate::follow_catalog_changes`]; PostgreSQL
+    /// announces them with `NOTIFY` instead.
     local_changes: Option<broadcast::Sender<CatalogChange>>,
 }
 
@@ -248,8 +248,7 @@ impl Database {
         }
     }
 
-    /// SQLite only: the catalog changes this process commits outside the HTTP API, as they
-    /// commit.
+    /// SQLite only: the cancellations this process commits, as they commit.
     pub(crate) fn local_catalog_changes(&self) -> Option<broadcast::Receiver<CatalogChange>> {
         self.local_changes
             .as_ref()

@@ -2,8 +2,9 @@
 //! API is announced with PostgreSQL's `NOTIFY` in the change's own transaction (so it is
 //! delivered when, and only when, the change commits), and every instance listens and
 //! drops the cached answers it made stale. SQLite runs one instance: its HTTP API drops
-//! its own stale answers, and what commits elsewhere in the process (a manager's
-//! cancellation from the bot, an unpaid order's expiry) is told through a channel.
+//! the answers its own catalog edits and orders made stale, and every cancellation (from
+//! the API, a manager's button or an unpaid order's expiry) is also told, once committed,
+//! through a channel of the process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +72,7 @@ fn parse(payload: &str) -> CatalogChange {
 }
 
 /// Follows the catalog changes every instance announces, handing each to `on_change`,
-/// until `stop` turns `true`. On SQLite, the changes this process commits outside the HTTP
-/// API instead.
+/// until `stop` turns `true`. On SQLite, the cancellations this process commits instead.
 ///
 /// Whenever the listening connection is (re)established, and whenever it was lost,
 /// `on_change` gets [`CatalogChange::Everything`]: announcements made meanwhile were not
@@ -136,8 +136,7 @@ pub async fn follow_catalog_changes(
     }
 }
 
-/// SQLite: the changes this process commits outside the HTTP API (which drops its own
-/// stale answers), until `stop` turns `true`.
+/// SQLite: the cancellations this process commits, until `stop` turns `true`.
 async fn follow_local_changes(
     database: &Database,
     on_change: &(dyn Fn(CatalogChange) + Send + Sync),

@@ -283,7 +283,7 @@ impl Application {
             ))
         });
         // Catalog changes announced by any instance (this one included) drop the cached
-        // answers they made stale (on SQLite, the changes this process commits in the background).
+        // answers they made stale (on SQLite, the cancellations this process commits).
         let invalidator = http.catalog_invalidator();
         let catalog_changes = tokio::spawn(infra_postgres::follow_catalog_changes(
             database.clone(),

@@ -3,9 +3,10 @@
 //!
 //! Only Telegram knows the secret (it was given to `setWebhook`), so a call without it is
 //! refused before anything is read. An update is acknowledged with 200 as soon as it is
-//! recorded and acted on, before the bot's reply is sent: Telegram redelivers anything else, so a malformed update is acknowledged
-//! too (and logged) rather than refused into a loop; only a failure to record it (the
-//! database is down) answers 503, so that Telegram delivers it again later.
+//! recorded and acted on, before the bot's reply is sent. Telegram redelivers anything
+//! else, so a malformed update is acknowledged too (and logged) rather than refused into
+//! a loop; only a failure to record it (the database is down) answers 503, so that
+//! Telegram delivers it again later.
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,6 +14,7 @@ use domain::auth::constant_time_eq;
 use domain::bot::Update;
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -69,11 +71,19 @@ pub async fn webhook(
     // the open orders, a press's answer) follows, so that a slow or flooded chat never
     // holds Telegram's delivery of the next updates. A reply cut short by a stop is not
     // sent again (nor would it be after a crash mid-send); what matters is committed.
+    let update_id = received.update_id;
+    if received.reply.is_none() {
+        tracing::debug!(update_id, handled = ?received.handled, "telegram update");
+        return Ok(HttpResponse::Ok().finish());
+    }
     let bot = telegram.bot.clone();
-    actix_web::rt::spawn(async move {
-        let update_id = received.update_id;
-        let handled = bot.reply(received).await;
-        tracing::debug!(update_id, ?handled, "telegram update");
-    });
+    actix_web::rt::spawn(
+        async move {
+            let handled = bot.reply(received).await;
+            tracing::debug!(update_id, ?handled, "telegram update");
+        }
+        // Its log lines keep the request's id.
+        .instrument(tracing::Span::current()),
+    );
     Ok(HttpResponse::Ok().finish())
 }

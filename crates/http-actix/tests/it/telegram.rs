@@ -75,18 +75,37 @@ async fn without_the_secret_nothing_is_read() {
 
 #[actix_web::test]
 async fn start_is_answered_once_however_often_telegram_delivers_it() {
+    // The welcome goes out after the 200, from a task of its own: each one is reported
+    // here as it is sent.
+    let (welcomed, mut welcomes) = tokio::sync::mpsc::unbounded_channel();
     let mut replies = MockBotReplies::new();
-    replies
-        .expect_welcome()
-        .withf(|chat| *chat == 42)
-        .times(1)
-        .returning(|_| Ok(()));
+    replies.expect_welcome().returning(move |chat| {
+        let _ = welcomed.send(chat);
+        Ok(())
+    });
     let (app, seen) = bot_app(replies).await;
     for _ in 0..3 {
         let raw = call_raw(&app, update(Some(SECRET), START)).await;
         assert_eq!(raw.status, 200);
     }
     assert_eq!(*seen.lock().unwrap(), [10, 10, 10]);
+    let next = async |welcomes: &mut tokio::sync::mpsc::UnboundedReceiver<i64>| {
+        tokio::time::timeout(std::time::Duration::from_secs(10), welcomes.recv())
+            .await
+            .expect("no welcome was sent")
+            .expect("the bot is gone")
+    };
+    assert_eq!(next(&mut welcomes).await, 42);
+    // Another chat's /start: its welcome is the next one sent (the redeliveries of
+    // update 10 sent none).
+    let other = START
+        .replace("\"update_id\": 10", "\"update_id\": 11")
+        .replace("42", "43");
+    assert_eq!(
+        call_raw(&app, update(Some(SECRET), &other)).await.status,
+        200
+    );
+    assert_eq!(next(&mut welcomes).await, 43);
 }
 
 #[actix_web::test]

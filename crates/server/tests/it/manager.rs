@@ -178,7 +178,12 @@ async fn run(database: DatabaseTarget) {
 
     // The manager's press (MANAGER_CHAT is a person here): the order is confirmed.
     assert_eq!(press(&app, 2, MANAGER_CHAT, &confirm).await, 200);
-    let done = next(&mut telegram, "answerCallbackQuery").await;
+    // The press's answer, the customer's message and the manager's redraw, in any order.
+    let [done, told, redrawn] = each_of(
+        &mut telegram,
+        ["answerCallbackQuery", "sendMessage", "editMessageText"],
+    )
+    .await;
     assert!(
         done["text"].as_str().unwrap().starts_with("Готово"),
         "{done}"
@@ -191,24 +196,8 @@ async fn run(database: DatabaseTarget) {
         .unwrap();
     assert_eq!(mine["status"], "CONFIRMED");
     assert_eq!(mine["history"][1]["by"], "manager");
-    // The customer hears, and the manager's message is redrawn (in either order).
-    let mut told = None;
-    let mut redrawn = None;
-    while told.is_none() || redrawn.is_none() {
-        let (method, body) = telegram.next_call().await;
-        match method.as_str() {
-            "sendMessage" if body["chat_id"] == CUSTOMER => told = Some(body),
-            "editMessageText" => redrawn = Some(body),
-            _ => {}
-        }
-    }
-    assert!(
-        told.unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .contains("подтверждён")
-    );
-    let redrawn = redrawn.unwrap();
+    assert_eq!(told["chat_id"], CUSTOMER);
+    assert!(told["text"].as_str().unwrap().contains("подтверждён"));
     assert_eq!(
         redrawn["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
         format!("s:{id}:C:R")
@@ -329,18 +318,13 @@ async fn run_polling(database: DatabaseTarget) {
     );
 
     telegram.deliver_update(press_update(41, MANAGER_CHAT, &confirm));
-    let done = next(&mut telegram, "answerCallbackQuery").await;
+    let [done, told] = each_of(&mut telegram, ["answerCallbackQuery", "sendMessage"]).await;
     assert_eq!(done["callback_query_id"], "cb-41");
     assert!(
         done["text"].as_str().unwrap().starts_with("Готово"),
         "{done}"
     );
-    let told = loop {
-        let (method, body) = telegram.next_call().await;
-        if method == "sendMessage" && body["chat_id"] == CUSTOMER {
-            break body;
-        }
-    };
+    assert_eq!(told["chat_id"], CUSTOMER);
     assert!(told["text"].as_str().unwrap().contains("подтверждён"));
     let mine: Value = app
         .get(&format!("/orders/{id}"), Some(&buyer))
