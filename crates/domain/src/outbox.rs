@@ -185,16 +185,20 @@ pub enum Notice {
     /// A paid provider order was cancelled: the manager must refund it through the
     /// provider.
     CancelledPaidToRefund,
+    /// A Stars refund could not be made (Telegram refused it, or kept failing): the
+    /// manager must see to it (top up the bot's balance and `server outbox retry-dead`).
+    RefundFailed,
 }
 
 impl Notice {
-    pub const ALL: [Notice; 6] = [
+    pub const ALL: [Notice; 7] = [
         Notice::CancelledByCustomer,
         Notice::Paid,
         Notice::LatePaymentRefunded,
         Notice::LatePaymentToRefund,
         Notice::CancelledPaidRefunded,
         Notice::CancelledPaidToRefund,
+        Notice::RefundFailed,
     ];
 
     /// The stable spelling stored in the event's payload.
@@ -206,12 +210,30 @@ impl Notice {
             Notice::LatePaymentToRefund => "late_payment_to_refund",
             Notice::CancelledPaidRefunded => "cancelled_paid_refunded",
             Notice::CancelledPaidToRefund => "cancelled_paid_to_refund",
+            Notice::RefundFailed => "refund_failed",
         }
     }
 
     /// The notice spelled `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|notice| notice.as_str() == text)
+    }
+}
+
+/// What the relay writes when an event of `kind` about `order_id` goes dead, for someone
+/// to act on: a Stars refund that cannot be made is the manager's to see to. Other
+/// messages that die are only counted and logged (`server outbox status`).
+pub fn when_dead(kind: EventKind, order_id: OrderId) -> Option<OutboxEvent> {
+    match kind {
+        EventKind::StarsRefund => Some(OutboxEvent::ManagerNotice {
+            order_id,
+            notice: Notice::RefundFailed,
+        }),
+        EventKind::OrderCreated
+        | EventKind::OrderStatusChanged
+        | EventKind::ManagerMessageUpdate
+        | EventKind::ManagerNotice
+        | EventKind::CustomerNotice => None,
     }
 }
 
@@ -623,6 +645,8 @@ impl Relay {
             }),
         };
         let (id, token, recipient) = (event.id, &event.token, &event.recipient);
+        // Written with the event's death, if it goes dead.
+        let then = when_dead(event.kind, event.order_id);
         let mut held = Held::No;
         match outcome {
             Ok(receipt) => {
@@ -684,7 +708,10 @@ impl Relay {
                 };
                 if attempts >= self.config.max_attempts {
                     let reason = format!("gave up after {attempts} attempts; last error: {reason}");
-                    let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
+                    let recorded = self
+                        .outbox
+                        .mark_dead(id, token, attempts, &reason, then)
+                        .await?;
                     if self.lease_lost(recorded, id, order_id, pass) {
                         return Ok(held);
                     }
@@ -710,7 +737,10 @@ impl Relay {
                 // Retrying cannot help (the customer blocked the bot, never started it, the
                 // chat does not exist): dead at once, and no chat is held, this one included.
                 let attempts = event.attempts + 1;
-                let recorded = self.outbox.mark_dead(id, token, attempts, &reason).await?;
+                let recorded = self
+                    .outbox
+                    .mark_dead(id, token, attempts, &reason, then)
+                    .await?;
                 if self.lease_lost(recorded, id, order_id, pass) {
                     return Ok(held);
                 }
@@ -881,6 +911,10 @@ mod tests {
         releases: Mutex<Vec<EventId>>,
         held_until: Mutex<HashMap<Recipient, OffsetDateTime>>,
         claims: Mutex<u64>,
+        /// The events claimed as Stars refunds (the others are new orders).
+        refunds: Vec<EventId>,
+        /// What was appended with an event's death.
+        appended: Mutex<Vec<OutboxEvent>>,
     }
 
     impl FakeOutbox {
@@ -911,6 +945,8 @@ mod tests {
                 releases: Mutex::new(Vec::new()),
                 held_until: Mutex::new(HashMap::new()),
                 claims: Mutex::new(0),
+                refunds: Vec::new(),
+                appended: Mutex::new(Vec::new()),
             }
         }
 
@@ -968,7 +1004,11 @@ mod tests {
                         id: e.id,
                         token: claim.clone(),
                         attempts: e.attempts,
-                        kind: EventKind::OrderCreated,
+                        kind: if self.refunds.contains(&e.id) {
+                            EventKind::StarsRefund
+                        } else {
+                            EventKind::OrderCreated
+                        },
                         order_id: OrderId(e.id.0 * 100),
                         recipient: e.recipient,
                         notification: Ok(new_order(e.id.0 * 100)),
@@ -1007,11 +1047,16 @@ mod tests {
             token: &ClaimToken,
             attempts: u32,
             reason: &str,
+            then: Option<OutboxEvent>,
         ) -> Result<Recorded, RepositoryError> {
-            Ok(self.update(id, token, |e| {
+            let recorded = self.update(id, token, |e| {
                 e.attempts = attempts;
                 e.state = State::Dead(reason.to_owned());
-            }))
+            });
+            if let (Recorded::Done, Some(then)) = (recorded, then) {
+                self.appended.lock().unwrap().push(then);
+            }
+            Ok(recorded)
         }
 
         async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {
@@ -1247,6 +1292,52 @@ mod tests {
         assert!(
             h.outbox.held_until.lock().unwrap().is_empty(),
             "a refusal holds no chat, its own included"
+        );
+    }
+
+    /// A Stars refund that dies leaves the manager a notice, written with its death; any
+    /// other message that dies leaves nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_stars_refund_tells_the_manager() {
+        let refused = || {
+            Err(NotifyError::Permanent {
+                reason: "Bad Request: BALANCE_TOO_LOW".into(),
+            })
+        };
+        let clock = TokioClock::starting_at(start());
+        let mut outbox = FakeOutbox::with_events(clock, &[1, 2]);
+        outbox.refunds = vec![EventId(2)];
+        let outbox = Arc::new(outbox);
+        let (tx, calls) = mpsc::unbounded_channel();
+        let notifier = Arc::new(ScriptedNotifier {
+            script: Mutex::new(vec![refused(), refused()].into()),
+            clock,
+            calls: tx,
+        });
+        let relay = Relay::new(
+            outbox.clone(),
+            notifier,
+            Arc::new(clock),
+            RelayConfig::default(),
+            Arc::new(Notify::new()),
+        );
+        let (shutdown, rx) = watch::channel(false);
+        let mut h = Harness {
+            outbox,
+            calls,
+            shutdown,
+            relay: tokio::spawn(relay.run(rx)),
+        };
+        assert_eq!(h.next_call().await.0, 100);
+        assert_eq!(h.next_call().await.0, 200);
+        h.stop().await;
+        assert!(matches!(h.outbox.state(2).state, State::Dead(_)));
+        assert_eq!(
+            *h.outbox.appended.lock().unwrap(),
+            [OutboxEvent::ManagerNotice {
+                order_id: OrderId(200),
+                notice: Notice::RefundFailed,
+            }]
         );
     }
 

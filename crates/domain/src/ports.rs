@@ -18,7 +18,7 @@ use crate::idempotency::{IdempotencyKey, KeyClaim, RequestFingerprint, StoredRes
 use crate::money::Money;
 use crate::order::{NewOrder, PlaceOrderError};
 use crate::outbox::{
-    ChangedBy, ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recipient, Recorded,
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, OutboxCounts, OutboxEvent, Recipient, Recorded,
 };
 use crate::pagination::{Page, Paginated};
 use crate::values::{CategoryId, OrderId, ProductId, TelegramId, UserId};
@@ -603,13 +603,15 @@ pub trait Outbox: Send + Sync {
     ) -> Result<Recorded, RepositoryError>;
 
     /// Moves the event to the dead state with its reason (at the storage's now), and clears
-    /// its lease.
+    /// its lease; with `then`, appends that event in the same transaction (only if the
+    /// claim still held), so that what its death leaves someone to do is never lost.
     async fn mark_dead(
         &self,
         id: EventId,
         token: &ClaimToken,
         attempts: u32,
         reason: &str,
+        then: Option<OutboxEvent>,
     ) -> Result<Recorded, RepositoryError>;
 
     /// Clears the leases of events claimed but not attempted, keeping their schedule. An

@@ -241,6 +241,7 @@ impl Outbox for SqlStore {
         token: &ClaimToken,
         attempts: u32,
         reason: &str,
+        then: Option<OutboxEvent>,
     ) -> Result<Recorded, RepositoryError> {
         let statement = update_claimed(id, token)
             .value(Column::Status, DEAD)
@@ -248,8 +249,24 @@ impl Outbox for SqlStore {
             .value(Column::LastError, reason)
             .value(Column::DeadAt, Expr::cust(database_now(self.backend())))
             .to_owned();
-        self.update_claimed(&statement, "failed to mark an outbox event dead")
-            .await
+        let Some(then) = then else {
+            return self
+                .update_claimed(&statement, "failed to mark an outbox event dead")
+                .await;
+        };
+        // The death and what it leaves to do, together: only while the claim holds.
+        write_transaction(&self.db, "an outbox event's death", async |transaction| {
+            let marked = transaction
+                .execute(&statement)
+                .await
+                .map_err(|err| repository_error(err, "failed to mark an outbox event dead"))?;
+            let recorded = recorded(marked.rows_affected());
+            if recorded == Recorded::Done {
+                append_outbox_event(transaction, &then).await?;
+            }
+            Ok(recorded)
+        })
+        .await
     }
 
     async fn release(&self, claims: &[(EventId, ClaimToken)]) -> Result<(), RepositoryError> {

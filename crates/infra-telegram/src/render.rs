@@ -133,6 +133,10 @@ pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
             "⚠️ Оплаченный заказ #{id} отменён. Верните деньги покупателю через \
              платёжного провайдера."
         ),
+        Notice::RefundFailed => format!(
+            "⚠️ Не удалось вернуть звёзды за заказ #{id}: Telegram отказал. Проверьте баланс \
+             звёзд бота и повторите возврат: server outbox retry-dead."
+        ),
     };
     let amount = match placed.order.payment.due {
         Some(due) if notice != Notice::CancelledByCustomer => due.display(),
@@ -183,6 +187,15 @@ pub fn render_customer_notice(
         (Notice::Paid, true) => format!("💳 Order #{id} is paid"),
         (Notice::CancelledByCustomer, false) => format!("❌ Заказ #{id} отменён"),
         (Notice::CancelledByCustomer, true) => format!("❌ Order #{id} was cancelled"),
+        // The manager's to see to: the customer was told their stars are coming back.
+        (Notice::RefundFailed, false) => {
+            format!("⚠️ Возврат звёзд за заказ #{id} задерживается. Магазин свяжется с вами.")
+        }
+        (Notice::RefundFailed, true) => {
+            format!(
+                "⚠️ The refund of your Stars for order #{id} is delayed. The shop will be in touch."
+            )
+        }
     };
     let amount = match placed.order.payment.due {
         Some(due) => due.display(),

@@ -6,7 +6,9 @@ use actix_web::test::TestRequest;
 use async_trait::async_trait;
 use domain::RepositoryError;
 use domain::order::PlaceOrderError;
-use domain::outbox::{ClaimToken, ClaimedEvent, EventId, OutboxCounts, Recipient, Recorded};
+use domain::outbox::{
+    ClaimToken, ClaimedEvent, EventId, OutboxCounts, OutboxEvent, Recipient, Recorded,
+};
 use domain::ports::{MockOutbox, MockStorageProbe, Outbox, PoolStats, StorageProbe};
 
 use crate::support::*;
@@ -57,6 +59,7 @@ impl Outbox for HangingOutbox {
         _: &ClaimToken,
         _: u32,
         _: &str,
+        _: Option<OutboxEvent>,
     ) -> Result<Recorded, RepositoryError> {
         std::future::pending().await
     }
@@ -368,6 +371,7 @@ impl Outbox for CountingOutbox {
         _: &ClaimToken,
         _: u32,
         _: &str,
+        _: Option<OutboxEvent>,
     ) -> Result<Recorded, RepositoryError> {
         unreachable!("metrics only count")
     }

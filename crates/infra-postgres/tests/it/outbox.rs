@@ -6,8 +6,8 @@
 
 use domain::order::{NewOrder, PlaceOrderError};
 use domain::outbox::{
-    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, OutboxCounts, OutboxEvent, Recipient,
-    Recorded, prune_sent,
+    ChangedBy, ClaimToken, ClaimedEvent, EventId, EventKind, Notice, OutboxCounts, OutboxEvent,
+    Recipient, Recorded, prune_sent,
 };
 use domain::ports::{
     Notification, OrderPlaced, OrderRepository, Outbox, StatusChanged, UserRepository,
@@ -29,6 +29,7 @@ contract_tests!(
     mark_sent_records_the_message_and_ends_delivery,
     retry_later_reschedules_the_event_and_keeps_the_error,
     mark_dead_ends_delivery_with_the_reason,
+    what_a_death_leaves_to_do_is_written_with_it_while_the_claim_holds,
     release_clears_only_the_lease,
     a_hold_keeps_every_event_back_until_it_ends_and_rewrites_none,
     a_hold_never_moves_earlier,
@@ -461,6 +462,58 @@ async fn retry_later_reschedules_the_event_and_keeps_the_error(db: &TestDatabase
     assert_eq!((again[0].id, again[0].attempts), (ids[0], 1));
 }
 
+/// `mark_dead` with a follow-up writes both in one transaction, and neither when the claim
+/// was lost.
+async fn what_a_death_leaves_to_do_is_written_with_it_while_the_claim_holds(db: &TestDatabase) {
+    let (orders, ids) = orders_with_events(db, 2).await;
+    let store = db.store();
+    let claimed = claim(db, 10).await;
+    let notice = |order: &Order| OutboxEvent::ManagerNotice {
+        order_id: order.id,
+        notice: Notice::RefundFailed,
+    };
+    let notices = "SELECT count(*) FROM outbox_events WHERE kind = 'manager_notice'";
+
+    let recorded = store
+        .mark_dead(
+            ids[0],
+            &token(&claimed, ids[0]),
+            1,
+            "Bad Request: BALANCE_TOO_LOW",
+            Some(notice(&orders[0])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Done);
+    assert_eq!(event(db, ids[0]).await.status, "DEAD");
+    assert_eq!(db.query_i64(notices).await.unwrap(), 1);
+
+    // A claim lost meanwhile: nothing is recorded, nothing appended.
+    let recorded = store
+        .mark_dead(
+            ids[1],
+            &ClaimToken::new("not-the-claim"),
+            1,
+            "late",
+            Some(notice(&orders[1])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::LeaseLost);
+    assert_eq!(event(db, ids[1]).await.status, "PENDING");
+    assert_eq!(db.query_i64(notices).await.unwrap(), 1);
+
+    // The notice is a manager's message like any other, about its order.
+    expire_leases(db).await;
+    let next = claim(db, 10).await;
+    let told: Vec<_> = next
+        .iter()
+        .filter(|event| event.kind == EventKind::ManagerNotice)
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].order_id, orders[0].id);
+}
+
 async fn mark_dead_ends_delivery_with_the_reason(db: &TestDatabase) {
     let (_, ids) = orders_with_events(db, 2).await;
     let store = db.store();
@@ -473,6 +526,7 @@ async fn mark_dead_ends_delivery_with_the_reason(db: &TestDatabase) {
             &token(&claimed, ids[0]),
             3,
             "Forbidden: bot was blocked by the user",
+            None,
         )
         .await
         .unwrap();
@@ -877,7 +931,7 @@ async fn counts_summarise_the_outbox(db: &TestDatabase) {
         .await
         .unwrap();
     let _ = store
-        .mark_dead(ids[3], &token(&claimed, ids[3]), 1, "Unauthorized")
+        .mark_dead(ids[3], &token(&claimed, ids[3]), 1, "Unauthorized", None)
         .await
         .unwrap();
     // Leased and retried events are still pending.
@@ -918,7 +972,7 @@ async fn counts_read_only_the_partial_indexes_of_pending_and_dead_events(db: &Te
         .await
         .unwrap();
     let _ = store
-        .mark_dead(ids[1], &token(&claimed, ids[1]), 1, "Unauthorized")
+        .mark_dead(ids[1], &token(&claimed, ids[1]), 1, "Unauthorized", None)
         .await
         .unwrap();
     let sql = infra_postgres::OUTBOX_COUNTS_SQL;
@@ -993,6 +1047,7 @@ async fn retry_dead_puts_dead_events_back_in_line(db: &TestDatabase) {
             &token(&claimed, ids[0]),
             20,
             "gave up after 20 attempts; last error: HTTP 500",
+            None,
         )
         .await
         .unwrap();
@@ -1002,6 +1057,7 @@ async fn retry_dead_puts_dead_events_back_in_line(db: &TestDatabase) {
             &token(&claimed, ids[2]),
             1,
             "Forbidden: bot was kicked",
+            None,
         )
         .await
         .unwrap();
@@ -1129,7 +1185,7 @@ async fn a_late_outcome_never_changes_a_sent_event(db: &TestDatabase) {
     // A second outcome under the same claim must not undo the send.
     assert_eq!(
         store
-            .mark_dead(ids[0], token, 1, "late failure")
+            .mark_dead(ids[0], token, 1, "late failure", None)
             .await
             .unwrap(),
         Recorded::LeaseLost
@@ -1174,7 +1230,7 @@ async fn an_outcome_under_an_expired_and_retaken_claim_changes_nothing(db: &Test
     );
     assert_eq!(
         store
-            .mark_dead(ids[0], &stale.token, 1, "late")
+            .mark_dead(ids[0], &stale.token, 1, "late", None)
             .await
             .unwrap(),
         Recorded::LeaseLost
@@ -1244,7 +1300,7 @@ async fn sent_events_older_than_the_retention_are_pruned_in_batches(db: &TestDat
             .unwrap();
     }
     let _ = store
-        .mark_dead(ids[7], &token(&claimed, ids[7]), 1, "Forbidden")
+        .mark_dead(ids[7], &token(&claimed, ids[7]), 1, "Forbidden", None)
         .await
         .unwrap();
     store

@@ -404,6 +404,27 @@ async fn stars(db: TestDatabase, target: DatabaseTarget) {
     shop.message_to(CUSTOMER, "Звёзды вернутся на ваш счёт")
         .await;
     assert_eq!(shop.mine(late_id).await["status"], "CANCELLED");
+
+    // A refund Telegram refuses goes dead at once, and tells the manager to see to it.
+    shop.telegram.answer_method(
+        "refundStarPayment",
+        telegram_error(400, "Bad Request: BALANCE_TOO_LOW", None),
+    );
+    assert_eq!(
+        shop.deliver(
+            successful_payment("XTR", 360, &late_payload, "charge-late-again"),
+            None
+        )
+        .await,
+        200
+    );
+    let refused = shop.next("refundStarPayment").await;
+    assert_eq!(refused["telegram_payment_charge_id"], "charge-late-again");
+    shop.message_to(
+        MANAGER_CHAT,
+        &format!("Не удалось вернуть звёзды за заказ #{late_id}"),
+    )
+    .await;
     shop.db.cleanup().await;
 }
 

@@ -20,6 +20,7 @@ pub struct FakeTelegram {
     pub server: MockServer,
     pub messages: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
     answers: Arc<Mutex<HashMap<i64, ResponseTemplate>>>,
+    methods: Arc<Mutex<HashMap<String, ResponseTemplate>>>,
     polled: Arc<Polled>,
 }
 
@@ -61,6 +62,7 @@ impl Respond for Poll {
 struct Forward {
     calls: mpsc::UnboundedSender<(String, serde_json::Value)>,
     answers: Arc<Mutex<HashMap<i64, ResponseTemplate>>>,
+    methods: Arc<Mutex<HashMap<String, ResponseTemplate>>>,
 }
 
 impl Respond for Forward {
@@ -73,12 +75,20 @@ impl Respond for Forward {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let scripted = body["chat_id"].as_i64().and_then(|chat| {
-            self.answers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get(&chat)
-                .cloned()
+        let by_method = self
+            .methods
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&method)
+            .cloned();
+        let scripted = by_method.or_else(|| {
+            body["chat_id"].as_i64().and_then(|chat| {
+                self.answers
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get(&chat)
+                    .cloned()
+            })
         });
         let result = match method.as_str() {
             "answerCallbackQuery"
@@ -106,6 +116,7 @@ impl FakeTelegram {
         let server = MockServer::start().await;
         let (calls, messages) = mpsc::unbounded_channel();
         let answers = Arc::new(Mutex::new(HashMap::new()));
+        let methods = Arc::new(Mutex::new(HashMap::new()));
         Mock::given(method("POST"))
             .and(path_regex(
                 r"^/bot[^/]+/(sendMessage|editMessageText|answerCallbackQuery|createInvoiceLink|answerPreCheckoutQuery|refundStarPayment|setChatMenuButton)$",
@@ -113,6 +124,7 @@ impl FakeTelegram {
             .respond_with(Forward {
                 calls,
                 answers: answers.clone(),
+                methods: methods.clone(),
             })
             .mount(&server)
             .await;
@@ -132,6 +144,7 @@ impl FakeTelegram {
             server,
             messages,
             answers,
+            methods,
             polled,
         }
     }
@@ -160,6 +173,14 @@ impl FakeTelegram {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(chat_id, response);
+    }
+
+    /// Answers every later call of `method` (whatever its chat) with `response`.
+    pub fn answer_method(&self, method: &str, response: ResponseTemplate) {
+        self.methods
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(method.to_owned(), response);
     }
 
     /// The next message sent to Telegram, or a panic after a generous deadline.
