@@ -57,13 +57,14 @@ pub(crate) const SENT: &str = "SENT";
 pub(crate) const DEAD: &str = "DEAD";
 
 /// Leases up to `$2` due events, oldest first, for the offset `$1` from the database's
-/// now, each under a new random token. An event is not due while its chat's hold
-/// (`outbox_holds`, see [`hold_sql`]) runs: a primary-key probe per candidate, walking
-/// the partial index of pending events in id order as before. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL: a concurrent
-/// claimer skips the rows this one is leasing instead of waiting for them, and PostgreSQL
-/// re-checks the condition on rows another claimer has just leased, so that no event is
-/// leased twice. SQLite has no row locks and needs none: the statement runs in an
-/// IMMEDIATE transaction, and SQLite lets one writer at a time in.
+/// now, each under a new random token (SQLite; PostgreSQL finds the same events by chat,
+/// see [`CLAIM_BY_CHAT_SQL`]). An event is not due while its chat's hold (`outbox_holds`,
+/// see [`hold_sql`]) runs: a primary-key probe per candidate, walking the partial index of
+/// pending events in id order. SQLite has no row locks and needs none: the statement runs
+/// in an IMMEDIATE transaction, and SQLite lets one writer at a time in. (On PostgreSQL,
+/// `FOR UPDATE SKIP LOCKED` makes a concurrent claimer skip the rows this one is leasing
+/// instead of waiting for them, and PostgreSQL re-checks the condition on rows another
+/// claimer has just leased, so that no event is leased twice.)
 ///
 /// `{now}` and `{lease_end}` are the database's clock (see [`database_now`]); on
 /// PostgreSQL `now()` is the transaction's start, one instant for the whole claim.
@@ -80,21 +81,61 @@ WHERE "id" IN (
       )
     ORDER BY "e"."id"
     LIMIT $2
-    {lock}
 )
 RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
 "#;
 
-fn claim_sql(backend: DatabaseBackend) -> String {
-    let (lock, token) = match backend {
-        DatabaseBackend::Sqlite => ("", "lower(hex(randomblob(16)))"),
-        _ => ("FOR UPDATE SKIP LOCKED", "gen_random_uuid()::text"),
+/// [`CLAIM_SQL`] on PostgreSQL, where a held chat's backlog can grow large (a sale while
+/// Telegram holds the manager chat): the same events, found by chat. A skip scan of
+/// `idx_outbox_events_pending_chat` (migration 23) visits each chat with pending events
+/// once; a held chat is passed over whole (the hold check does not depend on the event,
+/// so it gates the chat's scan); each other chat gives its oldest due events, up to the
+/// limit; and the oldest of those overall are claimed, exactly the ones the walk in id
+/// order would claim. Its cost grows with the number of chats waiting, not with how many
+/// events a held chat has.
+const CLAIM_BY_CHAT_SQL: &str = r#"
+UPDATE "outbox_events" SET "locked_until" = {lease_end}, "claim_token" = {token}
+WHERE "id" IN (
+    WITH RECURSIVE "waiting"("chat") AS (
+        (SELECT "chat" FROM "outbox_events" WHERE "status" = 'PENDING' ORDER BY "chat" LIMIT 1)
+        UNION ALL
+        SELECT (
+            SELECT "o"."chat" FROM "outbox_events" AS "o"
+            WHERE "o"."status" = 'PENDING' AND "o"."chat" > "w"."chat"
+            ORDER BY "o"."chat" LIMIT 1
+        )
+        FROM "waiting" AS "w" WHERE "w"."chat" IS NOT NULL
+    )
+    SELECT "due"."id" FROM "waiting" AS "w"
+    CROSS JOIN LATERAL (
+        SELECT "e"."id" FROM "outbox_events" AS "e"
+        WHERE "e"."status" = 'PENDING'
+          AND "e"."chat" = "w"."chat"
+          AND "e"."next_attempt_at" <= {now}
+          AND ("e"."locked_until" IS NULL OR "e"."locked_until" <= {now})
+          AND NOT EXISTS (
+              SELECT 1 FROM "outbox_holds" AS "h"
+              WHERE "h"."chat" = "w"."chat" AND "h"."held_until" > {now}
+          )
+        ORDER BY "e"."id"
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ) AS "due"
+    WHERE "w"."chat" IS NOT NULL
+    ORDER BY "due"."id"
+    LIMIT $2
+)
+RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
+"#;
+
+pub(crate) fn claim_sql(backend: DatabaseBackend) -> String {
+    let (sql, token) = match backend {
+        DatabaseBackend::Sqlite => (CLAIM_SQL.to_owned(), "lower(hex(randomblob(16)))"),
+        _ => (CLAIM_BY_CHAT_SQL.to_owned(), "gen_random_uuid()::text"),
     };
-    CLAIM_SQL
-        .replace("{lease_end}", &database_now_plus(backend, "$1"))
+    sql.replace("{lease_end}", &database_now_plus(backend, "$1"))
         .replace("{now}", database_now(backend))
         .replace("{token}", token)
-        .replace("{lock}", lock)
 }
 
 /// Reschedules event `$1` if it still holds claim `$2`: `$3` attempts, the next one at

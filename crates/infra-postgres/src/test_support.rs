@@ -321,6 +321,12 @@ pub fn product_page_postgres(
     (statement.sql, literals)
 }
 
+/// The relay's claim as PostgreSQL runs it: `$1` the lease in microseconds, `$2`
+/// the limit. For tests that look at its plan.
+pub fn claim_sql_postgres() -> String {
+    crate::outbox::claim_sql(sea_orm::DatabaseBackend::Postgres)
+}
+
 impl Drop for TestDatabase {
     /// The fallback for a test that did not reach [`TestDatabase::cleanup`] (it panicked,
     /// most likely). `Drop` cannot await, and blocking the test's own runtime would
