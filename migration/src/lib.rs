@@ -49,7 +49,7 @@ mod m20250101_000019_admin_audit_log;
 mod m20250101_000020_product_sku;
 mod m20250101_000021_order_status_counts;
 mod m20250101_000022_payments;
-mod m20250101_000023_outbox_pending_by_chat;
+mod m20250101_000023_outbox_pending_chat;
 
 /// Applies BotShop's schema steps in order.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000020_product_sku::Migration),
             Box::new(m20250101_000021_order_status_counts::Migration),
             Box::new(m20250101_000022_payments::Migration),
-            Box::new(m20250101_000023_outbox_pending_by_chat::Migration),
+            Box::new(m20250101_000023_outbox_pending_chat::Migration),
         ]
     }
 }

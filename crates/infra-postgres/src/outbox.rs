@@ -92,16 +92,17 @@ RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
 /// so it gates the chat's scan); each other chat gives its oldest due events, up to the
 /// limit; and the oldest of those overall are claimed, exactly the ones the walk in id
 /// order would claim. Its cost grows with the number of chats waiting, not with how many
-/// events a held chat has.
+/// events a held chat has. "Pending" is spelled `NOT IN ('SENT', 'DEAD')`, as that index's
+/// predicate is, so that no other index can serve it (see migration 23).
 const CLAIM_BY_CHAT_SQL: &str = r#"
 UPDATE "outbox_events" SET "locked_until" = {lease_end}, "claim_token" = {token}
 WHERE "id" IN (
     WITH RECURSIVE "waiting"("chat") AS (
-        (SELECT "chat" FROM "outbox_events" WHERE "status" = 'PENDING' ORDER BY "chat" LIMIT 1)
+        (SELECT "chat" FROM "outbox_events" WHERE "status" NOT IN ('SENT', 'DEAD') ORDER BY "chat" LIMIT 1)
         UNION ALL
         SELECT (
             SELECT "o"."chat" FROM "outbox_events" AS "o"
-            WHERE "o"."status" = 'PENDING' AND "o"."chat" > "w"."chat"
+            WHERE "o"."status" NOT IN ('SENT', 'DEAD') AND "o"."chat" > "w"."chat"
             ORDER BY "o"."chat" LIMIT 1
         )
         FROM "waiting" AS "w" WHERE "w"."chat" IS NOT NULL
@@ -109,7 +110,7 @@ WHERE "id" IN (
     SELECT "due"."id" FROM "waiting" AS "w"
     CROSS JOIN LATERAL (
         SELECT "e"."id" FROM "outbox_events" AS "e"
-        WHERE "e"."status" = 'PENDING'
+        WHERE "e"."status" NOT IN ('SENT', 'DEAD')
           AND "e"."chat" = "w"."chat"
           AND "e"."next_attempt_at" <= {now}
           AND ("e"."locked_until" IS NULL OR "e"."locked_until" <= {now})

@@ -8,6 +8,13 @@
 //! kept coming. With this index the claim visits each chat with pending events once (a
 //! skip scan), skips a held chat as a whole, and reads only the first events of the others.
 //!
+//! Its predicate says "not sent and not dead" where `idx_outbox_events_pending_id` says
+//! "pending" (the same rows: `ck_outbox_events_status_known` allows nothing else), and the
+//! claim says it the same way, so that only this index can serve the claim. Otherwise,
+//! with statistics taken while nearly every event was sent (a backlog grows faster than
+//! autovacuum analyses), the planner picks the index by id and filters it by chat, which
+//! reads the held backlog again.
+//!
 //! SQLite keeps the walk in id order: it runs one small shop, whose backlog a hold cannot
 //! grow to that size.
 
@@ -17,7 +24,7 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const POSTGRES_UP: &str = r#"CREATE INDEX "idx_outbox_events_pending_chat" ON "outbox_events" ("chat", "id") WHERE "status" = 'PENDING';"#;
+const POSTGRES_UP: &str = r#"CREATE INDEX "idx_outbox_events_pending_chat" ON "outbox_events" ("chat", "id") WHERE "status" NOT IN ('SENT', 'DEAD');"#;
 
 const POSTGRES_DOWN: &str = r#"DROP INDEX "idx_outbox_events_pending_chat";"#;
 
