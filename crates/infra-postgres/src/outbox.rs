@@ -90,41 +90,56 @@ RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
 /// `idx_outbox_events_pending_chat` (migration 23) visits each chat with pending events
 /// once; a held chat is passed over whole (the hold check does not depend on the event,
 /// so it gates the chat's scan); each other chat gives its oldest due events, up to the
-/// limit; and the oldest of those overall are claimed, exactly the ones the walk in id
-/// order would claim. Its cost grows with the number of chats waiting, not with how many
-/// events a held chat has. "Pending" is spelled `NOT IN ('SENT', 'DEAD')`, as that index's
-/// predicate is, so that no other index can serve it (see migration 23).
+/// limit; the oldest of those overall are the candidates, twice as many as the limit so
+/// that a concurrent claimer's rows leave room; and the oldest candidates this claimer can
+/// lock (`FOR UPDATE SKIP LOCKED`, rows another claimer is leasing are skipped, and the
+/// conditions are checked again on rows one has just leased) are claimed: the ones the
+/// walk in id order would claim, and only those are locked. Its cost grows with the
+/// number of chats waiting (one index probe each), not with how many events a held chat
+/// has. "Pending" is spelled `NOT IN ('SENT', 'DEAD')`, as that index's predicate is, so
+/// that no other index can serve the search (see migration 23), and as an expression no
+/// index covers where the candidates are locked, so that they are fetched by id: with
+/// statistics taken while nearly every event was sent, the planner would otherwise take
+/// an index of pending events for a short one and read the held backlog through it.
 const CLAIM_BY_CHAT_SQL: &str = r#"
 UPDATE "outbox_events" SET "locked_until" = {lease_end}, "claim_token" = {token}
 WHERE "id" IN (
-    WITH RECURSIVE "waiting"("chat") AS (
-        (SELECT "chat" FROM "outbox_events" WHERE "status" NOT IN ('SENT', 'DEAD') ORDER BY "chat" LIMIT 1)
-        UNION ALL
-        SELECT (
-            SELECT "o"."chat" FROM "outbox_events" AS "o"
-            WHERE "o"."status" NOT IN ('SENT', 'DEAD') AND "o"."chat" > "w"."chat"
-            ORDER BY "o"."chat" LIMIT 1
+    SELECT "c"."id" FROM "outbox_events" AS "c"
+    WHERE "c"."id" IN (
+        WITH RECURSIVE "waiting"("chat") AS (
+            (SELECT "chat" FROM "outbox_events" WHERE "status" NOT IN ('SENT', 'DEAD') ORDER BY "chat" LIMIT 1)
+            UNION ALL
+            SELECT (
+                SELECT "o"."chat" FROM "outbox_events" AS "o"
+                WHERE "o"."status" NOT IN ('SENT', 'DEAD') AND "o"."chat" > "w"."chat"
+                ORDER BY "o"."chat" LIMIT 1
+            )
+            FROM "waiting" AS "w" WHERE "w"."chat" IS NOT NULL
         )
-        FROM "waiting" AS "w" WHERE "w"."chat" IS NOT NULL
+        SELECT "due"."id" FROM "waiting" AS "w"
+        CROSS JOIN LATERAL (
+            SELECT "e"."id" FROM "outbox_events" AS "e"
+            WHERE "e"."status" NOT IN ('SENT', 'DEAD')
+              AND "e"."chat" = "w"."chat"
+              AND "e"."next_attempt_at" <= {now}
+              AND ("e"."locked_until" IS NULL OR "e"."locked_until" <= {now})
+              AND NOT EXISTS (
+                  SELECT 1 FROM "outbox_holds" AS "h"
+                  WHERE "h"."chat" = "w"."chat" AND "h"."held_until" > {now}
+              )
+            ORDER BY "e"."id"
+            LIMIT $2
+        ) AS "due"
+        WHERE "w"."chat" IS NOT NULL
+        ORDER BY "due"."id"
+        LIMIT 2 * $2
     )
-    SELECT "due"."id" FROM "waiting" AS "w"
-    CROSS JOIN LATERAL (
-        SELECT "e"."id" FROM "outbox_events" AS "e"
-        WHERE "e"."status" NOT IN ('SENT', 'DEAD')
-          AND "e"."chat" = "w"."chat"
-          AND "e"."next_attempt_at" <= {now}
-          AND ("e"."locked_until" IS NULL OR "e"."locked_until" <= {now})
-          AND NOT EXISTS (
-              SELECT 1 FROM "outbox_holds" AS "h"
-              WHERE "h"."chat" = "w"."chat" AND "h"."held_until" > {now}
-          )
-        ORDER BY "e"."id"
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED
-    ) AS "due"
-    WHERE "w"."chat" IS NOT NULL
-    ORDER BY "due"."id"
+      AND ("c"."status" || '') = 'PENDING'
+      AND "c"."next_attempt_at" <= {now}
+      AND ("c"."locked_until" IS NULL OR "c"."locked_until" <= {now})
+    ORDER BY "c"."id"
     LIMIT $2
+    FOR UPDATE OF "c" SKIP LOCKED
 )
 RETURNING "id", "kind", "order_id", "chat", "payload", "attempts", "claim_token"
 "#;
@@ -183,9 +198,10 @@ fn delete_sent_sql(backend: DatabaseBackend) -> String {
     )
 }
 
-/// The pending and dead counts and the oldest pending event, each read from its partial
-/// index (`idx_outbox_events_pending_id`, `idx_outbox_events_dead_id`), never from the
-/// sent events that make up the rest of the table. The oldest pending event is the first
+/// The pending and dead counts and the oldest pending event, each read from a partial
+/// index (of pending events: `idx_outbox_events_pending_id`, or on PostgreSQL also
+/// `idx_outbox_events_pending_chat`; `idx_outbox_events_dead_id`), never from the sent
+/// events that make up the rest of the table. The oldest pending event is the first
 /// written (lowest id): one index entry, where `MIN("created_at")` would visit every
 /// pending row.
 pub const OUTBOX_COUNTS_SQL: &str = r#"

@@ -134,8 +134,9 @@ pub fn render_manager_notice(notice: Notice, placed: &OrderPlaced) -> String {
              платёжного провайдера."
         ),
         Notice::RefundFailed => format!(
-            "⚠️ Не удалось вернуть звёзды за заказ #{id}: Telegram отказал. Проверьте баланс \
-             звёзд бота и повторите возврат: server outbox retry-dead."
+            "⚠️ Не удалось вернуть звёзды за заказ #{id}. Проверьте баланс звёзд бота и \
+             повторите возврат: server outbox retry-dead (он повторит и другие \
+             неотправленные сообщения)."
         ),
     };
     let amount = match placed.order.payment.due {
