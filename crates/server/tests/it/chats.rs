@@ -7,10 +7,10 @@ use domain::entities::OrderStatus;
 use domain::outbox::{ChangedBy, OutboxEvent};
 use domain::ports::Outbox;
 use domain::{OrderId, TelegramId};
-use infra_postgres::test_support::{TestDatabase, append_outbox_events};
+use infra_postgres::test_support::append_outbox_events;
 use infra_postgres::{Database, PoolOptions};
 use serde_json::{Value, json};
-use server::config::{DatabaseTarget, SecretString};
+use server::config::DatabaseTarget;
 
 use crate::support::*;
 
@@ -133,19 +133,10 @@ async fn one_chat_never_stalls_another(target: DatabaseTarget, url: &str) {
 
 #[tokio::test]
 async fn one_chat_never_stalls_another_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    database
-        .store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    one_chat_never_stalls_another(
-        DatabaseTarget::Url(SecretString::from(database.url())),
-        database.url(),
-    )
-    .await;
+    one_chat_never_stalls_another(target, database.url()).await;
     database.cleanup().await;
 }
 
@@ -224,19 +215,10 @@ async fn a_flooded_manager_chat_holds_only_itself(target: DatabaseTarget, url: &
 
 #[tokio::test]
 async fn a_flooded_manager_chat_holds_only_itself_on_postgres() {
-    let Some(database) = TestDatabase::postgres().await else {
+    let Some((database, target)) = seeded_postgres().await else {
         return;
     };
-    database
-        .store()
-        .seed_catalog(&server::demo::catalog("http://127.0.0.1:8000"))
-        .await
-        .unwrap();
-    a_flooded_manager_chat_holds_only_itself(
-        DatabaseTarget::Url(SecretString::from(database.url())),
-        database.url(),
-    )
-    .await;
+    a_flooded_manager_chat_holds_only_itself(target, database.url()).await;
     database.cleanup().await;
 }
 
