@@ -1124,7 +1124,22 @@ mod tests {
             config: RelayConfig,
         ) -> Self {
             let clock = TokioClock::starting_at(start());
-            let outbox = Arc::new(FakeOutbox::with_events(clock, events));
+            Self::over(
+                FakeOutbox::with_events(clock, events),
+                clock,
+                script,
+                config,
+            )
+        }
+
+        /// A relay over `outbox`, whose clock is `clock`, delivering through `script`.
+        fn over(
+            outbox: FakeOutbox,
+            clock: TokioClock,
+            script: Vec<Result<DeliveryReceipt, NotifyError>>,
+            config: RelayConfig,
+        ) -> Self {
+            let outbox = Arc::new(outbox);
             let (tx, calls) = mpsc::unbounded_channel();
             let notifier = Arc::new(ScriptedNotifier {
                 script: Mutex::new(script.into()),
@@ -1307,27 +1322,12 @@ mod tests {
         let clock = TokioClock::starting_at(start());
         let mut outbox = FakeOutbox::with_events(clock, &[1, 2]);
         outbox.refunds = vec![EventId(2)];
-        let outbox = Arc::new(outbox);
-        let (tx, calls) = mpsc::unbounded_channel();
-        let notifier = Arc::new(ScriptedNotifier {
-            script: Mutex::new(vec![refused(), refused()].into()),
-            clock,
-            calls: tx,
-        });
-        let relay = Relay::new(
-            outbox.clone(),
-            notifier,
-            Arc::new(clock),
-            RelayConfig::default(),
-            Arc::new(Notify::new()),
-        );
-        let (shutdown, rx) = watch::channel(false);
-        let mut h = Harness {
+        let mut h = Harness::over(
             outbox,
-            calls,
-            shutdown,
-            relay: tokio::spawn(relay.run(rx)),
-        };
+            clock,
+            vec![refused(), refused()],
+            RelayConfig::default(),
+        );
         assert_eq!(h.next_call().await.0, 100);
         assert_eq!(h.next_call().await.0, 200);
         h.stop().await;
@@ -1351,33 +1351,15 @@ mod tests {
             (4, Recipient::ManagerChat),
         ];
         let clock = TokioClock::starting_at(start());
-        let outbox = Arc::new(FakeOutbox::with_chats(clock, &events));
-        let (tx, calls) = mpsc::unbounded_channel();
-        let notifier = Arc::new(ScriptedNotifier {
-            script: Mutex::new(
-                vec![Err(NotifyError::RateLimited {
-                    reason: "Too Many Requests: retry after 60".into(),
-                    retry_after: time::Duration::seconds(60),
-                })]
-                .into(),
-            ),
+        let mut h = Harness::over(
+            FakeOutbox::with_chats(clock, &events),
             clock,
-            calls: tx,
-        });
-        let relay = Relay::new(
-            outbox.clone(),
-            notifier,
-            Arc::new(clock),
+            vec![Err(NotifyError::RateLimited {
+                reason: "Too Many Requests: retry after 60".into(),
+                retry_after: time::Duration::seconds(60),
+            })],
             RelayConfig::default(),
-            Arc::new(Notify::new()),
         );
-        let (shutdown, rx) = watch::channel(false);
-        let mut h = Harness {
-            outbox,
-            calls,
-            shutdown,
-            relay: tokio::spawn(relay.run(rx)),
-        };
 
         assert_eq!(
             h.next_call().await,

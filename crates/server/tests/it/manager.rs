@@ -61,6 +61,35 @@ async fn each_of<const N: usize>(telegram: &mut FakeTelegram, methods: [&str; N]
     found.map(|body| body.unwrap_or_default())
 }
 
+/// Places one unit of product 1 for `buyer`; the order's id.
+async fn place_order(app: &TestApp, buyer: &str) -> i64 {
+    let order: Value = app
+        .client
+        .post(app.url("/orders"))
+        .header("Authorization", buyer)
+        .json(&json!({
+            "items": [{"product_id": 1, "quantity": 1}],
+            "delivery_address": "ул. Пушкина, д. 10",
+            "phone": "+79001234567"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    order["id"].as_i64().unwrap()
+}
+
+/// The order `id` as its customer `buyer` sees it.
+async fn order_of(app: &TestApp, id: i64, buyer: &str) -> Value {
+    app.get(&format!("/orders/{id}"), Some(buyer))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The product's stock as the admin API reads it from the database.
 async fn stock_of(app: &TestApp, product: i64) -> Value {
     let product: Value = app
@@ -129,22 +158,7 @@ async fn run(database: DatabaseTarget) {
         .unwrap();
     assert_eq!(stocked.status().as_u16(), 200);
     let buyer = auth(CUSTOMER, "Иван");
-    let order: Value = app
-        .client
-        .post(app.url("/orders"))
-        .header("Authorization", &buyer)
-        .json(&json!({
-            "items": [{"product_id": 1, "quantity": 1}],
-            "delivery_address": "ул. Пушкина, д. 10",
-            "phone": "+79001234567"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = order["id"].as_i64().unwrap();
+    let id = place_order(&app, &buyer).await;
     assert_eq!(stock_of(&app, 1).await, 4);
 
     // The new order's message, with a button to confirm it.
@@ -188,12 +202,7 @@ async fn run(database: DatabaseTarget) {
         done["text"].as_str().unwrap().starts_with("Готово"),
         "{done}"
     );
-    let mine: Value = app
-        .get(&format!("/orders/{id}"), Some(&buyer))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = order_of(&app, id, &buyer).await;
     assert_eq!(mine["status"], "CONFIRMED");
     assert_eq!(mine["history"][1]["by"], "manager");
     assert_eq!(told["chat_id"], CUSTOMER);
@@ -252,12 +261,7 @@ async fn run(database: DatabaseTarget) {
             .is_none_or(Vec::is_empty),
         "a final status has no buttons: {redrawn}"
     );
-    let mine: Value = app
-        .get(&format!("/orders/{id}"), Some(&buyer))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = order_of(&app, id, &buyer).await;
     assert_eq!(mine["status"], "CANCELLED");
     assert_eq!(mine["history"][2]["status"], "CANCELLED");
     assert_eq!(mine["history"][2]["by"], "manager");
@@ -294,22 +298,7 @@ async fn run_polling(database: DatabaseTarget) {
     settings.database.database_max_connections = 1;
     let app = TestApp::spawn(&settings).await;
     let buyer = auth(CUSTOMER, "Иван");
-    let order: Value = app
-        .client
-        .post(app.url("/orders"))
-        .header("Authorization", &buyer)
-        .json(&json!({
-            "items": [{"product_id": 1, "quantity": 1}],
-            "delivery_address": "ул. Пушкина, д. 10",
-            "phone": "+79001234567"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = order["id"].as_i64().unwrap();
+    let id = place_order(&app, &buyer).await;
     let announced = next(&mut telegram, "sendMessage").await;
     let confirm = format!("s:{id}:P:C");
     assert_eq!(
@@ -326,12 +315,7 @@ async fn run_polling(database: DatabaseTarget) {
     );
     assert_eq!(told["chat_id"], CUSTOMER);
     assert!(told["text"].as_str().unwrap().contains("подтверждён"));
-    let mine: Value = app
-        .get(&format!("/orders/{id}"), Some(&buyer))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = order_of(&app, id, &buyer).await;
     assert_eq!(mine["status"], "CONFIRMED");
 
     // A stale press, polled next: its answer comes after the poll that confirmed 41.
